@@ -1,0 +1,33 @@
+// ISO 8601 date-times as Elasticsearch's `strict_date_optional_time` accepts them:
+//   yyyy[-MM[-dd[THH[:mm[:ss[.fraction]]][offset]]]]   fraction: 1..9 digits
+//   offset: Z | ±HH | ±HH:mm | ±HHmm
+// with real calendar checks (no 2025-02-30, no hour 24).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace mdec::core {
+
+struct Instant {
+  std::int64_t seconds = 0;  // since 1970-01-01T00:00:00Z
+  std::int32_t nanos = 0;    // 0..999'999'999
+
+  friend bool operator==(const Instant&, const Instant&) = default;
+  friend auto operator<=>(const Instant&, const Instant&) = default;
+};
+
+// nullopt when `text` is not such a date-time.
+std::optional<Instant> parseIsoDateTime(std::string_view text);
+
+// b - a in nanoseconds; nullopt when it does not fit in 64 bits.
+std::optional<std::int64_t> nanosBetween(const Instant& a, const Instant& b);
+
+// RFC 3339 UTC text with `frac_digits` (0..9) fractional digits: 2026-11-27T23:57:17.123Z.
+std::string formatRfc3339(const Instant& instant, int frac_digits = 3);
+Instant toInstant(std::chrono::system_clock::time_point tp);
+
+}  // namespace mdec::core

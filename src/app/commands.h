@@ -1,0 +1,21 @@
+// The mdecollect subcommands; each registers itself on the CLI11 app and returns the
+// exit code it wants when it ran.
+#pragma once
+
+#include <functional>
+
+namespace CLI {
+class App;
+}
+
+namespace mdec::app {
+
+// Exit codes scripts can rely on.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;  // runtime failure (an input could not be read, ...)
+inline constexpr int kExitUsage = 2;    // bad command line or configuration
+
+// Adds `map` to `app`; `run` is set to the function that executes it.
+void addMapCommand(CLI::App& app, std::function<int()>& run);
+
+}  // namespace mdec::app

@@ -1,0 +1,51 @@
+// Appends compact JSON to a std::string. No validation of structure: the caller writes
+// keys and values in a valid order; commas are the caller's too (see ObjectWriter).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace mdec::ecs {
+
+// Appends `s` (valid UTF-8) as JSON string contents, without the quotes.
+void appendEscaped(std::string& out, std::string_view s);
+// Appends `"s"`.
+inline void appendString(std::string& out, std::string_view s) {
+  out.push_back('"');
+  appendEscaped(out, s);
+  out.push_back('"');
+}
+void appendInt(std::string& out, std::int64_t v);
+void appendUint(std::string& out, std::uint64_t v);
+// Shortest text that reads back as the same double; non-finite values become null.
+void appendDouble(std::string& out, double v);
+
+// Writes members of one JSON object, handling the commas.
+class ObjectWriter {
+ public:
+  explicit ObjectWriter(std::string& out) : out_(out) { out_.push_back('{'); }
+  ObjectWriter(const ObjectWriter&) = delete;
+  ObjectWriter& operator=(const ObjectWriter&) = delete;
+
+  // Writes `"key":` (key must not need escaping) and returns the buffer for the value.
+  std::string& key(std::string_view k) {
+    if (!first_) out_.push_back(',');
+    first_ = false;
+    out_.push_back('"');
+    out_.append(k);
+    out_.append("\":", 2);
+    return out_;
+  }
+  void string(std::string_view k, std::string_view v) { appendString(key(k), v); }
+  void raw(std::string_view k, std::string_view json) { key(k).append(json); }
+  void integer(std::string_view k, std::int64_t v) { appendInt(key(k), v); }
+  bool empty() const { return first_; }
+  void close() { out_.push_back('}'); }
+
+ private:
+  std::string& out_;
+  bool first_ = true;
+};
+
+}  // namespace mdec::ecs
