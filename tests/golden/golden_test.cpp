@@ -23,7 +23,9 @@ using mdec::test_support::JsonDoc;
 using mdec::test_support::nonBlankLines;
 using mdec::test_support::readLines;
 
-std::string goldenPath(const std::string& file) { return std::string(MDEC_GOLDEN_DIR) + "/" + file; }
+std::string goldenPath(const std::string& file) {
+  return std::string(MDEC_GOLDEN_DIR) + "/" + file;
+}
 
 void runCase(const std::string& name, MapOptions options) {
   const auto input = readLines(goldenPath(name + ".input.ndjson"));
@@ -50,10 +52,10 @@ void runCase(const std::string& name, MapOptions options) {
         << name << " document " << i;
     if (!actual[i].error) {
       EXPECT_EQ(actual[i].id,
-                mdec::ecs::documentId(doc.getString("event.id").value_or(""),
-                                      doc.getString("microsoft.defender_endpoint.lastUpdateTime")
-                                          .value_or(""),
-                                      actual[i].evidence_index))
+                mdec::ecs::documentId(
+                    doc.getString("event.id").value_or(""),
+                    doc.getString("microsoft.defender_endpoint.lastUpdateTime").value_or(""),
+                    actual[i].evidence_index))
           << name << " document " << i;
     }
   }

@@ -151,7 +151,8 @@ class Differ {
     std::string where = path.empty() ? "(document)" : path;
     std::string line = where + ": expected " + shown(expected) + " got " + shown(actual);
     if (std::string_view(typeName(expected.type())) != typeName(actual.type())) {
-      line += std::string(" (") + typeName(expected.type()) + " vs " + typeName(actual.type()) + ")";
+      line +=
+          std::string(" (") + typeName(expected.type()) + " vs " + typeName(actual.type()) + ")";
     }
     out.push_back(std::move(line));
   }
@@ -163,7 +164,8 @@ class Differ {
     return false;
   }
 
-  void diffObjects(const dom::object& expected, const dom::object& actual, const std::string& path) {
+  void diffObjects(const dom::object& expected, const dom::object& actual,
+                   const std::string& path) {
     const auto expected_keys = keyMap(expected, path, "expected", out);
     const auto actual_keys = keyMap(actual, path, "actual", out);
     for (const auto& [key, value] : expected_keys) {
@@ -346,8 +348,8 @@ std::optional<std::string> JsonDoc::getString(std::string_view path) const {
 
 std::optional<std::int64_t> JsonDoc::getInt(std::string_view path) const {
   auto value = impl_->find(path);
-  if (!value || !(value->type() == dom::element_type::INT64 ||
-                  value->type() == dom::element_type::UINT64)) {
+  if (!value ||
+      !(value->type() == dom::element_type::INT64 || value->type() == dom::element_type::UINT64)) {
     return std::nullopt;
   }
   std::int64_t number = 0;

@@ -62,7 +62,7 @@ class JsonDoc {
   JsonDoc(const JsonDoc&) = delete;
   JsonDoc& operator=(const JsonDoc&) = delete;
 
-  bool valid() const;              // parsed as JSON
+  bool valid() const;  // parsed as JSON
   const std::string& parseError() const;
 
   bool has(std::string_view path) const;

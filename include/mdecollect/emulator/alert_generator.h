@@ -187,7 +187,7 @@ class AlertGenerator {
 };
 
 // The coarse lastUpdateTime grid (1/300 s steps, rounded to 100 ns as the API prints them):
-// the first grid time at or after `t`.
+// the first grid time at or after `t` (floored to 100 ns). Grid times map to themselves.
 Timestamp coarseUpdateTime(Timestamp t);
 
 // API time text: UTC, `Z`, up to 7 fractional digits with trailing zeros trimmed and no dot

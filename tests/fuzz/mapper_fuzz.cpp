@@ -1,0 +1,71 @@
+// libFuzzer target for the mapper. Properties checked beyond "no crash, no sanitizer
+// report": every document is one valid JSON object, error documents and only they say
+// event.kind pipeline_error, and the counts the mapper reports match what it emitted.
+#include <simdjson.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "mdecollect/ecs/mapper.h"
+
+namespace {
+
+class CheckingSink : public mdec::ecs::DocumentSink {
+ public:
+  void onDocument(const mdec::ecs::DocumentView& doc) override {
+    ++documents;
+    if (doc.error) ++errors;
+    if (doc.id.size() != 32) std::abort();
+    simdjson::padded_string copy(doc.json);
+    simdjson::dom::element root;
+    if (parser_.parse(copy).get(root) != simdjson::SUCCESS) std::abort();
+    if (root.type() != simdjson::dom::element_type::OBJECT) std::abort();
+    std::string_view kind;
+    if (root.at_pointer("/event/kind").get(kind) != simdjson::SUCCESS) std::abort();
+    if ((kind == "pipeline_error") != doc.error) std::abort();
+    if (doc.error) {
+      simdjson::dom::array messages;
+      if (root.at_pointer("/error/message").get(messages) != simdjson::SUCCESS) std::abort();
+      if (messages.size() == 0) std::abort();
+    }
+  }
+  std::uint64_t documents = 0;
+  std::uint64_t errors = 0;
+
+ private:
+  simdjson::dom::parser parser_;
+};
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  static mdec::ecs::Mapper plain(mdec::ecs::MapOptions{},
+                                 [] { return std::string("2026-01-01T00:00:00.000Z"); });
+  static mdec::ecs::Mapper preserving(
+      [] {
+        mdec::ecs::MapOptions o;
+        o.preserve_original_event = true;
+        return o;
+      }(),
+      [] { return std::string("2026-01-01T00:00:00.000Z"); });
+  const std::string_view input(reinterpret_cast<const char*>(data), size);
+  // Each line of the input is one NDJSON line, as `mdecollect map` feeds them.
+  std::size_t start = 0;
+  while (start <= input.size()) {
+    std::size_t end = input.find('\n', start);
+    if (end == std::string_view::npos) end = input.size();
+    const std::string_view line = input.substr(start, end - start);
+    for (mdec::ecs::Mapper* m : {&plain, &preserving}) {
+      CheckingSink sink;
+      mdec::ecs::LineContext ctx;
+      ctx.file_path = "/var/log/fuzz.ndjson";
+      ctx.offset = static_cast<std::int64_t>(start);
+      const auto stats = m->mapLine(line, ctx, sink);
+      if (stats.documents != sink.documents || stats.errors != sink.errors) std::abort();
+    }
+    start = end + 1;
+  }
+  return 0;
+}
