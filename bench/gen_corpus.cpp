@@ -56,6 +56,9 @@ std::string parseArgs(int argc, char** argv, Options& options) {
       if (i + 1 >= argc) return "missing value for " + std::string(arg);
       value = argv[++i];
     }
+    if (arg != "--out" && arg != "--min-mb" && arg != "--alerts-per-page" && arg != "--seed") {
+      return "unknown option " + std::string(arg);
+    }
     if (arg == "--out") {
       options.out = std::string(value);
     } else if (arg == "--min-mb") {
@@ -66,8 +69,6 @@ std::string parseArgs(int argc, char** argv, Options& options) {
       }
     } else if (arg == "--seed") {
       if (!parseNumber(value, options.seed)) return "bad --seed: " + std::string(value);
-    } else {
-      return "unknown option " + std::string(arg);
     }
   }
   if (options.out.empty()) return "--out is required";
@@ -108,8 +109,8 @@ int main(int argc, char** argv) {
       for (std::uint64_t i = 0; i < options.alerts_per_page; ++i) {
         Alert alert = generator.next();
         if (history.chance(50)) {
-          Timestamp now = alert.alert_creation_time +
-                          std::chrono::seconds(history.between(120, 6 * 3600));
+          Timestamp now =
+              alert.alert_creation_time + std::chrono::seconds(history.between(120, 6 * 3600));
           generator.advance(alert, now);
           if (history.chance(50)) {
             now += std::chrono::seconds(history.between(600, 2 * 86400));

@@ -107,10 +107,9 @@ int main(int argc, char** argv) {
       if (to == from) return;
       ++lines;
       simdjson::dom::element root;
-      auto error = parser
-                       .parse(reinterpret_cast<const std::uint8_t*>(buffer.get() + from),
-                              to - from, false)
-                       .get(root);
+      auto error =
+          parser.parse(reinterpret_cast<const std::uint8_t*>(buffer.get() + from), to - from, false)
+              .get(root);
       if (error) {
         ++errors;
         return;

@@ -2,7 +2,7 @@
 # run_fuzz.sh FUZZER GOLDEN_DIR SECONDS: runs the mapper fuzzer for a bounded time,
 # seeded with every line of the golden inputs; fails on any crash or sanitizer report.
 set -euo pipefail
-fuzzer=$1 golden=$2 seconds=$3
+fuzzer=$(realpath "$1") golden=$(realpath "$2") seconds=$3
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/seeds" "$work/corpus"

@@ -309,13 +309,15 @@ struct JsonDoc::Impl {
 
 namespace {
 void collectKeys(const dom::element& value, std::vector<std::string>& keys) {
-  if (value.is_object()) {
-    for (dom::key_value_pair field : value.get_object().value_unsafe()) {
+  dom::object object;
+  dom::array array;
+  if (value.get_object().get(object) == simdjson::SUCCESS) {
+    for (dom::key_value_pair field : object) {
       keys.emplace_back(field.key);
       collectKeys(field.value, keys);
     }
-  } else if (value.is_array()) {
-    for (dom::element item : value.get_array().value_unsafe()) collectKeys(item, keys);
+  } else if (value.get_array().get(array) == simdjson::SUCCESS) {
+    for (dom::element item : array) collectKeys(item, keys);
   }
 }
 }  // namespace

@@ -46,7 +46,12 @@ class Rng {
 
 enum class Severity { kUnSpecified, kInformational, kLow, kMedium, kHigh };
 enum class Status { kUnknown, kNew, kInProgress, kResolved };
-enum class Classification { kUnknown, kTruePositive, kInformationalExpectedActivity, kFalsePositive };
+enum class Classification {
+  kUnknown,
+  kTruePositive,
+  kInformationalExpectedActivity,
+  kFalsePositive
+};
 
 // The API's spelling ("UnSpecified", "InProgress", "TruePositive", ...).
 std::string_view severityName(Severity severity);

@@ -103,7 +103,7 @@ std::string randomHex(Rng& rng, std::size_t digits) {
 
 std::string randomGuid(Rng& rng) {
   std::string h = randomHex(rng, 32);
-  h[12] = '4';                                                    // version 4
+  h[12] = '4';                                                   // version 4
   h[16] = kHexDigits[8 + (static_cast<unsigned>(h[16]) & 0x3)];  // variant 10xx
   return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
          "-" + h.substr(20);
@@ -176,174 +176,317 @@ struct AlertTemplate {
   std::array<std::string_view, 3> sources;  // detection sources; empty entries unused
   std::string_view detector_id;
   std::array<std::string_view, 4> mitre;  // empty entries unused
-  Severity severity;                       // typical severity
-  std::string_view evidence_kinds;  // U user, P process, F file, I ip, L url, K/V registry
-  bool malware;                     // has threatFamilyName / threatName
+  Severity severity;                      // typical severity
+  std::string_view evidence_kinds;        // U user, P process, F file, I ip, L url, K/V registry
+  bool malware;                           // has threatFamilyName / threatName
   std::string_view description;
 };
 
 constexpr AlertTemplate kTemplates[] = {
-    {"Suspicious PowerShell command line", "Execution", {"WindowsDefenderAtp"},
-     "7f1c3609-a3ff-40e2-995b-c01770161d68", {"T1059.001", "T1027", "T1105"}, Severity::kMedium,
-     "PPFULI", false,
+    {"Suspicious PowerShell command line",
+     "Execution",
+     {"WindowsDefenderAtp"},
+     "7f1c3609-a3ff-40e2-995b-c01770161d68",
+     {"T1059.001", "T1027", "T1105"},
+     Severity::kMedium,
+     "PPFULI",
+     false,
      "A suspicious PowerShell activity was observed on the device. This might indicate that an "
      "attacker is using PowerShell to download or run malicious code.\nPowerShell is a scripting "
      "shell and framework that attackers abuse because it is present on every Windows device, "
      "can run code straight from memory and can reach the network without writing a file."},
-    {"Low-reputation arbitrary code executed by signed executable", "Execution",
-     {"WindowsDefenderAtp"}, "b2a3c4d5-6e7f-4a1b-9c2d-3e4f5a6b7c8d", {"T1218.011"},
-     Severity::kLow, "UPF", false,
+    {"Low-reputation arbitrary code executed by signed executable",
+     "Execution",
+     {"WindowsDefenderAtp"},
+     "b2a3c4d5-6e7f-4a1b-9c2d-3e4f5a6b7c8d",
+     {"T1218.011"},
+     Severity::kLow,
+     "UPF",
+     false,
      "Binaries signed by Microsoft can be used to run low-reputation arbitrary code. This "
      "technique hides the execution of malicious code within a trusted process. As a result, the "
      "trusted process might exhibit suspicious behaviors, such as opening a listening port or "
      "connecting to a command-and-control (C&C) server."},
-    {"'{family}' malware was detected", "Malware", {"WindowsDefenderAv"},
-     "c3d4e5f6-0718-4293-a4b5-c6d7e8f90a1b", {}, Severity::kInformational, "FFP", true,
+    {"'{family}' malware was detected",
+     "Malware",
+     {"WindowsDefenderAv"},
+     "c3d4e5f6-0718-4293-a4b5-c6d7e8f90a1b",
+     {},
+     Severity::kInformational,
+     "FFP",
+     true,
      "Malware and unwanted software are undesirable applications that perform annoying, "
      "disruptive, or harmful actions on affected devices. Some of these applications can "
      "replicate and spread from one device to another; others can receive commands from remote "
      "attackers and perform activities associated with cyber attacks.\n\nThis detection might "
      "indicate that the malware was stopped from delivering its payload. However, it is prudent "
      "to check the device for signs of infection."},
-    {"An active '{family}' malware was detected", "Malware",
-     {"WindowsDefenderAv", "WindowsDefenderAtp"}, "d4e5f607-1829-43a4-b5c6-d7e8f90a1b2c", {},
-     Severity::kHigh, "FPUF", true,
+    {"An active '{family}' malware was detected",
+     "Malware",
+     {"WindowsDefenderAv", "WindowsDefenderAtp"},
+     "d4e5f607-1829-43a4-b5c6-d7e8f90a1b2c",
+     {},
+     Severity::kHigh,
+     "FPUF",
+     true,
      "Malware and unwanted software are undesirable applications that perform annoying, "
      "disruptive, or harmful actions on affected devices.\n\nA malware is considered active if it "
      "is found running on the device or it already has persistence mechanisms in place. Active "
      "malware detections are assigned higher severity ratings.\n\nBecause this malware was "
      "active, take precautionary measures and check for residual signs of infection."},
-    {"'{family}' malware was prevented", "Malware", {"WindowsDefenderAv"},
-     "e5f60718-293a-44b5-86d7-e8f90a1b2c3d", {}, Severity::kInformational, "F", true,
+    {"'{family}' malware was prevented",
+     "Malware",
+     {"WindowsDefenderAv"},
+     "e5f60718-293a-44b5-86d7-e8f90a1b2c3d",
+     {},
+     Severity::kInformational,
+     "F",
+     true,
      "Microsoft Defender Antivirus prevented a malicious file from running. The file was "
      "quarantined before it could cause harm.\nNo further action is required unless the file "
      "keeps coming back, which would suggest another component on the device re-creates it."},
-    {"Suspicious process injection observed", "DefenseEvasion", {"WindowsDefenderAtp"},
-     "f6071829-3a4b-45c6-97e8-f90a1b2c3d4e", {"T1055", "T1055.002", "T1055.012"},
-     Severity::kMedium, "PPF", false,
+    {"Suspicious process injection observed",
+     "DefenseEvasion",
+     {"WindowsDefenderAtp"},
+     "f6071829-3a4b-45c6-97e8-f90a1b2c3d4e",
+     {"T1055", "T1055.002", "T1055.012"},
+     Severity::kMedium,
+     "PPF",
+     false,
      "A process abnormally injected code into another process. As a result, unexpected code may "
      "be running in the target process memory. Injection is often used to hide malicious code "
      "execution within a trusted process. \nAs a result, the target process may exhibit abnormal "
      "behaviors such as opening a listening port or connecting to a command and control server."},
-    {"Suspicious access to LSASS service", "CredentialAccess", {"WindowsDefenderAtp"},
-     "07182930-4b5c-46d7-a8f9-0a1b2c3d4e5f", {"T1003.001"}, Severity::kHigh, "PUF", false,
+    {"Suspicious access to LSASS service",
+     "CredentialAccess",
+     {"WindowsDefenderAtp"},
+     "07182930-4b5c-46d7-a8f9-0a1b2c3d4e5f",
+     {"T1003.001"},
+     Severity::kHigh,
+     "PUF",
+     false,
      "A process accessed the memory of the Local Security Authority Subsystem Service (LSASS), "
      "which holds the credentials of users who signed in to the device. Attackers read this "
      "memory to obtain password hashes and Kerberos tickets (\"credential dumping\") and reuse "
      "them to move laterally."},
-    {"Mimikatz credential theft tool", "CredentialAccess",
-     {"WindowsDefenderAtp", "WindowsDefenderAv"}, "18293a4b-5c6d-47e8-b90a-1b2c3d4e5f60",
-     {"T1003", "T1003.001", "T1558.003"}, Severity::kHigh, "PFUU", false,
+    {"Mimikatz credential theft tool",
+     "CredentialAccess",
+     {"WindowsDefenderAtp", "WindowsDefenderAv"},
+     "18293a4b-5c6d-47e8-b90a-1b2c3d4e5f60",
+     {"T1003", "T1003.001", "T1558.003"},
+     Severity::kHigh,
+     "PFUU",
+     false,
      "The Mimikatz credential theft tool, or a tool built from its source code, was detected on "
      "the device. Mimikatz extracts plaintext passwords, hashes and Kerberos tickets from memory "
      "and can forge tickets (\"golden ticket\", \"pass-the-ticket\")."},
-    {"Anomaly detected in ASEP registry", "Persistence", {"WindowsDefenderAtp"},
-     "293a4b5c-6d7e-48f9-8a1b-2c3d4e5f6071", {"T1547.001", "T1112"}, Severity::kMedium, "VKPF",
+    {"Anomaly detected in ASEP registry",
+     "Persistence",
+     {"WindowsDefenderAtp"},
+     "293a4b5c-6d7e-48f9-8a1b-2c3d4e5f6071",
+     {"T1547.001", "T1112"},
+     Severity::kMedium,
+     "VKPF",
      false,
      "A process registered a suspicious command or file in an auto-start extensibility point "
      "(ASEP) registry key. Attackers place programs in these keys so that their malware runs "
      "again every time the device starts or a user signs in."},
-    {"Suspicious scheduled task", "Persistence", {"WindowsDefenderAtp"},
-     "3a4b5c6d-7e8f-4901-9b2c-3d4e5f607182", {"T1053.005"}, Severity::kLow, "PFU", false,
+    {"Suspicious scheduled task",
+     "Persistence",
+     {"WindowsDefenderAtp"},
+     "3a4b5c6d-7e8f-4901-9b2c-3d4e5f607182",
+     {"T1053.005"},
+     Severity::kLow,
+     "PFU",
+     false,
      "A scheduled task was created or modified in a way that is common in malware: it runs a "
      "binary from a user-writable folder, runs as SYSTEM, or is hidden from the Task Scheduler "
      "user interface."},
-    {"Connection to a custom network indicator", "CommandAndControl", {"CustomerTI"},
-     "4b5c6d7e-8f90-4a12-8c3d-4e5f60718293", {"T1071.001"}, Severity::kMedium, "ILP", false,
+    {"Connection to a custom network indicator",
+     "CommandAndControl",
+     {"CustomerTI"},
+     "4b5c6d7e-8f90-4a12-8c3d-4e5f60718293",
+     {"T1071.001"},
+     Severity::kMedium,
+     "ILP",
+     false,
      "A connection was made to a network address or URL that your organization listed as a "
      "custom indicator. Review the indicator and the process that made the connection."},
-    {"Communication with a malicious IP address", "CommandAndControl",
-     {"WindowsDefenderAtp", "MTP"}, "5c6d7e8f-9012-4b23-9d4e-5f6071829304",
-     {"T1071", "T1071.001", "T1573"}, Severity::kHigh, "IPLI", false,
+    {"Communication with a malicious IP address",
+     "CommandAndControl",
+     {"WindowsDefenderAtp", "MTP"},
+     "5c6d7e8f-9012-4b23-9d4e-5f6071829304",
+     {"T1071", "T1071.001", "T1573"},
+     Severity::kHigh,
+     "IPLI",
+     false,
      "The device communicated with an IP address known to be used by attackers for command and "
      "control. The connection may indicate that a malicious implant is running and waiting for "
      "instructions."},
-    {"Ransomware behavior detected in the file system", "Ransomware", {"WindowsDefenderAtp"},
-     "6d7e8f90-1234-4c34-8e5f-60718293a4b5", {"T1486", "T1490", "T1489"}, Severity::kHigh,
-     "PFFFU", false,
+    {"Ransomware behavior detected in the file system",
+     "Ransomware",
+     {"WindowsDefenderAtp"},
+     "6d7e8f90-1234-4c34-8e5f-60718293a4b5",
+     {"T1486", "T1490", "T1489"},
+     Severity::kHigh,
+     "PFFFU",
+     false,
      "A process renamed and encrypted many files in a short time and deleted volume shadow "
      "copies. This is typical of ransomware. Isolate the device immediately."},
-    {"Suspicious LDAP query", "Discovery", {"WindowsDefenderAtp"},
-     "7e8f9012-3456-4d45-9f60-718293a4b5c6", {"T1087.002", "T1069.002"}, Severity::kLow, "PU",
+    {"Suspicious LDAP query",
+     "Discovery",
+     {"WindowsDefenderAtp"},
+     "7e8f9012-3456-4d45-9f60-718293a4b5c6",
+     {"T1087.002", "T1069.002"},
+     Severity::kLow,
+     "PU",
      false,
      "A process ran an LDAP query that enumerates privileged groups or service accounts, as "
      "reconnaissance tools such as BloodHound and ADRecon do."},
-    {"Suspicious service registration with PsExec", "LateralMovement",
-     {"WindowsDefenderAtp", "MTP"}, "8f901234-5678-4e56-8071-8293a4b5c6d7",
-     {"T1021.002", "T1569.002"}, Severity::kMedium, "PFUI", false,
+    {"Suspicious service registration with PsExec",
+     "LateralMovement",
+     {"WindowsDefenderAtp", "MTP"},
+     "8f901234-5678-4e56-8071-8293a4b5c6d7",
+     {"T1021.002", "T1569.002"},
+     Severity::kMedium,
+     "PFUI",
+     false,
      "A service was installed remotely through the PsExec tool or a similar utility. Attackers "
      "use remote service creation to run commands on other devices with the credentials they "
      "have stolen."},
-    {"Possible Antimalware Scan Interface (AMSI) tampering", "DefenseEvasion",
-     {"WindowsDefenderAtp"}, "90123456-789a-4f67-9182-93a4b5c6d7e8", {"T1562.001"},
-     Severity::kMedium, "PF", false,
+    {"Possible Antimalware Scan Interface (AMSI) tampering",
+     "DefenseEvasion",
+     {"WindowsDefenderAtp"},
+     "90123456-789a-4f67-9182-93a4b5c6d7e8",
+     {"T1562.001"},
+     Severity::kMedium,
+     "PF",
+     false,
      "A script tried to disable the Antimalware Scan Interface (AMSI), for example by patching "
      "amsi.dll in memory or by setting the \"amsiInitFailed\" field. Without AMSI, scripts are no "
      "longer scanned before they run."},
-    {"User account created under suspicious circumstances", "Persistence",
-     {"WindowsDefenderAtp"}, "a1234567-89ab-4078-a293-a4b5c6d7e8f9", {"T1136.001"},
-     Severity::kMedium, "UPU", false,
+    {"User account created under suspicious circumstances",
+     "Persistence",
+     {"WindowsDefenderAtp"},
+     "a1234567-89ab-4078-a293-a4b5c6d7e8f9",
+     {"T1136.001"},
+     Severity::kMedium,
+     "UPU",
+     false,
      "A new local user account was created by a process that rarely does so, shortly after "
      "other suspicious activity on the device."},
-    {"Phishing site visited", "InitialAccess", {"WindowsDefenderSmartScreen"},
-     "b2345678-9abc-4189-b3a4-b5c6d7e8f901", {"T1566.002"}, Severity::kInformational, "LU",
+    {"Phishing site visited",
+     "InitialAccess",
+     {"WindowsDefenderSmartScreen"},
+     "b2345678-9abc-4189-b3a4-b5c6d7e8f901",
+     {"T1566.002"},
+     Severity::kInformational,
+     "LU",
      false,
      "A user opened a website that Microsoft Defender SmartScreen reports as phishing. Sign-in "
      "credentials entered on that site should be considered compromised."},
-    {"Custom detection: Office app → encoded PowerShell", "SuspiciousActivity",
-     {"CustomDetection"}, "c3456789-abcd-429a-84b5-c6d7e8f90a12", {"T1204.002", "T1059.001"},
-     Severity::kMedium, "PFU", false,
+    {"Custom detection: Office app → encoded PowerShell",
+     "SuspiciousActivity",
+     {"CustomDetection"},
+     "c3456789-abcd-429a-84b5-c6d7e8f90a12",
+     {"T1204.002", "T1059.001"},
+     Severity::kMedium,
+     "PFU",
+     false,
      "Custom detection rule \"Office spawning encoded PowerShell\" (owner: SOC team) matched.\n"
      "Query: DeviceProcessEvents | where InitiatingProcessFileName in~ (\"winword.exe\", "
      "\"excel.exe\") and ProcessCommandLine has \"-enc\""},
-    {"Automated investigation started manually", "SuspiciousActivity",
-     {"AutomatedInvestigation"}, "d456789a-bcde-43ab-95c6-d7e8f90a1b23", {},
-     Severity::kInformational, "F", false,
+    {"Automated investigation started manually",
+     "SuspiciousActivity",
+     {"AutomatedInvestigation"},
+     "d456789a-bcde-43ab-95c6-d7e8f90a1b23",
+     {},
+     Severity::kInformational,
+     "F",
+     false,
      "An analyst started an automated investigation on this device. The alert links the "
      "investigation to the incident."},
-    {"'{family}' unwanted software was detected", "UnwantedSoftware", {"WindowsDefenderAv"},
-     "e56789ab-cdef-44bc-86d7-e8f90a1b2c34", {}, Severity::kLow, "F", true,
+    {"'{family}' unwanted software was detected",
+     "UnwantedSoftware",
+     {"WindowsDefenderAv"},
+     "e56789ab-cdef-44bc-86d7-e8f90a1b2c34",
+     {},
+     Severity::kLow,
+     "F",
+     true,
      "Potentially unwanted applications (PUA) are not malware, but they can slow devices down, "
      "show unexpected ads or install other software. Microsoft Defender Antivirus detected one "
      "of them."},
-    {"Multi-stage incident involving Initial access & Command and control", "InitialAccess",
-     {"MTP"}, "f6789abc-def0-45cd-97e8-f90a1b2c3d4e", {"T1566.001", "T1071.001", "T1204.002"},
-     Severity::kHigh, "ULPFI", false,
+    {"Multi-stage incident involving Initial access & Command and control",
+     "InitialAccess",
+     {"MTP"},
+     "f6789abc-def0-45cd-97e8-f90a1b2c3d4e",
+     {"T1566.001", "T1071.001", "T1204.002"},
+     Severity::kHigh,
+     "ULPFI",
+     false,
      "Several alerts on this device and mailbox were correlated into one incident: a phishing "
      "mail was delivered, an attachment was opened, and the device then connected to an "
      "unfamiliar host."},
-    {"Exploit attempt against CVE-2021-40444", "Exploit", {"WindowsDefenderAtp"},
-     "0789abcd-ef01-46de-88f9-0a1b2c3d4e5f", {"T1203"}, Severity::kHigh, "PFL", false,
+    {"Exploit attempt against CVE-2021-40444",
+     "Exploit",
+     {"WindowsDefenderAtp"},
+     "0789abcd-ef01-46de-88f9-0a1b2c3d4e5f",
+     {"T1203"},
+     Severity::kHigh,
+     "PFL",
+     false,
      "An Office document tried to exploit the MSHTML remote code execution vulnerability "
      "(CVE-2021-40444) by loading a crafted ActiveX control from a remote server."},
-    {"Suspicious file dropped and launched", "Execution", {"WindowsDefenderAtp"},
-     "189abcde-f012-47ef-99a0-1b2c3d4e5f60", {"T1105", "T1204.002"}, Severity::kMedium, "FPLF",
+    {"Suspicious file dropped and launched",
+     "Execution",
+     {"WindowsDefenderAtp"},
+     "189abcde-f012-47ef-99a0-1b2c3d4e5f60",
+     {"T1105", "T1204.002"},
+     Severity::kMedium,
+     "FPLF",
      false,
      "A process downloaded a file from the internet and launched it shortly afterwards. The file "
      "has a low prevalence in your organization."},
-    {"Possible data exfiltration over a web service", "Exfiltration", {"WindowsDefenderAtp"},
-     "29abcdef-0123-48f0-8ab1-2c3d4e5f6071", {"T1567.002"}, Severity::kMedium, "LIPU", false,
+    {"Possible data exfiltration over a web service",
+     "Exfiltration",
+     {"WindowsDefenderAtp"},
+     "29abcdef-0123-48f0-8ab1-2c3d4e5f6071",
+     {"T1567.002"},
+     Severity::kMedium,
+     "LIPU",
+     false,
      "A large amount of data was uploaded from the device to a cloud storage service that is "
      "rarely used in your organization."},
-    {"Suspicious archive created in a staging folder", "Collection", {"WindowsDefenderAtp"},
-     "3abcdef0-1234-49a1-9bc2-3d4e5f607182", {"T1560.001", "T1074.001"}, Severity::kLow, "PF",
+    {"Suspicious archive created in a staging folder",
+     "Collection",
+     {"WindowsDefenderAtp"},
+     "3abcdef0-1234-49a1-9bc2-3d4e5f607182",
+     {"T1560.001", "T1074.001"},
+     Severity::kLow,
+     "PF",
      false,
      "A compression tool created a password-protected archive of documents in a temporary "
      "folder, a common step before data is exfiltrated."},
-    {"Tampering with Microsoft Defender for Endpoint sensor settings", "DefenseEvasion",
-     {"WindowsDefenderAtp"}, "4bcdef01-2345-4ab2-8cd3-4e5f60718293", {"T1562.001", "T1112"},
-     Severity::kHigh, "VKP", false,
+    {"Tampering with Microsoft Defender for Endpoint sensor settings",
+     "DefenseEvasion",
+     {"WindowsDefenderAtp"},
+     "4bcdef01-2345-4ab2-8cd3-4e5f60718293",
+     {"T1562.001", "T1112"},
+     Severity::kHigh,
+     "VKP",
+     false,
      "A process changed registry settings that control the Defender for Endpoint sensor. "
      "Attackers do this to blind the sensor before they carry out other actions."},
 };
 
 constexpr std::string_view kThreatFamilies[] = {
-    "Exeselrun", "Mountsi", "Wacatac", "Emotet", "Qakbot", "LockBit",
-    "CobaltStrike", "Tiggre", "Sabsik", "AgentTesla", "Bluteal", "Kryptik",
+    "Exeselrun",    "Mountsi", "Wacatac", "Emotet",     "Qakbot",  "LockBit",
+    "CobaltStrike", "Tiggre",  "Sabsik",  "AgentTesla", "Bluteal", "Kryptik",
 };
 constexpr std::string_view kThreatPrefixes[] = {
-    "Trojan:Win32/", "Trojan:Win64/", "Ransom:Win32/", "Backdoor:Win32/", "TrojanDownloader:O97M/",
-    "PUA:Win32/",
+    "Trojan:Win32/",   "Trojan:Win64/",          "Ransom:Win32/",
+    "Backdoor:Win32/", "TrojanDownloader:O97M/", "PUA:Win32/",
 };
 constexpr std::string_view kThreatSuffixes[] = {".A", ".B!ml", ".gen!A", ".C!MTB", "!rfn", ""};
 
@@ -352,30 +495,30 @@ struct NameSpec {
   bool builtin;  // local built-in account: no AAD id, no UPN
 };
 constexpr NameSpec kAccountNames[] = {
-    {"jdoe", false},        {"asmith", false},      {"bwilson", false},
-    {"administrator", true}, {"svc_backup", true},  {"svc_sql", true},
-    {"José", false},        {"jgarcía", false},     {"Σωκράτης", false},
-    {"山田", false},         {"山田太郎", false},      {"Zoë", false},
-    {"mmüller", false},     {"Łukasz", false},      {"øyvind.berg", false},
-    {"ahmed.alfarsi", false}, {"priya.n", false},   {"olga.иванова", false},
-    {"temp123", false},     {"kim.minjun", false},  {"fatima.zahra", false},
-    {"Ñoño", false},        {"r.o'brien", false},   {"helpdesk", true},
-    {"mjohnson", false},    {"dlee", false},        {"cnguyen", false},
-    {"pwhite", false},      {"tbrown", false},      {"sthomas", false},
-    {"kmartin", false},     {"lclark", false},      {"rhall", false},
-    {"ewright", false},     {"gking", false},       {"hscott", false},
-    {"nadams", false},      {"obaker", false},      {"vgreen", false},
-    {"svc_deploy", true},   {"aroberts", false},    {"bcampbell", false},
+    {"jdoe", false},          {"asmith", false},     {"bwilson", false},
+    {"administrator", true},  {"svc_backup", true},  {"svc_sql", true},
+    {"José", false},          {"jgarcía", false},    {"Σωκράτης", false},
+    {"山田", false},          {"山田太郎", false},   {"Zoë", false},
+    {"mmüller", false},       {"Łukasz", false},     {"øyvind.berg", false},
+    {"ahmed.alfarsi", false}, {"priya.n", false},    {"olga.иванова", false},
+    {"temp123", false},       {"kim.minjun", false}, {"fatima.zahra", false},
+    {"Ñoño", false},          {"r.o'brien", false},  {"helpdesk", true},
+    {"mjohnson", false},      {"dlee", false},       {"cnguyen", false},
+    {"pwhite", false},        {"tbrown", false},     {"sthomas", false},
+    {"kmartin", false},       {"lclark", false},     {"rhall", false},
+    {"ewright", false},       {"gking", false},      {"hscott", false},
+    {"nadams", false},        {"obaker", false},     {"vgreen", false},
+    {"svc_deploy", true},     {"aroberts", false},   {"bcampbell", false},
 };
 constexpr std::string_view kDomains[] = {"CONTOSO", "CONTOSO", "FABRIKAM", "CORP", "NORTHWIND"};
 
 constexpr std::string_view kRbacGroups[] = {
-    "Workstations-EU", "Workstations-US", "Servers", "Domain Controllers", "UnassignedGroup",
-    "Kiosks", "Finance – Paris",
+    "Workstations-EU", "Workstations-US", "Servers",         "Domain Controllers",
+    "UnassignedGroup", "Kiosks",          "Finance – Paris",
 };
 
 constexpr std::string_view kAnalysts[] = {
-    "secop123@contoso.com", "analyst.kim@contoso.com", "soc-tier1@contoso.com",
+    "secop123@contoso.com",  "analyst.kim@contoso.com", "soc-tier1@contoso.com",
     "j.garcia@fabrikam.com", "maria.rossi@contoso.com", "ir-team@northwind.com",
 };
 
@@ -388,7 +531,8 @@ constexpr ProcessSpec kProcesses[] = {
     {"powershell.exe", "C:\\Windows\\System32\\WindowsPowerShell\\v1.0",
      "\"powershell.exe\" -NoProfile -ExecutionPolicy Bypass -WindowStyle Hidden -EncodedCommand "
      "{b64}"},
-    {"rundll32.exe", "C:\\Windows\\SysWOW64", "rundll32.exe  c:\\temp\\suspicious.dll,RepeatAfterMe"},
+    {"rundll32.exe", "C:\\Windows\\SysWOW64",
+     "rundll32.exe  c:\\temp\\suspicious.dll,RepeatAfterMe"},
     {"cmd.exe", "C:\\Windows\\System32",
      "cmd.exe /c \"whoami /all > C:\\Users\\Public\\{hex}.txt && net group \"Domain Admins\" "
      "/domain\""},
@@ -435,12 +579,32 @@ constexpr ParentSpec kParents[] = {
 };
 
 constexpr std::string_view kFileNames[] = {
-    "suspicious.dll", "invoice_2024.pdf.exe", "résumé_final.docm", "Überweisung_März.pdf.js",
-    "factura_año_2024.xlsm", "презентация.scr", "請求書.lnk", "payload.ps1",
-    "SB.xsl", "mimikatz.exe", "lsass.dmp", "setup_x64.msi",
-    "update.hta", "Rechnung Nr. 4711.zip", "readme.txt.vbs", "crack-keygen.exe",
-    "svc.exe", "a.exe", "run.bat", "out.7z", "beacon_x64.dll", "chrome_update.exe",
-    "Q4 results.xlsx", "AnyDesk.exe", "nc.exe", "wininit.ps1",
+    "suspicious.dll",
+    "invoice_2024.pdf.exe",
+    "résumé_final.docm",
+    "Überweisung_März.pdf.js",
+    "factura_año_2024.xlsm",
+    "презентация.scr",
+    "請求書.lnk",
+    "payload.ps1",
+    "SB.xsl",
+    "mimikatz.exe",
+    "lsass.dmp",
+    "setup_x64.msi",
+    "update.hta",
+    "Rechnung Nr. 4711.zip",
+    "readme.txt.vbs",
+    "crack-keygen.exe",
+    "svc.exe",
+    "a.exe",
+    "run.bat",
+    "out.7z",
+    "beacon_x64.dll",
+    "chrome_update.exe",
+    "Q4 results.xlsx",
+    "AnyDesk.exe",
+    "nc.exe",
+    "wininit.ps1",
 };
 constexpr std::string_view kEmojiFileNames[] = {"update 🚀.hta", "photos 📷.scr"};
 
@@ -510,27 +674,29 @@ constexpr std::string_view kCommentTexts[] = {
 };
 
 constexpr std::string_view kDeterminationsTruePositive[] = {
-    "MultiStagedAttack", "MaliciousUserActivity", "Malware", "Phishing", "UnwantedSoftware",
-    "CompromisedAccount", "Apt", "Other",
+    "MultiStagedAttack", "MaliciousUserActivity", "Malware", "Phishing",
+    "UnwantedSoftware",  "CompromisedAccount",    "Apt",     "Other",
 };
 constexpr std::string_view kDeterminationsExpected[] = {
     "SecurityTesting", "LineOfBusinessApplication", "ConfirmedActivity", "SecurityPersonnel",
     "Other",
 };
 constexpr std::string_view kDeterminationsFalsePositive[] = {
-    "NotMalicious", "NotEnoughDataToValidate", "Other",
+    "NotMalicious",
+    "NotEnoughDataToValidate",
+    "Other",
 };
 
 constexpr std::string_view kOpenInvestigationStates[] = {
     "Queued", "Running", "PendingApproval", "PendingResource", "Benign", "PartiallyInvestigated",
 };
 constexpr std::string_view kNoInvestigationStates[] = {
-    "UnsupportedAlertType", "UnsupportedAlertType", "UnsupportedAlertType", "UnsupportedOs",
-    "SuppressedAlert",
+    "UnsupportedAlertType", "UnsupportedAlertType", "UnsupportedAlertType",
+    "UnsupportedOs",        "SuppressedAlert",
 };
 constexpr std::string_view kClosedInvestigationStates[] = {
-    "Benign", "SuccessfullyRemediated", "PartiallyRemediated", "TerminatedByUser",
-    "TerminatedBySystem", "Failed",
+    "Benign",           "SuccessfullyRemediated", "PartiallyRemediated",
+    "TerminatedByUser", "TerminatedBySystem",     "Failed",
 };
 
 // ---------------------------------------------------------------------------------------
@@ -546,17 +712,34 @@ std::string randomBase64(Rng& rng, std::size_t n) {
   return s;
 }
 
+// Note for this file: C++ leaves the order of evaluation of function arguments and of
+// overloaded operator operands (a + f() + g()) unspecified, and compilers differ. Every
+// expression below draws from an Rng at most once, or in a braced list (which is ordered), so
+// that the output is the same whichever compiler built it.
+
+// Appends `parts` dot-separated random numbers, each in [lo, hi].
+void appendOctets(Rng& rng, std::string& s, int parts, std::int64_t lo, std::int64_t hi) {
+  for (int i = 0; i < parts; ++i) {
+    s += '.';
+    appendInt(s, rng.between(lo, hi));
+  }
+}
+
 std::string randomIpv4(Rng& rng) {
   std::string s;
   switch (rng.below(6)) {
     case 0:
-      s = "10." + intText(rng.between(0, 255)) + "." + intText(rng.between(0, 255));
+      s = "10";
+      appendOctets(rng, s, 2, 0, 255);
       break;
     case 1:
-      s = "192.168." + intText(rng.between(0, 255));
+      s = "192.168";
+      appendOctets(rng, s, 1, 0, 255);
       break;
     case 2:
-      s = "172." + intText(rng.between(16, 31)) + "." + intText(rng.between(0, 255));
+      s = "172";
+      appendOctets(rng, s, 1, 16, 31);
+      appendOctets(rng, s, 1, 0, 255);
       break;
     case 3:
       s = "203.0.113";
@@ -565,11 +748,12 @@ std::string randomIpv4(Rng& rng) {
       s = "198.51.100";
       break;
     default:
-      s = intText(rng.between(23, 223)) + "." + intText(rng.between(0, 255)) + "." +
-          intText(rng.between(0, 255));
+      appendInt(s, rng.between(23, 223));
+      appendOctets(rng, s, 2, 0, 255);
       break;
   }
-  return s + "." + intText(rng.between(1, 254));
+  appendOctets(rng, s, 1, 1, 254);
+  return s;
 }
 
 std::string hexGroup(Rng& rng) {
@@ -581,26 +765,37 @@ std::string hexGroup(Rng& rng) {
   return s;
 }
 
+// `prefix` followed by random hex groups, the separators given before each group.
+std::string ipv6(Rng& rng, std::string_view prefix,
+                 std::initializer_list<std::string_view> separators) {
+  std::string s(prefix);
+  for (std::string_view separator : separators) {
+    s += separator;
+    s += hexGroup(rng);
+  }
+  return s;
+}
+
 std::string randomIpv6(Rng& rng) {
   switch (rng.below(4)) {
     case 0:
-      return "2001:db8:" + hexGroup(rng) + ":" + hexGroup(rng) + "::" + hexGroup(rng);
+      return ipv6(rng, "2001:db8", {":", ":", "::"});
     case 1:
-      return "fe80::" + hexGroup(rng) + ":" + hexGroup(rng) + ":" + hexGroup(rng) + ":" +
-             hexGroup(rng);
+      return ipv6(rng, "fe80:", {":", ":", ":", ":"});
     case 2:
-      return "2a01:111:f400:" + hexGroup(rng) + "::" + hexGroup(rng);
+      return ipv6(rng, "2a01:111:f400", {":", "::"});
     default:
-      return "2001:db8:85a3:0:0:8a2e:" + hexGroup(rng) + ":" + hexGroup(rng);
+      return ipv6(rng, "2001:db8:85a3:0:0:8a2e", {":", ":"});
   }
 }
 
 std::string randomIp(Rng& rng) { return rng.chance(70) ? randomIpv4(rng) : randomIpv6(rng); }
 
 std::string randomUrl(Rng& rng) {
-  return subst(pick(rng, kUrls), {{"n", intText(rng.between(2, 250))},
-                                  {"hex", randomHex(rng, 12)},
-                                  {"guid", randomGuid(rng)}});
+  const std::string_view tmpl = pick(rng, kUrls);
+  return subst(tmpl, {{"n", intText(rng.between(2, 250))},
+                      {"hex", randomHex(rng, 12)},
+                      {"guid", randomGuid(rng)}});
 }
 
 std::string randomFileName(Rng& rng) {
@@ -609,7 +804,8 @@ std::string randomFileName(Rng& rng) {
 }
 
 std::string randomFolder(Rng& rng, std::string_view user) {
-  return subst(pick(rng, kFileFolders), {{"user", user}, {"hex", randomHex(rng, 6)}});
+  const std::string_view tmpl = pick(rng, kFileFolders);
+  return subst(tmpl, {{"user", user}, {"hex", randomHex(rng, 6)}});
 }
 
 // Time helpers on the generator's 100 ns grid.
@@ -635,7 +831,8 @@ Severity varySeverity(Rng& rng, Severity typical) {
     default:
       break;
   }
-  if (s < static_cast<int>(Severity::kInformational)) s = static_cast<int>(Severity::kInformational);
+  if (s < static_cast<int>(Severity::kInformational))
+    s = static_cast<int>(Severity::kInformational);
   if (s > static_cast<int>(Severity::kHigh)) s = static_cast<int>(Severity::kHigh);
   return static_cast<Severity>(s);
 }
@@ -673,7 +870,9 @@ std::string descriptionParagraph(Rng& rng, std::size_t kind, const DescriptionCo
       return subst(
           "Files involved were written to {folder}\\{file}. {n} other devices in the organization "
           "had a file with the same SHA-1 ({sha1}) in the last 30 days.",
-          {{"folder", c.folder}, {"file", c.file}, {"n", intText(rng.between(0, 40))},
+          {{"folder", c.folder},
+           {"file", c.file},
+           {"n", intText(rng.between(0, 40))},
            {"sha1", c.sha1}});
     case 3:
       return subst(
@@ -682,9 +881,10 @@ std::string descriptionParagraph(Rng& rng, std::size_t kind, const DescriptionCo
           "this alert with sign-ins of the same account on other devices.",
           {{"t", c.techniques.empty() ? std::string_view("none mapped") : c.techniques}});
     case 4:
-      return subst("This alert was raised on {host} (device group \"{rbac}\") for the account "
-                   "{domain}\\{user}.",
-                   {{"host", c.host}, {"rbac", c.rbac}, {"domain", c.domain}, {"user", c.user}});
+      return subst(
+          "This alert was raised on {host} (device group \"{rbac}\") for the account "
+          "{domain}\\{user}.",
+          {{"host", c.host}, {"rbac", c.rbac}, {"domain", c.domain}, {"user", c.user}});
     case 5:
       return "Note: detections of this kind are sometimes triggered by legitimate administration "
              "tools such as \"PsExec\" or SCCM scripts. Scope exclusions as narrowly as possible "
@@ -723,8 +923,8 @@ std::string descriptionParagraph(Rng& rng, std::size_t kind, const DescriptionCo
       return s;
     }
     default:
-      return "Related indicators:\n\tIP: " + c.ip + "\n\tURL: " + c.url + "\n\tSHA-256: " +
-             c.sha256;
+      return "Related indicators:\n\tIP: " + c.ip + "\n\tURL: " + c.url +
+             "\n\tSHA-256: " + c.sha256;
   }
 }
 constexpr std::size_t kParagraphKinds = 10;
@@ -746,8 +946,8 @@ std::string buildDescription(Rng& rng, std::string_view base, std::size_t target
 }
 
 std::string alertId(Rng& rng, Timestamp created) {
-  std::int64_t dotnet_ticks = unixNanos(created) / 100 + kDotNetTicksAtUnixEpoch +
-                              rng.between(0, 900 * kMsTicks);
+  std::int64_t dotnet_ticks =
+      unixNanos(created) / 100 + kDotNetTicksAtUnixEpoch + rng.between(0, 900 * kMsTicks);
   std::string id = "da";
   appendInt(id, dotnet_ticks);
   id += '_';
@@ -771,8 +971,8 @@ std::string_view pickDetermination(Rng& rng, Classification c) {
 
 Comment makeComment(Rng& rng, std::string_view author, std::string_view user, Timestamp when) {
   Comment c;
-  c.comment = subst(pick(rng, kCommentTexts),
-                    {{"user", user}, {"n", intText(rng.between(10000, 99999))}});
+  const std::string_view tmpl = pick(rng, kCommentTexts);
+  c.comment = subst(tmpl, {{"user", user}, {"n", intText(rng.between(10000, 99999))}});
   c.created_by = std::string(author);
   c.created_time = floorToTick(when);
   return c;
@@ -1133,8 +1333,7 @@ AlertGenerator::AlertGenerator(std::uint64_t seed, Timestamp start,
     : rng_(seed),
       update_rng_(seed ^ 0x5eedf00dcafe1234ULL),
       clock_(floorToTick(start)),
-      max_gap_(max_gap < std::chrono::milliseconds(300) ? std::chrono::milliseconds(300)
-                                                        : max_gap),
+      max_gap_(max_gap < std::chrono::milliseconds(300) ? std::chrono::milliseconds(300) : max_gap),
       next_incident_id_(0),
       next_investigation_id_(0) {
   Rng setup(seed ^ 0x0123456789abcdefULL);
@@ -1147,10 +1346,13 @@ AlertGenerator::AlertGenerator(std::uint64_t seed, Timestamp start,
     User u;
     u.account_name = std::string(spec.account);
     u.domain_name = std::string(pick(setup, kDomains));
-    std::string sid = "S-1-5-21-" + intText(setup.between(100'000'000, 4'000'000'000)) + "-" +
-                      intText(setup.between(100'000'000, 4'000'000'000)) + "-" +
-                      intText(setup.between(100'000'000, 4'000'000'000)) + "-";
-    u.sid = sid + (spec.account == "administrator" ? "500" : intText(setup.between(1000, 99999)));
+    u.sid = "S-1-5-21";
+    for (int part = 0; part < 3; ++part) {
+      u.sid += '-';
+      appendInt(u.sid, setup.between(100'000'000, 4'000'000'000));
+    }
+    u.sid += '-';
+    appendInt(u.sid, spec.account == "administrator" ? 500 : setup.between(1000, 99999));
     if (!spec.builtin) {
       u.aad_user_id = randomGuid(setup);
       u.upn = asciiLower(spec.account) + "@" + asciiLower(u.domain_name) + ".com";
@@ -1180,8 +1382,7 @@ AlertGenerator::AlertGenerator(std::uint64_t seed, Timestamp start,
       case 3: {
         std::string number;
         appendPadded(number, setup.between(1, 40), 2);
-        m.dns_name = "srv-" + std::string(pick(setup, kServerRoles)) + number +
-                     ".corp.contoso.com";
+        m.dns_name = "srv-" + std::string(pick(setup, kServerRoles)) + number + ".corp.contoso.com";
         if (setup.chance(25)) m.dns_name = asciiUpper(m.dns_name);
         break;
       }
@@ -1206,9 +1407,9 @@ Evidence AlertGenerator::makeEvidence(const Alert& alert, std::string_view kind,
   if (kind == "U") {
     e.entity_type = "User";
     e.account_name = user.account_name;
-    e.domain_name = rng.chance(10) ? asciiUpper(machine.dns_name.substr(
-                                         0, machine.dns_name.find('.')))
-                                   : user.domain_name;
+    e.domain_name = rng.chance(10)
+                        ? asciiUpper(machine.dns_name.substr(0, machine.dns_name.find('.')))
+                        : user.domain_name;
     e.user_sid = user.sid;
     if (!user.aad_user_id.empty()) {
       e.aad_user_id = user.aad_user_id;
@@ -1222,9 +1423,10 @@ Evidence AlertGenerator::makeEvidence(const Alert& alert, std::string_view kind,
     e.file_name = std::string(p.file_name);
     e.file_path = subst(p.folder, {{"user", user_name}});
     e.process_id = randomPid(rng);
-    e.process_command_line = subst(p.command_line, {{"user", user_name},
-                                                    {"hex", randomHex(rng, 8)},
-                                                    {"b64", randomBase64(rng, 40 + rng.below(200))}});
+    e.process_command_line =
+        subst(p.command_line, {{"user", user_name},
+                               {"hex", randomHex(rng, 8)},
+                               {"b64", randomBase64(rng, 40 + rng.below(200))}});
     const Timestamp started = minusTicks(created, 2 * kSecTicks, 3600 * kSecTicks, rng);
     e.process_creation_time = started;
     e.parent_process_id = randomPid(rng);
@@ -1258,8 +1460,8 @@ Evidence AlertGenerator::makeEvidence(const Alert& alert, std::string_view kind,
   } else {  // "K" or "V"
     const RegistrySpec& r = pick(rng, kRegistryKeys);
     e.registry_hive = std::string(r.hive);
-    e.registry_key = std::string(r.hive) + "\\" +
-                     subst(r.key, {{"n", intText(rng.between(1, 99))}});
+    e.registry_key =
+        std::string(r.hive) + "\\" + subst(r.key, {{"n", intText(rng.between(1, 99))}});
     if (kind == "V") {
       e.entity_type = "RegistryValue";
       const RegistryValueSpec& v = pick(rng, kRegistryValues);
@@ -1291,8 +1493,8 @@ Alert AlertGenerator::next() {
     burst_machine_ = rng.below(machines_.size());
     burst_investigation_.reset();
     if (rng.chance(60)) burst_investigation_ = ++next_investigation_id_;
-    burst_update_time_ = coarseUpdateTime(created + ticks(rng.between(300 * kMsTicks,
-                                                                      4 * kSecTicks)));
+    burst_update_time_ =
+        coarseUpdateTime(created + ticks(rng.between(300 * kMsTicks, 4 * kSecTicks)));
     in_burst_ = true;
   }
   clock_ = created;
@@ -1319,8 +1521,9 @@ Alert AlertGenerator::next() {
   if (tmpl.malware) {
     family = std::string(pick(rng, kThreatFamilies));
     if (rng.chance(70)) a.threat_family_name = family;
-    a.threat_name = std::string(pick(rng, kThreatPrefixes)) + family +
-                    std::string(pick(rng, kThreatSuffixes));
+    const std::string_view prefix = pick(rng, kThreatPrefixes);
+    const std::string_view suffix = pick(rng, kThreatSuffixes);
+    a.threat_name = std::string(prefix) + family + std::string(suffix);
   }
   a.title = subst(tmpl.title, {{"family", family}});
 
@@ -1373,9 +1576,10 @@ Alert AlertGenerator::next() {
     }
   }
   if (ctx.command_line.empty()) {
-    ctx.command_line = subst(pick(rng, kProcesses).command_line,
-                             {{"user", user.account_name}, {"hex", randomHex(rng, 8)},
-                              {"b64", randomBase64(rng, 60)}});
+    const std::string_view command_template = pick(rng, kProcesses).command_line;
+    ctx.command_line = subst(
+        command_template,
+        {{"user", user.account_name}, {"hex", randomHex(rng, 8)}, {"b64", randomBase64(rng, 60)}});
   }
   for (const std::string& t : a.mitre_techniques) {
     if (!ctx.techniques.empty()) ctx.techniques += ", ";
@@ -1472,8 +1676,7 @@ bool AlertGenerator::advance(Alert& alert, Timestamp now) {
     }
   }
   if (add_comment) {
-    alert.comments.push_back(
-        makeComment(rng, alert.assigned_to.value_or("Automation"), user, now));
+    alert.comments.push_back(makeComment(rng, alert.assigned_to.value_or("Automation"), user, now));
   }
 
   // The new version's lastUpdateTime: on the grid, not before `now`, after the old one.

@@ -2,14 +2,17 @@
 // time: small alerts built here, documents parsed back and checked field by field.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <optional>
 #include <ostream>
-#include <regex>
 #include <set>
 #include <string>
 #include <string_view>
@@ -482,25 +485,67 @@ TEST(MapperInputTest, PageOfTenThousandAlertsInOneLine) {
   EXPECT_EQ(ids.size(), static_cast<std::size_t>(kCount)) << "document ids collide";
 }
 
+// A copy of a line that ends exactly where an unreadable page begins: reading one byte past
+// its end faults, whoever does it (simdjson is a shared library that ASan does not see into).
+class GuardedLine {
+ public:
+  explicit GuardedLine(std::string_view text) : length_(text.size()) {
+    const auto page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    const std::size_t data_pages = std::max<std::size_t>(1, (text.size() + page - 1) / page);
+    mapped_size_ = (data_pages + 1) * page;
+    void* memory =
+        mmap(nullptr, mapped_size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (memory == MAP_FAILED) std::abort();
+    base_ = static_cast<char*>(memory);
+    char* guard = base_ + data_pages * page;
+    if (mprotect(guard, page, PROT_NONE) != 0) std::abort();
+    begin_ = guard - text.size();
+    std::memcpy(begin_, text.data(), text.size());
+  }
+  ~GuardedLine() { munmap(base_, mapped_size_); }
+  GuardedLine(const GuardedLine&) = delete;
+  GuardedLine& operator=(const GuardedLine&) = delete;
+
+  std::string_view view() const { return {begin_, length_}; }
+
+ private:
+  std::size_t length_;
+  std::size_t mapped_size_ = 0;
+  char* base_ = nullptr;
+  char* begin_ = nullptr;
+};
+
 TEST(MapperInputTest, UnpaddedLineAtTheEndOfABuffer) {
-  const std::string text = baseAlert().evidence({processEvidence()}).json();
-  // Exactly the line's bytes, nothing readable after them (ASan would see an over-read).
-  const auto buffer = std::make_unique<char[]>(text.size());
-  std::memcpy(buffer.get(), text.data(), text.size());
-  const std::string_view line(buffer.get(), text.size());
   LineContext context;
   context.padded = false;
-  const JsonDoc doc = mapAlert(line, MapOptions{}, context);
-  EXPECT_EQ(doc.getString("event.id"), kAlertId);
-  EXPECT_EQ(doc.getInt("process.pid"), 7312);
+  {
+    const GuardedLine line(baseAlert().evidence({processEvidence()}).json());
+    const JsonDoc doc = mapAlert(line.view(), MapOptions{}, context);
+    EXPECT_EQ(doc.getString("event.id"), kAlertId);
+    EXPECT_EQ(doc.getInt("process.pid"), 7312);
+  }
+  {
+    // Ends in a short string: string parsing reads ahead in blocks.
+    const GuardedLine line(R"({"id":"x","title":"t"})");
+    const JsonDoc doc = mapAlert(line.view(), MapOptions{}, context);
+    EXPECT_EQ(doc.getString("message"), "t");
+  }
+  {
+    const GuardedLine line(page({baseAlert().str("title", "t").json()}));
+    const JsonDoc doc = mapAlert(line.view(), preserveOn(), context);
+    EXPECT_EQ(doc.getString("message"), "t");
+  }
 }
 
 TEST(MapperInputTest, UnpaddedLineThatIsNotJsonAtTheEndOfABuffer) {
-  const std::string text = R"({"id": "da1", "title": "trunc)";
-  const auto buffer = std::make_unique<char[]>(text.size());
-  std::memcpy(buffer.get(), text.data(), text.size());
-  const CollectedDocument d = mapError(std::string_view(buffer.get(), text.size()));
-  EXPECT_EQ(JsonDoc(d.json).getString("event.original"), text);
+  LineContext context;
+  context.padded = false;
+  for (const char* text : {R"({"id": "da1", "title": "trunc)", R"({"id":"x","title":"t")", "[1, 2]",
+                           "42", R"("text)"}) {
+    const GuardedLine line(text);
+    const CollectedDocument d = mapError(line.view(), MapOptions{}, context);
+    EXPECT_TRUE(d.error) << text;
+  }
 }
 
 TEST(MapperInputTest, PaddedLineIgnoresTheBytesAfterIt) {
@@ -829,6 +874,23 @@ TEST(MapperFieldsTest, TimestampFallsBackToTheClockWithoutAlertCreationTime) {
   }
 }
 
+// yyyy-MM-ddTHH:mm:ss[.fraction]Z (std::regex trips -Wmaybe-uninitialized in g++ 12).
+bool isRfc3339Utc(std::string_view text) {
+  static constexpr std::string_view kShape = "dddd-dd-ddTdd:dd:dd";
+  if (text.size() < kShape.size() + 1 || text.back() != 'Z') return false;
+  for (std::size_t i = 0; i < kShape.size(); ++i) {
+    const bool digit = text[i] >= '0' && text[i] <= '9';
+    if (kShape[i] == 'd' ? !digit : text[i] != kShape[i]) return false;
+  }
+  std::string_view rest = text.substr(kShape.size(), text.size() - kShape.size() - 1);
+  if (rest.empty()) return true;
+  if (rest.front() != '.' || rest.size() < 2 || rest.size() > 10) return false;
+  for (const char c : rest.substr(1)) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
+
 TEST(MapperFieldsTest, DefaultClockGivesRfc3339Utc) {
   Mapper mapper(MapOptions{});
   CollectingSink sink;
@@ -836,11 +898,10 @@ TEST(MapperFieldsTest, DefaultClockGivesRfc3339Utc) {
   ASSERT_EQ(sink.documents.size(), 1u);
   const auto timestamp = JsonDoc(sink.documents[0].json).getString("@timestamp");
   ASSERT_TRUE(timestamp.has_value());
-  EXPECT_TRUE(std::regex_match(*timestamp,
-                               std::regex(R"(20[2-9]\d-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z)")))
-      << *timestamp;
-  EXPECT_TRUE(std::regex_match(mdec::ecs::systemTimestamp(),
-                               std::regex(R"(20[2-9]\d-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z)")));
+  EXPECT_TRUE(isRfc3339Utc(*timestamp)) << *timestamp;
+  EXPECT_GE(timestamp->substr(0, 4), "2025") << *timestamp;
+  EXPECT_TRUE(isRfc3339Utc(mdec::ecs::systemTimestamp())) << mdec::ecs::systemTimestamp();
+  EXPECT_FALSE(isRfc3339Utc("2025-11-03 14:07:14Z"));  // the checker itself
 }
 
 TEST(MapperFieldsTest, ConstantFields) {
