@@ -3,6 +3,11 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstring>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace mdec::ecs {
 namespace {
@@ -18,11 +23,46 @@ constexpr std::array<bool, 256> kNeedsEscape = makeEscapeTable();
 
 }  // namespace
 
+// True when any byte of the 8 in `w` is < 0x20, '"' or '\\' (SWAR, no branches per byte).
+inline bool wordNeedsEscape(std::uint64_t w) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr std::uint64_t kHigh = 0x8080808080808080ULL;
+  const std::uint64_t quote = w ^ (kOnes * '"');
+  const std::uint64_t backslash = w ^ (kOnes * '\\');
+  const std::uint64_t zero_quote = (quote - kOnes) & ~quote;
+  const std::uint64_t zero_backslash = (backslash - kOnes) & ~backslash;
+  const std::uint64_t control = (w - kOnes * 0x20) & ~w;
+  return ((zero_quote | zero_backslash | control) & kHigh) != 0;
+}
+
 void appendEscaped(std::string& out, std::string_view s) {
   const char* p = s.data();
   const char* const end = p + s.size();
   const char* run = p;
   while (p != end) {
+    // Skip clean bytes 16 or 8 at a time; most strings have nothing to escape.
+#if defined(__SSE2__)
+    while (end - p >= 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+      const __m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+      const __m128i backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+      const __m128i control = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)),
+                                             _mm_set1_epi8(0x1f));
+      const int mask = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control));
+      if (mask != 0) {
+        p += __builtin_ctz(static_cast<unsigned>(mask));
+        break;
+      }
+      p += 16;
+    }
+#endif
+    while (end - p >= 8) {
+      std::uint64_t w;
+      std::memcpy(&w, p, 8);
+      if (wordNeedsEscape(w)) break;
+      p += 8;
+    }
+    if (p == end) break;
     const auto c = static_cast<unsigned char>(*p);
     if (!kNeedsEscape[c]) {
       ++p;

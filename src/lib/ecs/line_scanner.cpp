@@ -2,6 +2,10 @@
 
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace mdec::ecs {
 namespace {
 
@@ -53,23 +57,37 @@ class Scanner {
 
   // At an opening quote; leaves i_ after the closing one.
   bool scanString() {
-    std::size_t from = i_ + 1;
+    std::size_t pos = i_ + 1;
+    const std::size_t n = s_.size();
     for (;;) {
-      const void* q = from < s_.size() ? std::memchr(s_.data() + from, '"', s_.size() - from)
-                                       : nullptr;
-      if (q == nullptr) {
-        i_ = s_.size();
+      pos = findQuoteOrBackslash(pos);
+      if (pos >= n) {
+        i_ = n;
         return fail("unterminated string");
       }
-      const std::size_t pos = static_cast<std::size_t>(static_cast<const char*>(q) - s_.data());
-      std::size_t backslashes = 0;
-      while (pos - backslashes > i_ + 1 && s_[pos - backslashes - 1] == '\\') ++backslashes;
-      if (backslashes % 2 == 0) {
+      if (s_[pos] == '"') {
         i_ = pos + 1;
         return true;
       }
-      from = pos + 1;
+      pos += 2;  // a backslash escapes the next byte
     }
+  }
+
+  // Position of the next '"' or '\\' at or after `pos`, or s_.size().
+  std::size_t findQuoteOrBackslash(std::size_t pos) const {
+    const char* const data = s_.data();
+    const std::size_t n = s_.size();
+#if defined(__SSE2__)
+    while (pos + 16 <= n) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + pos));
+      const int mask = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
+                                                      _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+      if (mask != 0) return pos + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+      pos += 16;
+    }
+#endif
+    while (pos < n && data[pos] != '"' && data[pos] != '\\') ++pos;
+    return pos;
   }
 
   bool scanLiteral(std::string_view word) {

@@ -13,6 +13,34 @@ TEST(JsonWriter, EscapesWhatJsonRequires) {
   EXPECT_EQ(out, "\"a\\\"b\\\\c\\nd\\te\\r\\b\\f\\u0001 é\"");
 }
 
+TEST(JsonWriter, EscapesAtEveryPositionOfAWord) {
+  // The fast path looks at 8 bytes at a time: put each special byte at every offset.
+  for (char special : {'"', '\\', '\n', '\x1f', '\x00'}) {
+    for (std::size_t len = 1; len <= 24; ++len) {
+      for (std::size_t at = 0; at < len; ++at) {
+        std::string in(len, 'a');
+        in[at] = special;
+        std::string expected_inner;
+        for (char c : in) {
+          if (c == '"') expected_inner += "\\\"";
+          else if (c == '\\') expected_inner += "\\\\";
+          else if (c == '\n') expected_inner += "\\n";
+          else if (c == '\x1f') expected_inner += "\\u001f";
+          else if (c == '\x00') expected_inner += "\\u0000";
+          else expected_inner += c;
+        }
+        std::string out;
+        appendEscaped(out, in);
+        ASSERT_EQ(out, expected_inner) << "len " << len << " at " << at;
+      }
+    }
+  }
+  // Bytes >= 0x80 (UTF-8) and DEL are never escaped.
+  std::string out;
+  appendEscaped(out, "\x7f\xc3\xa9\xe5\xb1\xb1\xf0\x9f\x98\x80abcdefgh");
+  EXPECT_EQ(out, "\x7f\xc3\xa9\xe5\xb1\xb1\xf0\x9f\x98\x80abcdefgh");
+}
+
 TEST(JsonWriter, Numbers) {
   std::string out;
   appendInt(out, -42);
