@@ -37,8 +37,8 @@ TEST(JsonWriter, EscapesAtEveryPositionOfAWord) {
   }
   // Bytes >= 0x80 (UTF-8) and DEL are never escaped.
   std::string out;
-  appendEscaped(out, "\x7f\xc3\xa9\xe5\xb1\xb1\xf0\x9f\x98\x80abcdefgh");
-  EXPECT_EQ(out, "\x7f\xc3\xa9\xe5\xb1\xb1\xf0\x9f\x98\x80abcdefgh");
+  appendEscaped(out, "\x7f\xc3\xa9\xe5\xb1\xb1\xf0\x9f\x98\x80" "abcdefgh");
+  EXPECT_EQ(out, "\x7f\xc3\xa9\xe5\xb1\xb1\xf0\x9f\x98\x80" "abcdefgh");
 }
 
 TEST(JsonWriter, Numbers) {
