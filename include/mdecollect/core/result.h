@@ -20,6 +20,7 @@ enum class ErrorCode {
   kHttp,             // an HTTP status that is a failure
   kAuth,             // token or credential failure
   kThrottled,        // 429 and friends
+  kTooLarge,         // a response or request over a size limit
   kInternal,         // a bug
 };
 

@@ -153,6 +153,17 @@ class AlertGenerator {
   // alert is already Resolved.
   bool advance(Alert& alert, Timestamp now);
 
+  // Changes the largest gap between two alerts' creation times from now on (the arrival
+  // rate); the emulator uses one rate for its initial history and another afterwards.
+  void setMaxGap(std::chrono::milliseconds max_gap) {
+    max_gap_ = max_gap < std::chrono::milliseconds(300) ? std::chrono::milliseconds(300) : max_gap;
+  }
+
+  // Moves the creation clock forward to `t` (never back): the next alert comes after it.
+  void setClock(Timestamp t) {
+    if (t > clock_) clock_ = t;
+  }
+
   // The creation time of the latest alert (the start time before the first next()).
   Timestamp clock() const { return clock_; }
 

@@ -12,6 +12,7 @@ const char* errorCodeName(ErrorCode code) {
     case ErrorCode::kHttp: return "http";
     case ErrorCode::kAuth: return "auth";
     case ErrorCode::kThrottled: return "throttled";
+    case ErrorCode::kTooLarge: return "too_large";
     case ErrorCode::kInternal: return "internal";
   }
   return "unknown";

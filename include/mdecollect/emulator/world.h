@@ -1,0 +1,110 @@
+// The emulated Defender tenant: a deterministic population of alerts that changes over
+// emulated time (new alerts, updates that bump lastUpdateTime, late visibility), and the
+// ground truth of every alert version that became visible and whether it was served.
+//
+// Determinism: the world at emulated time T depends only on the options and T, never on
+// when or how often it is advanced or queried (events are drawn in emulated time).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "mdecollect/emulator/alert_generator.h"
+#include "mdecollect/emulator/odata.h"
+
+namespace mdec::emulator {
+
+struct WorldOptions {
+  std::uint64_t seed = 1;
+  std::size_t initial_alerts = 1000;
+  Timestamp start{};                            // emulated time when the world opens
+  std::chrono::seconds history{24 * 3600};      // the initial alerts span [start-history, start)
+  double new_alerts_per_hour = 120;             // arrivals after start
+  double updates_per_hour = 120;                // status changes after start
+  double late_fraction = 0.2;                   // share of versions that become visible late
+  std::chrono::milliseconds late_max{5 * 60 * 1000};  // how late, at most
+};
+
+enum class OrderMode { kHonour, kIgnore, kReject };
+
+struct VersionInfo {
+  std::string id;
+  Timestamp last_update_time;
+  std::size_t evidence = 0;
+  Timestamp visible_since;
+  bool latest = false;  // the newest visible version of its alert
+  bool served = false;  // some API response included it
+};
+
+struct QueryPage {
+  std::string value_json;    // the JSON array of alerts: "[...]"
+  std::size_t count = 0;     // alerts in it
+  std::size_t matched = 0;   // alerts that matched before $skip/$top
+};
+
+class World {
+ public:
+  explicit World(WorldOptions options);
+
+  // Applies every event up to `now` (emulated). Earlier times are ignored.
+  void advanceTo(Timestamp now);
+
+  // The alerts visible now that match `query`, ordered as `mode` says (honour: by the
+  // $orderby field, ties by id; ignore, or no $orderby: a fixed arbitrary order). Marks
+  // the returned versions served unless `mark_served` is false (a response that will not
+  // reach the client whole). Call advanceTo first.
+  QueryPage query(const AlertQuery& query, OrderMode mode, bool mark_served = true);
+
+  // The newest visible version of one alert as the API shows it; nullopt when unknown.
+  std::optional<std::string> alertJson(std::string_view id, bool expand_evidence,
+                                       bool mark_served = true);
+
+  // Every version that has become visible so far, in order of visibility.
+  std::vector<VersionInfo> versions() const;
+
+  Timestamp now() const { return now_; }
+  std::size_t alertCount() const { return slots_.size(); }
+
+ private:
+  struct Version {
+    Timestamp last_update_time;
+    Timestamp visible_since;
+    Timestamp created;
+    std::size_t evidence = 0;
+    std::string status;
+    std::string severity;
+    bool served = false;
+    std::string json_expanded;  // dropped once a newer version is visible
+    std::string json_plain;
+  };
+  struct Slot {
+    Alert alert;                 // the newest version created
+    std::deque<Version> versions;  // oldest first; the last visible one is what the API shows
+    std::uint64_t order_key = 0;   // the arbitrary order when $orderby is ignored
+  };
+
+  void addVersion(std::size_t slot_index);
+  const Version* visibleVersion(const Slot& slot) const;
+  Version* visibleVersion(Slot& slot);
+  Timestamp lateness(Rng& rng);
+
+  WorldOptions options_;
+  AlertGenerator generator_;
+  Rng rng_;
+  Timestamp now_{};
+  std::vector<Slot> slots_;
+  std::unordered_map<std::string, std::size_t> by_id_;
+  std::optional<Alert> next_new_;       // generated ahead: added when its time comes
+  Timestamp next_update_{};
+  std::chrono::nanoseconds new_gap_mean_{};
+  std::chrono::nanoseconds update_gap_mean_{};
+  std::vector<std::size_t> open_;       // slots that are not Resolved (update candidates)
+};
+
+}  // namespace mdec::emulator

@@ -1,0 +1,165 @@
+// mde-emulator: Microsoft's token endpoint and the Defender for Endpoint alerts API,
+// emulated on loopback for tests, the demo, benchmarks, and trying mdecollect without Azure.
+#include <CLI/CLI.hpp>
+#include <signal.h>
+
+#include <cstdio>
+#include <iostream>
+
+#include "mdecollect/core/iso8601.h"
+#include "mdecollect/core/units.h"
+#include "mdecollect/emulator/server.h"
+
+namespace {
+
+constexpr int kExitUsage = 2;
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using mdec::emulator::EmulatorConfig;
+  try {
+    CLI::App app{
+        "mde-emulator " MDEC_VERSION
+        " - emulates Microsoft's token endpoint and the Defender for Endpoint alerts API\n"
+        "(GET /api/alerts, /api/alerts/{id}; POST /{tenant}/oauth2/token and /oauth2/v2.0/token)\n"
+        "on loopback, over a deterministic, changing population of alerts.\n"
+        "The first line on standard output is the base URL. Test-only endpoints:\n"
+        "  GET /_emulator/versions, GET /_emulator/stats, GET|POST /_emulator/faults.\n"
+        "Without --tenant, one client exists: tenant " +
+        std::string(mdec::emulator::kDefaultTenant) + ", client id " +
+        mdec::emulator::kDefaultClientId + ", secret '" + mdec::emulator::kDefaultClientSecret +
+        "'."};
+    app.set_version_flag("--version", "mde-emulator " MDEC_VERSION);
+    std::string config_file;
+    std::string listen;
+    std::vector<std::string> tenants;
+    std::vector<std::string> client_ids;
+    std::vector<std::string> client_secrets;
+    std::optional<std::size_t> alerts;
+    std::optional<std::uint64_t> seed;
+    std::optional<double> speed;
+    std::optional<std::string> start;
+    std::optional<std::string> token_lifetime;
+    std::optional<std::string> orderby;
+    std::optional<std::string> next_link;
+    std::string tls_cert;
+    std::string tls_key;
+    app.add_option("--config", config_file, "YAML file with any of the settings below and more "
+                                            "(world rates, quota, faults)");
+    app.add_option("--listen", listen, "HOST:PORT to listen on (default 127.0.0.1:0, any port)");
+    app.add_option("--tenant", tenants, "Tenant id of a client (repeat with --client-id and "
+                                        "--client-secret, one group per client)");
+    app.add_option("--client-id", client_ids, "Client (application) id");
+    app.add_option("--client-secret", client_secrets, "Client secret");
+    app.add_option("--alerts", alerts, "Initial population (default 1000)");
+    app.add_option("--seed", seed, "Seed of the population and its changes (default 1)");
+    app.add_option("--speed", speed, "Emulated seconds per real second (default 1)");
+    app.add_option("--start", start, "Emulated time when the world opens (ISO 8601; default now)");
+    app.add_option("--token-lifetime", token_lifetime, "Token lifetime, emulated (default 3599s)");
+    app.add_option("--orderby", orderby, "$orderby handling: honour, ignore or reject");
+    app.add_option("--next-link", next_link, "@odata.nextLink: none, correct or malformed");
+    app.add_option("--tls-cert", tls_cert, "PEM certificate: serve HTTPS (with --tls-key)");
+    app.add_option("--tls-key", tls_key, "PEM private key");
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+      return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+      return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+      app.exit(e);
+      return kExitUsage;
+    }
+
+    EmulatorConfig config;
+    config.world.start = std::chrono::time_point_cast<std::chrono::nanoseconds>(
+        std::chrono::system_clock::now());
+    if (!config_file.empty()) {
+      if (auto s = mdec::emulator::loadEmulatorConfig(config_file, config); !s) {
+        std::fprintf(stderr, "mde-emulator: %s\n", s.error().message().c_str());
+        return kExitUsage;
+      }
+    }
+    auto fail = [](const std::string& what) {
+      std::fprintf(stderr, "mde-emulator: %s\n", what.c_str());
+      return kExitUsage;
+    };
+    if (!listen.empty()) {
+      const auto colon = listen.rfind(':');
+      if (colon == std::string::npos) return fail("--listen must be HOST:PORT");
+      try {
+        config.port = std::stoi(listen.substr(colon + 1));
+      } catch (const std::exception&) {
+        return fail("--listen must be HOST:PORT");
+      }
+      config.host = listen.substr(0, colon);
+    }
+    if (tenants.size() != client_ids.size() || tenants.size() != client_secrets.size()) {
+      return fail("--tenant, --client-id and --client-secret must be given the same number of "
+                  "times (one group per client)");
+    }
+    if (!tenants.empty()) {
+      config.clients.clear();
+      for (std::size_t i = 0; i < tenants.size(); ++i) {
+        config.clients.push_back({tenants[i], client_ids[i], client_secrets[i], true});
+      }
+    }
+    if (alerts) config.world.initial_alerts = *alerts;
+    if (seed) config.world.seed = *seed;
+    if (speed) {
+      if (*speed <= 0) return fail("--speed must be positive");
+      config.speed = *speed;
+    }
+    if (start) {
+      auto t = mdec::core::parseIsoDateTime(*start);
+      if (!t) return fail("--start is not an ISO 8601 date-time");
+      config.world.start = mdec::emulator::Timestamp{} + std::chrono::seconds(t->seconds) +
+                           std::chrono::nanoseconds(t->nanos);
+    }
+    if (token_lifetime) {
+      auto d = mdec::core::parseDuration(*token_lifetime);
+      if (!d) return fail("--token-lifetime: " + d.error().message());
+      config.token_lifetime = std::chrono::duration_cast<std::chrono::seconds>(*d);
+    }
+    if (orderby || next_link) {
+      std::string text = "{";
+      if (orderby) text += "\"orderby\": \"" + *orderby + "\"";
+      if (next_link) text += std::string(orderby ? "," : "") + "\"next_link\": \"" + *next_link + "\"";
+      text += "}";
+      if (auto s = mdec::emulator::applyFaultsText(text, config.faults, config.orderby,
+                                                   config.next_link);
+          !s) {
+        return fail(s.error().message());
+      }
+    }
+    if (!tls_cert.empty()) config.tls_cert = tls_cert;
+    if (!tls_key.empty()) config.tls_key = tls_key;
+
+    // Signals are taken by sigwait below, not by handlers.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    const std::size_t clients = config.clients.empty() ? 1 : config.clients.size();
+    const std::size_t population = config.world.initial_alerts;
+    mdec::emulator::EmulatorServer server(std::move(config));
+    if (auto s = server.start(); !s) {
+      std::fprintf(stderr, "mde-emulator: %s\n", s.error().message().c_str());
+      return 1;
+    }
+    std::cout << server.baseUrl() << std::endl;
+    std::fprintf(stderr, "mde-emulator: serving %zu alerts for %zu client(s) at %s; "
+                 "Ctrl-C stops\n", population, clients, server.baseUrl().c_str());
+    int sig = 0;
+    sigwait(&signals, &sig);
+    std::fprintf(stderr, "mde-emulator: stopping (signal %d)\n", sig);
+    server.stop();
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mde-emulator: fatal: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,252 @@
+// The emulator's YAML configuration (and the JSON body of POST /_emulator/faults, which
+// YAML reads too). Every problem is reported at once, each with its key and line.
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "mdecollect/core/iso8601.h"
+#include "mdecollect/core/units.h"
+#include "mdecollect/emulator/server.h"
+
+namespace mdec::emulator {
+namespace {
+
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+
+  void problem(const YAML::Node& node, const std::string& what) {
+    std::string where = file_;
+    if (node.IsDefined() && node.Mark().line >= 0) {
+      where += ":" + std::to_string(node.Mark().line + 1);
+    }
+    problems_.push_back(where + ": " + what);
+  }
+
+  // Keys of `map` that are not in `known` are errors.
+  void onlyKeys(const YAML::Node& map, const std::string& section,
+                std::initializer_list<const char*> known) {
+    if (!map.IsMap()) {
+      problem(map, "'" + section + "' must be a mapping");
+      return;
+    }
+    std::set<std::string> names(known.begin(), known.end());
+    for (const auto& kv : map) {
+      const std::string key = kv.first.as<std::string>();
+      if (names.count(key) == 0) {
+        problem(kv.first, "unknown key '" + (section.empty() ? key : section + "." + key) + "'");
+      }
+    }
+  }
+
+  template <typename T>
+  void scalar(const YAML::Node& parent, const char* key, const std::string& path, T& out) {
+    const YAML::Node node = parent[key];
+    if (!node.IsDefined() || node.IsNull()) return;
+    try {
+      out = node.as<T>();
+    } catch (const YAML::Exception&) {
+      problem(node, "'" + path + "' has an invalid value '" + text(node) + "'");
+    }
+  }
+
+  void rate(const YAML::Node& parent, const char* key, const std::string& path, double& out) {
+    double v = out;
+    scalar(parent, key, path, v);
+    if (v < 0 || v > 1) {
+      problem(parent[key], "'" + path + "' must be between 0 and 1");
+      return;
+    }
+    out = v;
+  }
+
+  template <typename Duration>
+  void duration(const YAML::Node& parent, const char* key, const std::string& path,
+                Duration& out) {
+    const YAML::Node node = parent[key];
+    if (!node.IsDefined() || node.IsNull()) return;
+    auto d = core::parseDuration(text(node));
+    if (!d) {
+      problem(node, "'" + path + "': " + d.error().message());
+      return;
+    }
+    out = std::chrono::duration_cast<Duration>(*d);
+  }
+
+  static std::string text(const YAML::Node& node) {
+    return node.IsScalar() ? node.Scalar() : std::string("<not a scalar>");
+  }
+
+  mdec::Status finish() {
+    if (problems_.empty()) return okStatus();
+    std::string all;
+    for (const auto& p : problems_) all += (all.empty() ? "" : "\n") + p;
+    return Error(ErrorCode::kInvalidArgument, all);
+  }
+
+ private:
+  std::string file_;
+  std::vector<std::string> problems_;
+};
+
+void readFaults(Reader& r, const YAML::Node& node, const std::string& section, Faults& f) {
+  r.onlyKeys(node, section,
+             {"error_rate", "latency_ms", "truncate_rate", "drop_rate", "throttle_rate",
+              "throttle_retry_after_s", "throttle_no_retry_after_rate", "token_outage",
+              "orderby", "next_link"});
+  const std::string p = section.empty() ? "" : section + ".";
+  r.rate(node, "error_rate", p + "error_rate", f.error_rate);
+  r.scalar(node, "latency_ms", p + "latency_ms", f.latency_ms);
+  r.rate(node, "truncate_rate", p + "truncate_rate", f.truncate_rate);
+  r.rate(node, "drop_rate", p + "drop_rate", f.drop_rate);
+  r.rate(node, "throttle_rate", p + "throttle_rate", f.throttle_rate);
+  r.scalar(node, "throttle_retry_after_s", p + "throttle_retry_after_s",
+           f.throttle_retry_after_s);
+  r.rate(node, "throttle_no_retry_after_rate", p + "throttle_no_retry_after_rate",
+         f.throttle_no_retry_after_rate);
+  r.scalar(node, "token_outage", p + "token_outage", f.token_outage);
+}
+
+void readModes(Reader& r, const YAML::Node& node, OrderMode& orderby, NextLinkMode& next_link) {
+  if (node["orderby"].IsDefined()) {
+    const std::string v = Reader::text(node["orderby"]);
+    if (v == "honour" || v == "honor") orderby = OrderMode::kHonour;
+    else if (v == "ignore") orderby = OrderMode::kIgnore;
+    else if (v == "reject") orderby = OrderMode::kReject;
+    else r.problem(node["orderby"], "'orderby' must be honour, ignore or reject, not '" + v + "'");
+  }
+  if (node["next_link"].IsDefined()) {
+    const std::string v = Reader::text(node["next_link"]);
+    if (v == "none") next_link = NextLinkMode::kNone;
+    else if (v == "correct") next_link = NextLinkMode::kCorrect;
+    else if (v == "malformed") next_link = NextLinkMode::kMalformed;
+    else r.problem(node["next_link"], "'next_link' must be none, correct or malformed, not '" + v + "'");
+  }
+}
+
+}  // namespace
+
+mdec::Status loadEmulatorConfig(const std::string& path, EmulatorConfig& config) {
+  std::ifstream in(path);
+  if (!in) return Error(ErrorCode::kNotFound, "cannot open the config file '" + path + "'");
+  YAML::Node root;
+  try {
+    root = YAML::Load(in);
+  } catch (const YAML::Exception& e) {
+    return Error(ErrorCode::kInvalidArgument,
+                 path + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+  }
+  if (root.IsNull()) return okStatus();
+  Reader r(path);
+  r.onlyKeys(root, "",
+             {"listen", "seed", "alerts", "speed", "start", "history", "token_lifetime",
+              "tenants", "world", "quota", "orderby", "next_link", "faults", "fault_seed", "tls"});
+  if (!root.IsMap()) return r.finish();
+
+  if (root["listen"].IsDefined()) {
+    const std::string listen = Reader::text(root["listen"]);
+    const auto colon = listen.rfind(':');
+    int port = -1;
+    try {
+      port = colon == std::string::npos ? -1 : std::stoi(listen.substr(colon + 1));
+    } catch (const std::exception&) {
+      port = -1;
+    }
+    if (port < 0 || port > 65535) {
+      r.problem(root["listen"], "'listen' must be HOST:PORT, not '" + listen + "'");
+    } else {
+      config.host = listen.substr(0, colon);
+      config.port = port;
+    }
+  }
+  r.scalar(root, "seed", "seed", config.world.seed);
+  r.scalar(root, "alerts", "alerts", config.world.initial_alerts);
+  r.scalar(root, "speed", "speed", config.speed);
+  if (config.speed <= 0) r.problem(root["speed"], "'speed' must be positive");
+  if (root["start"].IsDefined()) {
+    auto t = core::parseIsoDateTime(Reader::text(root["start"]));
+    if (!t) {
+      r.problem(root["start"], "'start' is not an ISO 8601 date-time");
+    } else {
+      config.world.start = Timestamp{} + std::chrono::seconds(t->seconds) +
+                           std::chrono::nanoseconds(t->nanos);
+    }
+  }
+  r.duration(root, "history", "history", config.world.history);
+  r.duration(root, "token_lifetime", "token_lifetime", config.token_lifetime);
+  r.scalar(root, "fault_seed", "fault_seed", config.fault_seed);
+
+  if (const YAML::Node tenants = root["tenants"]; tenants.IsDefined()) {
+    if (!tenants.IsSequence()) {
+      r.problem(tenants, "'tenants' must be a list");
+    } else {
+      config.clients.clear();
+      for (std::size_t i = 0; i < tenants.size(); ++i) {
+        const YAML::Node t = tenants[i];
+        const std::string section = "tenants[" + std::to_string(i) + "]";
+        r.onlyKeys(t, section, {"tenant", "client_id", "client_secret", "roles"});
+        ClientConfig c;
+        r.scalar(t, "tenant", section + ".tenant", c.tenant);
+        r.scalar(t, "client_id", section + ".client_id", c.client_id);
+        r.scalar(t, "client_secret", section + ".client_secret", c.client_secret);
+        if (c.tenant.empty() || c.client_id.empty() || c.client_secret.empty()) {
+          r.problem(t, "'" + section + "' needs tenant, client_id and client_secret");
+        }
+        if (t["roles"].IsDefined()) {
+          c.alert_read = false;
+          if (!t["roles"].IsSequence()) {
+            r.problem(t["roles"], "'" + section + ".roles' must be a list");
+          } else {
+            for (const auto& role : t["roles"]) {
+              const std::string name = Reader::text(role);
+              c.alert_read = c.alert_read || name == "Alert.Read.All" || name == "Alert.ReadWrite.All";
+            }
+          }
+        }
+        config.clients.push_back(c);
+      }
+    }
+  }
+  if (const YAML::Node w = root["world"]; w.IsDefined()) {
+    r.onlyKeys(w, "world", {"new_alerts_per_hour", "updates_per_hour", "late_fraction", "late_max"});
+    r.scalar(w, "new_alerts_per_hour", "world.new_alerts_per_hour", config.world.new_alerts_per_hour);
+    r.scalar(w, "updates_per_hour", "world.updates_per_hour", config.world.updates_per_hour);
+    r.rate(w, "late_fraction", "world.late_fraction", config.world.late_fraction);
+    r.duration(w, "late_max", "world.late_max", config.world.late_max);
+  }
+  if (const YAML::Node q = root["quota"]; q.IsDefined()) {
+    r.onlyKeys(q, "quota", {"per_minute", "per_hour"});
+    r.scalar(q, "per_minute", "quota.per_minute", config.quota_per_minute);
+    r.scalar(q, "per_hour", "quota.per_hour", config.quota_per_hour);
+  }
+  readModes(r, root, config.orderby, config.next_link);
+  if (const YAML::Node f = root["faults"]; f.IsDefined()) {
+    readFaults(r, f, "faults", config.faults);
+    if (f.IsMap()) readModes(r, f, config.orderby, config.next_link);
+  }
+  if (const YAML::Node t = root["tls"]; t.IsDefined()) {
+    r.onlyKeys(t, "tls", {"cert", "key"});
+    r.scalar(t, "cert", "tls.cert", config.tls_cert);
+    r.scalar(t, "key", "tls.key", config.tls_key);
+  }
+  return r.finish();
+}
+
+mdec::Status applyFaultsText(const std::string& text, Faults& faults, OrderMode& orderby,
+                       NextLinkMode& next_link) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return Error(ErrorCode::kInvalidArgument, "the faults body is not JSON: " + e.msg);
+  }
+  Reader r("faults");
+  if (root.IsNull()) return okStatus();
+  readFaults(r, root, "", faults);
+  if (root.IsMap()) readModes(r, root, orderby, next_link);
+  return r.finish();
+}
+
+}  // namespace mdec::emulator

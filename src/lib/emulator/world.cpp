@@ -1,0 +1,254 @@
+#include "mdecollect/emulator/world.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace mdec::emulator {
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::milliseconds;
+using std::chrono::nanoseconds;
+
+constexpr Timestamp kNever = Timestamp::max();
+
+core::Instant toInstant(Timestamp t) {
+  const auto ns = t.time_since_epoch().count();
+  std::int64_t s = ns / 1'000'000'000;
+  std::int64_t n = ns % 1'000'000'000;
+  if (n < 0) {
+    n += 1'000'000'000;
+    --s;
+  }
+  return core::Instant{s, static_cast<std::int32_t>(n)};
+}
+
+std::uint64_t fnv1a(std::string_view s) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (char c : s) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+// A gap drawn uniformly from [0, 2*mean]: the mean rate is right and the draw is integer.
+nanoseconds drawGap(Rng& rng, nanoseconds mean) {
+  const auto hi = std::max<std::int64_t>(1, mean.count() * 2);
+  return nanoseconds(rng.between(1, hi));
+}
+
+nanoseconds meanGap(double per_hour) {
+  if (per_hour <= 0) return nanoseconds::max();
+  return nanoseconds(static_cast<std::int64_t>(3600e9 / per_hour));
+}
+
+// The generator's largest gap for a wanted mean gap between creation times: a gap is
+// uniform in (0, max], and 40% of alerts join the current burst a few ms later instead.
+milliseconds maxGapFor(nanoseconds mean) {
+  return duration_cast<milliseconds>(mean * 2 * 10 / 6);
+}
+
+}  // namespace
+
+World::World(WorldOptions options)
+    : options_(options),
+      generator_(options.seed, options.start - options.history,
+                 maxGapFor(duration_cast<nanoseconds>(options.history) /
+                           static_cast<std::int64_t>(std::max<std::size_t>(1, options.initial_alerts)))),
+      rng_(options.seed ^ 0x5bd1e995ULL) {
+  now_ = options_.start;
+  slots_.reserve(options_.initial_alerts);
+  for (std::size_t i = 0; i < options_.initial_alerts; ++i) {
+    Slot slot;
+    slot.alert = generator_.next();
+    slot.order_key = fnv1a(slot.alert.id);
+    by_id_.emplace(slot.alert.id, slots_.size());
+    slots_.push_back(std::move(slot));
+    addVersion(slots_.size() - 1);
+    if (slots_.back().alert.status != Status::kResolved) open_.push_back(slots_.size() - 1);
+  }
+  // The world opens when its history ends.
+  if (generator_.clock() > now_) now_ = generator_.clock();
+
+  new_gap_mean_ = meanGap(options_.new_alerts_per_hour);
+  update_gap_mean_ = meanGap(options_.updates_per_hour);
+  generator_.setClock(now_);  // arrivals continue from the opening, not from the history
+  if (new_gap_mean_ != nanoseconds::max()) {
+    generator_.setMaxGap(maxGapFor(new_gap_mean_));
+    next_new_ = generator_.next();
+  }
+  next_update_ = update_gap_mean_ == nanoseconds::max() ? kNever
+                                                        : now_ + drawGap(rng_, update_gap_mean_);
+}
+
+Timestamp World::lateness(Rng& rng) {
+  const auto late_percent = static_cast<std::uint32_t>(options_.late_fraction * 100.0 + 0.5);
+  if (options_.late_max.count() <= 0 || !rng.chance(late_percent)) return Timestamp{};
+  return Timestamp{} + milliseconds(rng.between(1, options_.late_max.count()));
+}
+
+void World::addVersion(std::size_t slot_index) {
+  Slot& slot = slots_[slot_index];
+  Version v;
+  v.last_update_time = slot.alert.last_update_time;
+  v.visible_since =
+      slot.alert.last_update_time + lateness(rng_).time_since_epoch();
+  // A version never becomes visible before an earlier one of the same alert.
+  if (!slot.versions.empty() && v.visible_since < slot.versions.back().visible_since) {
+    v.visible_since = slot.versions.back().visible_since;
+  }
+  v.created = slot.alert.alert_creation_time;
+  v.evidence = slot.alert.evidence.size();
+  v.status = std::string(statusName(slot.alert.status));
+  v.severity = std::string(severityName(slot.alert.severity));
+  appendAlertJson(slot.alert, true, v.json_expanded);
+  appendAlertJson(slot.alert, false, v.json_plain);
+  slot.versions.push_back(std::move(v));
+}
+
+void World::advanceTo(Timestamp now) {
+  if (now <= now_) return;
+  for (;;) {
+    const Timestamp new_at = next_new_ ? next_new_->alert_creation_time : kNever;
+    const Timestamp at = std::min(new_at, next_update_);
+    if (at > now) break;
+    if (at == new_at) {
+      Slot slot;
+      slot.alert = std::move(*next_new_);
+      slot.order_key = fnv1a(slot.alert.id);
+      by_id_.emplace(slot.alert.id, slots_.size());
+      slots_.push_back(std::move(slot));
+      addVersion(slots_.size() - 1);
+      if (slots_.back().alert.status != Status::kResolved) open_.push_back(slots_.size() - 1);
+      next_new_ = generator_.next();
+    } else {
+      if (!open_.empty()) {
+        const std::size_t pick = static_cast<std::size_t>(rng_.below(open_.size()));
+        const std::size_t index = open_[pick];
+        if (generator_.advance(slots_[index].alert, at)) addVersion(index);
+        if (slots_[index].alert.status == Status::kResolved) {
+          open_[pick] = open_.back();
+          open_.pop_back();
+        }
+      }
+      next_update_ = at + drawGap(rng_, update_gap_mean_);
+    }
+  }
+  now_ = now;
+}
+
+World::Version* World::visibleVersion(Slot& slot) {
+  // Versions are in creation order and become visible in that order.
+  Version* found = nullptr;
+  std::size_t index = 0;
+  for (std::size_t i = 0; i < slot.versions.size(); ++i) {
+    if (slot.versions[i].visible_since > now_) break;
+    found = &slot.versions[i];
+    index = i;
+  }
+  // Older versions can never be served again: their bodies are not needed any more.
+  for (std::size_t i = 0; found != nullptr && i < index; ++i) {
+    if (!slot.versions[i].json_expanded.empty()) {
+      std::string().swap(slot.versions[i].json_expanded);
+      std::string().swap(slot.versions[i].json_plain);
+    }
+  }
+  return found;
+}
+
+const World::Version* World::visibleVersion(const Slot& slot) const {
+  const Version* found = nullptr;
+  for (const auto& v : slot.versions) {
+    if (v.visible_since > now_) break;
+    found = &v;
+  }
+  return found;
+}
+
+QueryPage World::query(const AlertQuery& q, OrderMode mode, bool mark_served) {
+  struct Candidate {
+    Timestamp key;
+    std::uint64_t arbitrary;
+    std::size_t slot;
+    Version* version;
+  };
+  std::vector<Candidate> candidates;
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    Version* v = visibleVersion(slots_[i]);
+    if (v == nullptr) continue;
+    if (!matchesTimes(q, toInstant(v->last_update_time), toInstant(v->created))) continue;
+    if (q.status && *q.status != v->status) continue;
+    if (q.severity && *q.severity != v->severity) continue;
+    const Timestamp key =
+        q.order_by == TimeField::kAlertCreationTime ? v->created : v->last_update_time;
+    candidates.push_back({key, slots_[i].order_key, i, v});
+  }
+  const bool honour = mode == OrderMode::kHonour && q.order_by.has_value();
+  if (honour) {
+    std::sort(candidates.begin(), candidates.end(), [&](const Candidate& a, const Candidate& b) {
+      if (a.key != b.key) return q.descending ? a.key > b.key : a.key < b.key;
+      return slots_[a.slot].alert.id < slots_[b.slot].alert.id;
+    });
+  } else {
+    std::sort(candidates.begin(), candidates.end(), [&](const Candidate& a, const Candidate& b) {
+      if (a.arbitrary != b.arbitrary) return a.arbitrary < b.arbitrary;
+      return slots_[a.slot].alert.id < slots_[b.slot].alert.id;
+    });
+  }
+  QueryPage page;
+  page.matched = candidates.size();
+  page.value_json.push_back('[');
+  const std::size_t begin = std::min(q.skip, candidates.size());
+  const std::size_t end = std::min(candidates.size(), begin + q.top);
+  std::size_t bytes = 2;
+  for (std::size_t i = begin; i < end; ++i) {
+    bytes += (q.expand_evidence ? candidates[i].version->json_expanded
+                                : candidates[i].version->json_plain).size() + 1;
+  }
+  page.value_json.reserve(bytes);
+  for (std::size_t i = begin; i < end; ++i) {
+    Version* v = candidates[i].version;
+    if (i != begin) page.value_json.push_back(',');
+    page.value_json.append(q.expand_evidence ? v->json_expanded : v->json_plain);
+    if (mark_served) v->served = true;
+    ++page.count;
+  }
+  page.value_json.push_back(']');
+  return page;
+}
+
+std::optional<std::string> World::alertJson(std::string_view id, bool expand_evidence,
+                                            bool mark_served) {
+  auto it = by_id_.find(std::string(id));
+  if (it == by_id_.end()) return std::nullopt;
+  Version* v = visibleVersion(slots_[it->second]);
+  if (v == nullptr) return std::nullopt;
+  if (mark_served) v->served = true;
+  return expand_evidence ? v->json_expanded : v->json_plain;
+}
+
+std::vector<VersionInfo> World::versions() const {
+  std::vector<VersionInfo> out;
+  for (const Slot& slot : slots_) {
+    const Version* visible = visibleVersion(slot);
+    for (const Version& v : slot.versions) {
+      if (v.visible_since > now_) break;
+      VersionInfo info;
+      info.id = slot.alert.id;
+      info.last_update_time = v.last_update_time;
+      info.evidence = v.evidence;
+      info.visible_since = v.visible_since;
+      info.latest = &v == visible;
+      info.served = v.served;
+      out.push_back(std::move(info));
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const VersionInfo& a, const VersionInfo& b) {
+    if (a.visible_since != b.visible_since) return a.visible_since < b.visible_since;
+    return a.id < b.id;
+  });
+  return out;
+}
+
+}  // namespace mdec::emulator
