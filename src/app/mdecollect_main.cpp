@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     std::function<int()> run;
     mdec::app::addMapCommand(app, run);
+    mdec::app::addRunCommands(app, run);
     try {
       app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

@@ -37,6 +37,10 @@ struct DocumentView {
   std::string_view json;  // one compact JSON object, no trailing newline
   bool error = false;     // true for event.kind: pipeline_error documents
   std::uint32_t evidence_index = 0;
+  // The alert version the document comes from (empty for a line or value that is not an
+  // alert object): the collector's seen-set key.
+  std::string_view alert_id;
+  std::string_view last_update_time;
 };
 
 class DocumentSink {

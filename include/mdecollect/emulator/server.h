@@ -5,6 +5,7 @@
 //   GET  /_emulator/versions  every alert version visible so far, with latest/served
 //   GET  /_emulator/stats     emulated clock, requests by path and status, 429s answered
 //   POST /_emulator/faults    change faults and behaviour at run time (JSON body)
+//   POST /_emulator/clock     {"frozen": true|false}: stop or resume emulated time
 #pragma once
 
 #include <chrono>

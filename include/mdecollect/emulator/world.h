@@ -24,7 +24,8 @@ struct WorldOptions {
   std::uint64_t seed = 1;
   std::size_t initial_alerts = 1000;
   Timestamp start{};                            // emulated time when the world opens
-  std::chrono::seconds history{24 * 3600};      // the initial alerts span [start-history, start)
+  std::chrono::seconds history{24 * 3600};      // the initial alerts: about this long, ending
+                                                // before `start`
   double new_alerts_per_hour = 120;             // arrivals after start
   double updates_per_hour = 120;                // status changes after start
   double late_fraction = 0.2;                   // share of versions that become visible late

@@ -420,6 +420,7 @@ struct Mapper::Impl {
   std::string orig_suffix;    // ... and after it
   std::string alert_id_text;  // event.id as text, for the document id
   std::string lut_text;       // lastUpdateTime as text
+  bool version_known = false;  // alert_id_text/lut_text describe the current documents
   bool event_has_type_start = false;
   bool event_has_type_end = false;
   bool category_malware = false;
@@ -465,6 +466,8 @@ struct Mapper::Impl {
     view.json = doc;
     view.error = error;
     view.evidence_index = index;
+    view.alert_id = version_known ? std::string_view(alert_id_text) : std::string_view();
+    view.last_update_time = version_known ? std::string_view(lut_text) : std::string_view();
     ++stats.documents;
     if (error) ++stats.errors;
     sink->onDocument(view);
@@ -510,6 +513,7 @@ struct Mapper::Impl {
   }
 
   void emitErrorForText(std::string_view original, std::string problem) {
+    version_known = false;
     const std::string id = documentId(original, "\x1epipeline_error", 0);
     emitError(original, {std::move(problem)}, id, 0);
   }
@@ -678,6 +682,7 @@ struct Mapper::Impl {
 
   void mapAlert(const element& root) {
     collectAlert(root);
+    version_known = true;
     alert_id_text.clear();
     if (a(AK::kId)) {
       if (isString(*a(AK::kId))) {

@@ -107,7 +107,10 @@ struct EmulatorServer::Impl {
     emulated_start = world.now();
   }
 
+  std::optional<Timestamp> frozen_at;  // POST /_emulator/clock {"frozen": true}
+
   Timestamp emulatedNow() const {
+    if (frozen_at) return *frozen_at;
     const auto real = Clock::now() - real_start;
     const auto scaled = nanoseconds(static_cast<std::int64_t>(
         static_cast<double>(duration_cast<nanoseconds>(real).count()) * config.speed));
@@ -459,7 +462,9 @@ struct EmulatorServer::Impl {
     ecs::appendString(body, origin(req) + "/api/$metadata#Alerts");
     body += ",\"value\":";
     body += page.value_json;
-    const bool more = page.count == query->top && query->skip + page.count < page.matched;
+    // $top=0 has no next page: a link back to the same $skip would never end.
+    const bool more =
+        page.count > 0 && page.count == query->top && query->skip + page.count < page.matched;
     if (more && config.next_link != NextLinkMode::kNone) {
       body += ",\"@odata.nextLink\":";
       ecs::appendString(body, nextLink(req, path, query->skip + page.count));
@@ -600,6 +605,24 @@ struct EmulatorServer::Impl {
     s.Get("/_emulator/stats", [this](const httplib::Request&, httplib::Response& r) {
       setJson(r, 200, statsJson());
     });
+    // Freezes or resumes emulated time (tests: a final poll over a world that stands still).
+    s.Post("/_emulator/clock", [this](const httplib::Request& q, httplib::Response& r) {
+      std::lock_guard<std::mutex> lock(mu);
+      const bool freeze = q.body.find("true") != std::string::npos;
+      if (freeze && !frozen_at) {
+        frozen_at = emulatedNow();
+      } else if (!freeze && frozen_at) {
+        // Resume where it stood: shift the real origin by the time spent frozen.
+        const Timestamp at = *frozen_at;
+        frozen_at.reset();
+        const auto ahead = emulatedNow() - at;
+        real_start += std::chrono::duration_cast<Clock::duration>(
+            std::chrono::duration<double, std::nano>(static_cast<double>(ahead.count()) /
+                                                     config.speed));
+      }
+      setJson(r, 200, std::string("{\"frozen\":") + (frozen_at ? "true" : "false") +
+                          ",\"now\":\"" + formatApiTime(emulatedNow()) + "\"}");
+    });
     s.Get("/_emulator/faults", [this](const httplib::Request&, httplib::Response& r) {
       std::lock_guard<std::mutex> lock(mu);
       setJson(r, 200, faultsJson());
@@ -649,6 +672,10 @@ mdec::Status EmulatorServer::start() {
     m.server = std::make_unique<httplib::Server>();
   }
   m.server->set_keep_alive_max_count(1000);
+  // An idle keep-alive connection holds its worker until this timeout, and stop() waits for
+  // every worker: with httplib's default (5 s) a client that keeps its connection open made
+  // SIGTERM take 5 s.
+  m.server->set_keep_alive_timeout(1);
   m.server->set_payload_max_length(1 << 20);
   m.routes();
   if (m.config.port == 0) {

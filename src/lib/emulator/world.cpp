@@ -49,26 +49,52 @@ milliseconds maxGapFor(nanoseconds mean) {
   return duration_cast<milliseconds>(mean * 2 * 10 / 6);
 }
 
+// The initial population: `count` alerts created about `history` long and ending before
+// `start`. The generator's gaps are random, so a draw can run past `start` (by an hour for a
+// small population); it is then drawn again that much earlier. Moving the start barely
+// changes the draw, so a second pass almost always fits.
+struct Opening {
+  AlertGenerator generator;
+  std::vector<Alert> alerts;
+};
+
+Opening initialPopulation(const WorldOptions& options) {
+  const std::size_t count = options.initial_alerts;
+  const auto per_alert = static_cast<std::int64_t>(std::max<std::size_t>(1, count));
+  const milliseconds max_gap = maxGapFor(duration_cast<nanoseconds>(options.history) / per_alert);
+  nanoseconds shift{0};
+  for (int pass = 0;; ++pass) {
+    Opening opening{AlertGenerator(options.seed, options.start - options.history - shift, max_gap),
+                    {}};
+    opening.alerts.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) opening.alerts.push_back(opening.generator.next());
+    const Timestamp end = opening.generator.clock();
+    if (end < options.start || pass == 4) return opening;  // else the world opens at `end`
+    shift += (end - options.start) + std::chrono::seconds(1);
+  }
+}
+
 }  // namespace
 
 World::World(WorldOptions options)
     : options_(options),
-      generator_(options.seed, options.start - options.history,
-                 maxGapFor(duration_cast<nanoseconds>(options.history) /
-                           static_cast<std::int64_t>(std::max<std::size_t>(1, options.initial_alerts)))),
+      generator_(options.seed, options.start),
       rng_(options.seed ^ 0x5bd1e995ULL) {
   now_ = options_.start;
+  Opening opening = initialPopulation(options_);
+  generator_ = std::move(opening.generator);
   slots_.reserve(options_.initial_alerts);
-  for (std::size_t i = 0; i < options_.initial_alerts; ++i) {
+  for (Alert& alert : opening.alerts) {
     Slot slot;
-    slot.alert = generator_.next();
+    slot.alert = std::move(alert);
     slot.order_key = fnv1a(slot.alert.id);
     by_id_.emplace(slot.alert.id, slots_.size());
     slots_.push_back(std::move(slot));
     addVersion(slots_.size() - 1);
     if (slots_.back().alert.status != Status::kResolved) open_.push_back(slots_.size() - 1);
   }
-  // The world opens when its history ends.
+  // The history ends before `start` (see initialPopulation); should it not, the world opens
+  // when its history ends.
   if (generator_.clock() > now_) now_ = generator_.clock();
 
   new_gap_mean_ = meanGap(options_.new_alerts_per_hour);
@@ -244,9 +270,12 @@ std::vector<VersionInfo> World::versions() const {
       out.push_back(std::move(info));
     }
   }
+  // Versions of one alert can share visible_since (a version held back behind a late one):
+  // they stay oldest first.
   std::sort(out.begin(), out.end(), [](const VersionInfo& a, const VersionInfo& b) {
     if (a.visible_since != b.visible_since) return a.visible_since < b.visible_since;
-    return a.id < b.id;
+    if (a.id != b.id) return a.id < b.id;
+    return a.last_update_time < b.last_update_time;
   });
   return out;
 }

@@ -1,0 +1,113 @@
+// The collector's configuration: one YAML file decoded in one place into these structs.
+// Unknown keys are errors; all problems are reported at once with file and line; values
+// may be ${ENV_VAR}; secrets may come from files (*_file) and print as ***.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mdecollect/core/result.h"
+
+namespace mdec::config {
+
+// A secret: printed, logged or formatted, it is always ***.
+class Secret {
+ public:
+  Secret() = default;
+  explicit Secret(std::string value) : value_(std::move(value)) {}
+  const std::string& reveal() const { return value_; }
+  bool empty() const { return value_.empty(); }
+  static constexpr const char* kMask = "***";
+
+ private:
+  std::string value_;
+};
+
+// Streams (gtest, logs) see *** too.
+std::ostream& operator<<(std::ostream& out, const Secret& secret);
+
+struct TlsConfig {
+  bool verify = true;        // ssl.verification_mode: full (default) or none
+  std::string ca_file;       // ssl.certificate_authorities (one PEM file)
+};
+
+enum class SourceType { kMde, kFile, kGraph };
+
+// "mde", "file", "graph": as the config file spells it.
+const char* sourceTypeName(SourceType type);
+
+struct SourceConfig {
+  std::string name;
+  SourceType type = SourceType::kMde;
+  int line = 0;  // where it is defined, for messages
+
+  // type: mde (and graph, later)
+  std::string tenant_id;
+  std::string client_id;
+  Secret client_secret;                 // client_secret or client_secret_file
+  std::string client_secret_file;       // the path, when the secret was read from a file
+  std::string login_url = "https://login.microsoftonline.com";
+  std::string token_url;                // default oauth2/token, or oauth2/v2.0/token with scopes
+                                        // (loadConfig stores the effective value)
+  std::string azure_resource = "https://api.securitycenter.microsoft.com";
+  std::vector<std::string> scopes;      // set: the v2 token flow
+  std::string api_url = "https://api.security.microsoft.com";
+  std::chrono::milliseconds interval{5 * 60 * 1000};
+  std::chrono::milliseconds initial_interval{24 * 3600 * 1000};
+  std::chrono::milliseconds late_arrival_window{10 * 60 * 1000};
+  std::size_t page_size = 1000;         // 1..10000
+  std::string proxy_url;
+  TlsConfig ssl;
+  int requests_per_minute = 100;        // client-side pacing (the API's quota)
+  int requests_per_hour = 1500;
+  std::chrono::milliseconds request_timeout{60 * 1000};
+
+  // type: file
+  std::vector<std::string> paths;       // globs
+  std::string format = "mde";           // mde (alerts/pages); graph later
+
+  // every type
+  std::optional<std::vector<std::string>> tags;  // unset: the default tags
+  bool preserve_original_event = false;
+  std::string data_stream_namespace = "default";  // key: namespace
+};
+
+struct FileOutputConfig {
+  bool enabled = true;                  // the default output when none is configured
+  std::string path;                     // default <state_dir>/output
+  std::uint64_t rotate_bytes = 100ull << 20;
+  int keep_files = 7;
+};
+
+struct StdoutOutputConfig {
+  bool enabled = false;
+};
+
+struct LoggingConfig {
+  std::string level = "info";           // debug, info, warn, error
+  std::string format = "text";          // text or json
+};
+
+struct Config {
+  std::string file;                     // the path it was loaded from
+  std::string state_dir = "./data";
+  std::uint64_t max_spool_bytes = 256ull << 20;  // the outbox bound
+  std::vector<SourceConfig> sources;
+  FileOutputConfig file_output;         // outputs.file
+  StdoutOutputConfig stdout_output;     // outputs.stdout
+  LoggingConfig logging;
+};
+
+// Loads and validates; the error message lists every problem, one per line, each as
+// "FILE:LINE: key: what is wrong".
+Result<Config> loadConfig(const std::string& path);
+
+// The effective configuration as YAML, every key with its value (defaults included),
+// secrets as ***.
+std::string renderConfig(const Config& config);
+
+}  // namespace mdec::config

@@ -1,0 +1,25 @@
+// `mdecollect run`: every configured source polled on its own thread, every output fed
+// from the outbox by its own thread; a clean stop on request within seconds.
+#pragma once
+
+#include <stop_token>
+
+#include "mdecollect/config/config.h"
+#include "mdecollect/core/clock.h"
+
+namespace mdec::pipeline {
+
+struct RunOptions {
+  bool once = false;  // one poll per source, deliver everything, exit
+};
+
+// Returns the process exit code: 0 when every source polled and every document was
+// delivered (--once) or after a requested stop; 1 when --once left a source failed or
+// documents undelivered; 2 when the state or an output cannot be opened.
+int runCollector(const config::Config& config, const RunOptions& options, core::Clock& clock,
+                 std::stop_token stop);
+
+// Sets up logging (spdlog: stderr, text or JSON lines, level) from the config.
+void setupLogging(const config::LoggingConfig& logging);
+
+}  // namespace mdec::pipeline

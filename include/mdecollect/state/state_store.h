@@ -1,0 +1,106 @@
+// Everything the collector must remember, in one transactional store (SQLite, WAL) under
+// state_dir: per source the watermark and the seen-set, the outbox of mapped documents not
+// yet acknowledged by every output, per output its acknowledged position (and for the file
+// output the file and offset it ended at), per file source the read offset.
+//
+// The guarantee rests on commitPage/commitFileLines: documents, watermark and seen-set (or
+// file offset) change together or not at all, whatever instant the process dies.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mdecollect/core/result.h"
+
+namespace mdec::state {
+
+struct Version {
+  std::string alert_id;
+  std::string last_update_time;  // as the API wrote it
+  friend bool operator==(const Version&, const Version&) = default;
+};
+
+struct NewDocument {
+  std::string id;    // the deterministic document id
+  std::string body;  // one ECS document, compact JSON, no newline
+};
+
+struct PageCommit {
+  std::string source;
+  std::optional<std::string> watermark;  // the new watermark (ISO 8601 UTC), if it moved
+  std::vector<Version> seen;             // versions delivered by this page
+  std::vector<NewDocument> documents;    // appended to the outbox, in order
+};
+
+struct OutboxDocument {
+  std::int64_t seq = 0;  // increasing, gap-free only within one commit
+  std::string source;
+  std::string id;
+  std::string body;
+};
+
+// Where the file output stood when it last acknowledged.
+struct FileCheckpoint {
+  std::string file;          // path of the file it was writing
+  std::uint64_t offset = 0;  // size of that file after the acknowledged batch
+};
+
+struct FilePosition {
+  std::uint64_t inode = 0;   // to notice rotation
+  std::uint64_t offset = 0;  // bytes consumed
+};
+
+class StateStore {
+ public:
+  virtual ~StateStore() = default;
+
+  // ---- sources ----
+  virtual Result<std::optional<std::string>> watermark(const std::string& source) = 0;
+  // Which of `versions` this source has already delivered (same order, true = seen).
+  virtual Result<std::vector<bool>> seen(const std::string& source,
+                                         const std::vector<Version>& versions) = 0;
+  // Forgets seen versions with last_update_time < `before` (ISO 8601 text compare works
+  // for the API's UTC format only after normalisation; callers pass normalised text).
+  virtual Status pruneSeen(const std::string& source, const std::string& before) = 0;
+  // One transaction: documents into the outbox, the watermark, the seen-set.
+  virtual Status commitPage(const PageCommit& page) = 0;
+
+  // ---- file sources ----
+  virtual Result<std::optional<FilePosition>> filePosition(const std::string& source,
+                                                            const std::string& path) = 0;
+  // One transaction: documents into the outbox and the new position.
+  virtual Status commitFileLines(const std::string& source, const std::string& path,
+                                 const FilePosition& position,
+                                 const std::vector<NewDocument>& documents) = 0;
+
+  // ---- outbox and outputs ----
+  // Declares an output (idempotent); a new one starts after the documents already acked
+  // by nobody, i.e. it receives everything still in the outbox.
+  virtual Status registerOutput(const std::string& output) = 0;
+  // Documents with seq > after_seq, oldest first, at most max_documents and about
+  // max_bytes (at least one document when any is there).
+  virtual Result<std::vector<OutboxDocument>> readOutbox(std::int64_t after_seq,
+                                                         std::size_t max_documents,
+                                                         std::size_t max_bytes) = 0;
+  virtual Result<std::int64_t> ackedSeq(const std::string& output) = 0;
+  // One transaction: the output's position, and for the file output where the file
+  // stands; then documents every output has acknowledged leave the outbox.
+  virtual Status acknowledge(const std::string& output, std::int64_t up_to_seq,
+                             const std::optional<FileCheckpoint>& checkpoint) = 0;
+  virtual Result<std::optional<FileCheckpoint>> fileCheckpoint(const std::string& output) = 0;
+  // Bytes and documents waiting in the outbox (for the spool bound and metrics).
+  struct OutboxSize {
+    std::uint64_t documents = 0;
+    std::uint64_t bytes = 0;
+  };
+  virtual Result<OutboxSize> outboxSize() = 0;
+};
+
+// Opens (creating when needed) <state_dir>/state.db; checks and migrates the schema
+// version; refuses a newer schema with a clear error.
+Result<std::unique_ptr<StateStore>> openSqliteStore(const std::string& state_dir);
+
+}  // namespace mdec::state

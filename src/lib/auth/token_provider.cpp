@@ -1,0 +1,129 @@
+#include "mdecollect/auth/token_provider.h"
+
+#include <simdjson.h>
+
+#include <charconv>
+
+namespace mdec::auth {
+namespace {
+
+std::string joinUrl(std::string a, std::string_view b) {
+  while (!a.empty() && a.back() == '/') a.pop_back();
+  while (!b.empty() && b.front() == '/') b.remove_prefix(1);
+  return a + "/" + std::string(b);
+}
+
+// The first line of an error_description (the rest is Trace ID, Correlation ID, time).
+std::string firstLine(std::string_view s) {
+  const auto end = s.find_first_of("\r\n");
+  return std::string(s.substr(0, end));
+}
+
+class ClientCredentials : public TokenProvider {
+ public:
+  ClientCredentials(const config::SourceConfig& source, http::HttpClient& client,
+                    core::Clock& clock)
+      : source_(source), client_(client), clock_(clock), url_(tokenUrl(source)) {}
+
+  Result<std::string> token(bool refresh) override {
+    const auto now = clock_.steadyNow();
+    if (!refresh && !token_.empty() && now < renew_at_) return token_;
+    http::HttpRequest req;
+    req.method = "POST";
+    req.url = url_;
+    req.headers = {{"Content-Type", "application/x-www-form-urlencoded"},
+                   {"Accept", "application/json"}};
+    std::vector<std::pair<std::string, std::string>> form = {
+        {"grant_type", "client_credentials"},
+        {"client_id", source_.client_id},
+        {"client_secret", source_.client_secret.reveal()}};
+    if (source_.scopes.empty()) {
+      form.emplace_back("resource", source_.azure_resource);
+    } else {
+      std::string scopes;
+      for (const auto& s : source_.scopes) scopes += (scopes.empty() ? "" : " ") + s;
+      form.emplace_back("scope", scopes);
+    }
+    req.body = http::formEncode(form);
+    req.timeout = source_.request_timeout;
+    req.max_response_bytes = 1 << 20;
+    auto res = client_.send(req);
+    if (!res) return Error(res.error()).withContext("token request to " + url_);
+    return parse(*res, now);
+  }
+
+  std::uint64_t refreshes() const override { return refreshes_; }
+
+ private:
+  Result<std::string> parse(const http::HttpResponse& res, std::chrono::steady_clock::time_point sent) {
+    simdjson::dom::parser parser;
+    simdjson::dom::element root;
+    const bool json_ok =
+        parser.parse(simdjson::padded_string(res.body)).get(root) == simdjson::SUCCESS &&
+        root.type() == simdjson::dom::element_type::OBJECT;
+    if (res.status != 200) {
+      std::string_view error;
+      std::string_view description;
+      if (json_ok) {
+        if (root["error"].get(error) != simdjson::SUCCESS) error = {};
+        if (root["error_description"].get(description) != simdjson::SUCCESS) description = {};
+      }
+      std::string message = "token request to " + url_ + " failed: HTTP " +
+                            std::to_string(res.status);
+      if (!error.empty()) message += " " + std::string(error);
+      if (!description.empty()) message += ": " + firstLine(description);
+      // The identity platform refused the request: configuration, not a passing fault.
+      if (res.status >= 400 && res.status < 500 && res.status != 408 && res.status != 429) {
+        return Error(ErrorCode::kAuth, message).withHttpStatus(res.status);
+      }
+      return Error(ErrorCode::kHttp, message).withHttpStatus(res.status);
+    }
+    std::string_view access;
+    if (!json_ok || root["access_token"].get(access) != simdjson::SUCCESS || access.empty()) {
+      return Error(ErrorCode::kParse, "token response from " + url_ + " has no access_token");
+    }
+    // expires_in: a number (v2) or a string (v1).
+    std::int64_t expires_in = 3599;
+    simdjson::dom::element e;
+    if (root["expires_in"].get(e) == simdjson::SUCCESS) {
+      if (e.is<int64_t>()) {
+        expires_in = int64_t(e);
+      } else if (e.is<std::string_view>()) {
+        const std::string_view text = e.get_string().value_unsafe();
+        std::from_chars(text.data(), text.data() + text.size(), expires_in);
+      }
+    }
+    if (expires_in < 1) expires_in = 1;
+    // Renew at 90% of the lifetime, and never later than 5 minutes before expiry.
+    const auto lifetime = std::chrono::seconds(expires_in);
+    auto margin = std::min<std::chrono::milliseconds>(std::chrono::minutes(5), lifetime / 10);
+    token_ = std::string(access);
+    renew_at_ = sent + lifetime - margin;
+    ++refreshes_;
+    return token_;
+  }
+
+  const config::SourceConfig& source_;
+  http::HttpClient& client_;
+  core::Clock& clock_;
+  std::string url_;
+  std::string token_;
+  std::chrono::steady_clock::time_point renew_at_{};
+  std::uint64_t refreshes_ = 0;
+};
+
+}  // namespace
+
+std::string tokenUrl(const config::SourceConfig& source) {
+  std::string path = source.token_url;
+  if (path.empty()) path = source.scopes.empty() ? "oauth2/token" : "oauth2/v2.0/token";
+  return joinUrl(joinUrl(source.login_url, source.tenant_id), path);
+}
+
+std::unique_ptr<TokenProvider> makeClientCredentialsProvider(const config::SourceConfig& source,
+                                                             http::HttpClient& client,
+                                                             core::Clock& clock) {
+  return std::make_unique<ClientCredentials>(source, client, clock);
+}
+
+}  // namespace mdec::auth

@@ -1,0 +1,253 @@
+#include "mdecollect/pipeline/collector.h"
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "mdecollect/auth/token_provider.h"
+#include "mdecollect/http/http_client.h"
+#include "mdecollect/output/file_output.h"
+#include "mdecollect/source/file_source.h"
+#include "mdecollect/source/mde_source.h"
+#include "mdecollect/state/state_store.h"
+
+namespace mdec::pipeline {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr std::size_t kBatchDocuments = 1000;
+constexpr std::size_t kBatchBytes = 4u << 20;
+
+// Logs a repeated failure once, then again only every `every` occurrences: a source
+// that keeps failing does not flood the log.
+class RepeatLimiter {
+ public:
+  bool shouldLog(const std::string& message) {
+    if (message != last_) {
+      last_ = message;
+      count_ = 0;
+    }
+    return count_++ % 10 == 0;
+  }
+  std::uint64_t repeats() const { return count_; }
+
+ private:
+  std::string last_;
+  std::uint64_t count_ = 0;
+};
+
+struct Shared {
+  state::StateStore& store;
+  const config::Config& config;
+  core::Clock& clock;
+  std::atomic<int> sources_running{0};
+  std::atomic<bool> source_failed{false};
+};
+
+void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
+                  std::stop_token stop) {
+  auto log = spdlog::default_logger()->clone("source." + source.name);
+  http::CurlClientOptions http_options;
+  http_options.proxy_url = source.proxy_url;
+  http_options.tls.verify = source.ssl.verify;
+  http_options.tls.ca_file = source.ssl.ca_file;
+  http_options.user_agent = "MdatpPartner-mdecollect/" MDEC_VERSION_STRING;
+  auto client = http::makeCurlClient(http_options);
+  auto tokens = auth::makeClientCredentialsProvider(source, *client, shared.clock);
+  source::MdeSourceOptions mde_options;
+  mde_options.pacing_file = shared.config.state_dir + "/pacing-" + source.name + ".txt";
+  auto mde = source::makeMdeSource(source, shared.store, *client, *tokens, shared.clock,
+                                   mde_options);
+  RepeatLimiter repeats;
+  while (!stop.stop_requested()) {
+    auto size = shared.store.outboxSize();
+    if (size && size->bytes >= shared.config.max_spool_bytes && !once) {
+      log->warn("outbox full ({} documents, {} bytes): polling paused until outputs catch up",
+                size->documents, size->bytes);
+      shared.clock.sleepFor(milliseconds(1000), stop);
+      continue;
+    }
+    auto stats = mde->poll(stop);
+    milliseconds wait = source.interval;
+    if (stats) {
+      const auto& s = *stats;
+      log->info("poll: {} alerts fetched ({} new versions), {} documents written ({} error), "
+                "{} requests, {} retries, {} throttled, watermark {}, lag {}s",
+                s.alerts, s.new_versions, s.documents, s.errors, s.requests, s.retries,
+                s.throttled, s.watermark.value_or("none"), s.lag ? s.lag->count() : 0);
+    } else {
+      const Error& e = stats.error();
+      if (repeats.shouldLog(e.message())) {
+        log->error("poll failed: {}{}", e.message(),
+                   repeats.repeats() > 1
+                       ? fmt::format(" (repeated {} times)", repeats.repeats() - 1)
+                       : std::string());
+      }
+      if (once) shared.source_failed = true;
+      // A refused credential or permission is configuration: retry slowly.
+      if (e.code() == ErrorCode::kAuth) {
+        wait = std::max<milliseconds>(source.interval * 4, milliseconds(60'000));
+      }
+    }
+    if (once) break;
+    shared.clock.sleepFor(wait, stop);
+  }
+}
+
+void runFileSource(Shared& shared, const config::SourceConfig& source, bool once,
+                   std::stop_token stop) {
+  auto log = spdlog::default_logger()->clone("source." + source.name);
+  auto files = source::makeFileSource(source, shared.store);
+  RepeatLimiter repeats;
+  const milliseconds wait = std::min<milliseconds>(source.interval, milliseconds(1000));
+  while (!stop.stop_requested()) {
+    auto stats = files->poll();
+    if (stats) {
+      if (stats->lines > 0 || once) {
+        log->info("poll: {} files, {} lines read, {} documents written ({} error)",
+                  stats->files, stats->lines, stats->documents, stats->errors);
+      }
+    } else {
+      if (repeats.shouldLog(stats.error().message())) {
+        log->error("poll failed: {}", stats.error().message());
+      }
+      if (once) shared.source_failed = true;
+    }
+    if (once) break;
+    shared.clock.sleepFor(wait, stop);
+  }
+}
+
+// Feeds one output from the outbox. With `once`, returns when the sources are done and
+// the outbox holds nothing more for it.
+bool runOutput(Shared& shared, output::Output& out, bool once, std::stop_token stop) {
+  auto log = spdlog::default_logger()->clone("output." + out.name());
+  int failures = 0;
+  std::uint64_t delivered = 0;
+  for (;;) {
+    // A stop request ends delivery after the batch in hand; the rest waits in the outbox.
+    if (stop.stop_requested()) return true;
+    const bool sources_done = shared.sources_running.load() == 0;
+    auto acked = shared.store.ackedSeq(out.name());
+    if (!acked) {
+      log->error("{}", acked.error().message());
+      if (!shared.clock.sleepFor(milliseconds(1000), stop)) return false;
+      continue;
+    }
+    auto batch = shared.store.readOutbox(*acked, kBatchDocuments, kBatchBytes);
+    if (!batch) {
+      log->error("{}", batch.error().message());
+      if (!shared.clock.sleepFor(milliseconds(1000), stop)) return false;
+      continue;
+    }
+    if (batch->empty()) {
+      if ((once && sources_done) || stop.stop_requested()) {
+        if (delivered > 0) log->info("{} documents delivered", delivered);
+        return true;
+      }
+      shared.clock.sleepFor(milliseconds(100), stop);
+      continue;
+    }
+    auto s = out.deliver(*batch, shared.store);
+    if (s) {
+      failures = 0;
+      delivered += batch->size();
+      continue;
+    }
+    ++failures;
+    log->error("delivery failed ({} documents wait): {}", batch->size(), s.error().message());
+    if (!s.error().retryable() && once) return false;
+    const milliseconds backoff(std::min<std::int64_t>(30'000, 500LL << std::min(failures, 6)));
+    // On a stop request the documents stay in the outbox for the next start.
+    if (!shared.clock.sleepFor(backoff, stop)) return false;
+  }
+}
+
+}  // namespace
+
+void setupLogging(const config::LoggingConfig& logging) {
+  auto logger = std::make_shared<spdlog::logger>(
+      "mdecollect", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  if (logging.format == "json") {
+    logger->set_pattern(
+        R"({"@timestamp":"%Y-%m-%dT%H:%M:%S.%eZ","log.level":"%l","log.logger":"%n","message":"%v"})",
+        spdlog::pattern_time_type::utc);
+  } else {
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %-5l [%n] %v", spdlog::pattern_time_type::utc);
+  }
+  logger->set_level(spdlog::level::from_str(logging.level));
+  spdlog::set_default_logger(logger);
+}
+
+int runCollector(const config::Config& config, const RunOptions& options, core::Clock& clock,
+                 std::stop_token stop) {
+  auto log = spdlog::default_logger();
+  auto store = state::openSqliteStore(config.state_dir);
+  if (!store) {
+    log->error("cannot open the state in '{}': {}", config.state_dir, store.error().message());
+    return 2;
+  }
+  std::vector<std::unique_ptr<output::Output>> outputs;
+  if (config.file_output.enabled) outputs.push_back(output::makeFileOutput(config.file_output));
+  if (config.stdout_output.enabled) outputs.push_back(output::makeFdOutput(1, "stdout"));
+  for (auto& out : outputs) {
+    if (auto s = (*store)->registerOutput(out->name()); !s) {
+      log->error("output {}: {}", out->name(), s.error().message());
+      return 2;
+    }
+    if (auto s = out->open(**store); !s) {
+      log->error("output {}: {}", out->name(), s.error().message());
+      return 2;
+    }
+  }
+  Shared shared{**store, config, clock};
+  log->info("mdecollect {} starting: {} source(s), {} output(s), state in {}{}",
+            MDEC_VERSION_STRING, config.sources.size(), outputs.size(), config.state_dir,
+            options.once ? " (--once)" : "");
+
+  std::stop_source stopper;
+  std::stop_callback forward(stop, [&stopper] { stopper.request_stop(); });
+  std::atomic<int> output_failures{0};
+  {
+    std::vector<std::jthread> threads;
+    shared.sources_running = static_cast<int>(config.sources.size());
+    for (const auto& source : config.sources) {
+      threads.emplace_back([&shared, &source, &options, token = stopper.get_token()] {
+        try {
+          if (source.type == config::SourceType::kFile) {
+            runFileSource(shared, source, options.once, token);
+          } else {
+            runMdeSource(shared, source, options.once, token);
+          }
+        } catch (const std::exception& e) {
+          spdlog::error("source {} stopped: {}", source.name, e.what());
+          shared.source_failed = true;
+        }
+        --shared.sources_running;
+      });
+    }
+    for (auto& out : outputs) {
+      threads.emplace_back([&shared, &out, &options, &output_failures,
+                            token = stopper.get_token()] {
+        try {
+          if (!runOutput(shared, *out, options.once, token)) ++output_failures;
+        } catch (const std::exception& e) {
+          spdlog::error("output {} stopped: {}", out->name(), e.what());
+          ++output_failures;
+        }
+      });
+    }
+  }  // joins every thread
+  if (stop.stop_requested()) {
+    log->info("stopped");
+    return 0;
+  }
+  if (shared.source_failed || output_failures > 0) return 1;
+  return 0;
+}
+
+}  // namespace mdec::pipeline

@@ -1,0 +1,524 @@
+#include "mdecollect/source/mde_source.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+
+#include "ecs/line_scanner.h"
+#include "mdecollect/core/iso8601.h"
+#include "mdecollect/ecs/mapper.h"
+
+namespace mdec::source {
+namespace {
+
+using core::Instant;
+using std::chrono::duration_cast;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// Windows narrower than this are not split any further; they are paged with $skip.
+constexpr std::int64_t kMinWindowNanos = 1'000'000;  // 1 ms
+
+Instant addNanos(Instant t, std::int64_t ns) {
+  std::int64_t total = t.nanos + ns % 1'000'000'000;
+  std::int64_t secs = t.seconds + ns / 1'000'000'000 + total / 1'000'000'000;
+  total %= 1'000'000'000;
+  if (total < 0) {
+    total += 1'000'000'000;
+    --secs;
+  }
+  return Instant{secs, static_cast<std::int32_t>(total)};
+}
+
+std::string apiTime(const Instant& t) { return core::formatRfc3339(t, 7); }
+
+// The API writes lastUpdateTime with 0..7 fraction digits; the seen-set and the watermark
+// use one fixed form so that equal times compare equal.
+std::optional<std::string> normalizeTime(std::string_view text) {
+  auto t = core::parseIsoDateTime(text);
+  if (!t) return std::nullopt;
+  return apiTime(*t);
+}
+
+struct Window {
+  Instant from;
+  std::optional<Instant> to;  // unbounded: "until now"
+};
+
+class CollectingSink : public ecs::DocumentSink {
+ public:
+  struct Doc {
+    std::string id;
+    std::string body;
+    bool error;
+    state::Version version;
+  };
+  void onDocument(const ecs::DocumentView& d) override {
+    Doc doc{std::string(d.id), std::string(d.json), d.error, {}};
+    if (!d.alert_id.empty() || !d.last_update_time.empty()) {
+      doc.version.alert_id = std::string(d.alert_id);
+      doc.version.last_update_time =
+          normalizeTime(d.last_update_time).value_or(std::string(d.last_update_time));
+    } else {
+      // Not an alert version (a broken element): its own raw text identifies it.
+      doc.version.alert_id = "!" + doc.id;
+    }
+    docs.push_back(std::move(doc));
+  }
+  std::vector<Doc> docs;
+};
+
+class MdeSourceImpl : public MdeSource {
+ public:
+  MdeSourceImpl(const config::SourceConfig& config, state::StateStore& store,
+                http::HttpClient& client, auth::TokenProvider& tokens, core::Clock& clock,
+                MdeSourceOptions options)
+      : config_(config),
+        store_(store),
+        client_(client),
+        tokens_(tokens),
+        clock_(clock),
+        options_(options),
+        mapper_(mapOptions(config)),
+        pacer_(config.requests_per_minute, config.requests_per_hour),
+        page_size_(config.page_size),
+        rng_(std::random_device{}()),
+        log_(loggerFor(config.name)) {
+    if (!options_.pacing_file.empty()) {
+      pacer_.load(options_.pacing_file, clock_.now(), clock_.steadyNow());
+    }
+  }
+
+  Result<PollStats> poll(std::stop_token stop) override {
+    stats_ = PollStats{};
+    auto wm = store_.watermark(config_.name);
+    if (!wm) return wm.error();
+    std::optional<Instant> watermark;
+    if (*wm) watermark = core::parseIsoDateTime(**wm);
+    const Instant from =
+        watermark ? addNanos(*watermark, -duration_cast<std::chrono::nanoseconds>(
+                                              config_.late_arrival_window)
+                                              .count())
+                  : addNanos(serverNow(), -duration_cast<std::chrono::nanoseconds>(
+                                              config_.initial_interval)
+                                              .count());
+    std::deque<Window> windows{{from, std::nullopt}};
+    fetched_.clear();
+    best_watermark_ = watermark;
+
+    while (!windows.empty()) {
+      if (stop.stop_requested()) {
+        stats_.stopped = true;
+        break;
+      }
+      Window w = windows.front();
+      std::size_t skip = 0;
+      bool split = false;
+      for (;;) {
+        auto page = fetchPage(w, skip, stop);
+        if (!page) {
+          if (stop.stop_requested()) {
+            stats_.stopped = true;
+            return finish();
+          }
+          return page.error();
+        }
+        const bool full = page->alerts >= page_size_;
+        for (const auto& t : page->luts) fetched_.insert(t);
+        // A window that a short page ends is complete: the watermark may move to the
+        // largest lastUpdateTime fetched below its end.
+        std::optional<std::string> new_watermark;
+        if (!full) new_watermark = watermarkAfter(w);
+        if (auto s = commit(*page, new_watermark); !s) return s.error();
+        if (!full) break;
+        if (skip == 0) {
+          const Instant to = w.to ? *w.to : addNanos(serverNow(), 2'000'000'000);
+          const auto width = core::nanosBetween(w.from, to);
+          if (width && *width > kMinWindowNanos) {
+            const Instant mid = addNanos(w.from, *width / 2);
+            windows.pop_front();
+            windows.push_front(Window{mid, to});
+            windows.push_front(Window{w.from, mid});
+            split = true;
+            break;
+          }
+          if (!w.to) w.to = to;
+        }
+        skip += page_size_;
+        if (skip > 1'000'000) {
+          return Error(ErrorCode::kInternal,
+                       "more than a million alerts share one millisecond of lastUpdateTime");
+        }
+      }
+      if (!split) windows.pop_front();
+    }
+    if (!stats_.stopped && best_watermark_) {
+      // Versions older than the overlap can never be re-read: forget them.
+      const Instant prune_before =
+          addNanos(*best_watermark_,
+                   -duration_cast<std::chrono::nanoseconds>(config_.late_arrival_window).count() -
+                       3600LL * 1'000'000'000);
+      if (auto s = store_.pruneSeen(config_.name, apiTime(prune_before)); !s) return s.error();
+    }
+    return finish();
+  }
+
+ private:
+  struct Page {
+    std::string body;
+    std::size_t alerts = 0;
+    std::vector<Instant> luts;
+  };
+
+  static ecs::MapOptions mapOptions(const config::SourceConfig& c) {
+    ecs::MapOptions o;
+    o.preserve_original_event = c.preserve_original_event;
+    o.data_stream_namespace = c.data_stream_namespace;
+    if (c.tags) o.tags = *c.tags;
+    return o;
+  }
+
+  static std::shared_ptr<spdlog::logger> loggerFor(const std::string& name) {
+    const std::string logger_name = "source." + name;
+    if (auto existing = spdlog::get(logger_name)) return existing;
+    auto logger = spdlog::default_logger()->clone(logger_name);
+    spdlog::register_logger(logger);
+    return logger;
+  }
+
+  Result<PollStats> finish() {
+    if (!options_.pacing_file.empty()) {
+      pacer_.save(options_.pacing_file, clock_.now(), clock_.steadyNow());
+    }
+    auto wm = store_.watermark(config_.name);
+    if (wm && *wm) {
+      stats_.watermark = **wm;
+      if (auto t = core::parseIsoDateTime(**wm)) {
+        if (auto ns = core::nanosBetween(*t, serverNow())) {
+          stats_.lag = seconds(*ns / 1'000'000'000);
+        }
+      }
+    }
+    return stats_;
+  }
+
+  Instant serverNow() const {
+    return core::toInstant(clock_.now() + server_offset_);
+  }
+
+  std::optional<std::string> watermarkAfter(const Window& w) {
+    std::optional<Instant> candidate;
+    if (!w.to) {
+      if (!fetched_.empty()) candidate = *fetched_.rbegin();
+    } else {
+      auto it = fetched_.lower_bound(*w.to);
+      if (it != fetched_.begin()) candidate = *std::prev(it);
+    }
+    if (!candidate || (best_watermark_ && *candidate <= *best_watermark_)) return std::nullopt;
+    best_watermark_ = candidate;
+    return apiTime(*candidate);
+  }
+
+  Status commit(const Page& page, const std::optional<std::string>& new_watermark) {
+    CollectingSink sink;
+    mapper_.mapLine(page.body, sink);
+    // Which versions are new?
+    std::vector<state::Version> versions;
+    std::map<std::pair<std::string, std::string>, std::size_t> index;
+    for (const auto& d : sink.docs) {
+      auto key = std::make_pair(d.version.alert_id, d.version.last_update_time);
+      if (index.emplace(key, versions.size()).second) versions.push_back(d.version);
+    }
+    auto seen = store_.seen(config_.name, versions);
+    if (!seen) return seen.error();
+    state::PageCommit c;
+    c.source = config_.name;
+    c.watermark = new_watermark;
+    for (std::size_t i = 0; i < versions.size(); ++i) {
+      if (!(*seen)[i]) c.seen.push_back(versions[i]);
+    }
+    for (auto& d : sink.docs) {
+      const std::size_t i = index[{d.version.alert_id, d.version.last_update_time}];
+      if ((*seen)[i]) continue;
+      if (d.error) ++stats_.errors;
+      c.documents.push_back({std::move(d.id), std::move(d.body)});
+    }
+    stats_.new_versions += c.seen.size();
+    stats_.documents += c.documents.size();
+    if (c.documents.empty() && !c.watermark) return okStatus();
+    return store_.commitPage(c);
+  }
+
+  std::string buildUrl(const Window& w, std::size_t skip) const {
+    std::string filter = "lastUpdateTime ge " + apiTime(w.from);
+    if (w.to) filter += " and lastUpdateTime lt " + apiTime(*w.to);
+    std::string base = config_.api_url;
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    std::string url = base + "/api/alerts?$filter=" + http::urlEncode(filter);
+    if (use_orderby_) url += "&$orderby=" + http::urlEncode("lastUpdateTime asc");
+    url += "&$top=" + std::to_string(page_size_);
+    if (skip > 0) url += "&$skip=" + std::to_string(skip);
+    url += "&$expand=evidence";
+    return url;
+  }
+
+  milliseconds backoff(int attempt) {
+    const auto cap = std::min<std::int64_t>(
+        options_.backoff_max.count(),
+        options_.backoff_base.count() * (std::int64_t{1} << std::min(attempt, 20)));
+    std::uniform_int_distribution<std::int64_t> jitter(cap / 2, std::max<std::int64_t>(cap / 2, cap));
+    return milliseconds(jitter(rng_));
+  }
+
+  // Waits (interruptibly); false when stopped.
+  bool wait(milliseconds d, std::stop_token stop) {
+    if (d.count() <= 0) return !stop.stop_requested();
+    return clock_.sleepFor(d, stop);
+  }
+
+  void learnServerTime(const http::HttpResponse& res) {
+    if (const std::string* date = res.header("date")) {
+      if (auto t = parseHttpDate(*date)) server_offset_ = *t - clock_.now();
+    }
+  }
+
+  static std::string apiMessage(const std::string& body) {
+    // {"error":{"code":"...","message":"..."}}: pull the message out without a parser.
+    const auto m = body.find("\"message\":\"");
+    if (m == std::string::npos) return body.substr(0, 200);
+    const auto start = m + 11;
+    const auto end = body.find('"', start);
+    return body.substr(start, std::min<std::size_t>(end - start, 300));
+  }
+
+  Result<Page> fetchPage(const Window& w, std::size_t skip, std::stop_token stop) {
+    // A 401 renews the token, right before the next send (after any wait), and retries.
+    bool refresh_next = false;
+    int refreshes_left = 2;
+    std::optional<Error> last;
+    for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
+      if (attempt > 0) ++stats_.retries;
+      if (!wait(milliseconds(not_before_ms(clock_.steadyNow())), stop)) break;
+      if (!wait(pacer_.waitBefore(clock_.steadyNow()), stop)) break;
+      auto token = tokens_.token(refresh_next);
+      refresh_next = false;
+      if (!token) {
+        if (!token.error().retryable()) return token.error();
+        last = token.error();
+        if (!wait(backoff(attempt), stop)) break;
+        continue;
+      }
+      http::HttpRequest req;
+      req.url = buildUrl(w, skip);
+      req.headers = {{"Authorization", "Bearer " + *token},
+                     {"Accept", "application/json"},
+                     {"User-Agent", "MdatpPartner-mdecollect/" MDEC_VERSION_STRING}};
+      req.timeout = config_.request_timeout;
+      req.max_response_bytes = 512u << 20;
+      pacer_.record(clock_.steadyNow());
+      ++stats_.requests;
+      auto res = client_.send(req);
+      if (!res) {
+        if (res.error().code() == ErrorCode::kTooLarge && page_size_ > 1) {
+          page_size_ = std::max<std::size_t>(1, page_size_ / 2);
+          log_->warn("response over the size limit: page size halved to {}", page_size_);
+          continue;
+        }
+        last = res.error();
+        log_->debug("request failed: {}", res.error().message());
+        if (!wait(backoff(attempt), stop)) break;
+        continue;
+      }
+      learnServerTime(*res);
+      const int status = res->status;
+      if (status == 200) {
+        Page page;
+        page.body = std::move(res->body);
+        ecs::ScanResult scan;
+        ecs::scanLine(page.body, scan);
+        if (scan.kind != ecs::ScanResult::Kind::kPage) {
+          last = Error(ErrorCode::kParse, "the API answered 200 with a body that is not a page of "
+                                          "alerts (" + (scan.kind == ecs::ScanResult::Kind::kInvalid
+                                                            ? scan.message
+                                                            : std::string("no value array")) +
+                                          ")");
+          if (!wait(backoff(attempt), stop)) break;
+          continue;
+        }
+        page.alerts = scan.elements.size();
+        page.luts = lutsOf(page.body, scan);
+        ++stats_.pages;
+        stats_.alerts += page.alerts;
+        return page;
+      }
+      if (status == 401 && refreshes_left > 0) {
+        --refreshes_left;
+        refresh_next = true;
+        continue;
+      }
+      if (status == 401 || status == 403) {
+        return Error(ErrorCode::kAuth,
+                     "the API refused the token (HTTP " + std::to_string(status) + ": " +
+                         apiMessage(res->body) +
+                         "); the application needs the WindowsDefenderATP application "
+                         "permission Alert.Read.All with admin consent")
+            .withHttpStatus(status);
+      }
+      if (status == 429) {
+        ++stats_.throttled;
+        milliseconds d = backoff(attempt);
+        if (const std::string* ra = res->header("retry-after")) d = retryAfter(*ra, d);
+        throttled_until_ = clock_.steadyNow() + d;
+        last = Error(ErrorCode::kThrottled, "HTTP 429 " + apiMessage(res->body)).withHttpStatus(429);
+        log_->warn("throttled by the API: waiting {} ms", d.count());
+        continue;  // not_before_ms() waits
+      }
+      if (status == 400 && use_orderby_) {
+        use_orderby_ = false;
+        log_->warn("the API refused $orderby ({}); continuing without it", apiMessage(res->body));
+        continue;
+      }
+      if (status >= 500 || status == 408) {
+        last = Error(ErrorCode::kHttp, "HTTP " + std::to_string(status) + " from the API")
+                   .withHttpStatus(status);
+        if (!wait(backoff(attempt), stop)) break;
+        continue;
+      }
+      return Error(ErrorCode::kHttp, "HTTP " + std::to_string(status) + " from the API: " +
+                                         apiMessage(res->body))
+          .withHttpStatus(status);
+    }
+    if (stop.stop_requested()) return Error(ErrorCode::kInternal, "stopped");
+    return last ? *last : Error(ErrorCode::kNetwork, "request failed");
+  }
+
+  std::int64_t not_before_ms(std::chrono::steady_clock::time_point now) const {
+    return throttled_until_ > now ? duration_cast<milliseconds>(throttled_until_ - now).count()
+                                  : 0;
+  }
+
+  milliseconds retryAfter(const std::string& value, milliseconds fallback) {
+    std::int64_t secs = 0;
+    bool digits = !value.empty();
+    for (char c : value) digits = digits && c >= '0' && c <= '9';
+    if (digits) {
+      secs = std::stoll(value);
+      return milliseconds(std::min<std::int64_t>(secs, 3600) * 1000 + 50);
+    }
+    if (auto t = parseHttpDate(value)) {
+      const auto d = duration_cast<milliseconds>(*t - (clock_.now() + server_offset_));
+      return std::max(milliseconds(1000), d + milliseconds(50));
+    }
+    return fallback;
+  }
+
+  // The lastUpdateTime of each alert of the page (for the watermark).
+  static std::vector<Instant> lutsOf(const std::string& body, const ecs::ScanResult& scan) {
+    std::vector<Instant> out;
+    out.reserve(scan.elements.size());
+    static constexpr std::string_view kKey = "\"lastUpdateTime\":\"";
+    for (const auto& e : scan.elements) {
+      const std::string_view alert(body.data() + e.begin, e.size());
+      // Top-level keys of an alert never repeat inside evidence, so a search is safe; a
+      // malformed value simply does not count for the watermark.
+      const auto k = alert.find(kKey);
+      if (k == std::string_view::npos) continue;
+      const auto start = k + kKey.size();
+      const auto end = alert.find('"', start);
+      if (end == std::string_view::npos) continue;
+      if (auto t = core::parseIsoDateTime(alert.substr(start, end - start))) out.push_back(*t);
+    }
+    return out;
+  }
+
+  const config::SourceConfig& config_;
+  state::StateStore& store_;
+  http::HttpClient& client_;
+  auth::TokenProvider& tokens_;
+  core::Clock& clock_;
+  MdeSourceOptions options_;
+  ecs::Mapper mapper_;
+  RequestPacer pacer_;
+  std::size_t page_size_;
+  bool use_orderby_ = true;
+  std::mt19937_64 rng_;
+  std::shared_ptr<spdlog::logger> log_;
+  std::chrono::system_clock::duration server_offset_{};
+  std::chrono::steady_clock::time_point throttled_until_{};
+  std::set<Instant> fetched_;
+  std::optional<Instant> best_watermark_;
+  PollStats stats_;
+};
+
+}  // namespace
+
+std::chrono::milliseconds RequestPacer::waitBefore(std::chrono::steady_clock::time_point now) {
+  while (!sent_.empty() && now - sent_.front() >= std::chrono::hours(1)) {
+    sent_.erase(sent_.begin());
+  }
+  milliseconds wait{0};
+  if (per_hour_ > 0 && sent_.size() >= static_cast<std::size_t>(per_hour_)) {
+    const auto free_at = sent_[sent_.size() - static_cast<std::size_t>(per_hour_)] +
+                         std::chrono::hours(1);
+    wait = std::max(wait, duration_cast<milliseconds>(free_at - now));
+  }
+  if (per_minute_ > 0 && sent_.size() >= static_cast<std::size_t>(per_minute_)) {
+    const auto free_at = sent_[sent_.size() - static_cast<std::size_t>(per_minute_)] +
+                         std::chrono::minutes(1);
+    wait = std::max(wait, duration_cast<milliseconds>(free_at - now));
+  }
+  // A little slack: the server counts arrivals, we count departures.
+  return wait.count() > 0 ? wait + milliseconds(100) : wait;
+}
+
+void RequestPacer::record(std::chrono::steady_clock::time_point now) { sent_.push_back(now); }
+
+void RequestPacer::save(const std::string& path, std::chrono::system_clock::time_point wall_now,
+                        std::chrono::steady_clock::time_point steady_now) const {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    for (const auto& t : sent_) {
+      const auto wall = wall_now - duration_cast<std::chrono::system_clock::duration>(steady_now - t);
+      out << duration_cast<milliseconds>(wall.time_since_epoch()).count() << '\n';
+    }
+    if (!out) return;  // pacing memory is best effort
+  }
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+void RequestPacer::load(const std::string& path, std::chrono::system_clock::time_point wall_now,
+                        std::chrono::steady_clock::time_point steady_now) {
+  std::ifstream in(path);
+  std::int64_t ms = 0;
+  while (in >> ms) {
+    const std::chrono::system_clock::time_point wall{milliseconds(ms)};
+    if (wall > wall_now || wall_now - wall >= std::chrono::hours(1)) continue;
+    sent_.push_back(steady_now - duration_cast<std::chrono::steady_clock::duration>(wall_now - wall));
+  }
+  std::sort(sent_.begin(), sent_.end());
+}
+
+std::optional<std::chrono::system_clock::time_point> parseHttpDate(const std::string& text) {
+  std::tm tm{};
+  const char* end = strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+  if (end == nullptr || *end != '\0') return std::nullopt;
+  const std::time_t t = timegm(&tm);
+  if (t == static_cast<std::time_t>(-1)) return std::nullopt;
+  return std::chrono::system_clock::from_time_t(t);
+}
+
+std::unique_ptr<MdeSource> makeMdeSource(const config::SourceConfig& config,
+                                         state::StateStore& store, http::HttpClient& client,
+                                         auth::TokenProvider& tokens, core::Clock& clock,
+                                         MdeSourceOptions options) {
+  return std::make_unique<MdeSourceImpl>(config, store, client, tokens, clock, options);
+}
+
+}  // namespace mdec::source

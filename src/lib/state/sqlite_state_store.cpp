@@ -1,0 +1,628 @@
+// The SQLite StateStore: <state_dir>/state.db, WAL, synchronous=FULL (an acknowledged commit
+// survives power loss), one connection per store guarded by one mutex.
+//
+// Crash safety rests on SQLite's transactions: every method that changes more than one row
+// does so inside one BEGIN IMMEDIATE … COMMIT, rolled back on any failure.
+//
+// Schema (version 1, kept in meta.schema_version):
+//   source_state(source, watermark)
+//   seen(source, alert_id, last_update_time)              the seen-set, pruned by time
+//   outbox(seq AUTOINCREMENT, source, doc_id, bytes, body)
+//   outbox_stats(documents, bytes)                        one row: the outbox's running size
+//   outputs(name, acked_seq, file, file_offset)
+//   file_positions(source, path, inode, read_offset)
+// seq is AUTOINCREMENT so a seq is never reused, even after the outbox emptied: an output's
+// acked_seq stays a valid "everything up to here" mark forever.
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <iterator>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "mdecollect/state/state_store.h"
+#include "state/sqlite_handle.h"
+
+namespace mdec::state {
+namespace {
+
+using sqlite::Database;
+using sqlite::ScopedReset;
+using sqlite::Statement;
+using sqlite::Transaction;
+
+constexpr std::int64_t kSchemaVersion = 1;
+
+// migrations[v] takes a database from schema v to v + 1.
+constexpr const char* kMigrations[] = {
+    // 0 → 1
+    R"sql(
+CREATE TABLE IF NOT EXISTS meta(
+  key TEXT PRIMARY KEY NOT NULL,
+  value
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS source_state(
+  source TEXT PRIMARY KEY NOT NULL,
+  watermark TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen(
+  source TEXT NOT NULL,
+  alert_id TEXT NOT NULL,
+  last_update_time TEXT NOT NULL,
+  PRIMARY KEY(source, alert_id, last_update_time)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS seen_by_time ON seen(source, last_update_time);
+CREATE TABLE IF NOT EXISTS outbox(
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  source TEXT NOT NULL,
+  doc_id TEXT NOT NULL,
+  bytes INTEGER NOT NULL,
+  body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox_stats(
+  id INTEGER PRIMARY KEY CHECK (id = 0),
+  documents INTEGER NOT NULL,
+  bytes INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO outbox_stats(id, documents, bytes) VALUES(0, 0, 0);
+CREATE TABLE IF NOT EXISTS outputs(
+  name TEXT PRIMARY KEY NOT NULL,
+  acked_seq INTEGER NOT NULL,
+  file TEXT,
+  file_offset INTEGER
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS file_positions(
+  source TEXT NOT NULL,
+  path TEXT NOT NULL,
+  inode INTEGER NOT NULL,
+  read_offset INTEGER NOT NULL,
+  PRIMARY KEY(source, path)
+) WITHOUT ROWID;
+)sql",
+};
+static_assert(std::size(kMigrations) == kSchemaVersion);
+
+// The seq every outbox row so far has been below or at (0 before the first): AUTOINCREMENT
+// keeps it in sqlite_sequence.
+#define MDEC_MAX_SEQ_SQL "(SELECT seq FROM sqlite_sequence WHERE name = 'outbox')"
+
+// Every statement the store runs, prepared once at open.
+struct Statements {
+  Statement get_watermark;
+  Statement set_watermark;
+  Statement seen_lookup;
+  Statement seen_insert;
+  Statement seen_prune;
+  Statement outbox_insert;
+  Statement outbox_read;
+  Statement outbox_range;
+  Statement outbox_delete;
+  Statement stats_add;
+  Statement stats_get;
+  Statement file_position_get;
+  Statement file_position_set;
+  Statement output_register;
+  Statement output_acked;
+  Statement output_set_acked;
+  Statement output_set_checkpoint;
+  Statement output_checkpoint;
+  Statement outputs_min_acked;
+  Statement max_seq;
+};
+
+struct StatementSpec {
+  Statement Statements::*member;
+  const char* sql;
+};
+
+const StatementSpec kStatementSpecs[] = {
+    {&Statements::get_watermark, "SELECT watermark FROM source_state WHERE source = ?1"},
+    {&Statements::set_watermark,
+     "INSERT INTO source_state(source, watermark) VALUES(?1, ?2) "
+     "ON CONFLICT(source) DO UPDATE SET watermark = excluded.watermark"},
+    {&Statements::seen_lookup,
+     "SELECT 1 FROM seen WHERE source = ?1 AND alert_id = ?2 AND last_update_time = ?3"},
+    {&Statements::seen_insert,
+     "INSERT OR IGNORE INTO seen(source, alert_id, last_update_time) VALUES(?1, ?2, ?3)"},
+    {&Statements::seen_prune, "DELETE FROM seen WHERE source = ?1 AND last_update_time < ?2"},
+    {&Statements::outbox_insert,
+     "INSERT INTO outbox(source, doc_id, bytes, body) VALUES(?1, ?2, ?3, ?4)"},
+    {&Statements::outbox_read,
+     "SELECT seq, bytes, source, doc_id, body FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2"},
+    {&Statements::outbox_range,
+     "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM outbox WHERE seq <= ?1"},
+    {&Statements::outbox_delete, "DELETE FROM outbox WHERE seq <= ?1"},
+    {&Statements::stats_add,
+     "UPDATE outbox_stats SET documents = documents + ?1, bytes = bytes + ?2 WHERE id = 0"},
+    {&Statements::stats_get, "SELECT documents, bytes FROM outbox_stats WHERE id = 0"},
+    {&Statements::file_position_get,
+     "SELECT inode, read_offset FROM file_positions WHERE source = ?1 AND path = ?2"},
+    {&Statements::file_position_set,
+     "INSERT INTO file_positions(source, path, inode, read_offset) VALUES(?1, ?2, ?3, ?4) "
+     "ON CONFLICT(source, path) DO UPDATE SET inode = excluded.inode, "
+     "read_offset = excluded.read_offset"},
+    // A new output starts just before the oldest document still waiting, or after the last
+    // document ever stored when none is waiting.
+    {&Statements::output_register,
+     "INSERT INTO outputs(name, acked_seq) VALUES(?1, COALESCE((SELECT MIN(seq) - 1 FROM "
+     "outbox), " MDEC_MAX_SEQ_SQL ", 0)) ON CONFLICT(name) DO NOTHING"},
+    {&Statements::output_acked, "SELECT acked_seq FROM outputs WHERE name = ?1"},
+    {&Statements::output_set_acked, "UPDATE outputs SET acked_seq = ?2 WHERE name = ?1"},
+    {&Statements::output_set_checkpoint,
+     "UPDATE outputs SET file = ?2, file_offset = ?3 WHERE name = ?1"},
+    {&Statements::output_checkpoint, "SELECT file, file_offset FROM outputs WHERE name = ?1"},
+    {&Statements::outputs_min_acked, "SELECT MIN(acked_seq) FROM outputs"},
+    {&Statements::max_seq, "SELECT COALESCE(" MDEC_MAX_SEQ_SQL ", 0)"},
+};
+
+#undef MDEC_MAX_SEQ_SQL
+
+std::string quoted(const std::string& text) { return "'" + text + "'"; }
+
+Error withWhat(Error error, const std::string& what) {
+  error.withContext(what);
+  return error;
+}
+
+// Unsigned values (inodes, offsets) are stored as their 64-bit pattern in SQLite's signed
+// integers; the conversions are modular both ways, so every value round-trips.
+std::int64_t toStored(std::uint64_t value) { return static_cast<std::int64_t>(value); }
+std::uint64_t fromStored(std::int64_t value) { return static_cast<std::uint64_t>(value); }
+
+class SqliteStateStore final : public StateStore {
+ public:
+  explicit SqliteStateStore(Database db) : db_(std::move(db)) {}
+  ~SqliteStateStore() override {
+    // Statements first, then the connection (members are destroyed in reverse order anyway;
+    // this only makes the order explicit).
+    st_ = Statements{};
+  }
+
+  Status prepareAll() {
+    for (const auto& spec : kStatementSpecs) {
+      auto stmt = db_.prepare(spec.sql);
+      if (!stmt) return withWhat(std::move(stmt.error()), std::string("prepare ") + spec.sql);
+      st_.*spec.member = std::move(*stmt);
+    }
+    return okStatus();
+  }
+
+  // ---- sources ----
+
+  Result<std::optional<std::string>> watermark(const std::string& source) override {
+    std::lock_guard lock(mu_);
+    Statement& stmt = st_.get_watermark;
+    ScopedReset reset(stmt);
+    auto row = stmt.bindRef(1, source).step();
+    if (!row) return withWhat(std::move(row.error()), "read watermark of source " + quoted(source));
+    if (!*row || stmt.columnIsNull(0)) return std::optional<std::string>();
+    return std::optional<std::string>(std::string(stmt.columnText(0)));
+  }
+
+  Result<std::vector<bool>> seen(const std::string& source,
+                                 const std::vector<Version>& versions) override {
+    std::lock_guard lock(mu_);
+    auto answer = seenLocked(source, versions);
+    if (!answer) {
+      return withWhat(std::move(answer.error()),
+                      "look up seen versions of source " + quoted(source));
+    }
+    return answer;
+  }
+
+  Status pruneSeen(const std::string& source, const std::string& before) override {
+    std::lock_guard lock(mu_);
+    Statement& stmt = st_.seen_prune;
+    ScopedReset reset(stmt);
+    auto status = stmt.bindRef(1, source).bindRef(2, before).run();
+    if (!status) {
+      return withWhat(std::move(status.error()), "prune seen versions of source " + quoted(source));
+    }
+    return status;
+  }
+
+  Status commitPage(const PageCommit& page) override {
+    std::lock_guard lock(mu_);
+    auto status = commitPageLocked(page);
+    if (!status) {
+      return withWhat(std::move(status.error()), "commit page for source " + quoted(page.source));
+    }
+    return status;
+  }
+
+  // ---- file sources ----
+
+  Result<std::optional<FilePosition>> filePosition(const std::string& source,
+                                                   const std::string& path) override {
+    std::lock_guard lock(mu_);
+    Statement& stmt = st_.file_position_get;
+    ScopedReset reset(stmt);
+    auto row = stmt.bindRef(1, source).bindRef(2, path).step();
+    if (!row) {
+      return withWhat(std::move(row.error()),
+                      "read position of file " + quoted(path) + " for source " + quoted(source));
+    }
+    if (!*row) return std::optional<FilePosition>();
+    FilePosition position;
+    position.inode = fromStored(stmt.columnInt64(0));
+    position.offset = fromStored(stmt.columnInt64(1));
+    return std::optional<FilePosition>(position);
+  }
+
+  Status commitFileLines(const std::string& source, const std::string& path,
+                         const FilePosition& position,
+                         const std::vector<NewDocument>& documents) override {
+    std::lock_guard lock(mu_);
+    auto status = commitFileLinesLocked(source, path, position, documents);
+    if (!status) {
+      return withWhat(std::move(status.error()),
+                      "commit lines of file " + quoted(path) + " for source " + quoted(source));
+    }
+    return status;
+  }
+
+  // ---- outbox and outputs ----
+
+  Status registerOutput(const std::string& output) override {
+    std::lock_guard lock(mu_);
+    Statement& stmt = st_.output_register;
+    ScopedReset reset(stmt);
+    auto status = stmt.bindRef(1, output).run();
+    if (!status) return withWhat(std::move(status.error()), "register output " + quoted(output));
+    return status;
+  }
+
+  Result<std::vector<OutboxDocument>> readOutbox(std::int64_t after_seq, std::size_t max_documents,
+                                                 std::size_t max_bytes) override {
+    std::lock_guard lock(mu_);
+    std::vector<OutboxDocument> documents;
+    if (max_documents == 0) return documents;
+    const auto limit = static_cast<std::int64_t>(
+        std::min<std::size_t>(max_documents, std::numeric_limits<std::int64_t>::max()));
+    Statement& stmt = st_.outbox_read;
+    ScopedReset reset(stmt);
+    stmt.bind(1, after_seq).bind(2, limit);
+    std::size_t total = 0;
+    for (;;) {
+      auto row = stmt.step();
+      if (!row) {
+        return withWhat(std::move(row.error()),
+                        "read outbox after seq " + std::to_string(after_seq));
+      }
+      if (!*row) break;
+      const auto bytes = static_cast<std::size_t>(stmt.columnInt64(1));
+      if (!documents.empty() && (bytes > max_bytes || total > max_bytes - bytes)) break;
+      total += bytes;
+      OutboxDocument& doc = documents.emplace_back();
+      doc.seq = stmt.columnInt64(0);
+      doc.source = std::string(stmt.columnText(2));
+      doc.id = std::string(stmt.columnText(3));
+      doc.body = std::string(stmt.columnText(4));
+    }
+    return documents;
+  }
+
+  Result<std::int64_t> ackedSeq(const std::string& output) override {
+    std::lock_guard lock(mu_);
+    auto acked = ackedSeqLocked(output);
+    if (!acked) {
+      return withWhat(std::move(acked.error()),
+                      "read acknowledged seq of output " + quoted(output));
+    }
+    return acked;
+  }
+
+  Status acknowledge(const std::string& output, std::int64_t up_to_seq,
+                     const std::optional<FileCheckpoint>& checkpoint) override {
+    std::lock_guard lock(mu_);
+    auto status = acknowledgeLocked(output, up_to_seq, checkpoint);
+    if (!status) {
+      return withWhat(std::move(status.error()), "acknowledge output " + quoted(output) +
+                                                     " up to seq " + std::to_string(up_to_seq));
+    }
+    return status;
+  }
+
+  Result<std::optional<FileCheckpoint>> fileCheckpoint(const std::string& output) override {
+    std::lock_guard lock(mu_);
+    Statement& stmt = st_.output_checkpoint;
+    ScopedReset reset(stmt);
+    auto row = stmt.bindRef(1, output).step();
+    if (!row) {
+      return withWhat(std::move(row.error()), "read file checkpoint of output " + quoted(output));
+    }
+    if (!*row || stmt.columnIsNull(0)) return std::optional<FileCheckpoint>();
+    FileCheckpoint checkpoint;
+    checkpoint.file = std::string(stmt.columnText(0));
+    checkpoint.offset = fromStored(stmt.columnInt64(1));
+    return std::optional<FileCheckpoint>(std::move(checkpoint));
+  }
+
+  Result<OutboxSize> outboxSize() override {
+    std::lock_guard lock(mu_);
+    Statement& stmt = st_.stats_get;
+    ScopedReset reset(stmt);
+    auto row = stmt.step();
+    if (!row) return withWhat(std::move(row.error()), "read outbox size");
+    if (!*row) return Error(ErrorCode::kInternal, "read outbox size: outbox_stats has no row");
+    OutboxSize size;
+    size.documents = fromStored(stmt.columnInt64(0));
+    size.bytes = fromStored(stmt.columnInt64(1));
+    return size;
+  }
+
+ private:
+  Result<std::vector<bool>> seenLocked(const std::string& source,
+                                       const std::vector<Version>& versions) {
+    std::vector<bool> answer;
+    answer.reserve(versions.size());
+    if (versions.empty()) return answer;
+    // One snapshot for all lookups (and one lock acquisition instead of one per lookup).
+    auto txn = Transaction::begin(db_, Transaction::Kind::kRead);
+    if (!txn) return std::move(txn.error());
+    Statement& stmt = st_.seen_lookup;
+    ScopedReset reset(stmt);
+    stmt.bindRef(1, source);
+    for (const Version& version : versions) {
+      stmt.reset();
+      auto row = stmt.bindRef(2, version.alert_id).bindRef(3, version.last_update_time).step();
+      if (!row) return std::move(row.error());
+      answer.push_back(*row);
+    }
+    stmt.reset();
+    auto status = txn->commit();
+    if (!status) return std::move(status.error());
+    return answer;
+  }
+
+  // Appends `documents` to the outbox and adds them to the running size. Inside a write
+  // transaction.
+  Status appendDocuments(const std::string& source, const std::vector<NewDocument>& documents) {
+    if (documents.empty()) return okStatus();
+    Statement& insert = st_.outbox_insert;
+    ScopedReset reset(insert);
+    insert.bindRef(1, source);
+    std::uint64_t bytes = 0;
+    for (const NewDocument& doc : documents) {
+      insert.reset();
+      auto status = insert.bindRef(2, doc.id)
+                        .bind(3, static_cast<std::int64_t>(doc.body.size()))
+                        .bindRef(4, doc.body)
+                        .run();
+      if (!status) return status;
+      bytes += doc.body.size();
+    }
+    return addToStats(static_cast<std::int64_t>(documents.size()), toStored(bytes));
+  }
+
+  Status addToStats(std::int64_t documents, std::int64_t bytes) {
+    Statement& stmt = st_.stats_add;
+    ScopedReset reset(stmt);
+    return stmt.bind(1, documents).bind(2, bytes).run();
+  }
+
+  Status commitPageLocked(const PageCommit& page) {
+    auto txn = Transaction::begin(db_, Transaction::Kind::kWrite);
+    if (!txn) return std::move(txn.error());
+    if (auto status = appendDocuments(page.source, page.documents); !status) return status;
+    if (!page.seen.empty()) {
+      Statement& insert = st_.seen_insert;
+      ScopedReset reset(insert);
+      insert.bindRef(1, page.source);
+      for (const Version& version : page.seen) {
+        insert.reset();
+        auto status =
+            insert.bindRef(2, version.alert_id).bindRef(3, version.last_update_time).run();
+        if (!status) return status;
+      }
+    }
+    if (page.watermark) {
+      Statement& stmt = st_.set_watermark;
+      ScopedReset reset(stmt);
+      if (auto status = stmt.bindRef(1, page.source).bindRef(2, *page.watermark).run(); !status) {
+        return status;
+      }
+    }
+    return txn->commit();
+  }
+
+  Status commitFileLinesLocked(const std::string& source, const std::string& path,
+                               const FilePosition& position,
+                               const std::vector<NewDocument>& documents) {
+    auto txn = Transaction::begin(db_, Transaction::Kind::kWrite);
+    if (!txn) return std::move(txn.error());
+    if (auto status = appendDocuments(source, documents); !status) return status;
+    {
+      Statement& stmt = st_.file_position_set;
+      ScopedReset reset(stmt);
+      auto status = stmt.bindRef(1, source)
+                        .bindRef(2, path)
+                        .bind(3, toStored(position.inode))
+                        .bind(4, toStored(position.offset))
+                        .run();
+      if (!status) return status;
+    }
+    return txn->commit();
+  }
+
+  // A one-row, one-integer query (NULL reads as nullopt; no row is an error).
+  Result<std::optional<std::int64_t>> queryInt(Statement& stmt) {
+    ScopedReset reset(stmt);
+    auto row = stmt.step();
+    if (!row) return std::move(row.error());
+    if (!*row || stmt.columnIsNull(0)) return std::optional<std::int64_t>();
+    return std::optional<std::int64_t>(stmt.columnInt64(0));
+  }
+
+  Result<std::int64_t> ackedSeqLocked(const std::string& output) {
+    Statement& stmt = st_.output_acked;
+    stmt.bindRef(1, output);
+    auto acked = queryInt(stmt);
+    if (!acked) return std::move(acked.error());
+    if (!*acked) {
+      return Error(ErrorCode::kNotFound, "output " + quoted(output) + " is not registered");
+    }
+    return **acked;
+  }
+
+  Status acknowledgeLocked(const std::string& output, std::int64_t up_to_seq,
+                           const std::optional<FileCheckpoint>& checkpoint) {
+    auto txn = Transaction::begin(db_, Transaction::Kind::kWrite);
+    if (!txn) return std::move(txn.error());
+
+    auto acked = ackedSeqLocked(output);
+    if (!acked) return std::move(acked.error());
+    // Older than what is recorded: a stale acknowledgement. Its checkpoint would describe a
+    // file position before the recorded one, so it is ignored as a whole.
+    if (up_to_seq < *acked) return okStatus();
+
+    auto max_seq = queryInt(st_.max_seq);
+    if (!max_seq) return std::move(max_seq.error());
+    if (up_to_seq > max_seq->value_or(0)) {
+      // Acknowledging documents that do not exist yet would make this output skip them.
+      return Error(ErrorCode::kInvalidArgument, "seq " + std::to_string(up_to_seq) +
+                                                    " is past the last document (" +
+                                                    std::to_string(max_seq->value_or(0)) + ")");
+    }
+
+    {
+      Statement& stmt = st_.output_set_acked;
+      ScopedReset reset(stmt);
+      if (auto status = stmt.bindRef(1, output).bind(2, up_to_seq).run(); !status) return status;
+    }
+    if (checkpoint) {
+      Statement& stmt = st_.output_set_checkpoint;
+      ScopedReset reset(stmt);
+      auto status = stmt.bindRef(1, output)
+                        .bindRef(2, checkpoint->file)
+                        .bind(3, toStored(checkpoint->offset))
+                        .run();
+      if (!status) return status;
+    }
+
+    // Documents every output has acknowledged leave the outbox.
+    auto min_acked = queryInt(st_.outputs_min_acked);
+    if (!min_acked) return std::move(min_acked.error());
+    if (*min_acked) {
+      std::int64_t gone_documents = 0;
+      std::int64_t gone_bytes = 0;
+      {
+        Statement& stmt = st_.outbox_range;
+        ScopedReset reset(stmt);
+        auto row = stmt.bind(1, **min_acked).step();
+        if (!row) return std::move(row.error());
+        if (*row) {
+          gone_documents = stmt.columnInt64(0);
+          gone_bytes = stmt.columnInt64(1);
+        }
+      }
+      if (gone_documents > 0) {
+        Statement& stmt = st_.outbox_delete;
+        ScopedReset reset(stmt);
+        if (auto status = stmt.bind(1, **min_acked).run(); !status) return status;
+        if (auto status = addToStats(-gone_documents, -gone_bytes); !status) return status;
+      }
+    }
+    return txn->commit();
+  }
+
+  std::mutex mu_;
+  Database db_;
+  Statements st_;
+};
+
+// Reads the schema version (0 for a database without the meta table) and migrates it to
+// kSchemaVersion, all in one write transaction; refuses a newer schema.
+Status migrate(Database& db) {
+  auto txn = Transaction::begin(db, Transaction::Kind::kWrite);
+  if (!txn) return std::move(txn.error());
+  std::int64_t version = 0;
+  {
+    auto has_meta =
+        db.queryText("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'");
+    if (!has_meta) return std::move(has_meta.error());
+    if (!has_meta->empty()) {
+      auto stmt = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'");
+      if (!stmt) return std::move(stmt.error());
+      auto row = stmt->step();
+      if (!row) return std::move(row.error());
+      if (*row) version = stmt->columnInt64(0);
+    }
+  }
+  if (version > kSchemaVersion) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "state.db was written by a newer mdecollect (schema " + std::to_string(version) +
+                     "); this version understands up to " + std::to_string(kSchemaVersion));
+  }
+  if (version == kSchemaVersion) return txn->commit();
+  for (std::int64_t v = std::max<std::int64_t>(version, 0); v < kSchemaVersion; ++v) {
+    auto status = db.exec(kMigrations[static_cast<std::size_t>(v)]);
+    if (!status) {
+      return withWhat(std::move(status.error()),
+                      "migrate schema " + std::to_string(v) + " to " + std::to_string(v + 1));
+    }
+  }
+  auto stmt = db.prepare(
+      "INSERT INTO meta(key, value) VALUES('schema_version', ?1) "
+      "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+  if (!stmt) return std::move(stmt.error());
+  if (auto status = stmt->bind(1, kSchemaVersion).run(); !status) return status;
+  return txn->commit();
+}
+
+Status configure(Database& db) {
+  // busy_timeout first: switching to WAL needs a lock another connection may hold.
+  // page_size only takes effect on a new database (before WAL is on): 16 KiB pages hold
+  // five ~3 KB documents where 4 KiB pages hold one, which halves to thirds the time to
+  // commit and to delete a full page of documents.
+  if (auto status = db.exec("PRAGMA busy_timeout = 10000; PRAGMA page_size = 16384"); !status) {
+    return status;
+  }
+  auto mode = db.queryText("PRAGMA journal_mode = WAL");
+  if (!mode) return std::move(mode.error());
+  if (*mode != "wal") {
+    return Error(ErrorCode::kIo, "cannot use write-ahead logging (journal_mode is '" + *mode +
+                                     "'); is state_dir on a local file system?");
+  }
+  // FULL: in WAL mode, NORMAL may lose the last commits on power loss.
+  return db.exec(
+      "PRAGMA synchronous = FULL;"
+      "PRAGMA foreign_keys = ON;"
+      "PRAGMA cache_size = -16384;"              // KiB: a 30 MB page commits without spilling
+      "PRAGMA journal_size_limit = 67108864;");  // the WAL shrinks back to 64 MiB
+}
+
+}  // namespace
+
+Result<std::unique_ptr<StateStore>> openSqliteStore(const std::string& state_dir) {
+  if (state_dir.empty()) return Error(ErrorCode::kInvalidArgument, "state_dir is empty");
+  const std::filesystem::path dir(state_dir);
+  const std::string path = (dir / "state.db").string();
+  const std::string what = "open state store " + quoted(path);
+
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return Error(ErrorCode::kIo, "create state_dir " + quoted(state_dir) + ": " + ec.message());
+  }
+
+  // NOMUTEX: the store serialises every use of its connection with its own mutex.
+  auto db = Database::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX);
+  if (!db) return withWhat(std::move(db.error()), what);
+  if (auto status = configure(*db); !status) return withWhat(std::move(status.error()), what);
+  if (auto status = migrate(*db); !status) return withWhat(std::move(status.error()), what);
+
+  auto store = std::make_unique<SqliteStateStore>(std::move(*db));
+  if (auto status = store->prepareAll(); !status) {
+    return withWhat(std::move(status.error()), what);
+  }
+  return std::unique_ptr<StateStore>(std::move(store));
+}
+
+}  // namespace mdec::state

@@ -1,0 +1,382 @@
+// The `file` source (collection.md): NDJSON files matching globs, tailed; complete lines
+// mapped and committed with the new position in one transaction; a restart resumes there;
+// rotation and truncation start the path again from the beginning.
+#include "mdecollect/source/file_source.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "mdecollect/config/config.h"
+#include "mdecollect/state/state_store.h"
+#include "support/json_compare.h"
+
+namespace mdec::source {
+namespace {
+
+namespace fs = std::filesystem;
+using state::StateStore;
+using test_support::JsonDoc;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string templ = (fs::temp_directory_path() / "mdec-file-source-XXXXXX").string();
+    char* made = ::mkdtemp(templ.data());
+    EXPECT_NE(made, nullptr);
+    path_ = templ;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+void writeFile(const std::string& path, const std::string& content, bool append = false) {
+  std::ofstream out(path, std::ios::binary | (append ? std::ios::app : std::ios::trunc));
+  out << content;
+}
+
+// One alert line; `n` makes it distinct (its id).
+std::string alert(int n) {
+  return R"({"id":"da)" + std::to_string(n) +
+         R"(","title":"t","alertCreationTime":"2025-11-03T14:07:14.1187425Z",)"
+         R"("lastUpdateTime":"2025-11-03T15:35:02.0566667Z","severity":"High"})";
+}
+
+// Forwards to a real store; counts file commits and can fail one.
+class CountingStore final : public StateStore {
+ public:
+  explicit CountingStore(StateStore& inner) : inner_(inner) {}
+
+  int commits = 0;
+  std::optional<int> fail_commit;  // the commit number (1-based) that fails
+
+  Result<std::optional<std::string>> watermark(const std::string& s) override {
+    return inner_.watermark(s);
+  }
+  Result<std::vector<bool>> seen(const std::string& s,
+                                 const std::vector<state::Version>& v) override {
+    return inner_.seen(s, v);
+  }
+  Status pruneSeen(const std::string& s, const std::string& b) override {
+    return inner_.pruneSeen(s, b);
+  }
+  Status commitPage(const state::PageCommit& p) override { return inner_.commitPage(p); }
+  Result<std::optional<state::FilePosition>> filePosition(const std::string& s,
+                                                          const std::string& p) override {
+    return inner_.filePosition(s, p);
+  }
+  Status commitFileLines(const std::string& s, const std::string& p, const state::FilePosition& pos,
+                         const std::vector<state::NewDocument>& d) override {
+    ++commits;
+    if (fail_commit && *fail_commit == commits) {
+      return Error(ErrorCode::kIo, "injected: database is locked");
+    }
+    return inner_.commitFileLines(s, p, pos, d);
+  }
+  Status registerOutput(const std::string& o) override { return inner_.registerOutput(o); }
+  Result<std::vector<state::OutboxDocument>> readOutbox(std::int64_t a, std::size_t m,
+                                                        std::size_t b) override {
+    return inner_.readOutbox(a, m, b);
+  }
+  Result<std::int64_t> ackedSeq(const std::string& o) override { return inner_.ackedSeq(o); }
+  Status acknowledge(const std::string& o, std::int64_t seq,
+                     const std::optional<state::FileCheckpoint>& c) override {
+    return inner_.acknowledge(o, seq, c);
+  }
+  Result<std::optional<state::FileCheckpoint>> fileCheckpoint(const std::string& o) override {
+    return inner_.fileCheckpoint(o);
+  }
+  Result<OutboxSize> outboxSize() override { return inner_.outboxSize(); }
+
+ private:
+  StateStore& inner_;
+};
+
+class FileSourceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = state::openSqliteStore((fs::path(tmp_.path()) / "state").string());
+    ASSERT_TRUE(store) << store.error().message();
+    store_ = std::move(*store);
+    dir_ = (fs::path(tmp_.path()) / "in").string();
+    fs::create_directories(dir_);
+    config_.name = "files";
+    config_.type = config::SourceType::kFile;
+    config_.paths = {dir_ + "/*.ndjson"};
+  }
+
+  std::string in(const std::string& name) const { return (fs::path(dir_) / name).string(); }
+
+  FilePollStats poll(FileSource& source) {
+    auto stats = source.poll();
+    EXPECT_TRUE(stats) << stats.error().message();
+    return stats ? *stats : FilePollStats{};
+  }
+
+  // Everything in the outbox, oldest first.
+  std::vector<state::OutboxDocument> outbox() {
+    auto docs = store_->readOutbox(0, 1000000, std::size_t{1} << 40);
+    EXPECT_TRUE(docs) << docs.error().message();
+    return docs ? *docs : std::vector<state::OutboxDocument>{};
+  }
+
+  // The alert ids (event.id) of the outbox documents, in order.
+  std::vector<std::string> outboxIds() {
+    std::vector<std::string> ids;
+    for (const auto& doc : outbox()) {
+      JsonDoc json(doc.body);
+      ids.push_back(json.getString("event.id").value_or("?"));
+    }
+    return ids;
+  }
+
+  std::optional<state::FilePosition> position(const std::string& path) {
+    auto pos = store_->filePosition("files", path);
+    EXPECT_TRUE(pos);
+    return pos ? *pos : std::nullopt;
+  }
+
+  TempDir tmp_;
+  std::unique_ptr<StateStore> store_;
+  std::string dir_;
+  config::SourceConfig config_;
+};
+
+using Ids = std::vector<std::string>;
+
+TEST_F(FileSourceTest, AppendedLinesArePickedUpAndAPartialLastLineWaits) {
+  const std::string file = in("a.ndjson");
+  writeFile(file, alert(1) + "\n" + alert(2) + "\n");
+  auto source = makeFileSource(config_, *store_);
+  auto stats = poll(*source);
+  EXPECT_EQ(stats.files, 1u);
+  EXPECT_EQ(stats.lines, 2u);
+  EXPECT_EQ(stats.documents, 2u);
+  EXPECT_EQ(stats.errors, 0u);
+  EXPECT_EQ(outboxIds(), (Ids{"da1", "da2"}));
+
+  // A line still being written is not read.
+  writeFile(file, alert(3), /*append=*/true);
+  stats = poll(*source);
+  EXPECT_EQ(stats.lines, 0u);
+  EXPECT_EQ(stats.documents, 0u);
+  EXPECT_EQ(outboxIds(), (Ids{"da1", "da2"}));
+  EXPECT_EQ(position(file)->offset, 2 * (alert(1).size() + 1));
+
+  writeFile(file, "\n" + alert(4) + "\n", /*append=*/true);
+  stats = poll(*source);
+  EXPECT_EQ(stats.lines, 2u);
+  EXPECT_EQ(outboxIds(), (Ids{"da1", "da2", "da3", "da4"}));
+  EXPECT_EQ(position(file)->offset, fs::file_size(file));
+  struct stat st {};
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(position(file)->inode, static_cast<std::uint64_t>(st.st_ino));
+
+  // Nothing new: nothing read, nothing committed.
+  stats = poll(*source);
+  EXPECT_EQ(stats.files, 1u);
+  EXPECT_EQ(stats.lines, 0u);
+}
+
+TEST_F(FileSourceTest, ARestartResumesWhereTheLastCommitEnded) {
+  const std::string file = in("a.ndjson");
+  writeFile(file, alert(1) + "\n" + alert(2) + "\n");
+  poll(*makeFileSource(config_, *store_));
+  auto again = makeFileSource(config_, *store_);
+  EXPECT_EQ(poll(*again).documents, 0u);
+  writeFile(file, alert(3) + "\n", /*append=*/true);
+  EXPECT_EQ(poll(*makeFileSource(config_, *store_)).documents, 1u);
+  EXPECT_EQ(outboxIds(), (Ids{"da1", "da2", "da3"}));
+}
+
+TEST_F(FileSourceTest, DocumentsCarryLogFilePathAndOffsetAndTheSourceOptions) {
+  const std::string file = in("a.ndjson");
+  const std::string first = alert(1) + "\n";
+  writeFile(file, first + "\n" + alert(2) + "\n");
+  config_.tags = std::vector<std::string>{"mine"};
+  config_.data_stream_namespace = "prod";
+  config_.preserve_original_event = true;
+  poll(*makeFileSource(config_, *store_));
+  auto docs = outbox();
+  ASSERT_EQ(docs.size(), 2u);
+  JsonDoc d1(docs[0].body);
+  JsonDoc d2(docs[1].body);
+  ASSERT_TRUE(d1.valid());
+  EXPECT_EQ(d1.getString("log.file.path"), file);
+  EXPECT_EQ(d1.getInt("log.offset"), 0);
+  EXPECT_EQ(d2.getString("log.file.path"), file);
+  EXPECT_EQ(d2.getInt("log.offset"), static_cast<std::int64_t>(first.size() + 1));
+  EXPECT_EQ(d1.getStrings("tags"), (Ids{"mine", "preserve_original_event"}));
+  EXPECT_EQ(d1.getString("data_stream.namespace"), "prod");
+  EXPECT_TRUE(d1.has("event.original"));
+  EXPECT_EQ(docs[0].source, "files");
+  EXPECT_EQ(docs[0].id.size(), 32u);
+  EXPECT_NE(docs[0].id, docs[1].id);
+}
+
+TEST_F(FileSourceTest, DefaultTagsWhenTheSourceSetsNone) {
+  writeFile(in("a.ndjson"), alert(1) + "\n");
+  poll(*makeFileSource(config_, *store_));
+  auto docs = outbox();
+  ASSERT_EQ(docs.size(), 1u);
+  EXPECT_EQ(JsonDoc(docs[0].body).getStrings("tags"),
+            (Ids{"microsoft-defender-endpoint", "forwarded"}));
+  EXPECT_FALSE(JsonDoc(docs[0].body).has("event.original"));
+}
+
+TEST_F(FileSourceTest, BlankLinesProduceNothingAndBadLinesYieldErrorDocuments) {
+  const std::string file = in("a.ndjson");
+  writeFile(file, "\n   \n{not json\n" + alert(1) + "\n\n");
+  auto stats = poll(*makeFileSource(config_, *store_));
+  EXPECT_EQ(stats.lines, 5u);
+  EXPECT_EQ(stats.documents, 2u);
+  EXPECT_EQ(stats.errors, 1u);
+  auto docs = outbox();
+  ASSERT_EQ(docs.size(), 2u);
+  JsonDoc bad(docs[0].body);
+  EXPECT_EQ(bad.getString("event.kind"), "pipeline_error");
+  EXPECT_EQ(bad.getString("event.original"), "{not json");
+  EXPECT_EQ(bad.getInt("log.offset"), 5);
+  EXPECT_EQ(JsonDoc(docs[1].body).getString("event.id"), "da1");
+  EXPECT_EQ(position(file)->offset, fs::file_size(file));  // blank lines consumed too
+}
+
+TEST_F(FileSourceTest, RotationStartsTheNewFileAtThePathFromTheBeginning) {
+  config_.paths = {in("alerts.ndjson")};
+  const std::string file = in("alerts.ndjson");
+  writeFile(file, alert(1) + "\n" + alert(2) + "\n" + alert(3) + "\n");
+  auto source = makeFileSource(config_, *store_);
+  poll(*source);
+  fs::rename(file, in("alerts.ndjson.1"));  // not matched by the glob
+  writeFile(file, alert(4) + "\n" + alert(5) + "\n" + alert(6) + "\n" + alert(7) + "\n");
+  auto stats = poll(*source);
+  EXPECT_EQ(stats.documents, 4u);
+  EXPECT_EQ(outboxIds(), (Ids{"da1", "da2", "da3", "da4", "da5", "da6", "da7"}));
+  auto docs = outbox();
+  EXPECT_EQ(JsonDoc(docs[3].body).getInt("log.offset"), 0);
+}
+
+TEST_F(FileSourceTest, ARenamedFileStillMatchedIsNotReadTwice) {
+  const std::string file = in("alerts.ndjson");
+  writeFile(file, alert(1) + "\n" + alert(2) + "\n");
+  auto source = makeFileSource(config_, *store_);
+  poll(*source);
+  // The writer adds a line, then the file is rotated to a name the glob matches too.
+  writeFile(file, alert(3) + "\n", /*append=*/true);
+  fs::rename(file, in("alerts-1.ndjson"));
+  writeFile(file, alert(4) + "\n");
+  auto stats = poll(*source);
+  EXPECT_EQ(stats.files, 2u);
+  EXPECT_EQ(stats.documents, 2u);
+  auto ids = outboxIds();
+  std::sort(ids.begin() + 2, ids.end());
+  EXPECT_EQ(ids, (Ids{"da1", "da2", "da3", "da4"}));
+  // And after a restart neither is read again.
+  EXPECT_EQ(poll(*makeFileSource(config_, *store_)).documents, 0u);
+}
+
+TEST_F(FileSourceTest, TruncationStartsAgainFromZero) {
+  const std::string file = in("a.ndjson");
+  writeFile(file, alert(1) + "\n" + alert(2) + "\n" + alert(3) + "\n");
+  auto source = makeFileSource(config_, *store_);
+  poll(*source);
+  writeFile(file, alert(4) + "\n");  // same inode, shorter
+  auto stats = poll(*source);
+  EXPECT_EQ(stats.documents, 1u);
+  EXPECT_EQ(outboxIds(), (Ids{"da1", "da2", "da3", "da4"}));
+  EXPECT_EQ(JsonDoc(outbox()[3].body).getInt("log.offset"), 0);
+  EXPECT_EQ(position(file)->offset, alert(4).size() + 1);
+}
+
+TEST_F(FileSourceTest, GlobsMatchSeveralFilesEachReadOnce) {
+  writeFile(in("a.ndjson"), alert(1) + "\n");
+  writeFile(in("b.ndjson"), alert(2) + "\n" + alert(3) + "\n");
+  writeFile(in("c.txt"), alert(9) + "\n");
+  fs::create_directories(in("d.ndjson"));  // a directory the glob matches
+  config_.paths = {dir_ + "/*.ndjson", dir_ + "/b.*", dir_ + "/nothing-*.json"};
+  auto stats = poll(*makeFileSource(config_, *store_));
+  EXPECT_EQ(stats.files, 2u);
+  EXPECT_EQ(stats.documents, 3u);
+  EXPECT_EQ(outboxIds(), (Ids{"da1", "da2", "da3"}));
+  EXPECT_TRUE(position(in("a.ndjson")));
+  EXPECT_TRUE(position(in("b.ndjson")));
+}
+
+TEST_F(FileSourceTest, LargeFilesAreCommittedInBatches) {
+  const std::string file = in("big.ndjson");
+  std::string content;
+  for (int i = 0; i < 2500; ++i) content += alert(i) + "\n";
+  writeFile(file, content);
+  CountingStore counting(*store_);
+  auto stats = poll(*makeFileSource(config_, counting));
+  EXPECT_EQ(stats.lines, 2500u);
+  EXPECT_EQ(stats.documents, 2500u);
+  EXPECT_EQ(counting.commits, 3);  // 1000 + 1000 + 500
+  auto ids = outboxIds();
+  ASSERT_EQ(ids.size(), 2500u);
+  for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(ids[i], "da" + std::to_string(i));
+  EXPECT_EQ(position(file)->offset, content.size());
+}
+
+TEST_F(FileSourceTest, AFailedCommitLosesNothingAndDuplicatesNothing) {
+  const std::string file = in("big.ndjson");
+  std::string content;
+  for (int i = 0; i < 2500; ++i) content += alert(i) + "\n";
+  writeFile(file, content);
+  CountingStore counting(*store_);
+  counting.fail_commit = 2;
+  auto source = makeFileSource(config_, counting);
+  auto stats = source->poll();
+  ASSERT_FALSE(stats);
+  EXPECT_TRUE(stats.error().retryable());
+  EXPECT_EQ(outboxIds().size(), 1000u);
+  std::uint64_t first_batch = 0;
+  for (int i = 0; i < 1000; ++i) first_batch += alert(i).size() + 1;
+  EXPECT_EQ(position(file)->offset, first_batch);
+
+  counting.fail_commit.reset();
+  EXPECT_EQ(poll(*makeFileSource(config_, counting)).documents, 1500u);
+  auto ids = outboxIds();
+  ASSERT_EQ(ids.size(), 2500u);
+  for (std::size_t i = 0; i < ids.size(); ++i) EXPECT_EQ(ids[i], "da" + std::to_string(i));
+}
+
+TEST_F(FileSourceTest, ALineLongerThanTheReadChunkIsReadWhole) {
+  const std::string file = in("a.ndjson");
+  std::string huge = R"({"id":"big","lastUpdateTime":"2025-11-03T15:35:02Z","title":")" +
+                     std::string(3 << 20, 'x') + "\"}";
+  writeFile(file, alert(1) + "\n" + huge + "\n" + alert(2) + "\n");
+  auto stats = poll(*makeFileSource(config_, *store_));
+  EXPECT_EQ(stats.documents, 3u);
+  EXPECT_EQ(stats.errors, 0u);
+  EXPECT_EQ(outboxIds(), (Ids{"da1", "big", "da2"}));
+  EXPECT_EQ(JsonDoc(outbox()[2].body).getInt("log.offset"),
+            static_cast<std::int64_t>(alert(1).size() + 1 + huge.size() + 1));
+}
+
+TEST_F(FileSourceTest, NoMatchIsNotAnError) {
+  auto stats = poll(*makeFileSource(config_, *store_));
+  EXPECT_EQ(stats.files, 0u);
+  EXPECT_EQ(stats.documents, 0u);
+}
+
+}  // namespace
+}  // namespace mdec::source

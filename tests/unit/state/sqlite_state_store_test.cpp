@@ -1,0 +1,739 @@
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mdecollect/state/state_store.h"
+#include "state/sqlite_handle.h"
+
+namespace mdec::state {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "mdec-state-test-XXXXXX").string();
+    char* made = ::mkdtemp(pattern.data());
+    EXPECT_NE(made, nullptr);
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+std::unique_ptr<StateStore> openOrDie(const fs::path& dir) {
+  auto store = openSqliteStore(dir.string());
+  EXPECT_TRUE(store.has_value()) << store.error().message();
+  if (!store) return nullptr;
+  return std::move(*store);
+}
+
+// A second, raw connection to state.db: the tests' way to look behind the interface and to
+// inject faults (triggers that fail a statement midway through a transaction).
+sqlite::Database rawDb(const fs::path& dir) {
+  auto db = sqlite::Database::open((dir / "state.db").string(), SQLITE_OPEN_READWRITE);
+  EXPECT_TRUE(db.has_value());
+  EXPECT_TRUE(db->exec("PRAGMA busy_timeout = 5000").has_value());
+  return std::move(*db);
+}
+
+void execOrDie(sqlite::Database& db, const char* sql) {
+  auto status = db.exec(sql);
+  ASSERT_TRUE(status.has_value()) << status.error().message();
+}
+
+NewDocument doc(const std::string& id, const std::string& body) { return {id, body}; }
+
+PageCommit page(const std::string& source, std::optional<std::string> watermark,
+                std::vector<Version> seen, std::vector<NewDocument> documents) {
+  PageCommit commit;
+  commit.source = source;
+  commit.watermark = std::move(watermark);
+  commit.seen = std::move(seen);
+  commit.documents = std::move(documents);
+  return commit;
+}
+
+std::vector<OutboxDocument> readAll(StateStore& store, std::int64_t after = 0) {
+  auto docs = store.readOutbox(after, std::numeric_limits<std::size_t>::max(),
+                               std::numeric_limits<std::size_t>::max());
+  EXPECT_TRUE(docs.has_value()) << docs.error().message();
+  return docs ? *docs : std::vector<OutboxDocument>{};
+}
+
+std::vector<std::string> ids(const std::vector<OutboxDocument>& docs) {
+  std::vector<std::string> out;
+  for (const auto& d : docs) out.push_back(d.id);
+  return out;
+}
+
+std::vector<bool> seenOf(StateStore& store, const std::string& source,
+                         const std::vector<Version>& versions) {
+  auto answer = store.seen(source, versions);
+  EXPECT_TRUE(answer.has_value()) << answer.error().message();
+  return answer ? *answer : std::vector<bool>{};
+}
+
+std::optional<std::string> watermarkOf(StateStore& store, const std::string& source) {
+  auto w = store.watermark(source);
+  EXPECT_TRUE(w.has_value()) << w.error().message();
+  return w ? *w : std::nullopt;
+}
+
+StateStore::OutboxSize sizeOf(StateStore& store) {
+  auto size = store.outboxSize();
+  EXPECT_TRUE(size.has_value()) << size.error().message();
+  return size ? *size : StateStore::OutboxSize{};
+}
+
+std::int64_t ackedOf(StateStore& store, const std::string& output) {
+  auto acked = store.ackedSeq(output);
+  EXPECT_TRUE(acked.has_value()) << acked.error().message();
+  return acked ? *acked : -1;
+}
+
+const Version kV1{"da1", "2024-01-01T00:00:01.0000000Z"};
+const Version kV2{"da2", "2024-01-01T00:00:02.0000000Z"};
+const Version kV3{"da3", "2024-01-01T00:00:03.0000000Z"};
+
+// ---- opening ----
+
+TEST(SqliteStateStore, CreatesStateDirWithParentsAndAVersionedWalDatabase) {
+  TempDir tmp;
+  const fs::path dir = tmp.path() / "a" / "b" / "state";
+  auto store = openOrDie(dir);
+  ASSERT_NE(store, nullptr);
+  EXPECT_TRUE(fs::exists(dir / "state.db"));
+  auto db = rawDb(dir);
+  auto mode = db.queryText("PRAGMA journal_mode");
+  ASSERT_TRUE(mode.has_value());
+  EXPECT_EQ(*mode, "wal");
+  auto version = db.queryText("SELECT value FROM meta WHERE key = 'schema_version'");
+  ASSERT_TRUE(version.has_value());
+  EXPECT_EQ(*version, "1");
+}
+
+TEST(SqliteStateStore, OpeningTwiceKeepsTheSchemaAndTheData) {
+  TempDir tmp;
+  {
+    auto store = openOrDie(tmp.path());
+    ASSERT_TRUE(store->commitPage(page("s", "w1", {kV1}, {doc("d1", "{}")})).has_value());
+  }
+  auto store = openOrDie(tmp.path());
+  EXPECT_EQ(watermarkOf(*store, "s"), "w1");
+  EXPECT_EQ(readAll(*store).size(), 1u);
+}
+
+TEST(SqliteStateStore, RefusesANewerSchema) {
+  TempDir tmp;
+  { openOrDie(tmp.path()); }
+  {
+    auto db = rawDb(tmp.path());
+    execOrDie(db, "UPDATE meta SET value = 7 WHERE key = 'schema_version'");
+  }
+  auto store = openSqliteStore(tmp.path().string());
+  ASSERT_FALSE(store.has_value());
+  EXPECT_NE(store.error().message().find(
+                "state.db was written by a newer mdecollect (schema 7); this version "
+                "understands up to 1"),
+            std::string::npos)
+      << store.error().message();
+  EXPECT_FALSE(store.error().retryable());
+}
+
+TEST(SqliteStateStore, CreatesTheSchemaInAnExistingDatabaseWithoutOne) {
+  TempDir tmp;
+  {
+    auto db = sqlite::Database::open((tmp.path() / "state.db").string(),
+                                     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    ASSERT_TRUE(db.has_value());
+    execOrDie(*db, "CREATE TABLE unrelated(x)");
+  }
+  auto store = openOrDie(tmp.path());
+  ASSERT_NE(store, nullptr);
+  EXPECT_TRUE(store->commitPage(page("s", "w", {kV1}, {doc("d", "{}")})).has_value());
+}
+
+TEST(SqliteStateStore, ReportsAFileThatIsNotADatabase) {
+  TempDir tmp;
+  std::ofstream(tmp.path() / "state.db") << std::string(8192, 'x');
+  auto store = openSqliteStore(tmp.path().string());
+  ASSERT_FALSE(store.has_value());
+  EXPECT_EQ(store.error().code(), ErrorCode::kIo);
+  EXPECT_NE(store.error().message().find("open state store"), std::string::npos);
+  EXPECT_NE(store.error().message().find("not a database"), std::string::npos)
+      << store.error().message();
+}
+
+TEST(SqliteStateStore, ReportsAStateDirThatIsAFile) {
+  TempDir tmp;
+  std::ofstream(tmp.path() / "file") << "x";
+  auto store = openSqliteStore((tmp.path() / "file").string());
+  ASSERT_FALSE(store.has_value());
+  EXPECT_EQ(store.error().code(), ErrorCode::kIo);
+}
+
+TEST(SqliteStateStore, RefusesAnEmptyStateDir) {
+  auto store = openSqliteStore("");
+  ASSERT_FALSE(store.has_value());
+  EXPECT_EQ(store.error().code(), ErrorCode::kInvalidArgument);
+}
+
+// ---- sources ----
+
+TEST(SqliteStateStore, CommitPageRoundTrip) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.path());
+  EXPECT_EQ(watermarkOf(*store, "s"), std::nullopt);
+  EXPECT_EQ(sizeOf(*store).documents, 0u);
+
+  ASSERT_TRUE(store
+                  ->commitPage(page("s", "2024-01-01T00:00:02.0000000Z", {kV1, kV2},
+                                    {doc("d1", R"({"a":1})"), doc("d2", R"({"b":"é"})")}))
+                  .has_value());
+  EXPECT_EQ(watermarkOf(*store, "s"), "2024-01-01T00:00:02.0000000Z");
+  EXPECT_EQ(watermarkOf(*store, "other"), std::nullopt);
+
+  auto docs = readAll(*store);
+  ASSERT_EQ(docs.size(), 2u);
+  EXPECT_EQ(docs[0].source, "s");
+  EXPECT_EQ(docs[0].id, "d1");
+  EXPECT_EQ(docs[0].body, R"({"a":1})");
+  EXPECT_EQ(docs[1].id, "d2");
+  EXPECT_EQ(docs[1].body, R"({"b":"é"})");
+  EXPECT_LT(docs[0].seq, docs[1].seq);
+
+  const auto size = sizeOf(*store);
+  EXPECT_EQ(size.documents, 2u);
+  EXPECT_EQ(size.bytes, docs[0].body.size() + docs[1].body.size());
+
+  // A page without a watermark keeps the old one; documents keep their order across pages.
+  ASSERT_TRUE(store->commitPage(page("s", std::nullopt, {kV3}, {doc("d3", "{}")})).has_value());
+  EXPECT_EQ(watermarkOf(*store, "s"), "2024-01-01T00:00:02.0000000Z");
+  EXPECT_EQ(ids(readAll(*store)), (std::vector<std::string>{"d1", "d2", "d3"}));
+
+  // An empty page (nothing new) is fine, and may still move the watermark.
+  ASSERT_TRUE(store->commitPage(page("s", "2024-01-02T00:00:00.0000000Z", {}, {})).has_value());
+  EXPECT_EQ(watermarkOf(*store, "s"), "2024-01-02T00:00:00.0000000Z");
+}
+
+TEST(SqliteStateStore, SeenAnswersInOrderPerSource) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.path());
+  EXPECT_TRUE(seenOf(*store, "s", {}).empty());
+  EXPECT_EQ(seenOf(*store, "s", {kV1, kV2}), (std::vector<bool>{false, false}));
+
+  ASSERT_TRUE(store->commitPage(page("s", "w", {kV1, kV3}, {})).has_value());
+  EXPECT_EQ(seenOf(*store, "s", {kV1, kV2, kV3, kV1}),
+            (std::vector<bool>{true, false, true, true}));
+  // Same id, another lastUpdateTime: another version.
+  EXPECT_EQ(seenOf(*store, "s", {{"da1", "2024-01-01T00:00:09.0000000Z"}}),
+            (std::vector<bool>{false}));
+  // Other sources have their own seen-set.
+  EXPECT_EQ(seenOf(*store, "t", {kV1, kV3}), (std::vector<bool>{false, false}));
+  // Seeing a version again (the overlap) is not an error.
+  ASSERT_TRUE(store->commitPage(page("s", "w", {kV1, kV1, kV2}, {})).has_value());
+  EXPECT_EQ(seenOf(*store, "s", {kV1, kV2, kV3}), (std::vector<bool>{true, true, true}));
+}
+
+TEST(SqliteStateStore, SeenAnswersManyVersionsAtOnce) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.path());
+  std::vector<Version> committed;
+  std::vector<Version> asked;
+  std::vector<bool> expected;
+  for (int i = 0; i < 5000; ++i) {
+    Version v{"id" + std::to_string(i), "2024-01-01T00:00:00." + std::to_string(i) + "Z"};
+    if (i % 3 == 0) committed.push_back(v);
+    asked.push_back(v);
+    expected.push_back(i % 3 == 0);
+  }
+  ASSERT_TRUE(store->commitPage(page("s", "w", committed, {})).has_value());
+  EXPECT_EQ(seenOf(*store, "s", asked), expected);
+}
+
+TEST(SqliteStateStore, PruneSeenForgetsOlderVersionsOfThatSourceOnly) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.path());
+  ASSERT_TRUE(store->commitPage(page("s", "w", {kV1, kV2, kV3}, {})).has_value());
+  ASSERT_TRUE(store->commitPage(page("t", "w", {kV1, kV2, kV3}, {})).has_value());
+  ASSERT_TRUE(store->pruneSeen("s", kV2.last_update_time).has_value());
+  EXPECT_EQ(seenOf(*store, "s", {kV1, kV2, kV3}), (std::vector<bool>{false, true, true}));
+  EXPECT_EQ(seenOf(*store, "t", {kV1, kV2, kV3}), (std::vector<bool>{true, true, true}));
+  ASSERT_TRUE(store->pruneSeen("s", "2099-01-01T00:00:00.0000000Z").has_value());
+  EXPECT_EQ(seenOf(*store, "s", {kV1, kV2, kV3}), (std::vector<bool>{false, false, false}));
+}
+
+// Fails the statement that touches `table` when the row matches `when` (a trigger added
+// through a second connection), so a commit breaks midway through its transaction.
+void injectFailure(const fs::path& dir, const std::string& event, const std::string& table,
+                   const std::string& when) {
+  auto db = rawDb(dir);
+  const std::string sql = "CREATE TRIGGER inject_failure BEFORE " + event + " ON " + table +
+                          " WHEN " + when + " BEGIN SELECT RAISE(ABORT, 'injected failure'); END";
+  execOrDie(db, sql.c_str());
+}
+
+void removeFailure(const fs::path& dir) {
+  auto db = rawDb(dir);
+  execOrDie(db, "DROP TRIGGER inject_failure");
+}
+
+struct FailurePoint {
+  const char* name;
+  const char* event;
+  const char* table;
+  const char* when;
+};
+
+class CommitPageAtomicity : public ::testing::TestWithParam<FailurePoint> {};
+
+TEST_P(CommitPageAtomicity, AFailureMidwayLeavesNothing) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.path());
+  ASSERT_TRUE(store->commitPage(page("s", "w0", {kV1}, {doc("d0", "zero")})).has_value());
+  const auto before = sizeOf(*store);
+
+  injectFailure(tmp.path(), GetParam().event, GetParam().table, GetParam().when);
+  auto status = store->commitPage(
+      page("s", "w1", {kV2, kV3}, {doc("d1", "one"), doc("boom", "two"), doc("d3", "three")}));
+  ASSERT_FALSE(status.has_value());
+  EXPECT_EQ(status.error().code(), ErrorCode::kIo);
+  EXPECT_EQ(status.error().message(), "commit page for source 's': injected failure");
+
+  EXPECT_EQ(watermarkOf(*store, "s"), "w0");
+  EXPECT_EQ(seenOf(*store, "s", {kV1, kV2, kV3}), (std::vector<bool>{true, false, false}));
+  EXPECT_EQ(ids(readAll(*store)), (std::vector<std::string>{"d0"}));
+  EXPECT_EQ(sizeOf(*store).documents, before.documents);
+  EXPECT_EQ(sizeOf(*store).bytes, before.bytes);
+
+  // The connection is not left inside a transaction: the same page commits afterwards.
+  removeFailure(tmp.path());
+  ASSERT_TRUE(store
+                  ->commitPage(page("s", "w1", {kV2, kV3},
+                                    {doc("d1", "one"), doc("boom", "two"), doc("d3", "three")}))
+                  .has_value());
+  EXPECT_EQ(ids(readAll(*store)), (std::vector<std::string>{"d0", "d1", "boom", "d3"}));
+  EXPECT_EQ(seenOf(*store, "s", {kV2, kV3}), (std::vector<bool>{true, true}));
+  EXPECT_EQ(watermarkOf(*store, "s"), "w1");
+  EXPECT_EQ(sizeOf(*store).documents, 4u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    SqliteStateStore, CommitPageAtomicity,
+    ::testing::Values(FailurePoint{"SecondDocument", "INSERT", "outbox", "NEW.doc_id = 'boom'"},
+                      FailurePoint{"SecondSeenVersion", "INSERT", "seen", "NEW.alert_id = 'da3'"},
+                      FailurePoint{"OutboxSize", "UPDATE", "outbox_stats", "1"},
+                      FailurePoint{"Watermark", "INSERT", "source_state", "NEW.watermark = 'w1'"}),
+    [](const auto& failure) { return std::string(failure.param.name); });
+
+// ---- file sources ----
+
+TEST(SqliteStateStore, FilePositionRoundTrip) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.path());
+  auto none = store->filePosition("f", "/var/log/a.ndjson");
+  ASSERT_TRUE(none.has_value());
+  EXPECT_FALSE(none->has_value());
+
+  const std::uint64_t big_inode = std::numeric_limits<std::uint64_t>::max() - 5;
+  ASSERT_TRUE(store
+                  ->commitFileLines("f", "/var/log/a.ndjson", {big_inode, 120},
+                                    {doc("l1", "{\"x\":1}"), doc("l2", "{\"x\":2}")})
+                  .has_value());
+  auto pos = store->filePosition("f", "/var/log/a.ndjson");
+  ASSERT_TRUE(pos.has_value() && pos->has_value());
+  EXPECT_EQ((*pos)->inode, big_inode);
+  EXPECT_EQ((*pos)->offset, 120u);
+  EXPECT_EQ(ids(readAll(*store)), (std::vector<std::string>{"l1", "l2"}));
+  EXPECT_EQ(readAll(*store)[0].source, "f");
+
+  // Moving on, with no documents (blank lines), and other files and sources stay apart.
+  ASSERT_TRUE(store->commitFileLines("f", "/var/log/a.ndjson", {big_inode, 130}, {}).has_value());
+  ASSERT_TRUE(store->commitFileLines("f", "/var/log/b.ndjson", {7, 1}, {}).has_value());
+  pos = store->filePosition("f", "/var/log/a.ndjson");
+  ASSERT_TRUE(pos.has_value() && pos->has_value());
+  EXPECT_EQ((*pos)->offset, 130u);
+  auto other = store->filePosition("g", "/var/log/a.ndjson");
+  ASSERT_TRUE(other.has_value());
+  EXPECT_FALSE(other->has_value());
+  EXPECT_EQ(sizeOf(*store).documents, 2u);
+}
+
+TEST(SqliteStateStore, CommitFileLinesIsAtomic) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.path());
+  ASSERT_TRUE(store->commitFileLines("f", "/p", {1, 10}, {doc("a", "{}")}).has_value());
+
+  injectFailure(tmp.path(), "UPDATE", "file_positions", "1");
+  auto status = store->commitFileLines("f", "/p", {1, 20}, {doc("b", "{}"), doc("c", "{}")});
+  ASSERT_FALSE(status.has_value());
+  EXPECT_EQ(status.error().message(), "commit lines of file '/p' for source 'f': injected failure");
+  auto pos = store->filePosition("f", "/p");
+  ASSERT_TRUE(pos.has_value() && pos->has_value());
+  EXPECT_EQ((*pos)->offset, 10u);
+  EXPECT_EQ(ids(readAll(*store)), (std::vector<std::string>{"a"}));
+  EXPECT_EQ(sizeOf(*store).documents, 1u);
+}
+
+// ---- outbox and outputs ----
+
+std::vector<NewDocument> numberedDocs(int from, int count, std::size_t body_size = 10) {
+  std::vector<NewDocument> docs;
+  for (int i = from; i < from + count; ++i) {
+    docs.push_back(doc("d" + std::to_string(i), std::string(body_size, 'x')));
+  }
+  return docs;
+}
+
+TEST(SqliteStateStore, ReadOutboxHonoursSeqCountAndBytes) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.path());
+  auto empty = store->readOutbox(0, 10, 1000);
+  ASSERT_TRUE(empty.has_value());
+  EXPECT_TRUE(empty->empty());
+
+  ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(0, 10, 100))).has_value());
+  const auto all = readAll(*store);
+  ASSERT_EQ(all.size(), 10u);
+
+  auto docs = store->readOutbox(0, 3, 1'000'000);
+  ASSERT_TRUE(docs.has_value());
+  EXPECT_EQ(ids(*docs), (std::vector<std::string>{"d0", "d1", "d2"}));
+
+  docs = store->readOutbox(all[6].seq, 100, 1'000'000);
+  ASSERT_TRUE(docs.has_value());
+  EXPECT_EQ(ids(*docs), (std::vector<std::string>{"d7", "d8", "d9"}));
+
+  // Stops before exceeding max_bytes: 250 bytes hold two 100-byte documents, 300 three.
+  docs = store->readOutbox(0, 100, 250);
+  ASSERT_TRUE(docs.has_value());
+  EXPECT_EQ(docs->size(), 2u);
+  docs = store->readOutbox(0, 100, 300);
+  ASSERT_TRUE(docs.has_value());
+  EXPECT_EQ(docs->size(), 3u);
+  // ... but the first document always comes, however large.
+  docs = store->readOutbox(0, 100, 1);
+  ASSERT_TRUE(docs.has_value());
+  EXPECT_EQ(ids(*docs), (std::vector<std::string>{"d0"}));
+  docs = store->readOutbox(0, 0, 1000);
+  ASSERT_TRUE(docs.has_value());
+  EXPECT_TRUE(docs->empty());
+  docs = store->readOutbox(all.back().seq, 100, 1000);
+  ASSERT_TRUE(docs.has_value());
+  EXPECT_TRUE(docs->empty());
+}
+
+TEST(SqliteStateStore, RegisterOutputIsIdempotent) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.path());
+  ASSERT_TRUE(store->registerOutput("file").has_value());
+  EXPECT_EQ(ackedOf(*store, "file"), 0);
+  ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(0, 3))).has_value());
+  ASSERT_TRUE(store->registerOutput("file").has_value());
+  EXPECT_EQ(ackedOf(*store, "file"), 0);
+  const auto docs = readAll(*store);
+  ASSERT_TRUE(store->acknowledge("file", docs[1].seq, std::nullopt).has_value());
+  ASSERT_TRUE(store->registerOutput("file").has_value());
+  EXPECT_EQ(ackedOf(*store, "file"), docs[1].seq);
+}
+
+TEST(SqliteStateStore, UnknownOutputsAreErrors) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.path());
+  auto acked = store->ackedSeq("nope");
+  ASSERT_FALSE(acked.has_value());
+  EXPECT_EQ(acked.error().code(), ErrorCode::kNotFound);
+  EXPECT_NE(acked.error().message().find("'nope'"), std::string::npos);
+  auto status = store->acknowledge("nope", 0, std::nullopt);
+  ASSERT_FALSE(status.has_value());
+  EXPECT_EQ(status.error().code(), ErrorCode::kNotFound);
+  auto checkpoint = store->fileCheckpoint("nope");
+  ASSERT_TRUE(checkpoint.has_value());
+  EXPECT_FALSE(checkpoint->has_value());
+}
+
+TEST(SqliteStateStore, DocumentsLeaveTheOutboxOnlyWhenEveryOutputAcknowledged) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.path());
+  ASSERT_TRUE(store->registerOutput("a").has_value());
+  ASSERT_TRUE(store->registerOutput("b").has_value());
+  ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(0, 5))).has_value());
+  const auto docs = readAll(*store);
+  ASSERT_EQ(docs.size(), 5u);
+
+  ASSERT_TRUE(store->acknowledge("a", docs[4].seq, std::nullopt).has_value());
+  EXPECT_EQ(readAll(*store).size(), 5u);
+  EXPECT_EQ(sizeOf(*store).documents, 5u);
+  EXPECT_EQ(ackedOf(*store, "a"), docs[4].seq);
+  EXPECT_EQ(ackedOf(*store, "b"), 0);
+
+  ASSERT_TRUE(store->acknowledge("b", docs[1].seq, std::nullopt).has_value());
+  EXPECT_EQ(ids(readAll(*store)), (std::vector<std::string>{"d2", "d3", "d4"}));
+  EXPECT_EQ(sizeOf(*store).documents, 3u);
+  EXPECT_EQ(sizeOf(*store).bytes, 30u);
+
+  ASSERT_TRUE(store->acknowledge("b", docs[4].seq, std::nullopt).has_value());
+  EXPECT_TRUE(readAll(*store).empty());
+  EXPECT_EQ(sizeOf(*store).documents, 0u);
+  EXPECT_EQ(sizeOf(*store).bytes, 0u);
+}
+
+TEST(SqliteStateStore, AckedSeqNeverMovesBackwards) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.path());
+  ASSERT_TRUE(store->registerOutput("file").has_value());
+  ASSERT_TRUE(store->registerOutput("other").has_value());
+  ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(0, 5))).has_value());
+  const auto docs = readAll(*store);
+  ASSERT_TRUE(
+      store->acknowledge("file", docs[3].seq, FileCheckpoint{"/out/a.ndjson", 400}).has_value());
+  // A stale acknowledgement changes nothing, not even the checkpoint.
+  ASSERT_TRUE(
+      store->acknowledge("file", docs[1].seq, FileCheckpoint{"/out/a.ndjson", 200}).has_value());
+  EXPECT_EQ(ackedOf(*store, "file"), docs[3].seq);
+  auto checkpoint = store->fileCheckpoint("file");
+  ASSERT_TRUE(checkpoint.has_value() && checkpoint->has_value());
+  EXPECT_EQ((*checkpoint)->offset, 400u);
+}
+
+TEST(SqliteStateStore, AcknowledgingPastTheLastDocumentIsRefused) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.path());
+  ASSERT_TRUE(store->registerOutput("file").has_value());
+  ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(0, 2))).has_value());
+  const auto docs = readAll(*store);
+  auto status = store->acknowledge("file", docs[1].seq + 1, std::nullopt);
+  ASSERT_FALSE(status.has_value());
+  EXPECT_EQ(status.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ackedOf(*store, "file"), 0);
+  EXPECT_EQ(readAll(*store).size(), 2u);
+}
+
+TEST(SqliteStateStore, ANewOutputReceivesEverythingStillWaiting) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.path());
+  ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(0, 3))).has_value());
+  // No output yet: a first output receives all three.
+  ASSERT_TRUE(store->registerOutput("a").has_value());
+  auto waiting = readAll(*store, ackedOf(*store, "a"));
+  EXPECT_EQ(ids(waiting), (std::vector<std::string>{"d0", "d1", "d2"}));
+
+  // "a" acknowledges two: they leave; a new output "b" receives the one still waiting.
+  ASSERT_TRUE(store->acknowledge("a", waiting[1].seq, std::nullopt).has_value());
+  ASSERT_TRUE(store->registerOutput("b").has_value());
+  EXPECT_EQ(ids(readAll(*store, ackedOf(*store, "b"))), (std::vector<std::string>{"d2"}));
+
+  // Once everything is acknowledged by both, a new output starts after the last seq, and
+  // receives what comes next.
+  ASSERT_TRUE(store->acknowledge("a", waiting[2].seq, std::nullopt).has_value());
+  ASSERT_TRUE(store->acknowledge("b", waiting[2].seq, std::nullopt).has_value());
+  EXPECT_TRUE(readAll(*store).empty());
+  ASSERT_TRUE(store->registerOutput("c").has_value());
+  EXPECT_EQ(ackedOf(*store, "c"), waiting[2].seq);
+  ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(3, 1))).has_value());
+  EXPECT_EQ(ids(readAll(*store, ackedOf(*store, "c"))), (std::vector<std::string>{"d3"}));
+}
+
+TEST(SqliteStateStore, SeqsAreNeverReusedAfterTheOutboxEmpties) {
+  TempDir tmp;
+  std::int64_t last = 0;
+  {
+    auto store = openOrDie(tmp.path());
+    ASSERT_TRUE(store->registerOutput("a").has_value());
+    ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(0, 3))).has_value());
+    last = readAll(*store).back().seq;
+    ASSERT_TRUE(store->acknowledge("a", last, std::nullopt).has_value());
+    EXPECT_TRUE(readAll(*store).empty());
+  }
+  auto store = openOrDie(tmp.path());
+  ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(3, 1))).has_value());
+  const auto docs = readAll(*store, ackedOf(*store, "a"));
+  ASSERT_EQ(docs.size(), 1u);
+  EXPECT_GT(docs[0].seq, last);
+}
+
+TEST(SqliteStateStore, FileCheckpointRoundTrip) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.path());
+  ASSERT_TRUE(store->registerOutput("file").has_value());
+  auto checkpoint = store->fileCheckpoint("file");
+  ASSERT_TRUE(checkpoint.has_value());
+  EXPECT_FALSE(checkpoint->has_value());
+
+  ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(0, 4))).has_value());
+  const auto docs = readAll(*store);
+  ASSERT_TRUE(store
+                  ->acknowledge("file", docs[1].seq,
+                                FileCheckpoint{"/out/mde-20240101.ndjson", 1234567890123ULL})
+                  .has_value());
+  checkpoint = store->fileCheckpoint("file");
+  ASSERT_TRUE(checkpoint.has_value() && checkpoint->has_value());
+  EXPECT_EQ((*checkpoint)->file, "/out/mde-20240101.ndjson");
+  EXPECT_EQ((*checkpoint)->offset, 1234567890123ULL);
+
+  // Without a checkpoint the recorded one stays; with one at the same seq it is replaced
+  // (a rotation to a new, empty file).
+  ASSERT_TRUE(store->acknowledge("file", docs[2].seq, std::nullopt).has_value());
+  checkpoint = store->fileCheckpoint("file");
+  ASSERT_TRUE(checkpoint.has_value() && checkpoint->has_value());
+  EXPECT_EQ((*checkpoint)->offset, 1234567890123ULL);
+  ASSERT_TRUE(
+      store->acknowledge("file", docs[2].seq, FileCheckpoint{"/out/b.ndjson", 0}).has_value());
+  checkpoint = store->fileCheckpoint("file");
+  ASSERT_TRUE(checkpoint.has_value() && checkpoint->has_value());
+  EXPECT_EQ((*checkpoint)->file, "/out/b.ndjson");
+  EXPECT_EQ((*checkpoint)->offset, 0u);
+}
+
+TEST(SqliteStateStore, AcknowledgeIsAtomic) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.path());
+  ASSERT_TRUE(store->registerOutput("file").has_value());
+  ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(0, 4))).has_value());
+  const auto docs = readAll(*store);
+  injectFailure(tmp.path(), "DELETE", "outbox", "1");
+  auto status = store->acknowledge("file", docs[1].seq, FileCheckpoint{"/f", 99});
+  ASSERT_FALSE(status.has_value());
+  EXPECT_NE(status.error().message().find("acknowledge output 'file'"), std::string::npos);
+  EXPECT_EQ(ackedOf(*store, "file"), 0);
+  auto checkpoint = store->fileCheckpoint("file");
+  ASSERT_TRUE(checkpoint.has_value());
+  EXPECT_FALSE(checkpoint->has_value());
+  EXPECT_EQ(readAll(*store).size(), 4u);
+  EXPECT_EQ(sizeOf(*store).documents, 4u);
+}
+
+TEST(SqliteStateStore, ReopeningSeesEverythingCommitted) {
+  TempDir tmp;
+  std::vector<OutboxDocument> before;
+  {
+    auto store = openOrDie(tmp.path());
+    ASSERT_TRUE(store->registerOutput("file").has_value());
+    ASSERT_TRUE(store->registerOutput("es").has_value());
+    ASSERT_TRUE(store->commitPage(page("s", "w9", {kV1, kV2}, numberedDocs(0, 4))).has_value());
+    ASSERT_TRUE(
+        store->commitFileLines("f", "/in.ndjson", {42, 4096}, numberedDocs(4, 2)).has_value());
+    before = readAll(*store);
+    ASSERT_TRUE(
+        store->acknowledge("file", before[5].seq, FileCheckpoint{"/out.ndjson", 600}).has_value());
+    ASSERT_TRUE(store->acknowledge("es", before[1].seq, std::nullopt).has_value());
+    ASSERT_TRUE(store->pruneSeen("s", kV2.last_update_time).has_value());
+  }
+  auto store = openOrDie(tmp.path());
+  EXPECT_EQ(watermarkOf(*store, "s"), "w9");
+  EXPECT_EQ(seenOf(*store, "s", {kV1, kV2}), (std::vector<bool>{false, true}));
+  auto pos = store->filePosition("f", "/in.ndjson");
+  ASSERT_TRUE(pos.has_value() && pos->has_value());
+  EXPECT_EQ((*pos)->inode, 42u);
+  EXPECT_EQ((*pos)->offset, 4096u);
+  EXPECT_EQ(ackedOf(*store, "file"), before[5].seq);
+  EXPECT_EQ(ackedOf(*store, "es"), before[1].seq);
+  auto checkpoint = store->fileCheckpoint("file");
+  ASSERT_TRUE(checkpoint.has_value() && checkpoint->has_value());
+  EXPECT_EQ((*checkpoint)->file, "/out.ndjson");
+  EXPECT_EQ((*checkpoint)->offset, 600u);
+  EXPECT_EQ(ids(readAll(*store)), (std::vector<std::string>{"d2", "d3", "d4", "d5"}));
+  EXPECT_EQ(sizeOf(*store).documents, 4u);
+  EXPECT_EQ(sizeOf(*store).bytes, 40u);
+}
+
+TEST(SqliteStateStore, IsSafeToUseFromSeveralThreads) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.path());
+  ASSERT_TRUE(store->registerOutput("out").has_value());
+  constexpr int kThreads = 4;
+  constexpr int kPages = 25;
+  constexpr int kDocs = 8;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&store, t] {
+      const std::string source = "s" + std::to_string(t);
+      for (int p = 0; p < kPages; ++p) {
+        std::vector<Version> versions;
+        for (int d = 0; d < kDocs; ++d) versions.push_back({std::to_string(p * kDocs + d), "t"});
+        EXPECT_TRUE(store
+                        ->commitPage(page(source, std::to_string(p), versions,
+                                          numberedDocs(p * kDocs, kDocs)))
+                        .has_value());
+        auto seen = store->seen(source, versions);
+        EXPECT_TRUE(seen.has_value());
+        EXPECT_TRUE(store->outboxSize().has_value());
+      }
+    });
+  }
+  // A reader that acknowledges as it goes, like an output.
+  std::thread output([&store] {
+    std::int64_t acked = 0;
+    for (int i = 0; i < 200; ++i) {
+      auto docs = store->readOutbox(acked, 16, 1 << 20);
+      ASSERT_TRUE(docs.has_value());
+      if (docs->empty()) continue;
+      acked = docs->back().seq;
+      ASSERT_TRUE(store->acknowledge("out", acked, std::nullopt).has_value());
+    }
+  });
+  for (auto& thread : threads) thread.join();
+  output.join();
+  const auto left = readAll(*store, ackedOf(*store, "out"));
+  const auto size = sizeOf(*store);
+  EXPECT_EQ(size.documents, left.size());
+  EXPECT_EQ(size.bytes, left.size() * 10);
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(watermarkOf(*store, "s" + std::to_string(t)), std::to_string(kPages - 1));
+  }
+}
+
+// Not a benchmark and no timing is asserted: it logs how long a full-size page (10,000
+// documents of about 3 KB) takes to commit, read and acknowledge.
+TEST(SqliteStateStore, CommitsAFullSizePage) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.path());
+  ASSERT_TRUE(store->registerOutput("out").has_value());
+  constexpr int kDocs = 10000;
+  PageCommit big;
+  big.source = "mde";
+  big.watermark = "2024-01-01T00:00:00.0000000Z";
+  std::string body(3000, 'a');
+  for (int i = 0; i < kDocs; ++i) {
+    const std::string n = std::to_string(i);
+    body.replace(0, n.size(), n);
+    big.documents.push_back(doc("id-" + n, body));
+    big.seen.push_back({"da" + n, "2024-01-01T00:00:00." + n + "Z"});
+  }
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  ASSERT_TRUE(store->commitPage(big).has_value());
+  const auto t1 = Clock::now();
+  auto docs = store->readOutbox(0, kDocs, std::numeric_limits<std::size_t>::max());
+  const auto t2 = Clock::now();
+  ASSERT_TRUE(docs.has_value());
+  ASSERT_EQ(docs->size(), static_cast<std::size_t>(kDocs));
+  ASSERT_TRUE(store->acknowledge("out", docs->back().seq, std::nullopt).has_value());
+  const auto t3 = Clock::now();
+  EXPECT_EQ(sizeOf(*store).documents, 0u);
+  auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
+  std::printf("[ timing ] 10,000 x 3 KB page: commit %.1f ms, read %.1f ms, acknowledge %.1f ms\n",
+              ms(t1 - t0), ms(t2 - t1), ms(t3 - t2));
+}
+
+}  // namespace
+}  // namespace mdec::state
