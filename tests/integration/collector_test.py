@@ -324,6 +324,31 @@ faults:
         self.assertExactlyOnce(emu, c, require_latest=False)
         self.assertGreater(sum(c.documents().values()), sum(first.values()))
 
+    def test_example_config_is_valid_and_hides_its_secret(self):
+        example = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                               "packaging", "mdecollect.example.yaml")
+        secret_file = os.path.join(self.work, "client_secret")
+        with open(secret_file, "w") as f:
+            f.write("Example-S3cret-Value\n")
+        with open(example) as f:
+            text = f.read().replace("/run/credentials/mdecollect/client_secret", secret_file)
+        path = os.path.join(self.work, "example.yaml")
+        with open(path, "w") as f:
+            f.write(text)
+        env = dict(os.environ, MDE_TENANT_ID="tenant-1", MDE_CLIENT_ID="client-1")
+        r = subprocess.run([MDECOLLECT, "check-config", "-c", path], capture_output=True,
+                           text=True, env=env, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("tenant-1", r.stdout)
+        self.assertNotIn("Example-S3cret-Value", r.stdout + r.stderr)
+        broken = text.replace("page_size: 1000", "page_size: 0")
+        with open(path, "w") as f:
+            f.write(broken)
+        r = subprocess.run([MDECOLLECT, "check-config", "-c", path], capture_output=True,
+                           text=True, env=env, timeout=30)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("page_size", r.stderr)
+
 
 if __name__ == "__main__":
     MDECOLLECT, EMULATOR = sys.argv[1], sys.argv[2]
