@@ -386,8 +386,12 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request) {
   }
   // The scheme was checked up front: CURLE_UNSUPPORTED_PROTOCOL here is about the response
   // (HTTP/0.9, an unknown HTTP version), a server or network problem like the rest.
-  const ErrorCode code =
-      rc == CURLE_URL_MALFORMAT ? ErrorCode::kInvalidArgument : ErrorCode::kNetwork;
+  // A certificate the configured trust refuses, or a CA file that cannot be read, will not
+  // fix itself on a retry: it is configuration (kInvalidArgument), reported at once.
+  const bool configuration = rc == CURLE_URL_MALFORMAT || rc == CURLE_PEER_FAILED_VERIFICATION ||
+                             rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM ||
+                             rc == CURLE_SSL_CRL_BADFILE;
+  const ErrorCode code = configuration ? ErrorCode::kInvalidArgument : ErrorCode::kNetwork;
   return failure(code, request, what);
 }
 

@@ -88,8 +88,8 @@ void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
                        : std::string());
       }
       if (once) shared.source_failed = true;
-      // A refused credential or permission is configuration: retry slowly.
-      if (e.code() == ErrorCode::kAuth) {
+      // A refused credential, permission or certificate is configuration: retry slowly.
+      if (e.code() == ErrorCode::kAuth || e.code() == ErrorCode::kInvalidArgument) {
         wait = std::max<milliseconds>(source.interval * 4, milliseconds(60'000));
       }
     }
