@@ -274,7 +274,7 @@ faults:
   error_rate: 0.15
   truncate_rate: 0.1
   drop_rate: 0.1
-  throttle_rate: 0.1
+  throttle_rate: 0.3
   throttle_retry_after_s: 1
 """, alerts=1500)
         c = Collector(self.work, source_yaml("faulty", emu.url, page_size=300, interval="500ms",

@@ -66,6 +66,10 @@ class RequestPacer {
   // How long to wait before the next request may be sent.
   std::chrono::milliseconds waitBefore(std::chrono::steady_clock::time_point now);
   void record(std::chrono::steady_clock::time_point now);
+  // No request before `until` (a 429's Retry-After); remembered across restarts too.
+  void deferUntil(std::chrono::steady_clock::time_point until) {
+    if (until > defer_until_) defer_until_ = until;
+  }
   // Saves/loads the request times as wall-clock milliseconds, one per line.
   void save(const std::string& path, std::chrono::system_clock::time_point wall_now,
             std::chrono::steady_clock::time_point steady_now) const;
@@ -76,6 +80,7 @@ class RequestPacer {
   int per_minute_;
   int per_hour_;
   std::vector<std::chrono::steady_clock::time_point> sent_;  // the last hour, oldest first
+  std::chrono::steady_clock::time_point defer_until_{};
 };
 
 // "Wed, 21 Oct 2015 07:28:00 GMT" (RFC 7231 IMF-fixdate) -> time; nullopt when not one.

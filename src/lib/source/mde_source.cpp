@@ -131,12 +131,24 @@ class MdeSourceImpl : public MdeSource {
         }
         const bool full = page->alerts >= page_size_;
         for (const auto& t : page->luts) fetched_.insert(t);
-        // A window that a short page ends is complete: the watermark may move to the
-        // largest lastUpdateTime fetched below its end.
-        std::optional<std::string> new_watermark;
-        if (!full) new_watermark = watermarkAfter(w);
-        if (auto s = commit(*page, new_watermark); !s) return s.error();
-        if (!full) break;
+        if (!full) {
+          // A window that a short page ends is complete: the watermark may move to the
+          // largest lastUpdateTime fetched below its end.
+          if (auto s = commit(*page, watermarkBelow(w.to)); !s) return s.error();
+          break;
+        }
+        if (skip == 0 && page->luts_ascending && !page->luts.empty() &&
+            page->luts.back() > w.from) {
+          // The API honoured $orderby: keyset paging. Everything below the last
+          // lastUpdateTime of the page is complete; the window continues from there (ties
+          // at that time are read again and skipped by the seen-set).
+          const Instant last = page->luts.back();
+          if (auto s = commit(*page, watermarkBelow(last)); !s) return s.error();
+          windows.front().from = last;
+          split = true;  // go round again with the same (narrowed) window
+          break;
+        }
+        if (auto s = commit(*page, std::nullopt); !s) return s.error();
         if (skip == 0) {
           const Instant to = w.to ? *w.to : addNanos(serverNow(), 2'000'000'000);
           const auto width = core::nanosBetween(w.from, to);
@@ -171,9 +183,13 @@ class MdeSourceImpl : public MdeSource {
 
  private:
   struct Page {
-    std::string body;
+    std::string body;              // followed by ecs::kLinePadding spare bytes
+    std::size_t size = 0;          // the body's length without them
     std::size_t alerts = 0;
-    std::vector<Instant> luts;
+    std::vector<Instant> luts;     // lastUpdateTime of each alert that has a valid one
+    bool luts_ascending = true;    // in the order the API sent them
+    ecs::ScanResult scan;          // where each alert is in the body
+    std::vector<state::Version> versions;  // per alert: (id, normalised lastUpdateTime)
   };
 
   static ecs::MapOptions mapOptions(const config::SourceConfig& c) {
@@ -212,12 +228,14 @@ class MdeSourceImpl : public MdeSource {
     return core::toInstant(clock_.now() + server_offset_);
   }
 
-  std::optional<std::string> watermarkAfter(const Window& w) {
+  // The largest lastUpdateTime fetched below `bound` (all of them when unbounded), when it
+  // moves the watermark forward.
+  std::optional<std::string> watermarkBelow(const std::optional<Instant>& bound) {
     std::optional<Instant> candidate;
-    if (!w.to) {
+    if (!bound) {
       if (!fetched_.empty()) candidate = *fetched_.rbegin();
     } else {
-      auto it = fetched_.lower_bound(*w.to);
+      auto it = fetched_.lower_bound(*bound);
       if (it != fetched_.begin()) candidate = *std::prev(it);
     }
     if (!candidate || (best_watermark_ && *candidate <= *best_watermark_)) return std::nullopt;
@@ -226,26 +244,40 @@ class MdeSourceImpl : public MdeSource {
   }
 
   Status commit(const Page& page, const std::optional<std::string>& new_watermark) {
-    CollectingSink sink;
-    mapper_.mapLine(page.body, sink);
-    // Which versions are new?
-    std::vector<state::Version> versions;
-    std::map<std::pair<std::string, std::string>, std::size_t> index;
-    for (const auto& d : sink.docs) {
-      auto key = std::make_pair(d.version.alert_id, d.version.last_update_time);
-      if (index.emplace(key, versions.size()).second) versions.push_back(d.version);
-    }
-    auto seen = store_.seen(config_.name, versions);
+    // Which alert versions are new? Only those are mapped.
+    auto seen = store_.seen(config_.name, page.versions);
     if (!seen) return seen.error();
     state::PageCommit c;
     c.source = config_.name;
     c.watermark = new_watermark;
-    for (std::size_t i = 0; i < versions.size(); ++i) {
-      if (!(*seen)[i]) c.seen.push_back(versions[i]);
+    CollectingSink sink;
+    ecs::LineContext context;
+    context.padded = true;  // each alert is followed by the rest of the padded body
+    for (std::size_t i = 0; i < page.scan.elements.size(); ++i) {
+      const bool known = !page.versions[i].alert_id.empty();
+      if (known && (*seen)[i]) continue;
+      const auto& e = page.scan.elements[i];
+      const std::size_t before = sink.docs.size();
+      mapper_.mapLine(std::string_view(page.body.data() + e.begin, e.size()), context, sink);
+      if (known) {
+        c.seen.push_back(page.versions[i]);
+      } else {
+        // No readable id/lastUpdateTime: keyed by the documents' own (content) ids.
+        std::vector<state::Version> keys;
+        for (std::size_t d = before; d < sink.docs.size(); ++d) keys.push_back(sink.docs[d].version);
+        auto dup = store_.seen(config_.name, keys);
+        if (!dup) return dup.error();
+        std::size_t kept = before;
+        for (std::size_t d = before; d < sink.docs.size(); ++d) {
+          if ((*dup)[d - before]) continue;
+          c.seen.push_back(sink.docs[d].version);
+          if (kept != d) sink.docs[kept] = std::move(sink.docs[d]);
+          ++kept;
+        }
+        sink.docs.resize(kept);
+      }
     }
     for (auto& d : sink.docs) {
-      const std::size_t i = index[{d.version.alert_id, d.version.last_update_time}];
-      if ((*seen)[i]) continue;
       if (d.error) ++stats_.errors;
       c.documents.push_back({std::move(d.id), std::move(d.body)});
     }
@@ -304,7 +336,6 @@ class MdeSourceImpl : public MdeSource {
     std::optional<Error> last;
     for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
       if (attempt > 0) ++stats_.retries;
-      if (!wait(milliseconds(not_before_ms(clock_.steadyNow())), stop)) break;
       if (!wait(pacer_.waitBefore(clock_.steadyNow()), stop)) break;
       auto token = tokens_.token(refresh_next);
       refresh_next = false;
@@ -322,6 +353,7 @@ class MdeSourceImpl : public MdeSource {
       req.timeout = config_.request_timeout;
       req.max_response_bytes = 512u << 20;
       pacer_.record(clock_.steadyNow());
+      savePacing();
       ++stats_.requests;
       auto res = client_.send(req);
       if (!res) {
@@ -340,8 +372,10 @@ class MdeSourceImpl : public MdeSource {
       if (status == 200) {
         Page page;
         page.body = std::move(res->body);
-        ecs::ScanResult scan;
-        ecs::scanLine(page.body, scan);
+        page.size = page.body.size();
+        page.body.append(ecs::kLinePadding, ' ');
+        ecs::ScanResult& scan = page.scan;
+        ecs::scanLine(std::string_view(page.body.data(), page.size), scan);
         if (scan.kind != ecs::ScanResult::Kind::kPage) {
           last = Error(ErrorCode::kParse, "the API answered 200 with a body that is not a page of "
                                           "alerts (" + (scan.kind == ecs::ScanResult::Kind::kInvalid
@@ -352,7 +386,7 @@ class MdeSourceImpl : public MdeSource {
           continue;
         }
         page.alerts = scan.elements.size();
-        page.luts = lutsOf(page.body, scan);
+        describe(page);
         ++stats_.pages;
         stats_.alerts += page.alerts;
         return page;
@@ -374,10 +408,11 @@ class MdeSourceImpl : public MdeSource {
         ++stats_.throttled;
         milliseconds d = backoff(attempt);
         if (const std::string* ra = res->header("retry-after")) d = retryAfter(*ra, d);
-        throttled_until_ = clock_.steadyNow() + d;
+        pacer_.deferUntil(clock_.steadyNow() + d);
+        savePacing();
         last = Error(ErrorCode::kThrottled, "HTTP 429 " + apiMessage(res->body)).withHttpStatus(429);
         log_->warn("throttled by the API: waiting {} ms", d.count());
-        continue;  // not_before_ms() waits
+        continue;  // the pacer waits
       }
       if (status == 400 && use_orderby_) {
         use_orderby_ = false;
@@ -398,9 +433,10 @@ class MdeSourceImpl : public MdeSource {
     return last ? *last : Error(ErrorCode::kNetwork, "request failed");
   }
 
-  std::int64_t not_before_ms(std::chrono::steady_clock::time_point now) const {
-    return throttled_until_ > now ? duration_cast<milliseconds>(throttled_until_ - now).count()
-                                  : 0;
+  void savePacing() {
+    if (!options_.pacing_file.empty()) {
+      pacer_.save(options_.pacing_file, clock_.now(), clock_.steadyNow());
+    }
   }
 
   milliseconds retryAfter(const std::string& value, milliseconds fallback) {
@@ -418,23 +454,33 @@ class MdeSourceImpl : public MdeSource {
     return fallback;
   }
 
-  // The lastUpdateTime of each alert of the page (for the watermark).
-  static std::vector<Instant> lutsOf(const std::string& body, const ecs::ScanResult& scan) {
-    std::vector<Instant> out;
-    out.reserve(scan.elements.size());
-    static constexpr std::string_view kKey = "\"lastUpdateTime\":\"";
-    for (const auto& e : scan.elements) {
-      const std::string_view alert(body.data() + e.begin, e.size());
-      // Top-level keys of an alert never repeat inside evidence, so a search is safe; a
-      // malformed value simply does not count for the watermark.
-      const auto k = alert.find(kKey);
-      if (k == std::string_view::npos) continue;
-      const auto start = k + kKey.size();
-      const auto end = alert.find('"', start);
-      if (end == std::string_view::npos) continue;
-      if (auto t = core::parseIsoDateTime(alert.substr(start, end - start))) out.push_back(*t);
+  // Finds each alert's id and lastUpdateTime by a search in its text (the top-level keys
+  // of an alert never occur inside its evidence or comments); an alert without them is
+  // left to the mapper, which makes an error document of it.
+  static std::string_view stringValue(std::string_view alert, std::string_view key) {
+    const auto k = alert.find(key);
+    if (k == std::string_view::npos) return {};
+    const auto start = k + key.size();
+    const auto end = alert.find('"', start);
+    if (end == std::string_view::npos) return {};
+    const std::string_view v = alert.substr(start, end - start);
+    return v.find('\\') == std::string_view::npos ? v : std::string_view();
+  }
+
+  static void describe(Page& page) {
+    page.luts.reserve(page.scan.elements.size());
+    page.versions.resize(page.scan.elements.size());
+    for (std::size_t i = 0; i < page.scan.elements.size(); ++i) {
+      const auto& e = page.scan.elements[i];
+      const std::string_view alert(page.body.data() + e.begin, e.size());
+      const std::string_view id = stringValue(alert, "\"id\":\"");
+      const std::string_view lut = stringValue(alert, "\"lastUpdateTime\":\"");
+      auto t = core::parseIsoDateTime(lut);
+      if (!t) continue;
+      if (!page.luts.empty() && *t < page.luts.back()) page.luts_ascending = false;
+      page.luts.push_back(*t);
+      if (!id.empty()) page.versions[i] = state::Version{std::string(id), apiTime(*t)};
     }
-    return out;
   }
 
   const config::SourceConfig& config_;
@@ -450,7 +496,6 @@ class MdeSourceImpl : public MdeSource {
   std::mt19937_64 rng_;
   std::shared_ptr<spdlog::logger> log_;
   std::chrono::system_clock::duration server_offset_{};
-  std::chrono::steady_clock::time_point throttled_until_{};
   std::set<Instant> fetched_;
   std::optional<Instant> best_watermark_;
   PollStats stats_;
@@ -463,6 +508,7 @@ std::chrono::milliseconds RequestPacer::waitBefore(std::chrono::steady_clock::ti
     sent_.erase(sent_.begin());
   }
   milliseconds wait{0};
+  if (defer_until_ > now) wait = duration_cast<milliseconds>(defer_until_ - now);
   if (per_hour_ > 0 && sent_.size() >= static_cast<std::size_t>(per_hour_)) {
     const auto free_at = sent_[sent_.size() - static_cast<std::size_t>(per_hour_)] +
                          std::chrono::hours(1);
@@ -484,6 +530,10 @@ void RequestPacer::save(const std::string& path, std::chrono::system_clock::time
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
+    if (defer_until_ > steady_now) {
+      const auto wall = wall_now + duration_cast<std::chrono::system_clock::duration>(defer_until_ - steady_now);
+      out << "defer " << duration_cast<milliseconds>(wall.time_since_epoch()).count() << '\n';
+    }
     for (const auto& t : sent_) {
       const auto wall = wall_now - duration_cast<std::chrono::system_clock::duration>(steady_now - t);
       out << duration_cast<milliseconds>(wall.time_since_epoch()).count() << '\n';
@@ -496,6 +546,20 @@ void RequestPacer::save(const std::string& path, std::chrono::system_clock::time
 void RequestPacer::load(const std::string& path, std::chrono::system_clock::time_point wall_now,
                         std::chrono::steady_clock::time_point steady_now) {
   std::ifstream in(path);
+  std::string first;
+  if (in >> first) {
+    if (first == "defer") {
+      std::int64_t until = 0;
+      if (in >> until) {
+        const std::chrono::system_clock::time_point wall{milliseconds(until)};
+        if (wall > wall_now) {
+          defer_until_ = steady_now + duration_cast<std::chrono::steady_clock::duration>(wall - wall_now);
+        }
+      }
+    } else {
+      in.seekg(0);
+    }
+  }
   std::int64_t ms = 0;
   while (in >> ms) {
     const std::chrono::system_clock::time_point wall{milliseconds(ms)};
