@@ -326,6 +326,55 @@ faults:
         self.assertExactlyOnce(emu, c, require_latest=False)
         self.assertGreater(sum(c.documents().values()), sum(first.values()))
 
+    def test_file_source_appends_restarts_and_rotation(self):
+        golden = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "golden")
+        with open(os.path.join(golden, "seed-sample.input.ndjson")) as f:
+            page = f.read().strip()          # one page: one alert, three evidences
+        with open(os.path.join(golden, "elastic-pipeline.input.ndjson")) as f:
+            alerts = [l.strip() for l in f if l.strip()]  # five alerts, one document each
+        inbox = os.path.join(self.work, "inbox")
+        os.makedirs(inbox)
+        log = os.path.join(inbox, "alerts.ndjson")
+        sources = (f"  - name: files\n    type: file\n    paths: [{inbox}/*.ndjson]\n")
+        c = Collector(self.work, sources)
+
+        def output_lines():
+            out = []
+            for path in sorted(glob.glob(os.path.join(c.state, "output", "*.ndjson"))):
+                with open(path) as f:
+                    out += [json.loads(l) for l in f]
+            return out
+
+        with open(log, "w") as f:
+            f.write(page + "\n" + alerts[0] + "\n" + alerts[1][:40])  # the last line is partial
+        self.assertEqual(c.once(), 0, c.log_text()[-2000:])
+        docs = output_lines()
+        self.assertEqual(len(docs), 4)  # 3 evidences + 1 alert; the partial line waits
+        self.assertTrue(all(d["log"]["file"]["path"] == log for d in docs))
+        with open(log, "a") as f:
+            f.write(alerts[1][40:] + "\n")
+        self.assertEqual(c.once(), 0)
+        self.assertEqual(len(output_lines()), 5)
+        # A restart with nothing new writes nothing.
+        self.assertEqual(c.once(), 0)
+        self.assertEqual(len(output_lines()), 5)
+        # Rotation: the file is renamed away (out of the glob) and a new one takes its place.
+        os.rename(log, log + ".1")
+        with open(log, "w") as f:
+            f.write(alerts[2] + "\n" + "not json\n")
+        self.assertEqual(c.once(), 0)
+        docs = output_lines()
+        self.assertEqual(len(docs), 7)
+        self.assertEqual(docs[-1]["event"]["kind"], "pipeline_error")
+        self.assertEqual(docs[-1]["event"]["original"], "not json")
+        self.assertEqual(docs[-2]["log"]["offset"], 0)
+        # Every alert line became its documents exactly once.
+        # (Two of the pipeline-test alerts share an id; their devices differ.)
+        keys = collections.Counter((d["event"]["id"], d["cloud"]["instance"]["id"])
+                                   for d in docs if d["event"]["kind"] == "alert")
+        self.assertEqual(len(keys), 4)
+        self.assertEqual(sorted(keys.values()), [1, 1, 1, 3])
+
     def test_tls_with_a_private_ca(self):
         cert = os.path.join(self.work, "cert.pem")
         key = os.path.join(self.work, "key.pem")
