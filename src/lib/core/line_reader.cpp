@@ -53,7 +53,6 @@ Result<std::optional<std::string_view>> LineReader::next() {
       return std::optional<std::string_view>(line);
     }
     scanned_ = end_ - begin_;
-    const std::size_t before = begin_;
     if (!fill()) {
       if (error_) return *error_;
       if (end_ == begin_) return std::optional<std::string_view>();
@@ -65,7 +64,6 @@ Result<std::optional<std::string_view>> LineReader::next() {
       ++lines_;
       return std::optional<std::string_view>(line);
     }
-    (void)before;
   }
 }
 

@@ -10,6 +10,13 @@ namespace mdec::ecs {
 
 // Appends `s` (valid UTF-8) as JSON string contents, without the quotes.
 void appendEscaped(std::string& out, std::string_view s);
+// Like appendEscaped for text that may not be valid UTF-8 (a line that is not JSON, raw
+// request bytes): each byte that does not start a valid UTF-8 sequence becomes U+FFFD, so
+// the output stays valid JSON.
+void appendEscapedLossy(std::string& out, std::string_view s);
+// Length of the valid UTF-8 sequence at the start of `s` (no overlong forms, surrogates or
+// code points above U+10FFFF), or 0 when there is none.
+std::size_t utf8SequenceLength(std::string_view s);
 // Appends `"s"`.
 inline void appendString(std::string& out, std::string_view s) {
   out.push_back('"');

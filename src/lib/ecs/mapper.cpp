@@ -281,31 +281,6 @@ void writeAsString(std::string& out, const element& e) {
   }
 }
 
-// Escapes text that may not be valid UTF-8 (a line that is not JSON): invalid bytes
-// become U+FFFD so the document stays valid JSON.
-void appendEscapedLossy(std::string& out, std::string_view s) {
-  if (isValidUtf8(s)) {
-    appendEscaped(out, s);
-    return;
-  }
-  std::string fixed;
-  fixed.reserve(s.size() + 16);
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    std::size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                                  : (c & 0xF8) == 0xF0 ? 4 : 0;
-    if (n != 0 && i + n <= s.size() && isValidUtf8(s.substr(i, n))) {
-      fixed.append(s.substr(i, n));
-      i += n;
-    } else {
-      fixed.append("\xEF\xBF\xBD");
-      ++i;
-    }
-  }
-  appendEscaped(out, fixed);
-}
-
 // Java's String.length(): UTF-16 code units of valid UTF-8 text.
 std::size_t utf16Length(std::string_view s) {
   std::size_t units = 0;

@@ -472,51 +472,10 @@ mdec::Status parseExpand(std::string_view text, AlertQuery& query) {
 // ---------------------------------------------------------------------------------------
 // JSON text for the error envelope
 
-// Length of the valid UTF-8 sequence at the start of `s`, or 0 when it is not one.
-std::size_t utf8SequenceLength(std::string_view s) {
-  const auto b0 = static_cast<unsigned char>(s[0]);
-  if (b0 < 0x80) return 1;
-  std::size_t n = 0;
-  unsigned char lo = 0x80;
-  unsigned char hi = 0xBF;
-  if (b0 >= 0xC2 && b0 <= 0xDF) {
-    n = 2;
-  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-    n = 3;
-    if (b0 == 0xE0) lo = 0xA0;  // no overlong forms
-    if (b0 == 0xED) hi = 0x9F;  // no surrogates
-  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-    n = 4;
-    if (b0 == 0xF0) lo = 0x90;  // no overlong forms
-    if (b0 == 0xF4) hi = 0x8F;  // nothing above U+10FFFF
-  } else {
-    return 0;
-  }
-  if (s.size() < n) return 0;
-  for (std::size_t i = 1; i < n; ++i) {
-    const auto b = static_cast<unsigned char>(s[i]);
-    if (b < (i == 1 ? lo : 0x80) || b > (i == 1 ? hi : 0xBF)) return 0;
-  }
-  return n;
-}
-
-// Appends `s` as a JSON string, each byte that does not start valid UTF-8 as U+FFFD.
+// Appends `s` as a JSON string; bytes that are not UTF-8 become U+FFFD.
 void appendJsonString(std::string& out, std::string_view s) {
   out.push_back('"');
-  std::size_t run = 0;
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const std::size_t n = utf8SequenceLength(s.substr(i));
-    if (n != 0) {
-      i += n;
-      continue;
-    }
-    ecs::appendEscaped(out, s.substr(run, i - run));
-    out.append("\xEF\xBF\xBD");
-    ++i;
-    run = i;
-  }
-  ecs::appendEscaped(out, s.substr(run));
+  ecs::appendEscapedLossy(out, s);
   out.push_back('"');
 }
 

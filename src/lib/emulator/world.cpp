@@ -1,5 +1,7 @@
 #include "mdecollect/emulator/world.h"
 
+#include "mdecollect/core/iso8601.h"
+
 #include <algorithm>
 #include <limits>
 
@@ -13,14 +15,7 @@ using std::chrono::nanoseconds;
 constexpr Timestamp kNever = Timestamp::max();
 
 core::Instant toInstant(Timestamp t) {
-  const auto ns = t.time_since_epoch().count();
-  std::int64_t s = ns / 1'000'000'000;
-  std::int64_t n = ns % 1'000'000'000;
-  if (n < 0) {
-    n += 1'000'000'000;
-    --s;
-  }
-  return core::Instant{s, static_cast<std::int32_t>(n)};
+  return core::toInstant(std::chrono::time_point_cast<std::chrono::system_clock::duration>(t));
 }
 
 std::uint64_t fnv1a(std::string_view s) {

@@ -57,19 +57,17 @@ class CollectingSink : public ecs::DocumentSink {
     std::string id;
     std::string body;
     bool error;
-    state::Version version;
+    std::string alert_id;          // empty: not an alert version (a broken element)
+    std::string last_update_time;  // as the alert wrote it
   };
   void onDocument(const ecs::DocumentView& d) override {
-    Doc doc{std::string(d.id), std::string(d.json), d.error, {}};
-    if (!d.alert_id.empty() || !d.last_update_time.empty()) {
-      doc.version.alert_id = std::string(d.alert_id);
-      doc.version.last_update_time =
-          normalizeTime(d.last_update_time).value_or(std::string(d.last_update_time));
-    } else {
-      // Not an alert version (a broken element): its own raw text identifies it.
-      doc.version.alert_id = "!" + doc.id;
-    }
-    docs.push_back(std::move(doc));
+    docs.push_back(Doc{std::string(d.id), std::string(d.json), d.error, std::string(d.alert_id),
+                       std::string(d.last_update_time)});
+  }
+  // The seen-set key of a document whose alert the page scan could not identify.
+  static state::Version versionOf(const Doc& d) {
+    if (d.alert_id.empty() && d.last_update_time.empty()) return {"!" + d.id, {}};
+    return {d.alert_id, normalizeTime(d.last_update_time).value_or(d.last_update_time)};
   }
   std::vector<Doc> docs;
 };
@@ -264,13 +262,15 @@ class MdeSourceImpl : public MdeSource {
       } else {
         // No readable id/lastUpdateTime: keyed by the documents' own (content) ids.
         std::vector<state::Version> keys;
-        for (std::size_t d = before; d < sink.docs.size(); ++d) keys.push_back(sink.docs[d].version);
+        for (std::size_t d = before; d < sink.docs.size(); ++d) {
+          keys.push_back(CollectingSink::versionOf(sink.docs[d]));
+        }
         auto dup = store_.seen(config_.name, keys);
         if (!dup) return dup.error();
         std::size_t kept = before;
         for (std::size_t d = before; d < sink.docs.size(); ++d) {
           if ((*dup)[d - before]) continue;
-          c.seen.push_back(sink.docs[d].version);
+          c.seen.push_back(keys[d - before]);
           if (kept != d) sink.docs[kept] = std::move(sink.docs[d]);
           ++kept;
         }

@@ -41,6 +41,16 @@ TEST(JsonWriter, EscapesAtEveryPositionOfAWord) {
   EXPECT_EQ(out, "\x7f\xc3\xa9\xe5\xb1\xb1\xf0\x9f\x98\x80" "abcdefgh");
 }
 
+TEST(JsonWriter, LossyEscapingReplacesOnlyBytesThatAreNotUtf8) {
+  std::string out;
+  appendEscapedLossy(out, "ok \"é\" \xff end \xc3 \xed\xa0\x80 \xf0\x9f\x98\x80");
+  EXPECT_EQ(out, "ok \\\"é\\\" \xEF\xBF\xBD end \xEF\xBF\xBD "
+                 "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD \xf0\x9f\x98\x80");
+  EXPECT_EQ(utf8SequenceLength("\xc0\xaf"), 0u);          // overlong
+  EXPECT_EQ(utf8SequenceLength("\xf4\x90\x80\x80"), 0u);  // beyond U+10FFFF
+  EXPECT_EQ(utf8SequenceLength("\xe5\xb1\xb1"), 3u);
+}
+
 TEST(JsonWriter, Numbers) {
   std::string out;
   appendInt(out, -42);
