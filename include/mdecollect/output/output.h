@@ -2,12 +2,31 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "mdecollect/core/result.h"
 #include "mdecollect/state/state_store.h"
 
 namespace mdec::output {
+
+// An output that can take a page's documents while the page is mapped (the file output):
+// they are written and made durable before the page commits, and the page's own
+// transaction acknowledges them and records the checkpoint — no round trip through the
+// outbox. Used by one page at a time: beginPage holds the output until endPage.
+class DirectWriter {
+ public:
+  virtual ~DirectWriter() = default;
+  // On failure the output is not held.
+  virtual Status beginPage(state::StateStore& store) = 0;
+  // Appends NDJSON lines.
+  virtual Status write(std::string_view lines) = 0;
+  // Makes the page durable; returns the checkpoint to commit with it.
+  virtual Result<state::FileCheckpoint> syncPage() = 0;
+  // Releases the output. `committed`: the page's transaction committed; otherwise its bytes
+  // are cut off before anything else is written.
+  virtual void endPage(bool committed) = 0;
+};
 
 class Output {
  public:
@@ -24,6 +43,8 @@ class Output {
   // the pipeline backs off and delivers the same batch again.
   virtual Status deliver(const std::vector<state::OutboxDocument>& batch,
                          state::StateStore& store) = 0;
+  // Non-null when the output can be written directly (see DirectWriter).
+  virtual DirectWriter* direct() { return nullptr; }
 };
 
 }  // namespace mdec::output

@@ -10,6 +10,7 @@
 
 #include "mdecollect/config/config.h"
 #include "mdecollect/core/result.h"
+#include "mdecollect/output/delivery.h"
 #include "mdecollect/state/state_store.h"
 
 namespace mdec::source {
@@ -28,6 +29,10 @@ class FileSource {
   virtual Result<FilePollStats> poll() = 0;
 };
 
+// Commits through `delivery` (its direct outputs and the outbox).
+std::unique_ptr<FileSource> makeFileSource(const config::SourceConfig& config,
+                                           output::Delivery& delivery);
+// Commits into the store's outbox only.
 std::unique_ptr<FileSource> makeFileSource(const config::SourceConfig& config,
                                            state::StateStore& store);
 

@@ -20,6 +20,7 @@
 #include "mdecollect/core/clock.h"
 #include "mdecollect/core/result.h"
 #include "mdecollect/http/http_client.h"
+#include "mdecollect/output/delivery.h"
 #include "mdecollect/state/state_store.h"
 
 namespace mdec::source {
@@ -29,7 +30,7 @@ struct PollStats {
   std::uint64_t pages = 0;        // pages received whole
   std::uint64_t alerts = 0;       // alert versions received (re-reads included)
   std::uint64_t new_versions = 0; // versions not delivered before
-  std::uint64_t documents = 0;    // documents committed to the outbox
+  std::uint64_t documents = 0;    // documents delivered (written, or queued in the outbox)
   std::uint64_t errors = 0;       // error documents among them
   std::uint64_t retries = 0;
   std::uint64_t throttled = 0;    // 429 answers
@@ -55,7 +56,7 @@ class MdeSource {
 };
 
 std::unique_ptr<MdeSource> makeMdeSource(const config::SourceConfig& config,
-                                         state::StateStore& store, http::HttpClient& client,
+                                         output::Delivery& delivery, http::HttpClient& client,
                                          auth::TokenProvider& tokens, core::Clock& clock,
                                          MdeSourceOptions options = {});
 

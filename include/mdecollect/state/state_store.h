@@ -28,20 +28,6 @@ struct NewDocument {
   std::string body;  // one ECS document, compact JSON, no newline
 };
 
-struct PageCommit {
-  std::string source;
-  std::optional<std::string> watermark;  // the new watermark (ISO 8601 UTC), if it moved
-  std::vector<Version> seen;             // versions delivered by this page
-  std::vector<NewDocument> documents;    // appended to the outbox, in order
-};
-
-struct OutboxDocument {
-  std::int64_t seq = 0;  // increasing, gap-free only within one commit
-  std::string source;
-  std::string id;
-  std::string body;
-};
-
 // Where the file output stood when it last acknowledged.
 struct FileCheckpoint {
   std::string file;          // path of the file it was writing
@@ -51,6 +37,32 @@ struct FileCheckpoint {
 struct FilePosition {
   std::uint64_t inode = 0;   // to notice rotation
   std::uint64_t offset = 0;  // bytes consumed
+};
+
+// An output that wrote a page's documents itself, before the page commits (the file
+// output's direct path): the commit acknowledges it up to the newest outbox document and
+// records where its file ends.
+struct DirectAck {
+  std::string output;
+  FileCheckpoint checkpoint;
+};
+
+struct PageCommit {
+  std::string source;
+  std::optional<std::string> watermark;  // the new watermark (ISO 8601 UTC), if it moved
+  std::vector<Version> seen;             // versions delivered by this page
+  std::vector<NewDocument> documents;    // appended to the outbox, in order
+  // A file source's new read position in `file_path`.
+  std::string file_path;
+  std::optional<FilePosition> file_position;
+  std::vector<DirectAck> direct;
+};
+
+struct OutboxDocument {
+  std::int64_t seq = 0;  // increasing, gap-free only within one commit
+  std::string source;
+  std::string id;
+  std::string body;
 };
 
 class StateStore {
@@ -65,7 +77,9 @@ class StateStore {
   // Forgets seen versions with last_update_time < `before` (ISO 8601 text compare works
   // for the API's UTC format only after normalisation; callers pass normalised text).
   virtual Status pruneSeen(const std::string& source, const std::string& before) = 0;
-  // One transaction: documents into the outbox, the watermark, the seen-set.
+  // One transaction: documents into the outbox, the watermark, the seen-set, a file
+  // source's position, the direct outputs' acknowledgements (then documents every output
+  // has acknowledged leave the outbox).
   virtual Status commitPage(const PageCommit& page) = 0;
 
   // ---- file sources ----

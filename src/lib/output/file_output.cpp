@@ -28,6 +28,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <mutex>
 #include <optional>
 #include <string_view>
 #include <system_error>
@@ -187,7 +188,7 @@ Status truncateIfLonger(const std::string& path, std::uint64_t size) {
   return okStatus();
 }
 
-class FileOutput final : public Output {
+class FileOutput final : public Output, public DirectWriter {
  public:
   FileOutput(config::FileOutputConfig config, std::function<std::string()> today)
       : config_(std::move(config)), today_(today ? std::move(today) : systemToday) {}
@@ -244,10 +245,73 @@ class FileOutput final : public Output {
   Status deliver(const std::vector<state::OutboxDocument>& batch,
                  state::StateStore& store) override {
     if (batch.empty()) return okStatus();
+    std::lock_guard lock(mu_);
+    const std::size_t bytes = batchBytes(batch);
+    if (auto s = prepare(store, bytes); !s) return s;
+    appendBatch(batch, buffer_);
+    dirty_ = true;  // until acknowledged
+    const std::string path = pathOf(*current_);
+    if (const int err = writeAll(fd_.get(), buffer_); err != 0) {
+      return fail(ioError("file output: write " + path, err));
+    }
+    if (auto s = sync(); !s) return s;
+    const std::uint64_t end = offset_ + bytes;
+    if (auto s = store.acknowledge(name_, batch.back().seq, state::FileCheckpoint{path, end}); !s) {
+      return fail(storeError(s.error(), "file output: acknowledge"));
+    }
+    offset_ = end;
+    dirty_ = false;
+    return okStatus();
+  }
+
+  DirectWriter* direct() override { return this; }
+
+  // ---- DirectWriter: a page goes in whole or not at all, acknowledged by its commit ----
+
+  Status beginPage(state::StateStore& store) override {
+    mu_.lock();
+    // The page's size is not known yet: it rotates before the page when the file is full,
+    // so a file can pass rotate_bytes by one page.
+    if (auto s = prepare(store, 0); !s) {
+      mu_.unlock();
+      return s;
+    }
+    dirty_ = true;  // until the page commits
+    page_bytes_ = 0;
+    return okStatus();
+  }
+
+  Status write(std::string_view lines) override {
+    if (const int err = writeAll(fd_.get(), lines); err != 0) {
+      return fail(ioError("file output: write " + pathOf(*current_), err));
+    }
+    page_bytes_ += lines.size();
+    return okStatus();
+  }
+
+  Result<state::FileCheckpoint> syncPage() override {
+    if (auto s = sync(); !s) return s.error();
+    return state::FileCheckpoint{pathOf(*current_), offset_ + page_bytes_};
+  }
+
+  void endPage(bool committed) override {
+    if (committed) {
+      offset_ += page_bytes_;
+      dirty_ = false;
+    } else {
+      dirty_ = true;  // the next write cuts the file back to offset_ first
+    }
+    page_bytes_ = 0;
+    mu_.unlock();
+  }
+
+ private:
+  // Opens what needs opening, rotates when `bytes` more would pass rotate_bytes, and
+  // positions the fd at the acknowledged end of the current file.
+  Status prepare(state::StateStore& store, std::size_t bytes) {
     if (!opened_) {
       if (auto s = open(store); !s) return s;
     }
-    const std::size_t bytes = batchBytes(batch);
     const std::string today = today_();
     if (today.size() != 8 || !allDigits(today)) {
       return Error(ErrorCode::kInternal, "file output: bad date '" + today + "'");
@@ -282,27 +346,20 @@ class FileOutput final : public Output {
       }
       dirty_ = false;
     }
+    return okStatus();
+  }
 
-    appendBatch(batch, buffer_);
-    dirty_ = true;  // until acknowledged
-    if (const int err = writeAll(fd_.get(), buffer_); err != 0) {
-      return fail(ioError("file output: write " + path, err));
+  Status sync() {
+    if (::fdatasync(fd_.get()) != 0) {
+      return fail(ioError("file output: fsync " + pathOf(*current_), errno));
     }
-    if (::fsync(fd_.get()) != 0) return fail(ioError("file output: fsync " + path, errno));
     if (dir_needs_sync_) {
       if (auto s = fsyncDir(dir_); !s) return fail(s.error());
       dir_needs_sync_ = false;
     }
-    const std::uint64_t end = offset_ + bytes;
-    if (auto s = store.acknowledge(name_, batch.back().seq, state::FileCheckpoint{path, end}); !s) {
-      return fail(storeError(s.error(), "file output: acknowledge"));
-    }
-    offset_ = end;
-    dirty_ = false;
     return okStatus();
   }
 
- private:
   std::string pathOf(const FileKey& key) const { return (fs::path(dir_) / fileName(key)).string(); }
 
   // After a failure: the file may hold part of the batch; an fsync error may also have left
@@ -414,6 +471,8 @@ class FileOutput final : public Output {
   bool dirty_ = false;              // bytes past offset_ may be in the file
   bool dir_needs_sync_ = false;     // the current file was created, not yet made durable
   std::string buffer_;
+  std::uint64_t page_bytes_ = 0;  // written by the direct page in progress
+  std::mutex mu_;                 // one delivery or direct page at a time
 };
 
 class FdOutput final : public Output {

@@ -42,6 +42,7 @@ class RepeatLimiter {
 
 struct Shared {
   state::StateStore& store;
+  output::Delivery& delivery;
   const config::Config& config;
   core::Clock& clock;
   std::atomic<int> sources_running{0};
@@ -60,7 +61,7 @@ void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
   auto tokens = auth::makeClientCredentialsProvider(source, *client, shared.clock);
   source::MdeSourceOptions mde_options;
   mde_options.pacing_file = shared.config.state_dir + "/pacing-" + source.name + ".txt";
-  auto mde = source::makeMdeSource(source, shared.store, *client, *tokens, shared.clock,
+  auto mde = source::makeMdeSource(source, shared.delivery, *client, *tokens, shared.clock,
                                    mde_options);
   RepeatLimiter repeats;
   while (!stop.stop_requested()) {
@@ -101,7 +102,7 @@ void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
 void runFileSource(Shared& shared, const config::SourceConfig& source, bool once,
                    std::stop_token stop) {
   auto log = spdlog::default_logger()->clone("source." + source.name);
-  auto files = source::makeFileSource(source, shared.store);
+  auto files = source::makeFileSource(source, shared.delivery);
   RepeatLimiter repeats;
   const milliseconds wait = std::min<milliseconds>(source.interval, milliseconds(1000));
   while (!stop.stop_requested()) {
@@ -167,6 +168,25 @@ bool runOutput(Shared& shared, output::Output& out, bool once, std::stop_token s
   }
 }
 
+// Delivers to `out` what waits for it in the outbox (from before a restart), so that it
+// can then be written directly.
+Status catchUp(state::StateStore& store, output::Output& out) {
+  std::uint64_t delivered = 0;
+  for (;;) {
+    auto acked = store.ackedSeq(out.name());
+    if (!acked) return acked.error();
+    auto batch = store.readOutbox(*acked, kBatchDocuments, kBatchBytes);
+    if (!batch) return batch.error();
+    if (batch->empty()) break;
+    if (auto s = out.deliver(*batch, store); !s) return s;
+    delivered += batch->size();
+  }
+  if (delivered > 0) {
+    spdlog::info("output {}: {} documents waiting from before delivered", out.name(), delivered);
+  }
+  return okStatus();
+}
+
 }  // namespace
 
 void setupLogging(const config::LoggingConfig& logging) {
@@ -204,7 +224,23 @@ int runCollector(const config::Config& config, const RunOptions& options, core::
       return 2;
     }
   }
-  Shared shared{**store, config, clock};
+  // Outputs that can be written directly take each page as it is mapped; the others are
+  // fed from the outbox by a thread of their own.
+  std::vector<output::Output*> direct;
+  std::vector<output::Output*> queued;
+  for (auto& out : outputs) {
+    if (out->direct() != nullptr) {
+      if (auto s = catchUp(**store, *out); !s) {
+        log->error("output {}: {}", out->name(), s.error().message());
+        return 2;
+      }
+      direct.push_back(out.get());
+    } else {
+      queued.push_back(out.get());
+    }
+  }
+  output::Delivery delivery(**store, direct, !queued.empty());
+  Shared shared{**store, delivery, config, clock};
   log->info("mdecollect {} starting: {} source(s), {} output(s), state in {}{}",
             MDEC_VERSION_STRING, config.sources.size(), outputs.size(), config.state_dir,
             options.once ? " (--once)" : "");
@@ -230,8 +266,8 @@ int runCollector(const config::Config& config, const RunOptions& options, core::
         --shared.sources_running;
       });
     }
-    for (auto& out : outputs) {
-      threads.emplace_back([&shared, &out, &options, &output_failures,
+    for (output::Output* out : queued) {
+      threads.emplace_back([&shared, out, &options, &output_failures,
                             token = stopper.get_token()] {
         try {
           if (!runOutput(shared, *out, options.once, token)) ++output_failures;

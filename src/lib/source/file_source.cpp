@@ -60,20 +60,22 @@ ecs::MapOptions mapOptions(const config::SourceConfig& config) {
   return options;
 }
 
-// Collects the mapper's documents for the batch being built.
+// Hands the mapper's documents to the batch (page) being delivered.
 class BatchSink final : public ecs::DocumentSink {
  public:
   void onDocument(const ecs::DocumentView& doc) override {
-    documents.push_back(state::NewDocument{std::string(doc.id), std::string(doc.json)});
+    page->add(doc.id, doc.json);
     bytes += doc.json.size();
     if (doc.error) ++errors;
   }
-  void clear() {
-    documents.clear();
+  void start(output::Delivery& delivery) {
+    page.reset();
+    page.emplace(delivery);
     bytes = 0;
+    errors = 0;
   }
 
-  std::vector<state::NewDocument> documents;
+  std::optional<output::Delivery::Page> page;
   std::size_t bytes = 0;
   std::uint64_t errors = 0;
 };
@@ -88,8 +90,14 @@ struct Candidate {
 
 class FileSourceImpl final : public FileSource {
  public:
-  FileSourceImpl(const config::SourceConfig& config, state::StateStore& store)
-      : name_(config.name), patterns_(config.paths), store_(store), mapper_(mapOptions(config)) {}
+  FileSourceImpl(const config::SourceConfig& config, output::Delivery& delivery,
+                 std::unique_ptr<output::Delivery> owned = nullptr)
+      : owned_(std::move(owned)),
+        name_(config.name),
+        patterns_(config.paths),
+        delivery_(delivery),
+        store_(delivery.store()),
+        mapper_(mapOptions(config)) {}
 
   Result<FilePollStats> poll() override {
     FilePollStats stats;
@@ -179,22 +187,25 @@ class FileSourceImpl final : public FileSource {
     std::uint64_t committed = start;
     std::uint64_t consumed = start;
     std::size_t batch_lines = 0;
-    sink_.clear();
-    sink_.errors = 0;
+    sink_.start(delivery_);
 
     auto commit = [&]() -> Status {
       if (consumed == committed && !stale) return okStatus();
-      auto s = store_.commitFileLines(name_, c.path, state::FilePosition{c.inode, consumed},
-                                      sink_.documents);
+      state::PageCommit page;
+      page.source = name_;
+      page.file_path = c.path;
+      page.file_position = state::FilePosition{c.inode, consumed};
+      const std::size_t documents = sink_.page->documents();
+      const std::uint64_t errors = sink_.errors;
+      auto s = sink_.page->commit(std::move(page));
+      sink_.start(delivery_);
       if (!s) {
         store_failed = true;
         return Error(s.error()).withContext("commit " + c.path);
       }
       stale = false;
-      stats.documents += sink_.documents.size();
-      stats.errors += sink_.errors;
-      sink_.clear();
-      sink_.errors = 0;
+      stats.documents += documents;
+      stats.errors += errors;
       batch_lines = 0;
       committed = consumed;
       return okStatus();
@@ -252,8 +263,10 @@ class FileSourceImpl final : public FileSource {
     return commit();
   }
 
+  std::unique_ptr<output::Delivery> owned_;  // when made from a store alone
   std::string name_;
   std::vector<std::string> patterns_;
+  output::Delivery& delivery_;
   state::StateStore& store_;
   ecs::Mapper mapper_;
   BatchSink sink_;
@@ -264,7 +277,14 @@ class FileSourceImpl final : public FileSource {
 
 std::unique_ptr<FileSource> makeFileSource(const config::SourceConfig& config,
                                            state::StateStore& store) {
-  return std::make_unique<FileSourceImpl>(config, store);
+  auto owned = std::make_unique<output::Delivery>(store);
+  output::Delivery& delivery = *owned;
+  return std::make_unique<FileSourceImpl>(config, delivery, std::move(owned));
+}
+
+std::unique_ptr<FileSource> makeFileSource(const config::SourceConfig& config,
+                                           output::Delivery& delivery) {
+  return std::make_unique<FileSourceImpl>(config, delivery);
 }
 
 }  // namespace mdec::source

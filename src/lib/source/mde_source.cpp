@@ -51,34 +51,48 @@ struct Window {
   std::optional<Instant> to;  // unbounded: "until now"
 };
 
-class CollectingSink : public ecs::DocumentSink {
+// Hands each document of the new versions to the page being delivered; the documents of
+// an element whose alert the page scan could not identify are held back (see commit()).
+class PageSink : public ecs::DocumentSink {
  public:
-  struct Doc {
+  struct Held {
     std::string id;
     std::string body;
     bool error;
-    std::string alert_id;          // empty: not an alert version (a broken element)
-    std::string last_update_time;  // as the alert wrote it
+    state::Version key;
   };
+  explicit PageSink(output::Delivery::Page& page) : page_(page) {}
+  void holdNext(bool hold) { hold_ = hold; }
   void onDocument(const ecs::DocumentView& d) override {
-    docs.push_back(Doc{std::string(d.id), std::string(d.json), d.error, std::string(d.alert_id),
-                       std::string(d.last_update_time)});
+    if (d.error) ++errors;
+    if (!hold_) {
+      page_.add(d.id, d.json);
+      return;
+    }
+    held.push_back(Held{std::string(d.id), std::string(d.json), d.error, keyOf(d)});
   }
   // The seen-set key of a document whose alert the page scan could not identify.
-  static state::Version versionOf(const Doc& d) {
-    if (d.alert_id.empty() && d.last_update_time.empty()) return {"!" + d.id, {}};
-    return {d.alert_id, normalizeTime(d.last_update_time).value_or(d.last_update_time)};
+  static state::Version keyOf(const ecs::DocumentView& d) {
+    if (d.alert_id.empty() && d.last_update_time.empty()) return {"!" + std::string(d.id), {}};
+    return {std::string(d.alert_id),
+            normalizeTime(d.last_update_time).value_or(std::string(d.last_update_time))};
   }
-  std::vector<Doc> docs;
+  std::vector<Held> held;
+  std::uint64_t errors = 0;
+
+ private:
+  output::Delivery::Page& page_;
+  bool hold_ = false;
 };
 
 class MdeSourceImpl : public MdeSource {
  public:
-  MdeSourceImpl(const config::SourceConfig& config, state::StateStore& store,
+  MdeSourceImpl(const config::SourceConfig& config, output::Delivery& delivery,
                 http::HttpClient& client, auth::TokenProvider& tokens, core::Clock& clock,
                 MdeSourceOptions options)
       : config_(config),
-        store_(store),
+        delivery_(delivery),
+        store_(delivery.store()),
         client_(client),
         tokens_(tokens),
         clock_(clock),
@@ -248,43 +262,40 @@ class MdeSourceImpl : public MdeSource {
     state::PageCommit c;
     c.source = config_.name;
     c.watermark = new_watermark;
-    CollectingSink sink;
+    output::Delivery::Page out(delivery_);
+    PageSink sink(out);
     ecs::LineContext context;
     context.padded = true;  // each alert is followed by the rest of the padded body
     for (std::size_t i = 0; i < page.scan.elements.size(); ++i) {
       const bool known = !page.versions[i].alert_id.empty();
       if (known && (*seen)[i]) continue;
       const auto& e = page.scan.elements[i];
-      const std::size_t before = sink.docs.size();
+      sink.holdNext(!known);
+      sink.held.clear();
       mapper_.mapLine(std::string_view(page.body.data() + e.begin, e.size()), context, sink);
       if (known) {
         c.seen.push_back(page.versions[i]);
-      } else {
-        // No readable id/lastUpdateTime: keyed by the documents' own (content) ids.
-        std::vector<state::Version> keys;
-        for (std::size_t d = before; d < sink.docs.size(); ++d) {
-          keys.push_back(CollectingSink::versionOf(sink.docs[d]));
+        continue;
+      }
+      // No readable id/lastUpdateTime: keyed by the documents' own (content) ids.
+      std::vector<state::Version> keys;
+      for (const auto& h : sink.held) keys.push_back(h.key);
+      auto dup = store_.seen(config_.name, keys);
+      if (!dup) return dup.error();
+      for (std::size_t d = 0; d < sink.held.size(); ++d) {
+        if ((*dup)[d]) {
+          if (sink.held[d].error) --sink.errors;
+          continue;
         }
-        auto dup = store_.seen(config_.name, keys);
-        if (!dup) return dup.error();
-        std::size_t kept = before;
-        for (std::size_t d = before; d < sink.docs.size(); ++d) {
-          if ((*dup)[d - before]) continue;
-          c.seen.push_back(keys[d - before]);
-          if (kept != d) sink.docs[kept] = std::move(sink.docs[d]);
-          ++kept;
-        }
-        sink.docs.resize(kept);
+        c.seen.push_back(keys[d]);
+        out.add(sink.held[d].id, sink.held[d].body);
       }
     }
-    for (auto& d : sink.docs) {
-      if (d.error) ++stats_.errors;
-      c.documents.push_back({std::move(d.id), std::move(d.body)});
-    }
+    stats_.errors += sink.errors;
     stats_.new_versions += c.seen.size();
-    stats_.documents += c.documents.size();
-    if (c.documents.empty() && !c.watermark) return okStatus();
-    return store_.commitPage(c);
+    stats_.documents += out.documents();
+    if (out.documents() == 0 && c.seen.empty() && !c.watermark) return okStatus();
+    return out.commit(std::move(c));
   }
 
   std::string buildUrl(const Window& w, std::size_t skip) const {
@@ -484,6 +495,7 @@ class MdeSourceImpl : public MdeSource {
   }
 
   const config::SourceConfig& config_;
+  output::Delivery& delivery_;
   state::StateStore& store_;
   http::HttpClient& client_;
   auth::TokenProvider& tokens_;
@@ -579,10 +591,10 @@ std::optional<std::chrono::system_clock::time_point> parseHttpDate(const std::st
 }
 
 std::unique_ptr<MdeSource> makeMdeSource(const config::SourceConfig& config,
-                                         state::StateStore& store, http::HttpClient& client,
+                                         output::Delivery& delivery, http::HttpClient& client,
                                          auth::TokenProvider& tokens, core::Clock& clock,
                                          MdeSourceOptions options) {
-  return std::make_unique<MdeSourceImpl>(config, store, client, tokens, clock, options);
+  return std::make_unique<MdeSourceImpl>(config, delivery, client, tokens, clock, options);
 }
 
 }  // namespace mdec::source

@@ -429,26 +429,41 @@ class SqliteStateStore final : public StateStore {
         return status;
       }
     }
+    if (page.file_position) {
+      Statement& stmt = st_.file_position_set;
+      ScopedReset reset(stmt);
+      auto status = stmt.bindRef(1, page.source)
+                        .bindRef(2, page.file_path)
+                        .bind(3, toStored(page.file_position->inode))
+                        .bind(4, toStored(page.file_position->offset))
+                        .run();
+      if (!status) return status;
+    }
+    if (!page.direct.empty()) {
+      // The direct outputs hold every document so far (they were caught up before the
+      // first direct page, and every page since went to them).
+      auto max_seq = queryInt(st_.max_seq);
+      if (!max_seq) return std::move(max_seq.error());
+      for (const DirectAck& ack : page.direct) {
+        if (auto status = setAcknowledged(ack.output, max_seq->value_or(0), ack.checkpoint);
+            !status) {
+          return status;
+        }
+      }
+      if (auto status = dropAcknowledged(); !status) return status;
+    }
     return txn->commit();
   }
 
   Status commitFileLinesLocked(const std::string& source, const std::string& path,
                                const FilePosition& position,
                                const std::vector<NewDocument>& documents) {
-    auto txn = Transaction::begin(db_, Transaction::Kind::kWrite);
-    if (!txn) return std::move(txn.error());
-    if (auto status = appendDocuments(source, documents); !status) return status;
-    {
-      Statement& stmt = st_.file_position_set;
-      ScopedReset reset(stmt);
-      auto status = stmt.bindRef(1, source)
-                        .bindRef(2, path)
-                        .bind(3, toStored(position.inode))
-                        .bind(4, toStored(position.offset))
-                        .run();
-      if (!status) return status;
-    }
-    return txn->commit();
+    PageCommit page;
+    page.source = source;
+    page.documents = documents;
+    page.file_path = path;
+    page.file_position = position;
+    return commitPageLocked(page);
   }
 
   // A one-row, one-integer query (NULL reads as nullopt; no row is an error).
@@ -491,6 +506,13 @@ class SqliteStateStore final : public StateStore {
                                                     std::to_string(max_seq->value_or(0)) + ")");
     }
 
+    if (auto status = setAcknowledged(output, up_to_seq, checkpoint); !status) return status;
+    if (auto status = dropAcknowledged(); !status) return status;
+    return txn->commit();
+  }
+
+  Status setAcknowledged(const std::string& output, std::int64_t up_to_seq,
+                         const std::optional<FileCheckpoint>& checkpoint) {
     {
       Statement& stmt = st_.output_set_acked;
       ScopedReset reset(stmt);
@@ -505,31 +527,31 @@ class SqliteStateStore final : public StateStore {
                         .run();
       if (!status) return status;
     }
+    return okStatus();
+  }
 
-    // Documents every output has acknowledged leave the outbox.
+  // Documents every output has acknowledged leave the outbox.
+  Status dropAcknowledged() {
     auto min_acked = queryInt(st_.outputs_min_acked);
     if (!min_acked) return std::move(min_acked.error());
-    if (*min_acked) {
-      std::int64_t gone_documents = 0;
-      std::int64_t gone_bytes = 0;
-      {
-        Statement& stmt = st_.outbox_range;
-        ScopedReset reset(stmt);
-        auto row = stmt.bind(1, **min_acked).step();
-        if (!row) return std::move(row.error());
-        if (*row) {
-          gone_documents = stmt.columnInt64(0);
-          gone_bytes = stmt.columnInt64(1);
-        }
-      }
-      if (gone_documents > 0) {
-        Statement& stmt = st_.outbox_delete;
-        ScopedReset reset(stmt);
-        if (auto status = stmt.bind(1, **min_acked).run(); !status) return status;
-        if (auto status = addToStats(-gone_documents, -gone_bytes); !status) return status;
+    if (!*min_acked) return okStatus();
+    std::int64_t gone_documents = 0;
+    std::int64_t gone_bytes = 0;
+    {
+      Statement& stmt = st_.outbox_range;
+      ScopedReset reset(stmt);
+      auto row = stmt.bind(1, **min_acked).step();
+      if (!row) return std::move(row.error());
+      if (*row) {
+        gone_documents = stmt.columnInt64(0);
+        gone_bytes = stmt.columnInt64(1);
       }
     }
-    return txn->commit();
+    if (gone_documents == 0) return okStatus();
+    Statement& stmt = st_.outbox_delete;
+    ScopedReset reset(stmt);
+    if (auto status = stmt.bind(1, **min_acked).run(); !status) return status;
+    return addToStats(-gone_documents, -gone_bytes);
   }
 
   std::mutex mu_;

@@ -60,7 +60,7 @@ std::string alert(int n) {
          R"("lastUpdateTime":"2025-11-03T15:35:02.0566667Z","severity":"High"})";
 }
 
-// Forwards to a real store; counts file commits and can fail one.
+// Forwards to a real store; counts commits of file positions and can fail one.
 class CountingStore final : public StateStore {
  public:
   explicit CountingStore(StateStore& inner) : inner_(inner) {}
@@ -78,7 +78,15 @@ class CountingStore final : public StateStore {
   Status pruneSeen(const std::string& s, const std::string& b) override {
     return inner_.pruneSeen(s, b);
   }
-  Status commitPage(const state::PageCommit& p) override { return inner_.commitPage(p); }
+  Status commitPage(const state::PageCommit& p) override {
+    if (p.file_position) {
+      ++commits;
+      if (fail_commit && *fail_commit == commits) {
+        return Error(ErrorCode::kIo, "injected: database is locked");
+      }
+    }
+    return inner_.commitPage(p);
+  }
   Result<std::optional<state::FilePosition>> filePosition(const std::string& s,
                                                           const std::string& p) override {
     return inner_.filePosition(s, p);

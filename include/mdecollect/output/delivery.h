@@ -1,0 +1,68 @@
+// How a source's page reaches the outputs and the store. The documents of a page go
+// straight into the direct outputs (the file output) while the page is mapped, and into
+// the outbox only when some output delivers from it (stdout, Elasticsearch); then the
+// page's state change (watermark, seen-set or file position), its outbox rows and the
+// direct outputs' acknowledgements commit in one transaction. A crash before that commit
+// leaves bytes the file output cuts off when it opens, and a state that reads the page
+// again: exactly once, without the outbox round trip.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mdecollect/core/result.h"
+#include "mdecollect/output/output.h"
+#include "mdecollect/state/state_store.h"
+
+namespace mdec::output {
+
+class Delivery {
+ public:
+  // `direct`: outputs written directly (each has direct(); each must hold every outbox
+  // document already); `use_outbox`: some output delivers from the outbox, so documents
+  // are stored there too.
+  Delivery(state::StateStore& store, std::vector<Output*> direct, bool use_outbox)
+      : store_(store), direct_(std::move(direct)), use_outbox_(use_outbox) {}
+
+  // Delivery to nothing but the outbox (tests, and a store without direct outputs).
+  explicit Delivery(state::StateStore& store) : Delivery(store, {}, true) {}
+
+  state::StateStore& store() { return store_; }
+
+  // One page. Not thread-safe; a Page abandoned without commit() leaves no trace in the
+  // outputs (their bytes are cut off).
+  class Page {
+   public:
+    explicit Page(Delivery& delivery) : delivery_(delivery) {}
+    ~Page();
+    Page(const Page&) = delete;
+    Page& operator=(const Page&) = delete;
+
+    void add(std::string_view id, std::string_view body);
+    std::size_t documents() const { return documents_; }
+    // Makes the documents durable in the direct outputs and commits `commit` (its
+    // documents and direct acknowledgements are filled in here).
+    Status commit(state::PageCommit commit);
+
+   private:
+    Status flush();
+    void end(bool committed);
+
+    Delivery& delivery_;
+    std::string buffer_;  // lines not yet written to the direct outputs
+    std::vector<state::NewDocument> outbox_;
+    std::size_t documents_ = 0;
+    bool begun_ = false;  // the direct outputs are held
+    std::optional<Error> error_;
+  };
+
+ private:
+  state::StateStore& store_;
+  std::vector<Output*> direct_;
+  bool use_outbox_;
+};
+
+}  // namespace mdec::output

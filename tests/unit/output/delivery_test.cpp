@@ -1,0 +1,230 @@
+// Delivery: a page's documents go straight into the file output and are acknowledged by
+// the page's own commit; the outbox holds them only when an output delivers from it; a
+// page that does not commit (failure, crash) leaves nothing behind.
+#include "mdecollect/output/delivery.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "mdecollect/output/file_output.h"
+#include "mdecollect/state/state_store.h"
+#include "support/temp_dir.h"
+
+namespace mdec::output {
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string body(int i) { return "{\"n\":" + std::to_string(i) + "}"; }
+
+// Forwards to a real store; fails commits while `fail` is set.
+class FlakyStore final : public state::StateStore {
+ public:
+  explicit FlakyStore(StateStore& inner) : inner_(inner) {}
+  bool fail = false;
+  Result<std::optional<std::string>> watermark(const std::string& s) override {
+    return inner_.watermark(s);
+  }
+  Result<std::vector<bool>> seen(const std::string& s,
+                                 const std::vector<state::Version>& v) override {
+    return inner_.seen(s, v);
+  }
+  Status pruneSeen(const std::string& s, const std::string& b) override {
+    return inner_.pruneSeen(s, b);
+  }
+  Status commitPage(const state::PageCommit& p) override {
+    if (fail) return Error(ErrorCode::kIo, "injected: disk I/O error");
+    return inner_.commitPage(p);
+  }
+  Result<std::optional<state::FilePosition>> filePosition(const std::string& s,
+                                                          const std::string& p) override {
+    return inner_.filePosition(s, p);
+  }
+  Status commitFileLines(const std::string& s, const std::string& p,
+                         const state::FilePosition& pos,
+                         const std::vector<state::NewDocument>& d) override {
+    return inner_.commitFileLines(s, p, pos, d);
+  }
+  Status registerOutput(const std::string& o) override { return inner_.registerOutput(o); }
+  Result<std::vector<state::OutboxDocument>> readOutbox(std::int64_t a, std::size_t m,
+                                                        std::size_t b) override {
+    return inner_.readOutbox(a, m, b);
+  }
+  Result<std::int64_t> ackedSeq(const std::string& o) override { return inner_.ackedSeq(o); }
+  Status acknowledge(const std::string& o, std::int64_t seq,
+                     const std::optional<state::FileCheckpoint>& c) override {
+    return inner_.acknowledge(o, seq, c);
+  }
+  Result<std::optional<state::FileCheckpoint>> fileCheckpoint(const std::string& o) override {
+    return inner_.fileCheckpoint(o);
+  }
+  Result<OutboxSize> outboxSize() override { return inner_.outboxSize(); }
+
+ private:
+  StateStore& inner_;
+};
+
+class DeliveryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto store = state::openSqliteStore(tmp_.sub("state"));
+    ASSERT_TRUE(store) << store.error().message();
+    store_ = std::move(*store);
+    flaky_ = std::make_unique<FlakyStore>(*store_);
+    config_.path = tmp_.sub("out");
+    config_.rotate_bytes = 1 << 30;
+    config_.keep_files = 0;
+  }
+
+  std::unique_ptr<Output> openFileOutput() {
+    auto out = makeFileOutput(config_, [] { return std::string("20250301"); });
+    auto s = out->open(*store_);
+    EXPECT_TRUE(s) << s.error().message();
+    return out;
+  }
+
+  std::string outFile() const { return config_.path + "/microsoft_defender_endpoint-20250301.ndjson"; }
+
+  // A page of documents first..first+count-1 with a watermark; committed when `commit`.
+  Status page(Delivery& delivery, int first, int count, bool commit = true) {
+    Delivery::Page p(delivery);
+    for (int i = first; i < first + count; ++i) p.add("id-" + std::to_string(i), body(i));
+    EXPECT_EQ(p.documents(), static_cast<std::size_t>(count));
+    if (!commit) return okStatus();
+    state::PageCommit c;
+    c.source = "src";
+    c.watermark = "w" + std::to_string(first + count);
+    c.seen.push_back({"alert-" + std::to_string(first), "t"});
+    return p.commit(std::move(c));
+  }
+
+  static std::string lines(int first, int count) {
+    std::string out;
+    for (int i = first; i < first + count; ++i) out += body(i) + "\n";
+    return out;
+  }
+
+  testing::TempDir tmp_{"mdec-delivery"};
+  std::unique_ptr<state::StateStore> store_;
+  std::unique_ptr<FlakyStore> flaky_;
+  config::FileOutputConfig config_;
+};
+
+TEST_F(DeliveryTest, APageIsWrittenToTheFileAndAcknowledgedByItsOwnCommit) {
+  auto file = openFileOutput();
+  Delivery delivery(*store_, {file.get()}, /*use_outbox=*/false);
+  ASSERT_TRUE(page(delivery, 0, 3));
+  ASSERT_TRUE(page(delivery, 3, 2));
+  EXPECT_EQ(slurp(outFile()), lines(0, 5));
+  auto cp = store_->fileCheckpoint("file");
+  ASSERT_TRUE(cp && *cp);
+  EXPECT_EQ((*cp)->file, outFile());
+  EXPECT_EQ((*cp)->offset, lines(0, 5).size());
+  // Nothing went through the outbox, and the state moved with the page.
+  auto size = store_->outboxSize();
+  ASSERT_TRUE(size);
+  EXPECT_EQ(size->documents, 0u);
+  EXPECT_EQ(store_->watermark("src").value(), std::optional<std::string>("w5"));
+  EXPECT_EQ(store_->seen("src", {{"alert-3", "t"}}).value(), std::vector<bool>{true});
+}
+
+TEST_F(DeliveryTest, LargePagesAreWrittenInPiecesAndArriveWhole) {
+  auto file = openFileOutput();
+  Delivery delivery(*store_, {file.get()}, false);
+  ASSERT_TRUE(page(delivery, 0, 200'000));  // several MiB: flushed before the commit
+  EXPECT_EQ(slurp(outFile()), lines(0, 200'000));
+}
+
+TEST_F(DeliveryTest, APageNeverCommittedLeavesNothingInTheFile) {
+  auto file = openFileOutput();
+  Delivery delivery(*store_, {file.get()}, false);
+  ASSERT_TRUE(page(delivery, 0, 2));
+  ASSERT_TRUE(page(delivery, 2, 100'000, /*commit=*/false));  // abandoned after flushing
+  ASSERT_TRUE(page(delivery, 2, 1));
+  EXPECT_EQ(slurp(outFile()), lines(0, 3));
+  EXPECT_EQ(store_->watermark("src").value(), std::optional<std::string>("w3"));
+}
+
+TEST_F(DeliveryTest, AFailedCommitCutsThePageAndTheRetryWritesItOnce) {
+  auto file = openFileOutput();
+  Delivery delivery(*flaky_, {file.get()}, false);
+  ASSERT_TRUE(page(delivery, 0, 2));
+  flaky_->fail = true;
+  auto failed = page(delivery, 2, 100'000);
+  ASSERT_FALSE(failed);
+  EXPECT_NE(failed.error().message().find("injected"), std::string::npos);
+  EXPECT_EQ(store_->watermark("src").value(), std::optional<std::string>("w2"));
+  flaky_->fail = false;
+  ASSERT_TRUE(page(delivery, 2, 3));
+  EXPECT_EQ(slurp(outFile()), lines(0, 5));
+}
+
+TEST_F(DeliveryTest, ACrashBeforeTheCommitIsCutWhenTheOutputOpensAgain) {
+  {
+    auto file = openFileOutput();
+    Delivery delivery(*store_, {file.get()}, false);
+    ASSERT_TRUE(page(delivery, 0, 2));
+    // The process dies with a page written and synced but not committed.
+    DirectWriter* writer = file->direct();
+    ASSERT_TRUE(writer->beginPage(*store_));
+    ASSERT_TRUE(writer->write(lines(2, 50'000)));
+    ASSERT_TRUE(writer->syncPage());
+    EXPECT_EQ(slurp(outFile()), lines(0, 50'002));
+    writer->endPage(false);  // (only so that this process can go on)
+    std::ofstream(outFile(), std::ios::app) << lines(7, 7);  // more unacknowledged bytes
+  }
+  auto file = openFileOutput();
+  EXPECT_EQ(slurp(outFile()), lines(0, 2));
+  Delivery delivery(*store_, {file.get()}, false);
+  ASSERT_TRUE(page(delivery, 2, 1));
+  EXPECT_EQ(slurp(outFile()), lines(0, 3));
+}
+
+TEST_F(DeliveryTest, WithAnOutboxOutputTheDocumentsAreQueuedAndTheFileIsAcknowledgedPastThem) {
+  ASSERT_TRUE(store_->registerOutput("stdout"));
+  auto file = openFileOutput();
+  Delivery delivery(*store_, {file.get()}, /*use_outbox=*/true);
+  ASSERT_TRUE(page(delivery, 0, 3));
+  EXPECT_EQ(slurp(outFile()), lines(0, 3));
+  auto waiting = store_->readOutbox(store_->ackedSeq("stdout").value(), 100, 1 << 20);
+  ASSERT_TRUE(waiting);
+  ASSERT_EQ(waiting->size(), 3u);
+  EXPECT_EQ((*waiting)[2].id, "id-2");
+  EXPECT_EQ((*waiting)[2].body, body(2));
+  EXPECT_EQ(store_->ackedSeq("file").value(), (*waiting)[2].seq);
+  // Once the other output has them too, they leave the outbox.
+  ASSERT_TRUE(store_->acknowledge("stdout", (*waiting)[2].seq, std::nullopt));
+  EXPECT_EQ(store_->outboxSize().value().documents, 0u);
+}
+
+TEST_F(DeliveryTest, WithoutDirectOutputsEverythingGoesToTheOutbox) {
+  ASSERT_TRUE(store_->registerOutput("stdout"));
+  Delivery delivery(*store_);
+  ASSERT_TRUE(page(delivery, 0, 4));
+  EXPECT_EQ(store_->outboxSize().value().documents, 4u);
+  EXPECT_EQ(store_->watermark("src").value(), std::optional<std::string>("w4"));
+}
+
+TEST_F(DeliveryTest, APageWithoutDocumentsStillCommitsItsState) {
+  auto file = openFileOutput();
+  Delivery delivery(*store_, {file.get()}, false);
+  Delivery::Page p(delivery);
+  state::PageCommit c;
+  c.source = "src";
+  c.watermark = "w-empty";
+  ASSERT_TRUE(p.commit(std::move(c)));
+  EXPECT_EQ(store_->watermark("src").value(), std::optional<std::string>("w-empty"));
+}
+
+}  // namespace
+}  // namespace mdec::output
