@@ -73,6 +73,10 @@ class Mapper {
   LineStats mapLine(std::string_view line, DocumentSink& sink) {
     return mapLine(line, LineContext{}, sink);
   }
+  // One element of a page's "value" array that a structural scan of the page already
+  // delimited (it is not scanned again): mapped as mapLine maps that element of the page.
+  // At least kLinePadding readable bytes must follow it.
+  LineStats mapElement(std::string_view element, DocumentSink& sink);
 
   const MapOptions& options() const;
 

@@ -27,6 +27,10 @@ struct HttpRequest {
   std::chrono::milliseconds timeout{60000};          // whole transfer
   std::chrono::milliseconds connect_timeout{10000};
   std::size_t max_response_bytes = 256u << 20;        // larger bodies fail with kTooLarge
+  // When set, the response body is built in this string (emptied first, its capacity
+  // kept) and then moved into the response: a caller that hands the previous body back
+  // reuses one allocation for every page instead of faulting in fresh memory each time.
+  std::string* body_buffer = nullptr;
 };
 
 struct HttpResponse {

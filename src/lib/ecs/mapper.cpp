@@ -535,6 +535,17 @@ struct Mapper::Impl {
     return stats;
   }
 
+  LineStats mapElement(std::string_view text, DocumentSink& out) {
+    static const LineContext kNoFile{{}, -1, true};
+    stats = {};
+    ctx = &kNoFile;
+    sink = &out;
+    now_text.clear();
+    log_json.clear();
+    mapAlertText(text);
+    return stats;
+  }
+
   // `text` is followed by at least kLinePadding readable bytes.
   void mapAlertText(std::string_view text) {
     ++stats.alerts;
@@ -1159,6 +1170,10 @@ Mapper::~Mapper() = default;
 
 LineStats Mapper::mapLine(std::string_view line, const LineContext& context, DocumentSink& sink) {
   return impl_->mapLine(line, context, sink);
+}
+
+LineStats Mapper::mapElement(std::string_view element, DocumentSink& sink) {
+  return impl_->mapElement(element, sink);
 }
 
 const MapOptions& Mapper::options() const { return impl_->options; }

@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <climits>
 #include <cstddef>
@@ -166,6 +167,7 @@ struct Transfer {
   std::size_t max_body = 0;
   bool too_large = false;
   bool out_of_memory = false;
+  bool reserved = false;
   std::string last_header;  // lower-cased name of the last header, for folded lines
 
   void headerLine(std::string_view line) {
@@ -226,6 +228,21 @@ std::size_t onBody(char* data, std::size_t size, std::size_t count, void* user) 
     return 0;  // aborts the transfer with CURLE_WRITE_ERROR
   }
   try {
+    if (body.empty() && !transfer->reserved) {
+      // The whole body at once when its length is announced (and a little more, for a
+      // parser's padding), rather than growing it by doubling.
+      transfer->reserved = true;
+      auto it = transfer->response.headers.find("content-length");
+      if (it != transfer->response.headers.end()) {
+        std::uint64_t length = 0;
+        auto [end, ec] = std::from_chars(it->second.data(),
+                                         it->second.data() + it->second.size(), length);
+        if (ec == std::errc() && end == it->second.data() + it->second.size() &&
+            length <= transfer->max_body) {
+          body.reserve(static_cast<std::size_t>(length) + 64);
+        }
+      }
+    }
     body.append(data, n);
   } catch (...) {
     transfer->out_of_memory = true;
@@ -298,6 +315,10 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request) {
 
   Transfer transfer;
   transfer.max_body = request.max_response_bytes;
+  if (request.body_buffer != nullptr) {
+    transfer.response.body = std::move(*request.body_buffer);
+    transfer.response.body.clear();
+  }
   char error_buffer[CURL_ERROR_SIZE] = {};
 
   SetoptStatus st;

@@ -6,6 +6,9 @@
 #include <cstdio>
 #include <deque>
 #include <fstream>
+#include <future>
+#include <memory>
+#include <mutex>
 #include <map>
 #include <random>
 #include <set>
@@ -107,8 +110,28 @@ class MdeSourceImpl : public MdeSource {
     }
   }
 
+  ~MdeSourceImpl() override { (void)waitCommit(); }
+
   Result<PollStats> poll(std::stop_token stop) override {
     stats_ = PollStats{};
+    auto polled = pollWindows(stop);
+    // Every page handed to the committer is committed (or failed) before the poll ends.
+    auto committed = waitCommit();
+    if (!polled) return polled.error();
+    if (!committed) return committed.error();
+    if (!stats_.stopped && best_watermark_) {
+      // Versions older than the overlap can never be re-read: forget them.
+      const Instant prune_before =
+          addNanos(*best_watermark_,
+                   -duration_cast<std::chrono::nanoseconds>(config_.late_arrival_window).count() -
+                       3600LL * 1'000'000'000);
+      if (auto s = store_.pruneSeen(config_.name, apiTime(prune_before)); !s) return s.error();
+    }
+    return finish();
+  }
+
+ private:
+  Status pollWindows(std::stop_token stop) {
     auto wm = store_.watermark(config_.name);
     if (!wm) return wm.error();
     std::optional<Instant> watermark;
@@ -137,7 +160,7 @@ class MdeSourceImpl : public MdeSource {
         if (!page) {
           if (stop.stop_requested()) {
             stats_.stopped = true;
-            return finish();
+            return okStatus();
           }
           return page.error();
         }
@@ -146,7 +169,7 @@ class MdeSourceImpl : public MdeSource {
         if (!full) {
           // A window that a short page ends is complete: the watermark may move to the
           // largest lastUpdateTime fetched below its end.
-          if (auto s = commit(*page, watermarkBelow(w.to)); !s) return s.error();
+          if (auto s = enqueueCommit(std::move(*page), watermarkBelow(w.to)); !s) return s;
           break;
         }
         if (skip == 0 && page->luts_ascending && !page->luts.empty() &&
@@ -155,12 +178,12 @@ class MdeSourceImpl : public MdeSource {
           // lastUpdateTime of the page is complete; the window continues from there (ties
           // at that time are read again and skipped by the seen-set).
           const Instant last = page->luts.back();
-          if (auto s = commit(*page, watermarkBelow(last)); !s) return s.error();
+          if (auto s = enqueueCommit(std::move(*page), watermarkBelow(last)); !s) return s;
           windows.front().from = last;
           split = true;  // go round again with the same (narrowed) window
           break;
         }
-        if (auto s = commit(*page, std::nullopt); !s) return s.error();
+        if (auto s = enqueueCommit(std::move(*page), std::nullopt); !s) return s;
         if (skip == 0) {
           const Instant to = w.to ? *w.to : addNanos(serverNow(), 2'000'000'000);
           const auto width = core::nanosBetween(w.from, to);
@@ -182,18 +205,9 @@ class MdeSourceImpl : public MdeSource {
       }
       if (!split) windows.pop_front();
     }
-    if (!stats_.stopped && best_watermark_) {
-      // Versions older than the overlap can never be re-read: forget them.
-      const Instant prune_before =
-          addNanos(*best_watermark_,
-                   -duration_cast<std::chrono::nanoseconds>(config_.late_arrival_window).count() -
-                       3600LL * 1'000'000'000);
-      if (auto s = store_.pruneSeen(config_.name, apiTime(prune_before)); !s) return s.error();
-    }
-    return finish();
+    return okStatus();
   }
 
- private:
   struct Page {
     std::string body;              // followed by ecs::kLinePadding spare bytes
     std::size_t size = 0;          // the body's length without them
@@ -255,6 +269,38 @@ class MdeSourceImpl : public MdeSource {
     return apiTime(*candidate);
   }
 
+  // Pages are committed on a thread of their own, one at a time and in page order, so that
+  // mapping and writing a page overlaps fetching the next (the seen-set lookup is part of
+  // the commit, so a page re-reading ties sees every earlier page's versions). At most two
+  // pages are in memory: the one being committed and the one being fetched. Returns the
+  // failure of the previous commit, if it failed (nothing after it is committed).
+  Status enqueueCommit(Page&& page, std::optional<std::string> new_watermark) {
+    if (auto s = waitCommit(); !s) return s;
+    auto shared = std::make_shared<Page>(std::move(page));
+    pending_ = std::async(std::launch::async,
+                          [this, shared, watermark = std::move(new_watermark)]() -> Status {
+                            auto s = commit(*shared, watermark);
+                            std::lock_guard lock(buffers_mu_);
+                            buffers_.push_back(std::move(shared->body));
+                            return s;
+                          });
+    return okStatus();
+  }
+
+  Status waitCommit() {
+    if (!pending_.valid()) return okStatus();
+    return pending_.get();
+  }
+
+  // A page body's allocation, reused (see HttpRequest::body_buffer).
+  std::string takeBuffer() {
+    std::lock_guard lock(buffers_mu_);
+    if (buffers_.empty()) return {};
+    std::string b = std::move(buffers_.back());
+    buffers_.pop_back();
+    return b;
+  }
+
   Status commit(const Page& page, const std::optional<std::string>& new_watermark) {
     // Which alert versions are new? Only those are mapped.
     auto seen = store_.seen(config_.name, page.versions);
@@ -264,15 +310,14 @@ class MdeSourceImpl : public MdeSource {
     c.watermark = new_watermark;
     output::Delivery::Page out(delivery_);
     PageSink sink(out);
-    ecs::LineContext context;
-    context.padded = true;  // each alert is followed by the rest of the padded body
     for (std::size_t i = 0; i < page.scan.elements.size(); ++i) {
       const bool known = !page.versions[i].alert_id.empty();
       if (known && (*seen)[i]) continue;
       const auto& e = page.scan.elements[i];
       sink.holdNext(!known);
       sink.held.clear();
-      mapper_.mapLine(std::string_view(page.body.data() + e.begin, e.size()), context, sink);
+      // Each alert is followed by the rest of the padded body.
+      mapper_.mapElement(std::string_view(page.body.data() + e.begin, e.size()), sink);
       if (known) {
         c.seen.push_back(page.versions[i]);
         continue;
@@ -363,6 +408,8 @@ class MdeSourceImpl : public MdeSource {
                      {"User-Agent", "MdatpPartner-mdecollect/" MDEC_VERSION_STRING}};
       req.timeout = config_.request_timeout;
       req.max_response_bytes = 512u << 20;
+      std::string buffer = takeBuffer();
+      req.body_buffer = &buffer;
       pacer_.record(clock_.steadyNow());
       savePacing();
       ++stats_.requests;
@@ -509,6 +556,9 @@ class MdeSourceImpl : public MdeSource {
   std::shared_ptr<spdlog::logger> log_;
   std::chrono::system_clock::duration server_offset_{};
   std::set<Instant> fetched_;
+  std::future<Status> pending_;  // the commit in progress
+  std::mutex buffers_mu_;
+  std::vector<std::string> buffers_;  // bodies of committed pages, for reuse
   std::optional<Instant> best_watermark_;
   PollStats stats_;
 };

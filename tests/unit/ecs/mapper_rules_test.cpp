@@ -402,6 +402,38 @@ TEST(MapperInputTest, PageYieldsEveryAlertInOrder) {
   EXPECT_EQ(mapped.stats.errors, 0u);
 }
 
+TEST(MapperInputTest, MapElementMapsEachElementAsThePageDoes) {
+  // Alerts, a broken alert (a bad number) and a non-object element.
+  const std::vector<std::string> elements = {
+      baseAlert().str("id", "alert-1").evidence({fileEvidence(), processEvidence()}).json(),
+      R"({"id":"alert-2","severity":01})", "42",
+      baseAlert().str("id", "alert-3").json()};
+  const std::string text = page(elements);
+  const Mapped whole = mapText(text);
+  ASSERT_EQ(whole.docs.size(), 5u);
+
+  Mapper mapper(MapOptions{}, [] { return std::string(kNow); });
+  CollectingSink sink;
+  std::string padded = text + std::string(kLinePadding, ' ');
+  std::size_t at = 0;
+  std::uint64_t alerts = 0;
+  for (const auto& e : elements) {
+    at = padded.find(e, at);
+    ASSERT_NE(at, std::string::npos);
+    alerts += mapper.mapElement(std::string_view(padded.data() + at, e.size()), sink).alerts;
+    at += e.size();
+  }
+  EXPECT_EQ(alerts, 4u);
+  ASSERT_EQ(sink.documents.size(), whole.docs.size());
+  for (std::size_t i = 0; i < whole.docs.size(); ++i) {
+    EXPECT_EQ(sink.documents[i].id, whole.docs[i].id) << i;
+    EXPECT_EQ(sink.documents[i].json, whole.docs[i].json) << i;
+    EXPECT_EQ(sink.documents[i].error, whole.docs[i].error) << i;
+  }
+  EXPECT_TRUE(sink.documents[2].error);
+  EXPECT_TRUE(sink.documents[3].error);
+}
+
 TEST(MapperInputTest, PageWithoutODataContext) {
   const std::string line = R"({"value":[)" + baseAlert().json() + "]}";
   const JsonDoc doc = mapAlert(line);
