@@ -5,7 +5,7 @@ MDEC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 # Debian packages the project needs to build, test, run the demo and the benchmarks.
 MDEC_PACKAGES=(
-  cmake ninja-build g++ clang lld libclang-rt-14-dev pkg-config python3 time curl openssl
+  cmake ninja-build g++ clang lld libclang-rt-14-dev pkg-config python3 python3-yaml time curl openssl zlib1g-dev
   libsimdjson-dev liburiparser-dev libssl-dev libfmt-dev libspdlog-dev libcli11-dev
   libyaml-cpp-dev libsqlite3-dev libcurl4-openssl-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -17,7 +17,7 @@ inline constexpr int kExitUsage = 2;    // bad command line or configuration
 
 // Adds `map` to `app`; `run` is set to the function that executes it.
 void addMapCommand(CLI::App& app, std::function<int()>& run);
-// Adds `run` and `check-config`.
+// Adds `run`, `check-config` and `setup`.
 void addRunCommands(CLI::App& app, std::function<int()>& run);
 
 }  // namespace mdec::app

@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "mdecollect/config/config.h"
 #include "mdecollect/core/clock.h"
+#include "mdecollect/output/es_setup.h"
 #include "mdecollect/pipeline/collector.h"
 
 namespace mdec::app {
@@ -65,6 +66,30 @@ int runCheckConfig(const RunArgs& args) {
   return kExitOk;
 }
 
+int runSetup(const RunArgs& args) {
+  auto config = config::loadConfig(args.config);
+  if (!config) {
+    fmt::print(stderr, "mdecollect setup: the configuration has problems:\n{}\n",
+               config.error().message());
+    return kExitUsage;
+  }
+  if (!config->elasticsearch.enabled) {
+    fmt::print(stderr,
+               "mdecollect setup: {} has no outputs.elasticsearch section: there is nothing to "
+               "set up (the file and stdout outputs need no setup)\n",
+               args.config);
+    return kExitUsage;
+  }
+  output::EsTransport transport(config->elasticsearch);
+  auto done = output::installIndexTemplate(config->elasticsearch, transport);
+  if (!done) {
+    fmt::print(stderr, "mdecollect setup: {}\n", done.error().message());
+    return kExitFailure;
+  }
+  fmt::print("{}\n", *done);
+  return kExitOk;
+}
+
 }  // namespace
 
 void addRunCommands(CLI::App& app, std::function<int()>& run) {
@@ -86,6 +111,16 @@ void addRunCommands(CLI::App& app, std::function<int()>& run) {
       "secrets as ***). Exit 0 when valid, 2 otherwise (every problem listed with its line).");
   check->add_option("-c,--config", args->config, "YAML configuration file")->required();
   check->callback([args, &run] { run = [args] { return runCheckConfig(*args); }; });
+
+  CLI::App* setup = app.add_subcommand(
+      "setup",
+      "Install what the Elasticsearch output needs, idempotently: the index template for\n"
+      "logs-microsoft_defender_endpoint.log-* (data stream, explicit ECS 8.11 mappings, the\n"
+      "ILM policy when outputs.elasticsearch.ilm_policy is set). Prints what it created,\n"
+      "updated or left unchanged. Exit 0 done, 1 the cluster refused or is unreachable,\n"
+      "2 configuration error.");
+  setup->add_option("-c,--config", args->config, "YAML configuration file")->required();
+  setup->callback([args, &run] { run = [args] { return runSetup(*args); }; });
 }
 
 }  // namespace mdec::app

@@ -414,6 +414,19 @@ faults:
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("tenant-1", r.stdout)
         self.assertNotIn("Example-S3cret-Value", r.stdout + r.stderr)
+        # The Elasticsearch section, uncommented, is valid too and hides its key.
+        es_text = text.replace("  #elasticsearch:", "  elasticsearch:").replace(
+            "  #  ", "    ").replace("/etc/mdecollect/es-ca.pem", example)
+        es_path = os.path.join(self.work, "example-es.yaml")
+        with open(es_path, "w") as f:
+            f.write(es_text)
+        r = subprocess.run([MDECOLLECT, "check-config", "-c", es_path], capture_output=True,
+                           text=True, env=dict(env, ES_API_KEY="Es-Key-Id:Es-Key-S3cret"),
+                           timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("es2.example.com", r.stdout)
+        self.assertIn("bulk_max_docs: 1000", r.stdout)
+        self.assertNotIn("Es-Key-S3cret", r.stdout + r.stderr)
         broken = text.replace("page_size: 1000", "page_size: 0")
         with open(path, "w") as f:
             f.write(broken)

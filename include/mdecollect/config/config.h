@@ -87,6 +87,26 @@ struct StdoutOutputConfig {
   bool enabled = false;
 };
 
+// outputs.elasticsearch (outputs.md): bulk `create` into the data stream
+// logs-microsoft_defender_endpoint.log-<namespace>.
+struct ElasticsearchOutputConfig {
+  bool enabled = false;                 // true when the section is present (enabled: false)
+  int line = 0;
+  std::vector<std::string> hosts;       // URLs, tried in turn on connection failure
+  Secret api_key;                       // api_key or api_key_file: "id:key" or its base64
+  std::string api_key_file;
+  std::string username;
+  Secret password;                      // password or password_file
+  std::string password_file;
+  TlsConfig ssl;
+  std::string proxy_url;
+  bool compression = true;              // gzip request bodies
+  std::uint64_t bulk_max_bytes = 5ull << 20;
+  std::size_t bulk_max_docs = 1000;
+  std::chrono::milliseconds timeout{90 * 1000};
+  std::string ilm_policy;               // set: the template's index.lifecycle.name
+};
+
 struct LoggingConfig {
   std::string level = "info";           // debug, info, warn, error
   std::string format = "text";          // text or json
@@ -99,6 +119,7 @@ struct Config {
   std::vector<SourceConfig> sources;
   FileOutputConfig file_output;         // outputs.file
   StdoutOutputConfig stdout_output;     // outputs.stdout
+  ElasticsearchOutputConfig elasticsearch;  // outputs.elasticsearch
   LoggingConfig logging;
 };
 

@@ -43,6 +43,9 @@ class Output {
   // the pipeline backs off and delivers the same batch again.
   virtual Status deliver(const std::vector<state::OutboxDocument>& batch,
                          state::StateStore& store) = 0;
+  // How much the pipeline hands to one deliver() call.
+  virtual std::size_t maxBatchDocuments() const { return 1000; }
+  virtual std::size_t maxBatchBytes() const { return 4u << 20; }
   // Non-null when the output can be written directly (see DirectWriter).
   virtual DirectWriter* direct() { return nullptr; }
 };

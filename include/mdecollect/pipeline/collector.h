@@ -2,15 +2,19 @@
 // from the outbox by its own thread; a clean stop on request within seconds.
 #pragma once
 
+#include <memory>
 #include <stop_token>
 
 #include "mdecollect/config/config.h"
 #include "mdecollect/core/clock.h"
+#include "mdecollect/output/elasticsearch_output.h"
 
 namespace mdec::pipeline {
 
 struct RunOptions {
   bool once = false;  // one poll per source, deliver everything, exit
+  // Where the Elasticsearch output counts what it did (null: not reported).
+  std::shared_ptr<output::ElasticsearchCounters> es_counters;
 };
 
 // Returns the process exit code: 0 when every source polled and every document was

@@ -52,6 +52,13 @@ constexpr std::array<std::string_view, 3> kOutputKeys = {"file", "stdout", "elas
 constexpr std::array<std::string_view, 4> kFileOutputKeys = {"enabled", "path", "rotate_bytes",
                                                              "keep_files"};
 constexpr std::array<std::string_view, 1> kStdoutOutputKeys = {"enabled"};
+// clang-format off
+constexpr std::array<std::string_view, 14> kElasticsearchKeys = {
+    "enabled",        "hosts",         "api_key",        "api_key_file",
+    "username",       "password",      "password_file",  "ssl",
+    "proxy_url",      "compression",   "bulk_max_bytes", "bulk_max_docs",
+    "timeout",        "ilm_policy"};
+// clang-format on
 constexpr std::array<std::string_view, 2> kSslKeys = {"certificate_authorities",
                                                       "verification_mode"};
 constexpr std::array<std::string_view, 2> kLoggingKeys = {"level", "format"};
@@ -523,11 +530,10 @@ void tenantId(Decoder& d, const Field& f, std::string& out) {
   out = std::move(id);
 }
 
-void clientSecretFile(Decoder& d, const Field& f, SourceConfig& s) {
-  std::string path;
+// A secret read from the file `f` names (trailing whitespace dropped); `path` keeps the name.
+void secretFile(Decoder& d, const Field& f, Secret& out, std::string& path) {
   d.nonEmptyString(f, path);
   if (path.empty()) return;
-  s.client_secret_file = path;
   auto content = readSmallFile(path, kMaxSecretFileBytes);
   if (!content) {
     d.problem(f, "cannot read '" + path + "': " + content.error().message());
@@ -542,7 +548,11 @@ void clientSecretFile(Decoder& d, const Field& f, SourceConfig& s) {
     d.problem(f, "the file '" + path + "' is empty");
     return;
   }
-  s.client_secret = Secret(std::move(secret));
+  out = Secret(std::move(secret));
+}
+
+void clientSecretFile(Decoder& d, const Field& f, SourceConfig& s) {
+  secretFile(d, f, s.client_secret, s.client_secret_file);
 }
 
 void decodeSsl(Decoder& d, const Field& f, TlsConfig& ssl) {
@@ -756,6 +766,95 @@ void decodeSources(Decoder& d, const Field& f, Config& config) {
   }
 }
 
+void decodeElasticsearch(Decoder& d, const Field& f, ElasticsearchOutputConfig& es) {
+  es.enabled = true;
+  es.line = f.line;
+  if (f.node.IsNull()) {
+    d.problem(f, "needs at least 'hosts'");
+    return;
+  }
+  auto m = d.mapping(f);
+  if (!m) return;
+  const Field* api_key = nullptr;
+  const Field* api_key_file = nullptr;
+  const Field* password = nullptr;
+  const Field* password_file = nullptr;
+  for (const auto& e : m->entries) {
+    const Field& c = e.field;
+    const std::string& k = e.key;
+    if (!contains(kElasticsearchKeys, k)) {
+      d.problem(c, "unknown key" + suggestion(k, kElasticsearchKeys));
+    } else if (c.node.IsNull()) {
+      continue;
+    } else if (k == "enabled") {
+      d.boolean(c, es.enabled);
+    } else if (k == "hosts") {
+      if (auto list = d.stringList(c, true)) {
+        if (list->empty()) d.problem(c, "must list at least one URL");
+        for (const auto& host : *list) {
+          if (host.rfind("http://", 0) != 0 && host.rfind("https://", 0) != 0) {
+            d.problem(c, "'" + host + "' is not an http:// or https:// URL");
+          }
+        }
+        es.hosts = std::move(*list);
+      }
+    } else if (k == "api_key") {
+      api_key = &c;
+      std::string value;
+      d.nonEmptyString(c, value);
+      if (!value.empty()) es.api_key = Secret(std::move(value));
+    } else if (k == "api_key_file") {
+      api_key_file = &c;
+      secretFile(d, c, es.api_key, es.api_key_file);
+    } else if (k == "username") {
+      d.nonEmptyString(c, es.username);
+    } else if (k == "password") {
+      password = &c;
+      std::string value;
+      d.nonEmptyString(c, value);
+      if (!value.empty()) es.password = Secret(std::move(value));
+    } else if (k == "password_file") {
+      password_file = &c;
+      secretFile(d, c, es.password, es.password_file);
+    } else if (k == "ssl") {
+      decodeSsl(d, c, es.ssl);
+    } else if (k == "proxy_url") {
+      proxyUrl(d, c, es.proxy_url);
+    } else if (k == "compression") {
+      d.boolean(c, es.compression);
+    } else if (k == "bulk_max_bytes") {
+      d.size(c, es.bulk_max_bytes);
+      if (es.bulk_max_bytes < 1024) d.problem(c, "must be at least 1KiB");
+    } else if (k == "bulk_max_docs") {
+      if (auto n = d.integer(c, 1, 100000)) es.bulk_max_docs = static_cast<std::size_t>(*n);
+    } else if (k == "timeout") {
+      d.duration(c, es.timeout, kMinRequestTimeout);
+    } else if (k == "ilm_policy") {
+      d.string(c, es.ilm_policy);  // empty: none
+    }
+  }
+  if (m->get("hosts") == nullptr) d.problem(f.line, childPath(f.path, "hosts"), "missing");
+  if (api_key != nullptr && api_key_file != nullptr) {
+    d.problem(std::max(api_key->line, api_key_file->line), f.path,
+              "set api_key or api_key_file, not both");
+  }
+  if (password != nullptr && password_file != nullptr) {
+    d.problem(std::max(password->line, password_file->line), f.path,
+              "set password or password_file, not both");
+  }
+  const bool has_key = api_key != nullptr || api_key_file != nullptr;
+  const bool has_password = password != nullptr || password_file != nullptr;
+  if (has_key && (has_password || !es.username.empty())) {
+    d.problem(f, "set api_key or username/password, not both");
+  }
+  if (!es.username.empty() && !has_password) {
+    d.problem(f.line, childPath(f.path, "password"), "missing (username is set)");
+  }
+  if (has_password && es.username.empty()) {
+    d.problem(f.line, childPath(f.path, "username"), "missing (password is set)");
+  }
+}
+
 // True when `outputs.file` is present (then its `enabled` defaults to true).
 bool decodeOutputs(Decoder& d, const Field& f, Config& config) {
   bool file_present = false;
@@ -764,10 +863,10 @@ bool decodeOutputs(Decoder& d, const Field& f, Config& config) {
   for (const auto& e : m->entries) {
     const Field& c = e.field;
     if (e.key == "elasticsearch") {
-      d.problem(c, "not supported yet (use file or stdout)");
+      decodeElasticsearch(d, c, config.elasticsearch);
     } else if (!contains(kOutputKeys, e.key)) {
       d.problem(c, "unknown output" + suggestion(e.key, kOutputKeys) +
-                       " (the outputs are file and stdout)");
+                       " (the outputs are file, stdout and elasticsearch)");
     } else if (e.key == "file") {
       file_present = true;
       if (c.node.IsNull()) continue;
@@ -862,11 +961,14 @@ void decodeRoot(Decoder& d, const YAML::Node& root, Config& config) {
 
   // Without an outputs.file section the file output is the default: on unless another
   // output is.
-  if (!file_present) config.file_output.enabled = !config.stdout_output.enabled;
+  if (!file_present) {
+    config.file_output.enabled = !config.stdout_output.enabled && !config.elasticsearch.enabled;
+  }
   if (config.file_output.path.empty()) {
     config.file_output.path = joinPath(config.state_dir, "output");
   }
-  if (!config.file_output.enabled && !config.stdout_output.enabled) {
+  if (!config.file_output.enabled && !config.stdout_output.enabled &&
+      !config.elasticsearch.enabled) {
     d.problem(outputs_line, "outputs", "no output is enabled");
   }
 }
@@ -944,6 +1046,35 @@ void emitSource(YAML::Emitter& out, const SourceConfig& s) {
   out << YAML::EndMap;
 }
 
+void emitSecret(YAML::Emitter& out, const char* key, const char* file_key, const Secret& secret,
+                const std::string& file) {
+  if (!file.empty()) {
+    emitString(out, file_key, file);
+  } else if (!secret.empty()) {
+    out << YAML::Key << key << YAML::Value << Secret::kMask;
+  }
+}
+
+void emitElasticsearch(YAML::Emitter& out, const ElasticsearchOutputConfig& es) {
+  out << YAML::Key << "elasticsearch" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "enabled" << YAML::Value << es.enabled;
+  emitList(out, "hosts", es.hosts);
+  emitSecret(out, "api_key", "api_key_file", es.api_key, es.api_key_file);
+  if (!es.username.empty()) emitString(out, "username", es.username);
+  emitSecret(out, "password", "password_file", es.password, es.password_file);
+  out << YAML::Key << "ssl" << YAML::Value << YAML::BeginMap;
+  emitString(out, "certificate_authorities", es.ssl.ca_file);
+  out << YAML::Key << "verification_mode" << YAML::Value << (es.ssl.verify ? "full" : "none");
+  out << YAML::EndMap;
+  emitString(out, "proxy_url", maskUrlPassword(es.proxy_url));
+  out << YAML::Key << "compression" << YAML::Value << es.compression;
+  out << YAML::Key << "bulk_max_bytes" << YAML::Value << formatSize(es.bulk_max_bytes);
+  out << YAML::Key << "bulk_max_docs" << YAML::Value << es.bulk_max_docs;
+  out << YAML::Key << "timeout" << YAML::Value << core::formatDuration(es.timeout);
+  emitString(out, "ilm_policy", es.ilm_policy);
+  out << YAML::EndMap;
+}
+
 }  // namespace
 
 std::ostream& operator<<(std::ostream& out, const Secret& /*secret*/) {
@@ -1013,6 +1144,7 @@ std::string renderConfig(const Config& config) {
   out << YAML::Key << "stdout" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "enabled" << YAML::Value << config.stdout_output.enabled;
   out << YAML::EndMap;
+  if (config.elasticsearch.enabled) emitElasticsearch(out, config.elasticsearch);
   out << YAML::EndMap;
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";

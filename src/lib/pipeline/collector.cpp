@@ -4,11 +4,14 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <random>
 #include <thread>
 #include <vector>
 
 #include "mdecollect/auth/token_provider.h"
 #include "mdecollect/http/http_client.h"
+#include "mdecollect/output/elasticsearch_output.h"
+#include "mdecollect/output/es_setup.h"
 #include "mdecollect/output/file_output.h"
 #include "mdecollect/source/file_source.h"
 #include "mdecollect/source/mde_source.h"
@@ -18,9 +21,6 @@ namespace mdec::pipeline {
 namespace {
 
 using std::chrono::milliseconds;
-
-constexpr std::size_t kBatchDocuments = 1000;
-constexpr std::size_t kBatchBytes = 4u << 20;
 
 // Logs a repeated failure once, then again only every `every` occurrences: a source
 // that keeps failing does not flood the log.
@@ -129,6 +129,8 @@ bool runOutput(Shared& shared, output::Output& out, bool once, std::stop_token s
   auto log = spdlog::default_logger()->clone("output." + out.name());
   int failures = 0;
   std::uint64_t delivered = 0;
+  RepeatLimiter repeats;
+  std::mt19937_64 rng(std::random_device{}());
   for (;;) {
     // A stop request ends delivery after the batch in hand; the rest waits in the outbox.
     if (stop.stop_requested()) return true;
@@ -139,7 +141,7 @@ bool runOutput(Shared& shared, output::Output& out, bool once, std::stop_token s
       if (!shared.clock.sleepFor(milliseconds(1000), stop)) return false;
       continue;
     }
-    auto batch = shared.store.readOutbox(*acked, kBatchDocuments, kBatchBytes);
+    auto batch = shared.store.readOutbox(*acked, out.maxBatchDocuments(), out.maxBatchBytes());
     if (!batch) {
       log->error("{}", batch.error().message());
       if (!shared.clock.sleepFor(milliseconds(1000), stop)) return false;
@@ -159,12 +161,43 @@ bool runOutput(Shared& shared, output::Output& out, bool once, std::stop_token s
       delivered += batch->size();
       continue;
     }
-    ++failures;
-    log->error("delivery failed ({} documents wait): {}", batch->size(), s.error().message());
+    // A delivery that acknowledged part of the batch (some items must be sent again) made
+    // progress: the backoff starts over rather than growing.
+    auto now_acked = shared.store.ackedSeq(out.name());
+    failures = (now_acked && *now_acked > *acked) ? 1 : failures + 1;
+    if (repeats.shouldLog(s.error().message())) {
+      log->error("delivery failed ({} documents wait in the outbox): {}{}", batch->size(),
+                 s.error().message(),
+                 repeats.repeats() > 1
+                     ? fmt::format(" (repeated {} times)", repeats.repeats() - 1)
+                     : std::string());
+    }
     if (!s.error().retryable() && once) return false;
-    const milliseconds backoff(std::min<std::int64_t>(30'000, 500LL << std::min(failures, 6)));
+    // Exponential backoff with jitter (half to all of the step), at most 30 s; refused
+    // credentials wait longer.
+    const std::int64_t cap = s.error().code() == ErrorCode::kAuth
+                                 ? 60'000
+                                 : std::min<std::int64_t>(30'000, 500LL << std::min(failures, 6));
+    std::uniform_int_distribution<std::int64_t> jitter(cap / 2, cap);
+    const milliseconds backoff(jitter(rng));
     // On a stop request the documents stay in the outbox for the next start.
     if (!shared.clock.sleepFor(backoff, stop)) return false;
+  }
+}
+
+// Says how to fix a missing or outdated index template; never stops the run (the
+// documents wait in the outbox while the cluster is unreachable).
+void checkIndexTemplate(const config::ElasticsearchOutputConfig& config) {
+  output::EsTransport transport(config);
+  auto state = output::templateState(config, transport);
+  if (!state) {
+    spdlog::warn("elasticsearch: cannot check the index template: {}", state.error().message());
+  } else if (*state == output::TemplateState::kMissing) {
+    spdlog::warn("elasticsearch: the index template is missing, so documents would get "
+                 "Elasticsearch's default mappings; install it with: mdecollect setup -c FILE");
+  } else if (*state == output::TemplateState::kOutdated) {
+    spdlog::warn("elasticsearch: the index template is from another version of mdecollect "
+                 "(or another ILM policy); update it with: mdecollect setup -c FILE");
   }
 }
 
@@ -175,7 +208,7 @@ Status catchUp(state::StateStore& store, output::Output& out) {
   for (;;) {
     auto acked = store.ackedSeq(out.name());
     if (!acked) return acked.error();
-    auto batch = store.readOutbox(*acked, kBatchDocuments, kBatchBytes);
+    auto batch = store.readOutbox(*acked, out.maxBatchDocuments(), out.maxBatchBytes());
     if (!batch) return batch.error();
     if (batch->empty()) break;
     if (auto s = out.deliver(*batch, store); !s) return s;
@@ -214,6 +247,15 @@ int runCollector(const config::Config& config, const RunOptions& options, core::
   std::vector<std::unique_ptr<output::Output>> outputs;
   if (config.file_output.enabled) outputs.push_back(output::makeFileOutput(config.file_output));
   if (config.stdout_output.enabled) outputs.push_back(output::makeFdOutput(1, "stdout"));
+  auto es_counters = options.es_counters ? options.es_counters
+                                         : std::make_shared<output::ElasticsearchCounters>();
+  if (config.elasticsearch.enabled) {
+    checkIndexTemplate(config.elasticsearch);
+    output::ElasticsearchOutputOptions es;
+    es.dead_letter_path = config.state_dir + "/dead-letter-elasticsearch.ndjson";
+    outputs.push_back(
+        output::makeElasticsearchOutput(config.elasticsearch, std::move(es), es_counters));
+  }
   for (auto& out : outputs) {
     if (auto s = (*store)->registerOutput(out->name()); !s) {
       log->error("output {}: {}", out->name(), s.error().message());
@@ -278,6 +320,13 @@ int runCollector(const config::Config& config, const RunOptions& options, core::
       });
     }
   }  // joins every thread
+  if (config.elasticsearch.enabled) {
+    log->info("elasticsearch: {} created, {} duplicates (already stored), {} dead-lettered, "
+              "{} items sent again, {} bulk requests ({} failed)",
+              es_counters->created.load(), es_counters->duplicates.load(),
+              es_counters->dead_lettered.load(), es_counters->item_retries.load(),
+              es_counters->bulk_requests.load(), es_counters->failed_requests.load());
+  }
   if (stop.stop_requested()) {
     log->info("stopped");
     return 0;

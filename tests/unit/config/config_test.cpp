@@ -532,8 +532,63 @@ TEST_F(ConfigTest, NoSources) {
 TEST_F(ConfigTest, NotSupportedYet) {
   std::string e = errorOf("sources:\n  - name: g\n    type: graph\n");
   expectProblem(e, 3, "sources[0].type", "'graph' is not supported yet");
-  e = errorOf(kMinimal + "outputs:\n  elasticsearch:\n    hosts: [http://es:9200]\n");
-  expectProblem(e, 8, "outputs.elasticsearch", "not supported yet");
+}
+
+TEST_F(ConfigTest, ElasticsearchOutput) {
+  const std::string ca = write("es-ca.pem", "pem");
+  const std::string key_file = write("es-key", "kid:Es-K3y-Value\n");
+  auto r = load(kMinimal + "outputs:\n  elasticsearch:\n    hosts: [http://es1:9200, https://es2:9200]\n"
+                           "    api_key_file: " + key_file + "\n    ssl:\n      certificate_authorities: " +
+                ca + "\n    compression: false\n    bulk_max_bytes: 2MiB\n    bulk_max_docs: 500\n"
+                     "    timeout: 30s\n    ilm_policy: logs-90d\n");
+  ASSERT_TRUE(r) << r.error().message();
+  const auto& es = r->elasticsearch;
+  EXPECT_TRUE(es.enabled);
+  EXPECT_EQ(es.hosts, (std::vector<std::string>{"http://es1:9200", "https://es2:9200"}));
+  EXPECT_EQ(es.api_key.reveal(), "kid:Es-K3y-Value");
+  EXPECT_EQ(es.ssl.ca_file, ca);
+  EXPECT_FALSE(es.compression);
+  EXPECT_EQ(es.bulk_max_bytes, 2u << 20);
+  EXPECT_EQ(es.bulk_max_docs, 500u);
+  EXPECT_EQ(es.timeout, std::chrono::seconds(30));
+  EXPECT_EQ(es.ilm_policy, "logs-90d");
+  // With Elasticsearch configured, the file output is off unless asked for.
+  EXPECT_FALSE(r->file_output.enabled);
+  const std::string rendered = renderConfig(*r);
+  EXPECT_NE(rendered.find("es2:9200"), std::string::npos) << rendered;
+  EXPECT_NE(rendered.find("api_key_file: " + key_file), std::string::npos) << rendered;
+  EXPECT_EQ(rendered.find("Es-K3y-Value"), std::string::npos) << rendered;
+
+  // Defaults, basic auth, and the password masked.
+  r = load(kMinimal + "outputs:\n  file: {}\n  elasticsearch:\n    hosts: [http://es:9200]\n"
+                      "    username: elastic\n    password: Es-Passw0rd\n");
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_TRUE(r->file_output.enabled);
+  EXPECT_TRUE(r->elasticsearch.compression);
+  EXPECT_EQ(r->elasticsearch.bulk_max_bytes, 5u << 20);
+  EXPECT_EQ(r->elasticsearch.bulk_max_docs, 1000u);
+  EXPECT_EQ(r->elasticsearch.password.reveal(), "Es-Passw0rd");
+  EXPECT_EQ(renderConfig(*r).find("Es-Passw0rd"), std::string::npos);
+  EXPECT_NE(renderConfig(*r).find("password: \"***\""), std::string::npos) << renderConfig(*r);
+}
+
+TEST_F(ConfigTest, ElasticsearchOutputProblems) {
+  std::string e = errorOf(kMinimal + "outputs:\n  elasticsearch:\n    api_key: k:v\n");
+  expectProblem(e, 8, "outputs.elasticsearch.hosts", "missing");
+  e = errorOf(kMinimal + "outputs:\n  elasticsearch:\n    hosts: [es:9200]\n");
+  expectProblem(e, 9, "outputs.elasticsearch.hosts", "not an http:// or https:// URL");
+  e = errorOf(kMinimal + "outputs:\n  elasticsearch:\n    hosts: [http://es]\n    api_key: a:b\n"
+                         "    username: u\n    password: p\n");
+  expectProblem(e, 8, "outputs.elasticsearch", "not both");
+  e = errorOf(kMinimal + "outputs:\n  elasticsearch:\n    hosts: [http://es]\n    username: u\n");
+  expectProblem(e, 8, "outputs.elasticsearch.password", "missing");
+  e = errorOf(kMinimal + "outputs:\n  elasticsearch:\n    hosts: [http://es]\n    bulk_max_docs: 0\n");
+  expectProblem(e, 10, "outputs.elasticsearch.bulk_max_docs", "");
+  e = errorOf(kMinimal + "outputs:\n  elasticsearch:\n    hosts: [http://es]\n    compresion: true\n");
+  expectProblem(e, 10, "outputs.elasticsearch.compresion", "unknown key");
+  EXPECT_NE(e.find("compression"), std::string::npos) << e;  // the suggestion
+  e = errorOf(kMinimal + "outputs:\n  elasticsearch:\n");
+  expectProblem(e, 8, "outputs.elasticsearch", "hosts");
 }
 
 TEST_F(ConfigTest, SslOptions) {

@@ -1,0 +1,529 @@
+// The Elasticsearch output and `setup`'s index template installation. See
+// elasticsearch_output.h and outputs.md.
+#include "mdecollect/output/elasticsearch_output.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <simdjson.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <set>
+#include <utility>
+
+#include "ecs/json_writer.h"
+#include "mdecollect/output/es_setup.h"
+#include "mdecollect/output/es_template.h"
+
+namespace mdec::output {
+namespace {
+
+std::string base64(std::string_view data) {
+  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(data.data()),
+                                static_cast<int>(data.size()));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+std::string nowRfc3339() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char out[32];
+  std::strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%S", &tm);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
+  char frac[8];
+  std::snprintf(frac, sizeof frac, ".%03dZ", static_cast<int>(ms.count()));
+  return std::string(out) + frac;
+}
+
+// An HTTP status that is not 2xx as an error with Elasticsearch's own message.
+Error httpError(const std::string& what, const http::HttpResponse& res) {
+  const std::string message =
+      what + " (HTTP " + std::to_string(res.status) + ": " + elasticsearchError(res.body) + ")";
+  if (res.status == 401 || res.status == 403) {
+    return Error(ErrorCode::kAuth, message +
+                                       (res.status == 401
+                                            ? "; check api_key or username/password"
+                                            : "; the user or API key lacks a privilege"))
+        .withHttpStatus(res.status);
+  }
+  if (res.status == 429) return Error(ErrorCode::kThrottled, message).withHttpStatus(429);
+  return Error(ErrorCode::kHttp, message).withHttpStatus(res.status);
+}
+
+// Sets `out` from `result` when the value is there with that type.
+template <typename T>
+void readIf(simdjson::simdjson_result<T>&& result, T& out) {
+  T value;
+  if (std::move(result).get(value) == simdjson::SUCCESS) out = value;
+}
+
+// A URL without a trailing slash, joined with `path` (which starts with '/').
+std::string join(std::string_view host, std::string_view path) {
+  while (!host.empty() && host.back() == '/') host.remove_suffix(1);
+  return std::string(host) + std::string(path);
+}
+
+}  // namespace
+
+// ---- pieces ----
+
+std::string dataStreamOf(std::string_view document) {
+  std::string_view ns = "default";
+  const auto ds = document.find("\"data_stream\":{");
+  if (ds != std::string_view::npos) {
+    const auto end = document.find('}', ds);
+    const auto key = document.find("\"namespace\":\"", ds);
+    if (key != std::string_view::npos && key < end) {
+      const auto start = key + 13;
+      const auto close = document.find('"', start);
+      if (close != std::string_view::npos && close > start) ns = document.substr(start, close - start);
+    }
+  }
+  return std::string(kDataStreamPrefix) + std::string(ns);
+}
+
+void appendCreate(std::string& body, std::string_view index, std::string_view id,
+                  std::string_view document) {
+  body += R"({"create":{"_index":)";
+  ecs::appendString(body, index);
+  body += R"(,"_id":)";
+  ecs::appendString(body, id);
+  body += "}}\n";
+  body += document;
+  body += '\n';
+}
+
+Result<std::string> gzip(std::string_view data) {
+  z_stream z{};
+  // windowBits 15 + 16: a gzip wrapper. Level 1: most of the saving for little CPU (the
+  // Beats default too).
+  if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    return Error(ErrorCode::kInternal, "gzip: deflateInit2 failed");
+  }
+  std::string out(deflateBound(&z, static_cast<uLong>(data.size())), '\0');
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&z, Z_FINISH);
+  const auto written = z.total_out;
+  deflateEnd(&z);
+  if (rc != Z_STREAM_END) return Error(ErrorCode::kInternal, "gzip: deflate did not finish");
+  out.resize(written);
+  return out;
+}
+
+std::string authorizationHeader(const config::ElasticsearchOutputConfig& config) {
+  if (!config.api_key.empty()) {
+    const std::string& key = config.api_key.reveal();
+    // "id:api_key" as Elasticsearch's create-API-key response gives it in two parts, or
+    // the "encoded" form it gives ready for the header.
+    return "ApiKey " + (key.find(':') != std::string::npos ? base64(key) : key);
+  }
+  if (!config.username.empty()) {
+    return "Basic " + base64(config.username + ":" + config.password.reveal());
+  }
+  return {};
+}
+
+Result<std::vector<BulkItemResult>> parseBulkResponse(std::string_view body) {
+  simdjson::dom::parser parser;
+  simdjson::padded_string padded(body);
+  simdjson::dom::element root;
+  if (parser.parse(padded).get(root) != simdjson::SUCCESS) {
+    return Error(ErrorCode::kParse, "the bulk response is not JSON");
+  }
+  simdjson::dom::array items;
+  if (root["items"].get_array().get(items) != simdjson::SUCCESS) {
+    return Error(ErrorCode::kParse, "the bulk response has no items array");
+  }
+  std::vector<BulkItemResult> out;
+  for (simdjson::dom::element item : items) {
+    simdjson::dom::object wrapper;
+    if (item.get_object().get(wrapper) != simdjson::SUCCESS || wrapper.size() != 1) {
+      return Error(ErrorCode::kParse, "a bulk response item is not {action: {...}}");
+    }
+    const simdjson::dom::element result = (*wrapper.begin()).value;
+    BulkItemResult r;
+    std::int64_t status = 0;
+    if (result["status"].get_int64().get(status) != simdjson::SUCCESS) {
+      return Error(ErrorCode::kParse, "a bulk response item has no status");
+    }
+    r.status = static_cast<int>(status);
+    std::string_view text;
+    if (result["_id"].get_string().get(text) == simdjson::SUCCESS) r.id = std::string(text);
+    simdjson::dom::element error;
+    if (result["error"].get(error) == simdjson::SUCCESS) {
+      if (error["type"].get_string().get(text) == simdjson::SUCCESS) r.error_type = std::string(text);
+      if (error["reason"].get_string().get(text) == simdjson::SUCCESS) {
+        r.error_reason = std::string(text);
+      }
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::string elasticsearchError(std::string_view body) {
+  simdjson::dom::parser parser;
+  simdjson::padded_string padded(body);
+  simdjson::dom::element root;
+  if (parser.parse(padded).get(root) == simdjson::SUCCESS) {
+    std::string_view type;
+    std::string_view reason;
+    simdjson::dom::element error;
+    if (root["error"].get(error) == simdjson::SUCCESS) {
+      if (error.is_string()) return std::string(error.get_string().value());
+      readIf(error["type"].get_string(), type);
+      readIf(error["reason"].get_string(), reason);
+      if (!type.empty() || !reason.empty()) return std::string(type) + ": " + std::string(reason);
+    }
+  }
+  return std::string(body.substr(0, 200));
+}
+
+// ---- talking to the cluster: hosts in turn, auth, TLS ----
+
+EsTransport::EsTransport(const config::ElasticsearchOutputConfig& config,
+                         std::unique_ptr<http::HttpClient> client)
+    : config_(config),
+      client_(client ? std::move(client) : makeElasticsearchClient(config)),
+      authorization_(authorizationHeader(config)) {}
+
+Result<http::HttpResponse> EsTransport::send(const std::string& method, const std::string& path,
+                                             std::string body, bool ndjson) {
+  std::optional<Error> last;
+  for (std::size_t tried = 0; tried < config_.hosts.size(); ++tried) {
+    const std::string& host = config_.hosts[(current_ + tried) % config_.hosts.size()];
+    http::HttpRequest req;
+    req.method = method;
+    req.url = join(host, path);
+    req.timeout = config_.timeout;
+    req.max_response_bytes = 64u << 20;
+    req.headers.push_back({"Accept", "application/json"});
+    if (!authorization_.empty()) req.headers.push_back({"Authorization", authorization_});
+    if (!body.empty() || method == "POST" || method == "PUT") {
+      req.headers.push_back({"Content-Type", ndjson ? "application/x-ndjson" : "application/json"});
+      if (config_.compression && !body.empty()) {
+        auto packed = gzip(body);
+        if (!packed) return packed.error();
+        req.headers.push_back({"Content-Encoding", "gzip"});
+        req.body = std::move(*packed);
+      } else {
+        req.body = body;
+      }
+    }
+    auto res = client_->send(req);
+    if (res) {
+      current_ = (current_ + tried) % config_.hosts.size();
+      return res;
+    }
+    // Connection-level failure (or a bad URL): the next host.
+    last = Error(res.error().code(), host + ": " + res.error().message());
+  }
+  return last ? *last : Error(ErrorCode::kInvalidArgument, "elasticsearch: no hosts");
+}
+
+std::unique_ptr<http::HttpClient> makeElasticsearchClient(
+    const config::ElasticsearchOutputConfig& config) {
+  http::CurlClientOptions options;
+  options.proxy_url = config.proxy_url;
+  options.tls.verify = config.ssl.verify;
+  options.tls.ca_file = config.ssl.ca_file;
+  options.user_agent = "mdecollect/" MDEC_VERSION_STRING;
+  return http::makeCurlClient(options);
+}
+
+// ---- setup ----
+
+Result<std::string> installIndexTemplate(const config::ElasticsearchOutputConfig& config,
+                                         EsTransport& transport) {
+  const std::string path = "/_index_template/" + std::string(kIndexTemplateName);
+  IndexTemplateOptions options;
+  options.ilm_policy = config.ilm_policy;
+  auto current = templateState(config, transport);
+  if (!current) return current.error();
+  if (*current == TemplateState::kCurrent) {
+    return "index template " + std::string(kIndexTemplateName) + " left unchanged (version " +
+           std::to_string(indexTemplateVersion()) + ")";
+  }
+  auto res = transport.send("PUT", path, indexTemplateJson(options), false);
+  if (!res) return Error(res.error()).withContext("install the index template");
+  if (res->status != 200) return httpError("install the index template", *res);
+  return "index template " + std::string(kIndexTemplateName) +
+         (*current == TemplateState::kMissing ? " created" : " updated") + " (version " +
+         std::to_string(indexTemplateVersion()) + ", pattern " + std::string(kIndexPattern) +
+         (config.ilm_policy.empty() ? std::string() : ", ILM policy " + config.ilm_policy) + ")";
+}
+
+Result<TemplateState> templateState(const config::ElasticsearchOutputConfig& config,
+                                    EsTransport& transport) {
+  const std::string path = "/_index_template/" + std::string(kIndexTemplateName);
+  auto res = transport.send("GET", path, {}, false);
+  if (!res) return Error(res.error()).withContext("read the index template");
+  if (res->status == 404) return TemplateState::kMissing;
+  if (res->status != 200) return httpError("read the index template", *res);
+  simdjson::dom::parser parser;
+  simdjson::padded_string padded(res->body);
+  simdjson::dom::element root;
+  if (parser.parse(padded).get(root) != simdjson::SUCCESS) {
+    return Error(ErrorCode::kParse, "read the index template: the answer is not JSON");
+  }
+  simdjson::dom::element tmpl;
+  if (root.at_pointer("/index_templates/0/index_template").get(tmpl) != simdjson::SUCCESS) {
+    return TemplateState::kMissing;
+  }
+  std::int64_t version = -1;
+  readIf(tmpl.at_pointer("/_meta/version").get_int64(), version);
+  std::string_view policy;
+  // Elasticsearch answers settings nested ({"index":{"lifecycle":{"name":…}}}).
+  if (tmpl.at_pointer("/template/settings/index/lifecycle/name").get_string().get(policy) !=
+      simdjson::SUCCESS) {
+    readIf(tmpl.at_pointer("/template/settings/index.lifecycle.name").get_string(), policy);
+  }
+  if (version == indexTemplateVersion() && policy == config.ilm_policy) {
+    return TemplateState::kCurrent;
+  }
+  return TemplateState::kOutdated;
+}
+
+// ---- the output ----
+
+namespace {
+
+class ElasticsearchOutput final : public Output {
+ public:
+  ElasticsearchOutput(const config::ElasticsearchOutputConfig& config,
+                      ElasticsearchOutputOptions options,
+                      std::shared_ptr<ElasticsearchCounters> counters)
+      : config_(config),
+        transport_(config_, std::move(options.client)),
+        dead_letter_path_(std::move(options.dead_letter_path)),
+        counters_(counters ? std::move(counters) : std::make_shared<ElasticsearchCounters>()) {}
+
+  const std::string& name() const override { return name_; }
+
+  Status open(state::StateStore& store) override {
+    if (auto s = store.registerOutput(name_); !s) return s;
+    return okStatus();
+  }
+
+  std::size_t maxBatchDocuments() const override { return config_.bulk_max_docs; }
+  std::size_t maxBatchBytes() const override {
+    return static_cast<std::size_t>(config_.bulk_max_bytes);
+  }
+
+  Status deliver(const std::vector<state::OutboxDocument>& batch,
+                 state::StateStore& store) override {
+    if (batch.empty()) return okStatus();
+    // Items settled by an earlier, partly failed delivery of this batch are not sent again.
+    std::vector<Item> items(batch.size());
+    std::vector<std::size_t> pending;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      items[i].doc = &batch[i];
+      if (settled_.count(batch[i].seq) != 0) {
+        items[i].settled = true;
+      } else {
+        pending.push_back(i);
+      }
+    }
+
+    std::optional<Error> failure;
+    // Bulks of at most bulk_max_docs documents and about bulk_max_bytes.
+    std::size_t at = 0;
+    while (at < pending.size() && !failure) {
+      std::vector<std::size_t> chunk;
+      std::size_t bytes = 0;
+      while (at < pending.size() && chunk.size() < config_.bulk_max_docs) {
+        const std::size_t size = items[pending[at]].doc->body.size() + 100;
+        if (!chunk.empty() && bytes + size > config_.bulk_max_bytes) break;
+        bytes += size;
+        chunk.push_back(pending[at++]);
+      }
+      if (auto s = sendBulk(items, chunk); !s) failure = s.error();
+    }
+
+    // Dead letters are durable before their documents are acknowledged.
+    if (auto s = writeDeadLetters(items); !s) return s;
+    std::size_t prefix = 0;
+    while (prefix < items.size() && items[prefix].settled) ++prefix;
+    if (prefix > 0) {
+      if (auto s = store.acknowledge(name_, batch[prefix - 1].seq, std::nullopt); !s) {
+        return Error(ErrorCode::kIo, "elasticsearch output: acknowledge: " + s.error().message());
+      }
+    }
+    const std::int64_t acked = prefix > 0 ? batch[prefix - 1].seq : 0;
+    std::erase_if(settled_, [acked](std::int64_t seq) { return seq <= acked; });
+    std::size_t waiting = 0;
+    for (std::size_t i = prefix; i < items.size(); ++i) {
+      if (items[i].settled) {
+        settled_.insert(batch[i].seq);
+      } else {
+        ++waiting;
+      }
+    }
+    if (failure) return *failure;
+    if (waiting > 0) {
+      return Error(ErrorCode::kThrottled,
+                   std::to_string(waiting) +
+                       " documents were refused for now (429 or 5xx per item); sent again later");
+    }
+    return okStatus();
+  }
+
+ private:
+  struct Item {
+    const state::OutboxDocument* doc = nullptr;
+    bool settled = false;
+    bool dead = false;
+    int status = 0;
+    std::string error;
+    std::string index;
+  };
+
+  Status sendBulk(std::vector<Item>& items, const std::vector<std::size_t>& chunk) {
+    std::string body;
+    std::size_t size = 0;
+    for (std::size_t i : chunk) size += items[i].doc->body.size() + 128;
+    body.reserve(size);
+    for (std::size_t i : chunk) {
+      Item& item = items[i];
+      item.index = dataStreamOf(item.doc->body);
+      appendCreate(body, item.index, item.doc->id, item.doc->body);
+    }
+    ++counters_->bulk_requests;
+    auto res = transport_.send("POST", "/_bulk?filter_path=errors,items.*._id,items.*.status,"
+                                       "items.*.error.type,items.*.error.reason",
+                               std::move(body), true);
+    if (!res) {
+      ++counters_->failed_requests;
+      return Error(ErrorCode::kNetwork, "elasticsearch: " + res.error().message());
+    }
+    if (res->status == 413) {
+      if (chunk.size() == 1) {
+        // One document larger than the cluster takes: it can never be stored.
+        Item& item = items[chunk.front()];
+        item.settled = item.dead = true;
+        item.status = 413;
+        item.error = "request_entity_too_large: the document alone is over the cluster's "
+                     "http.max_content_length";
+        return okStatus();
+      }
+      const auto half = static_cast<std::ptrdiff_t>(chunk.size() / 2);
+      if (auto s = sendBulk(items, {chunk.begin(), chunk.begin() + half}); !s) return s;
+      return sendBulk(items, {chunk.begin() + half, chunk.end()});
+    }
+    if (res->status != 200) {
+      ++counters_->failed_requests;
+      return httpError("elasticsearch bulk request failed", *res);
+    }
+    auto results = parseBulkResponse(res->body);
+    if (!results) {
+      ++counters_->failed_requests;
+      return Error(ErrorCode::kNetwork, "elasticsearch: " + results.error().message());
+    }
+    if (results->size() != chunk.size()) {
+      ++counters_->failed_requests;
+      return Error(ErrorCode::kNetwork,
+                   "elasticsearch: the bulk response has " + std::to_string(results->size()) +
+                       " items for " + std::to_string(chunk.size()) + " documents");
+    }
+    for (std::size_t k = 0; k < chunk.size(); ++k) {
+      Item& item = items[chunk[k]];
+      const BulkItemResult& r = (*results)[k];
+      if (r.status >= 200 && r.status < 300) {
+        item.settled = true;
+        ++counters_->created;
+      } else if (r.status == 409) {
+        item.settled = true;  // the same _id is stored already: exactly once
+        ++counters_->duplicates;
+      } else if (r.status == 429 || r.status >= 500) {
+        ++counters_->item_retries;  // sent again in a later bulk
+      } else {
+        item.settled = item.dead = true;
+        item.status = r.status;
+        item.error = r.error_type + ": " + r.error_reason;
+      }
+    }
+    return okStatus();
+  }
+
+  Status writeDeadLetters(std::vector<Item>& items) {
+    std::string lines;
+    std::size_t count = 0;
+    for (Item& item : items) {
+      if (!item.dead) continue;
+      ++count;
+      lines += R"({"@timestamp":")" + nowRfc3339() + R"(","output":"elasticsearch","_index":)";
+      ecs::appendString(lines, item.index);
+      lines += R"(,"_id":)";
+      ecs::appendString(lines, item.doc->id);
+      lines += R"(,"status":)" + std::to_string(item.status) + R"(,"error":)";
+      lines += '"';
+      ecs::appendEscapedLossy(lines, item.error);
+      lines += '"';
+      lines += R"(,"document":)";
+      lines += item.doc->body;
+      lines += "}\n";
+    }
+    if (count == 0) return okStatus();
+    const int fd = ::open(dead_letter_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      return Error(ErrorCode::kIo, "dead-letter file " + dead_letter_path_ + ": " +
+                                       std::strerror(errno));
+    }
+    std::size_t done = 0;
+    int err = 0;
+    while (done < lines.size()) {
+      const ssize_t n = ::write(fd, lines.data() + done, lines.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        err = n < 0 ? errno : EIO;
+        break;
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    if (err == 0 && ::fsync(fd) != 0) err = errno;
+    ::close(fd);
+    if (err != 0) {
+      // Not acknowledged: sent again, refused again, written again.
+      for (Item& item : items) {
+        if (item.dead) item.settled = item.dead = false;
+      }
+      return Error(ErrorCode::kIo,
+                   "dead-letter file " + dead_letter_path_ + ": " + std::strerror(err));
+    }
+    counters_->dead_lettered += count;
+    spdlog::warn("elasticsearch refused {} document(s); written with the error to {}", count,
+                 dead_letter_path_);
+    return okStatus();
+  }
+
+  const config::ElasticsearchOutputConfig& config_;
+  EsTransport transport_;
+  std::string dead_letter_path_;
+  std::shared_ptr<ElasticsearchCounters> counters_;
+  std::string name_ = "elasticsearch";
+  std::set<std::int64_t> settled_;  // seqs past the acknowledged prefix already settled
+};
+
+}  // namespace
+
+std::unique_ptr<Output> makeElasticsearchOutput(const config::ElasticsearchOutputConfig& config,
+                                                ElasticsearchOutputOptions options,
+                                                std::shared_ptr<ElasticsearchCounters> counters) {
+  return std::make_unique<ElasticsearchOutput>(config, std::move(options), std::move(counters));
+}
+
+}  // namespace mdec::output
