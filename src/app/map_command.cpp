@@ -12,6 +12,7 @@
 
 #include "commands.h"
 #include "mdecollect/core/line_reader.h"
+#include "mdecollect/ecs/graph_translate.h"
 #include "mdecollect/ecs/mapper.h"
 
 namespace mdec::app {
@@ -19,6 +20,7 @@ namespace {
 
 struct MapArgs {
   bool preserve_original_event = false;
+  bool graph = false;  // input is Microsoft Graph alerts_v2 alerts or pages
   std::string ns = "default";
   std::vector<std::string> tags;
   bool tags_given = false;
@@ -135,6 +137,7 @@ int runMap(const MapArgs& args) {
   }
 
   ecs::Mapper mapper(options);
+  ecs::GraphTranslator translator;
   StdoutSink sink(args.id_field);
   std::uint64_t lines = 0;
   ecs::LineStats total;
@@ -152,7 +155,9 @@ int runMap(const MapArgs& args) {
       }
       if (!line->has_value()) break;
       ++lines;
-      const ecs::LineStats s = mapper.mapLine(**line, context, sink);
+      const ecs::LineStats s =
+          args.graph ? ecs::mapGraphLine(mapper, translator, **line, context, sink)
+                     : mapper.mapLine(**line, context, sink);
       total.alerts += s.alerts;
       total.documents += s.documents;
       total.errors += s.errors;
@@ -183,7 +188,12 @@ void addMapCommand(CLI::App& app, std::function<int()>& run) {
       "Output: one ECS document per evidence on standard output, in input order.\n"
       "Malformed input becomes an error document (event.kind: pipeline_error) that keeps\n"
       "the raw text. A summary goes to standard error.\n"
+      "With --graph the input is Microsoft Graph security/alerts_v2 alerts or pages\n"
+      "({\"value\":[alert,...]}), translated to Defender for Endpoint alerts first.\n"
       "Exit: 0 all input read, 1 an input could not be opened or read, 2 usage error.");
+  cmd->add_flag("--graph", args->graph,
+                "Input is Microsoft Graph alerts_v2 alerts or pages (translated to Defender for "
+                "Endpoint alerts, then mapped as those)");
   cmd->add_flag("--preserve-original-event", args->preserve_original_event,
                 "Keep each alert as JSON text in event.original (and tag the document)");
   cmd->add_option("--namespace", args->ns, "data_stream.namespace of the documents")

@@ -8,11 +8,13 @@
 #include <utility>
 #include <vector>
 
+#include "mdecollect/ecs/graph_translate.h"
 #include "mdecollect/ecs/mapper.h"
 #include "support/json_compare.h"
 
 namespace {
 
+using mdec::ecs::GraphTranslator;
 using mdec::ecs::LineContext;
 using mdec::ecs::MapOptions;
 using mdec::ecs::Mapper;
@@ -27,7 +29,9 @@ std::string goldenPath(const std::string& file) {
   return std::string(MDEC_GOLDEN_DIR) + "/" + file;
 }
 
-void runCase(const std::string& name, MapOptions options) {
+// `graph`: the input is Microsoft Graph alerts_v2 alerts or pages (graph.md), translated
+// first, as `mdecollect map --graph` does.
+void runCase(const std::string& name, MapOptions options, bool graph = false) {
   const auto input = readLines(goldenPath(name + ".input.ndjson"));
   ASSERT_TRUE(input.has_value()) << "cannot read " << goldenPath(name + ".input.ndjson");
   const auto expected_file = readLines(goldenPath(name + ".expected.ndjson"));
@@ -36,8 +40,15 @@ void runCase(const std::string& name, MapOptions options) {
   ASSERT_FALSE(expected.empty());
 
   Mapper mapper(std::move(options));
+  GraphTranslator translator;
   CollectingSink sink;
-  for (const auto& line : *input) mapper.mapLine(line, LineContext{}, sink);
+  for (const auto& line : *input) {
+    if (graph) {
+      mdec::ecs::mapGraphLine(mapper, translator, line, LineContext{}, sink);
+    } else {
+      mapper.mapLine(line, LineContext{}, sink);
+    }
+  }
   const auto& actual = sink.documents;
 
   EXPECT_EQ(actual.size(), expected.size()) << "document count differs for " << name;
@@ -73,5 +84,7 @@ TEST(GoldenTest, ElasticPipeline) {
   options.preserve_original_event = true;
   runCase("elastic-pipeline", std::move(options));
 }
+
+TEST(GoldenTest, Graph) { runCase("graph", MapOptions{}, /*graph=*/true); }
 
 }  // namespace

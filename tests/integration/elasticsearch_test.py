@@ -13,11 +13,13 @@ Environment for a real cluster: MDEC_TEST_ES_URL, and MDEC_TEST_ES_API_KEY or
 MDEC_TEST_ES_USERNAME/MDEC_TEST_ES_PASSWORD, MDEC_TEST_ES_CA (a CA file, optional).
 """
 import base64
+import glob
 import hashlib
 import json
 import os
 import random
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -258,6 +260,37 @@ world:
         self.assertEqual(sorted(es.dead() - set(dead) - set(stored))[:5], [])
         print(f"crashes: 20 SIGKILLs, {len(stored)} documents stored exactly once, "
               f"{len(dead)} dead-lettered, {len(lost)} superseded documents lost")
+
+    def test_beside_the_file_output_each_output_gets_every_document(self):
+        es = self.elasticsearch("--retry-items-every", "7")
+        emu = self.world(alerts=800)
+        c = self.collector(es, ct.source_yaml("both", emu.url, page_size=200,
+                                              initial_interval="48h", interval="500ms"))
+        with open(c.config, "a") as f:
+            f.write("  file:\n    enabled: true\n")
+        # A few polls while the world moves, a SIGKILL in the middle, then a final one.
+        c.start()
+        time.sleep(2.0)
+        c.kill()
+        c.start()
+        time.sleep(1.5)
+        rc, _ = c.terminate()
+        self.assertEqual(rc, 0, c.log_text()[-3000:])
+        emu.freeze()
+        self.assertEqual(c.once(), 0, c.log_text()[-3000:])
+        stored = es.stored()
+        self.assertEqual(sorted(k for k, n in stored.items() if n != 1)[:5], [])
+        # The file has one line per document, and the same number of documents as the
+        # cluster; nothing waits in the outbox.
+        lines = sum(1 for p in glob.glob(os.path.join(c.state, "output", "*.ndjson"))
+                    for _ in open(p))
+        self.assertEqual(lines, len(stored))
+        self.assertGreater(len(stored), 0)
+        self.assertEqual(sorted(set(stored) - set(expected_ids(emu.versions())))[:5], [])
+        db = sqlite3.connect(os.path.join(c.state, "state.db"))
+        self.assertEqual(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0], 0)
+        db.close()
+        print(f"file and elasticsearch: {lines} documents each")
 
     @unittest.skipIf(REAL_URL, "needs the fake's scripted credentials")
     def test_a_wrong_api_key_keeps_documents_waiting_until_it_is_fixed(self):

@@ -45,7 +45,7 @@ struct SourceConfig {
   SourceType type = SourceType::kMde;
   int line = 0;  // where it is defined, for messages
 
-  // type: mde (and graph, later)
+  // type: mde and graph
   std::string tenant_id;
   std::string client_id;
   Secret client_secret;                 // client_secret or client_secret_file
@@ -66,9 +66,12 @@ struct SourceConfig {
   int requests_per_hour = 1500;
   std::chrono::milliseconds request_timeout{60 * 1000};
 
+  // type: graph (with the mde keys; its defaults differ: graph.md)
+  std::vector<std::string> service_sources = {"microsoftDefenderForEndpoint"};  // []: all
+
   // type: file
   std::vector<std::string> paths;       // globs
-  std::string format = "mde";           // mde (alerts/pages); graph later
+  std::string format = "mde";           // mde (alerts/pages) or graph (alerts_v2)
 
   // every type
   std::optional<std::vector<std::string>> tags;  // unset: the default tags

@@ -48,6 +48,8 @@ constexpr std::array<std::string_view, 18> kMdeKeys = {
     "requests_per_hour", "request_timeout"};
 // clang-format on
 constexpr std::array<std::string_view, 2> kFileKeys = {"paths", "format"};
+constexpr std::array<std::string_view, 1> kGraphOnlyKeys = {"service_sources"};
+constexpr std::int64_t kMaxGraphPageSize = 1000;  // Graph clamps $top at 1000
 constexpr std::array<std::string_view, 3> kOutputKeys = {"file", "stdout", "elasticsearch"};
 constexpr std::array<std::string_view, 4> kFileOutputKeys = {"enabled", "path", "rotate_bytes",
                                                              "keep_files"};
@@ -595,15 +597,20 @@ std::string sourceKeyProblem(std::string_view key, std::optional<SourceType> typ
   const bool common = contains(kCommonSourceKeys, key);
   const bool mde = contains(kMdeKeys, key);
   const bool file = contains(kFileKeys, key);
+  const bool graph_only = contains(kGraphOnlyKeys, key);
   if (common) return {};
   if (!type) {
-    if (mde || file) return {};
+    if (mde || file || graph_only) return {};
   } else if (*type == SourceType::kMde) {
     if (mde) return {};
     if (file) return "'" + std::string(key) + "' is not a key of an mde source";
+    if (graph_only) return "'" + std::string(key) + "' is a key of graph sources only";
+  } else if (*type == SourceType::kGraph) {
+    if (mde || graph_only) return {};
+    if (file) return "'" + std::string(key) + "' is not a key of a graph source";
   } else if (*type == SourceType::kFile) {
     if (file) return {};
-    if (mde) return "'" + std::string(key) + "' is not a key of a file source";
+    if (mde || graph_only) return "'" + std::string(key) + "' is not a key of a file source";
   }
   std::string hint = suggestion(key, kCommonSourceKeys);
   if (hint.empty() && (!type || *type == SourceType::kMde)) hint = suggestion(key, kMdeKeys);
@@ -625,13 +632,18 @@ void decodeSource(Decoder& d, const Field& f, SourceConfig& s) {
       } else if (*name == "file") {
         type = SourceType::kFile;
       } else if (*name == "graph") {
-        d.problem(*t, "'graph' is not supported yet (use mde or file)");
+        type = SourceType::kGraph;
+        // Graph's defaults (graph.md); keys set below override them.
+        s.api_url = "https://graph.microsoft.com";
+        s.scopes = {"https://graph.microsoft.com/.default"};
+        s.requests_per_minute = 150;
+        s.requests_per_hour = 150 * 60;
       } else {
-        d.problem(*t, "must be mde or file, not '" + *name + "'");
+        d.problem(*t, "must be mde, graph or file, not '" + *name + "'");
       }
     }
   } else {
-    d.problem(f.line, childPath(f.path, "type"), "missing (mde or file)");
+    d.problem(f.line, childPath(f.path, "type"), "missing (mde, graph or file)");
   }
   if (type) s.type = *type;
 
@@ -685,7 +697,11 @@ void decodeSource(Decoder& d, const Field& f, SourceConfig& s) {
     } else if (k == "late_arrival_window") {
       d.duration(c, s.late_arrival_window, milliseconds(0));
     } else if (k == "page_size") {
-      if (auto v = d.integer(c, 1, kMaxPageSize)) s.page_size = static_cast<std::size_t>(*v);
+      const std::int64_t max =
+          type && *type == SourceType::kGraph ? kMaxGraphPageSize : kMaxPageSize;
+      if (auto v = d.integer(c, 1, max)) s.page_size = static_cast<std::size_t>(*v);
+    } else if (k == "service_sources") {
+      if (auto list = d.stringList(c, true)) s.service_sources = std::move(*list);
     } else if (k == "proxy_url") {
       proxyUrl(d, c, s.proxy_url);
     } else if (k == "ssl") {
@@ -705,7 +721,7 @@ void decodeSource(Decoder& d, const Field& f, SourceConfig& s) {
         }
       }
     } else if (k == "format") {
-      constexpr std::array<std::string_view, 1> kFormats = {"mde"};
+      constexpr std::array<std::string_view, 2> kFormats = {"mde", "graph"};
       if (auto format = d.choice(c, kFormats)) s.format = *format;
     } else if (k == "tags") {
       if (auto list = d.stringList(c, true)) s.tags = std::move(*list);
@@ -717,12 +733,13 @@ void decodeSource(Decoder& d, const Field& f, SourceConfig& s) {
   }
 
   if (m->get("name") == nullptr) d.problem(f.line, childPath(f.path, "name"), "missing");
-  if (type == SourceType::kMde) {
+  if (type == SourceType::kMde || type == SourceType::kGraph) {
+    const std::string what = type == SourceType::kMde ? "an mde source" : "a graph source";
     if (m->get("tenant_id") == nullptr) {
-      d.problem(f.line, childPath(f.path, "tenant_id"), "missing (required for an mde source)");
+      d.problem(f.line, childPath(f.path, "tenant_id"), "missing (required for " + what + ")");
     }
     if (m->get("client_id") == nullptr) {
-      d.problem(f.line, childPath(f.path, "client_id"), "missing (required for an mde source)");
+      d.problem(f.line, childPath(f.path, "client_id"), "missing (required for " + what + ")");
     }
     if (secret != nullptr && secret_file != nullptr) {
       d.problem(std::max(secret->line, secret_file->line), f.path,
@@ -1021,6 +1038,7 @@ void emitSource(YAML::Emitter& out, const SourceConfig& s) {
     emitString(out, "azure_resource", s.azure_resource);
     emitList(out, "scopes", s.scopes);
     emitString(out, "api_url", s.api_url);
+    if (s.type == SourceType::kGraph) emitList(out, "service_sources", s.service_sources);
     out << YAML::Key << "interval" << YAML::Value << core::formatDuration(s.interval);
     out << YAML::Key << "initial_interval" << YAML::Value
         << core::formatDuration(s.initial_interval);

@@ -25,6 +25,7 @@
 #include <utility>
 #include <vector>
 
+#include "mdecollect/ecs/graph_translate.h"
 #include "mdecollect/ecs/mapper.h"
 
 namespace mdec::source {
@@ -97,7 +98,8 @@ class FileSourceImpl final : public FileSource {
         patterns_(config.paths),
         delivery_(delivery),
         store_(delivery.store()),
-        mapper_(mapOptions(config)) {}
+        mapper_(mapOptions(config)),
+        graph_(config.format == "graph") {}
 
   Result<FilePollStats> poll() override {
     FilePollStats stats;
@@ -242,7 +244,11 @@ class FileSourceImpl final : public FileSource {
         const auto end = static_cast<std::size_t>(static_cast<const char*>(nl) - buf_.data());
         const std::string_view line(buf_.data() + line_begin, end - line_begin);
         const ecs::LineContext context{c.path, static_cast<std::int64_t>(base + line_begin), true};
-        mapper_.mapLine(line, context, sink_);
+        if (graph_) {
+          ecs::mapGraphLine(mapper_, translator_, line, context, sink_);
+        } else {
+          mapper_.mapLine(line, context, sink_);
+        }
         ++stats.lines;
         ++batch_lines;
         line_begin = end + 1;
@@ -269,6 +275,8 @@ class FileSourceImpl final : public FileSource {
   output::Delivery& delivery_;
   state::StateStore& store_;
   ecs::Mapper mapper_;
+  bool graph_;  // format: graph (Microsoft Graph alerts_v2 alerts or pages)
+  ecs::GraphTranslator translator_;
   BatchSink sink_;
   std::vector<char> buf_;
 };

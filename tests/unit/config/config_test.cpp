@@ -282,9 +282,9 @@ TEST_F(ConfigTest, FileSource) {
   EXPECT_EQ(r->sources[0].format, "mde");
   std::string e = errorOf("sources:\n  - name: f\n    type: file\n    paths: []\n");
   expectProblem(e, 4, "sources[0].paths", "at least one");
-  e = errorOf("sources:\n  - name: f\n    type: file\n    paths: [a, '']\n    format: graph\n");
+  e = errorOf("sources:\n  - name: f\n    type: file\n    paths: [a, '']\n    format: xml\n");
   expectProblem(e, 4, "sources[0].paths[1]", "must not be empty");
-  expectProblem(e, 5, "sources[0].format", "must be mde, not 'graph'");
+  expectProblem(e, 5, "sources[0].format", "must be mde or graph, not 'xml'");
 }
 
 TEST_F(ConfigTest, UnknownKeys) {
@@ -407,7 +407,7 @@ TEST_F(ConfigTest, MissingRequiredKeys) {
   e = errorOf("sources:\n  - name: a\n");
   expectProblem(e, 2, "sources[0].type", "missing");
   e = errorOf("sources:\n  - name: a\n    type: splunk\n");
-  expectProblem(e, 3, "sources[0].type", "must be mde or file, not 'splunk'");
+  expectProblem(e, 3, "sources[0].type", "must be mde, graph or file, not 'splunk'");
 }
 
 TEST_F(ConfigTest, EmptyStrings) {
@@ -529,9 +529,43 @@ TEST_F(ConfigTest, NoSources) {
   expectProblem(e, 2, "sources", "at least one source is required");
 }
 
-TEST_F(ConfigTest, NotSupportedYet) {
-  std::string e = errorOf("sources:\n  - name: g\n    type: graph\n");
-  expectProblem(e, 3, "sources[0].type", "'graph' is not supported yet");
+TEST_F(ConfigTest, GraphSourceDefaults) {
+  auto r = load("sources:\n  - name: tenant-a\n    type: graph\n"
+                "    tenant_id: 11111111-2222-3333-4444-555555555555\n    client_id: app-1\n"
+                "    client_secret: S3cr3t-Value-123\n");
+  ASSERT_TRUE(r) << r.error().message();
+  const auto& s = r->sources.at(0);
+  EXPECT_EQ(s.type, SourceType::kGraph);
+  EXPECT_EQ(s.api_url, "https://graph.microsoft.com");
+  EXPECT_EQ(s.scopes, std::vector<std::string>{"https://graph.microsoft.com/.default"});
+  EXPECT_EQ(s.token_url, "oauth2/v2.0/token");
+  EXPECT_EQ(s.page_size, 1000u);
+  EXPECT_EQ(s.requests_per_minute, 150);
+  EXPECT_EQ(s.service_sources, std::vector<std::string>{"microsoftDefenderForEndpoint"});
+  EXPECT_NE(renderConfig(*r).find("service_sources: [microsoftDefenderForEndpoint]"),
+            std::string::npos)
+      << renderConfig(*r);
+  // Overridden; [] means every product.
+  r = load("sources:\n  - name: g\n    type: graph\n    tenant_id: t\n    client_id: c\n"
+           "    client_secret: S3cr3t-Value-123\n    api_url: http://127.0.0.1:9\n"
+           "    page_size: 500\n    service_sources: []\n");
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->sources[0].api_url, "http://127.0.0.1:9");
+  EXPECT_EQ(r->sources[0].page_size, 500u);
+  EXPECT_TRUE(r->sources[0].service_sources.empty());
+}
+
+TEST_F(ConfigTest, GraphSourceProblems) {
+  std::string e = errorOf("sources:\n  - name: g\n    type: graph\n    tenant_id: t\n"
+                          "    client_id: c\n    client_secret: S3cr3t-Value-123\n"
+                          "    page_size: 5000\n");
+  expectProblem(e, 7, "sources[0].page_size", "");
+  e = errorOf(kMinimal + "    service_sources: [a]\n");
+  expectProblem(e, 7, "sources[0].service_sources", "graph sources only");
+  e = errorOf("sources:\n  - name: g\n    type: graph\n");
+  expectProblem(e, 2, "sources[0].tenant_id", "graph source");
+  e = errorOf("sources:\n  - name: g\n    type: grap\n");
+  expectProblem(e, 3, "sources[0].type", "must be mde, graph or file");
 }
 
 TEST_F(ConfigTest, ElasticsearchOutput) {
