@@ -339,7 +339,9 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request) {
     st += curl_easy_setopt(h, CURLOPT_CAINFO, options_.tls.ca_file.c_str());
   }
   if (options_.accept_gzip) {
-    st += curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");  // every encoding curl can decode
+    // gzip only: what Microsoft's APIs and Elasticsearch compress with (a server offered
+    // "br" may pick it, and brotli at its default quality is slow to produce).
+    st += curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "gzip");
   }
   if (!options_.user_agent.empty()) {
     st += curl_easy_setopt(h, CURLOPT_USERAGENT, options_.user_agent.c_str());
