@@ -21,9 +21,11 @@ int main(int argc, char** argv) {
   try {
     CLI::App app{
         "mde-emulator " MDEC_VERSION
-        " - emulates Microsoft's token endpoint and the Defender for Endpoint alerts API\n"
+        " - emulates Microsoft's token endpoint, the Defender for Endpoint alerts API\n"
         "(GET /api/alerts, /api/alerts/{id}; POST /{tenant}/oauth2/token and /oauth2/v2.0/token)\n"
-        "on loopback, over a deterministic, changing population of alerts.\n"
+        "and Microsoft Graph's alerts_v2 (GET /v1.0/security/alerts_v2, .../{id}; tokens with\n"
+        "scope https://graph.microsoft.com/.default) on loopback, over one deterministic,\n"
+        "changing population of alerts.\n"
         "The first line on standard output is the base URL. Test-only endpoints:\n"
         "  GET /_emulator/versions, GET /_emulator/stats, GET|POST /_emulator/faults.\n"
         "Without --tenant, one client exists: tenant " +
@@ -45,6 +47,8 @@ int main(int argc, char** argv) {
     std::optional<std::string> next_link;
     std::string tls_cert;
     std::string tls_key;
+    bool no_graph_permission = false;
+    std::optional<int> graph_quota;
     app.add_option("--config", config_file, "YAML file with any of the settings below and more "
                                             "(world rates, quota, faults)");
     app.add_option("--listen", listen, "HOST:PORT to listen on (default 127.0.0.1:0, any port)");
@@ -61,6 +65,11 @@ int main(int argc, char** argv) {
     app.add_option("--next-link", next_link, "@odata.nextLink: none, correct or malformed");
     app.add_option("--tls-cert", tls_cert, "PEM certificate: serve HTTPS (with --tls-key)");
     app.add_option("--tls-key", tls_key, "PEM private key");
+    app.add_flag("--no-graph-permission", no_graph_permission,
+                 "Clients lack Graph's SecurityAlert.Read.All: Graph answers 403 "
+                 "Authorization_RequestDenied");
+    app.add_option("--graph-quota", graph_quota,
+                   "Graph requests a minute per client (default 150)");
     try {
       app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -132,6 +141,17 @@ int main(int argc, char** argv) {
           !s) {
         return fail(s.error().message());
       }
+    }
+    if (no_graph_permission) {
+      if (config.clients.empty()) {
+        config.clients.push_back({mdec::emulator::kDefaultTenant, mdec::emulator::kDefaultClientId,
+                                  mdec::emulator::kDefaultClientSecret, true, true});
+      }
+      for (auto& client : config.clients) client.graph_read = false;
+    }
+    if (graph_quota) {
+      if (*graph_quota <= 0) return fail("--graph-quota must be positive");
+      config.graph_quota_per_minute = *graph_quota;
     }
     if (!tls_cert.empty()) config.tls_cert = tls_cert;
     if (!tls_key.empty()) config.tls_key = tls_key;

@@ -20,6 +20,7 @@
 // Key order follows the input: a renamed key takes the place of the key it replaces.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -43,9 +44,15 @@ class GraphTranslator {
   // caller then maps the original text, which gives the mapper's error document holding it.
   //
   // On success `out` is followed by at least kLinePadding readable bytes of its own
-  // storage (out.capacity() - out.size() >= kLinePadding, initialized), so
-  // std::string_view(out) may be handed straight to Mapper::mapElement.
+  // storage (out.capacity() - out.size() >= kLinePadding), so std::string_view(out) may be
+  // handed straight to Mapper::mapElement. Reusing one `out` (and one translator) from
+  // alert to alert allocates nothing once the largest alert has been seen. A translator is
+  // used by one thread at a time.
   bool translate(std::string_view text, std::string& out);
+
+  // Lines mapGraphLine mapped without a structural scan of the whole line (pages whose
+  // alerts all translate, and alert lines without a "value" key): for tests and metrics.
+  std::uint64_t fastLines() const;
 
  private:
   friend LineStats mapGraphLine(Mapper&, GraphTranslator&, std::string_view, const LineContext&,

@@ -72,7 +72,7 @@ struct Comment {
 // One evidence object. The API uses one flat key set for every entity type; keys that do
 // not apply to the type are null.
 struct Evidence {
-  std::string entity_type;  // User, Process, File, Ip, Url, RegistryKey, RegistryValue
+  std::string entity_type;  // User, Process, File, Ip, Url, Registry (a key or a value)
   std::optional<Timestamp> evidence_creation_time;
   std::optional<std::string> sha1;
   std::optional<std::string> sha256;

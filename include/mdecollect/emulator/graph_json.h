@@ -46,8 +46,8 @@ inline constexpr std::string_view kUnknownFutureValue = "unknownFutureValue";
 inline constexpr std::string_view kGraphServiceSource = "microsoftDefenderForEndpoint";
 
 // Graph's spelling of the emulator's enums.
-std::string_view graphStatusName(Status status);            // new, inProgress, resolved, unknown
-std::string_view graphSeverityName(Severity severity);      // unknown, informational, ...
+std::string_view graphStatusName(Status status);             // new, inProgress, resolved, unknown
+std::string_view graphSeverityName(Severity severity);       // unknown, informational, ...
 std::string_view graphClassificationName(Classification c);  // truePositive, ...
 
 // `text` with its first ASCII letter lower-cased (Graph's spelling of a Pascal-case Defender
@@ -82,8 +82,7 @@ std::string_view graphEnumValue(GraphEnum which, std::string_view value,
 bool hasNewerGraphMembers(const Alert& alert);
 
 // The alert as compact JSON, as Graph sends it in `value` (evidence always included).
-void appendGraphAlertJson(const Alert& alert, bool include_unknown_enum_members,
-                          std::string& out);
+void appendGraphAlertJson(const Alert& alert, bool include_unknown_enum_members, std::string& out);
 
 // A Graph page: {"@odata.context":"<odata_context>"[,"@odata.count":N]
 // [,"@odata.nextLink":"<next_link>"],"value":[<alerts>]}. A negative `count` and an empty

@@ -42,6 +42,10 @@ struct QueryParams {
   std::optional<std::string> expand;   // $expand
 };
 
+// An OData v4 dateTimeOffsetValue, yyyy-MM-ddTHH:mm[:ss[.fraction]](Z | ±HH:mm), with a real
+// calendar date (no 2026-02-30); nullopt otherwise. Shared by the Graph query parser.
+std::optional<core::Instant> parseODataDateTime(std::string_view text);
+
 // Errors are ErrorCode::kInvalidArgument with a message in the style of the real API.
 Result<AlertQuery> parseAlertQuery(const QueryParams& params);
 

@@ -1,9 +1,19 @@
-// mde-emulator: a real HTTP server that behaves like Microsoft's token endpoint and the
-// Defender for Endpoint alerts API (spec: api-facts.md), over an emulated World.
+// mde-emulator: a real HTTP server that behaves like Microsoft's token endpoint, the
+// Defender for Endpoint alerts API (spec: api-facts.md) and Microsoft Graph's alerts_v2
+// (spec: graph.md), both over one emulated World.
+//
+// Graph: GET /v1.0/security/alerts_v2 (and /{id}) serve the same alerts and versions as
+// /api/alerts in Graph's representation (graph_json.h), with Graph's query options
+// (graph_odata.h), opaque @odata.nextLink paging, `Prefer: include-unknown-enum-members`,
+// Graph's error body, its own quota (graph_quota_per_minute) and permission
+// (SecurityAlert.Read.All). Tokens carry their audience: a token asked for
+// https://graph.microsoft.com/.default works on Graph only, one for the Defender API on
+// /api/alerts only (401 otherwise). Faults apply to both.
 //
 // Test-only endpoints (not part of Microsoft's API):
 //   GET  /_emulator/versions  every alert version visible so far, with latest/served
 //   GET  /_emulator/stats     emulated clock, requests by path and status, 429s answered
+//                             (Graph's apart: graph_requests, graph_throttled, ...)
 //   POST /_emulator/faults    change faults and behaviour at run time (JSON body)
 //   POST /_emulator/clock     {"frozen": true|false}: stop or resume emulated time
 #pragma once
@@ -24,6 +34,7 @@ struct ClientConfig {
   std::string client_id;
   std::string client_secret;
   bool alert_read = true;  // has the Alert.Read.All application role
+  bool graph_read = true;  // has Graph's SecurityAlert.Read.All application permission
 };
 
 enum class NextLinkMode { kNone, kCorrect, kMalformed };
@@ -48,6 +59,7 @@ struct EmulatorConfig {
   std::chrono::seconds token_lifetime{3599};  // emulated
   int quota_per_minute = 100;             // per (tenant, client), real time
   int quota_per_hour = 1500;
+  int graph_quota_per_minute = 150;       // Graph's, per (tenant, client), real time
   OrderMode orderby = OrderMode::kHonour;
   NextLinkMode next_link = NextLinkMode::kNone;
   Faults faults;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "mdecollect/emulator/alert_generator.h"
+#include "mdecollect/emulator/graph_odata.h"
 #include "mdecollect/emulator/odata.h"
 
 namespace mdec::emulator {
@@ -66,6 +67,18 @@ class World {
   std::optional<std::string> alertJson(std::string_view id, bool expand_evidence,
                                        bool mark_served = true);
 
+  // The same world through Microsoft Graph (`alerts_v2`): the alerts visible now that match
+  // `query`, in Graph's representation (graph_json.h), ordered and paged like query() (the
+  // same fixed arbitrary order without $orderby). A version served here counts as served.
+  // `include_unknown_enum_members`: the request's `Prefer: include-unknown-enum-members`.
+  QueryPage queryGraph(const GraphQuery& query, OrderMode mode, bool include_unknown_enum_members,
+                       bool mark_served = true);
+
+  // The newest visible version of one alert as Graph shows it; nullopt when unknown.
+  std::optional<std::string> alertGraphJson(std::string_view id,
+                                            bool include_unknown_enum_members,
+                                            bool mark_served = true);
+
   // Every version that has become visible so far, in order of visibility.
   std::vector<VersionInfo> versions() const;
 
@@ -83,6 +96,17 @@ class World {
     bool served = false;
     std::string json_expanded;  // dropped once a newer version is visible
     std::string json_plain;
+    // What a Graph $filter looks at, in Graph's spelling.
+    std::string_view graph_status;
+    std::string_view graph_severity;
+    std::optional<std::string_view> graph_classification;
+    std::optional<std::string> graph_determination;
+    std::optional<std::string> assigned_to;
+    // Graph's representation, rendered on first use (renderGraph) and dropped with the rest.
+    bool graph_rendered = false;
+    bool graph_differs = false;   // graph_json_legacy differs (a newer enum member)
+    std::string graph_json;         // with newer enum members
+    std::string graph_json_legacy;  // without (unknownFutureValue); empty unless it differs
   };
   struct Slot {
     Alert alert;                 // the newest version created
@@ -91,6 +115,15 @@ class World {
   };
 
   void addVersion(std::size_t slot_index);
+  // Renders the Graph JSON of the newest version of `slot` from slot.alert, if not yet.
+  void renderGraph(Slot& slot);
+  // The Graph JSON of a visible version (rendered before: see renderGraph).
+  const std::string& graphJson(Slot& slot, Version& version, bool include_unknown_enum_members);
+  // The visible versions that pass `keep`, ordered as query() orders them.
+  template <typename Keep>
+  std::vector<std::pair<std::size_t, Version*>> matching(Keep keep,
+                                                         std::optional<TimeField> order_by,
+                                                         bool descending, OrderMode mode);
   const Version* visibleVersion(const Slot& slot) const;
   Version* visibleVersion(Slot& slot);
   Timestamp lateness(Rng& rng);

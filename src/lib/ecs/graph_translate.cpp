@@ -4,15 +4,28 @@
 // in input key order: a key the translation renames is written in the place of the key it
 // replaces; the first deviceEvidence's fields are written just before "evidence". Nothing is
 // allocated per key: the parser and the output buffer are reused from alert to alert.
+//
+// mapGraphLine finds the alerts of a page without scanLine when it can (findPageElements),
+// translates them all, then hands each to Mapper::mapElement; any doubt about the line sends
+// it down the scanLine path, which does what Mapper::mapLine does with Defender pages.
 #include "mdecollect/ecs/graph_translate.h"
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <array>
+#include <charconv>
+#include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <optional>
+#include <string>
+#include <vector>
 
-#include "ecs/json_writer.h"
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "ecs/line_scanner.h"
 
 namespace mdec::ecs {
@@ -24,21 +37,10 @@ namespace {
 using simdjson::dom::element;
 using simdjson::dom::element_type;
 
-// ---- Key classification (compare lengths first, then bytes; no hashing) ---------------
+// ---- Key classification (by length first: most keys match no rule) -------------------
 
-struct KeyName {
-  std::string_view name;
-  int key;
-};
-
-template <std::size_t N>
-int classify(const std::array<KeyName, N>& table, std::string_view key) {
-  for (const auto& k : table) {
-    if (k.name.size() == key.size() && std::memcmp(k.name.data(), key.data(), key.size()) == 0) {
-      return k.key;
-    }
-  }
-  return 0;
+inline bool is(std::string_view key, std::string_view name) {
+  return std::memcmp(key.data(), name.data(), name.size()) == 0;  // sizes already equal
 }
 
 // Top-level keys of a Graph alert that the translation changes.
@@ -55,24 +57,35 @@ enum AlertKey : int {
   kAResolvedDateTime,
   kATenantId,
   kAEvidence,
+  kAValue,  // "value": a page's key, never an alert's
 };
 
-constexpr std::array<KeyName, 14> kAlertKeys = {{
-    {"status", kAEnum},
-    {"severity", kASeverity},
-    {"classification", kAEnum},
-    {"determination", kAEnum},
-    {"investigationState", kAEnum},
-    {"detectionSource", kADetectionSource},
-    {"threatDisplayName", kAThreatDisplayName},
-    {"createdDateTime", kACreatedDateTime},
-    {"lastUpdateDateTime", kALastUpdateDateTime},
-    {"firstActivityDateTime", kAFirstActivityDateTime},
-    {"lastActivityDateTime", kALastActivityDateTime},
-    {"resolvedDateTime", kAResolvedDateTime},
-    {"tenantId", kATenantId},
-    {"evidence", kAEvidence},
-}};
+AlertKey classifyAlertKey(std::string_view k) {
+  switch (k.size()) {
+    case 5: return is(k, "value") ? kAValue : kAOther;
+    case 6: return is(k, "status") ? kAEnum : kAOther;
+    case 8:
+      if (is(k, "severity")) return kASeverity;
+      if (is(k, "tenantId")) return kATenantId;
+      if (is(k, "evidence")) return kAEvidence;
+      return kAOther;
+    case 13: return is(k, "determination") ? kAEnum : kAOther;
+    case 14: return is(k, "classification") ? kAEnum : kAOther;
+    case 15:
+      if (is(k, "detectionSource")) return kADetectionSource;
+      if (is(k, "createdDateTime")) return kACreatedDateTime;
+      return kAOther;
+    case 16: return is(k, "resolvedDateTime") ? kAResolvedDateTime : kAOther;
+    case 17: return is(k, "threatDisplayName") ? kAThreatDisplayName : kAOther;
+    case 18:
+      if (is(k, "lastUpdateDateTime")) return kALastUpdateDateTime;
+      if (is(k, "investigationState")) return kAEnum;
+      return kAOther;
+    case 20: return is(k, "lastActivityDateTime") ? kALastActivityDateTime : kAOther;
+    case 21: return is(k, "firstActivityDateTime") ? kAFirstActivityDateTime : kAOther;
+    default: return kAOther;
+  }
+}
 
 // Keys of an evidence element that the translation changes.
 enum EvidenceKey : int {
@@ -87,17 +100,25 @@ enum EvidenceKey : int {
   kEUserAccount,
 };
 
-constexpr std::array<KeyName, 9> kEvidenceKeys = {{
-    {"@odata.type", kEODataType},
-    {"createdDateTime", kECreatedDateTime},
-    {"detectionStatus", kEDetectionStatus},
-    {"fileDetails", kEFileDetails},
-    {"imageFile", kEFileDetails},
-    {"processCreationDateTime", kEProcessCreationDateTime},
-    {"parentProcessCreationDateTime", kEParentProcessCreationDateTime},
-    {"parentProcessImageFile", kEParentProcessImageFile},
-    {"userAccount", kEUserAccount},
-}};
+EvidenceKey classifyEvidenceKey(std::string_view k) {
+  switch (k.size()) {
+    case 9: return is(k, "imageFile") ? kEFileDetails : kEOther;
+    case 11:
+      if (is(k, "@odata.type")) return kEODataType;
+      if (is(k, "fileDetails")) return kEFileDetails;
+      if (is(k, "userAccount")) return kEUserAccount;
+      return kEOther;
+    case 15:
+      if (is(k, "createdDateTime")) return kECreatedDateTime;
+      if (is(k, "detectionStatus")) return kEDetectionStatus;
+      return kEOther;
+    case 22: return is(k, "parentProcessImageFile") ? kEParentProcessImageFile : kEOther;
+    case 23: return is(k, "processCreationDateTime") ? kEProcessCreationDateTime : kEOther;
+    case 29:
+      return is(k, "parentProcessCreationDateTime") ? kEParentProcessCreationDateTime : kEOther;
+    default: return kEOther;
+  }
+}
 
 // Graph detectionSource -> Defender for Endpoint detectionSource; others unchanged.
 constexpr std::array<std::pair<std::string_view, std::string_view>, 10> kDetectionSources = {{
@@ -134,75 +155,133 @@ bool isDeviceEvidence(const element& e) {
 }
 
 // ---- The writer -----------------------------------------------------------------------
+//
+// Writes straight into the caller's std::string through a cursor: the string is sized ahead
+// (kSlack bytes beyond `end_` always stay writable) and every write reserves what it needs
+// first, so there is no capacity check per byte. Strings come from simdjson's string buffer
+// (unescaped, valid UTF-8) and are escaped again 16 bytes at a time; that buffer keeps
+// SIMDJSON_PADDING bytes after its last string, so a 16-byte load at any byte of a string is
+// in bounds.
+
+constexpr std::size_t kSlack = 64;
+static_assert(kSlack >= kLinePadding && kSlack >= 16);
+
+#if !defined(__SSE2__)
+constexpr std::array<bool, 256> makeEscapeTable() {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[static_cast<std::size_t>(c)] = true;
+  t['"'] = true;
+  t['\\'] = true;
+  return t;
+}
+constexpr std::array<bool, 256> kNeedsEscape = makeEscapeTable();
+#endif
 
 class Writer {
  public:
-  explicit Writer(std::string& out) : out_(out) {}
+  // Writes into `buf` from offset `start` on; `expected` is the room to make at once.
+  // Growing `buf` initializes only the part that is new, so a buffer reused from alert to
+  // alert costs nothing to size.
+  Writer(std::string& buf, std::size_t start, std::size_t expected) : s_(buf) {
+    if (s_.size() < start + expected + kSlack) s_.resize(start + expected + kSlack);
+    p_ = s_.data() + start;
+    end_ = s_.data() + s_.size() - kSlack;
+  }
+
+  // Where the text ends in `buf`; at least kSlack bytes of `buf` follow it.
+  std::size_t end() const { return static_cast<std::size_t>(p_ - s_.data()); }
 
   // A key known not to need escaping.
   void key(bool& first, std::string_view k) {
-    if (!first) out_.push_back(',');
+    reserve(k.size() + 4);
+    if (!first) *p_++ = ',';
     first = false;
-    out_.push_back('"');
-    out_.append(k);
-    out_.append("\":", 2);
+    *p_++ = '"';
+    copy(k);
+    *p_++ = '"';
+    *p_++ = ':';
   }
 
   // A key from the input (escaped again).
   void inputKey(bool& first, std::string_view k) {
-    if (!first) out_.push_back(',');
+    reserve(6 * k.size() + 4);
+    if (!first) *p_++ = ',';
     first = false;
-    appendString(out_, k);
-    out_.push_back(':');
+    *p_++ = '"';
+    escaped(k);
+    *p_++ = '"';
+    *p_++ = ':';
+  }
+
+  void put(char c) {
+    reserve(1);
+    *p_++ = c;
+  }
+
+  // Text that is JSON already (a constant).
+  void raw(std::string_view json) {
+    reserve(json.size());
+    copy(json);
+  }
+
+  // A string of the parsed document.
+  void str(std::string_view s) {
+    reserve(6 * s.size() + 2);
+    *p_++ = '"';
+    escaped(s);
+    *p_++ = '"';
   }
 
   void value(const element& e) {
     switch (e.type()) {
-      case element_type::STRING: appendString(out_, stringOf(e)); break;
+      case element_type::STRING: str(stringOf(e)); break;
       case element_type::OBJECT: {
-        out_.push_back('{');
+        put('{');
         bool first = true;
         for (auto field : simdjson::dom::object(e)) {
           inputKey(first, field.key);
           value(field.value);
         }
-        out_.push_back('}');
+        put('}');
         break;
       }
       case element_type::ARRAY: {
-        out_.push_back('[');
+        put('[');
         bool first = true;
         for (element item : simdjson::dom::array(e)) {
-          if (!first) out_.push_back(',');
+          if (!first) put(',');
           first = false;
           value(item);
         }
-        out_.push_back(']');
+        put(']');
         break;
       }
-      case element_type::INT64: appendInt(out_, e.get_int64().value_unsafe()); break;
-      case element_type::UINT64: appendUint(out_, e.get_uint64().value_unsafe()); break;
-      case element_type::DOUBLE: appendDouble(out_, e.get_double().value_unsafe()); break;
-      case element_type::BOOL:
-        if (e.get_bool().value_unsafe()) {
-          out_.append("true", 4);
+      case element_type::INT64: number(e.get_int64().value_unsafe()); break;
+      case element_type::UINT64: number(e.get_uint64().value_unsafe()); break;
+      case element_type::DOUBLE: {
+        const double d = e.get_double().value_unsafe();
+        if (std::isfinite(d)) {
+          number(d);
         } else {
-          out_.append("false", 5);
+          raw("null");
         }
         break;
-      case element_type::NULL_VALUE: out_.append("null", 4); break;
+      }
+      case element_type::BOOL: raw(e.get_bool().value_unsafe() ? "true" : "false"); break;
+      case element_type::NULL_VALUE: raw("null"); break;
     }
   }
 
-  // `s` with its first letter upper-cased, as a JSON string.
+  // `s` (a string of the parsed document) with its first letter upper-cased, as a JSON string.
   void pascal(std::string_view s) {
-    out_.push_back('"');
+    reserve(6 * s.size() + 2);
+    *p_++ = '"';
     if (!s.empty() && s.front() >= 'a' && s.front() <= 'z') {
-      out_.push_back(static_cast<char>(s.front() - 'a' + 'A'));
+      *p_++ = static_cast<char>(s.front() - 'a' + 'A');
       s.remove_prefix(1);
     }
-    appendEscaped(out_, s);
-    out_.push_back('"');
+    escaped(s);
+    *p_++ = '"';
   }
 
   // An enum value: a string in Pascal case, anything else as it is.
@@ -216,7 +295,7 @@ class Writer {
 
   void severity(const element& e) {
     if (e.type() == element_type::STRING && stringOf(e) == "unknown") {
-      out_.append("\"UnSpecified\"");
+      raw("\"UnSpecified\"");
     } else {
       enumValue(e);
     }
@@ -227,9 +306,10 @@ class Writer {
       const std::string_view s = stringOf(e);
       for (const auto& [graph, mde] : kDetectionSources) {
         if (s == graph) {
-          out_.push_back('"');
-          out_.append(mde);
-          out_.push_back('"');
+          reserve(mde.size() + 2);
+          *p_++ = '"';
+          copy(mde);
+          *p_++ = '"';
           return;
         }
       }
@@ -239,10 +319,10 @@ class Writer {
 
   // The translated alert.
   void alert(const element& root) {
-    out_.push_back('{');
+    put('{');
     bool first = true;
     for (auto field : simdjson::dom::object(root)) {
-      switch (classify(kAlertKeys, field.key)) {
+      switch (classifyAlertKey(field.key)) {
         case kAEnum:
           key(first, field.key);
           enumValue(field.value);
@@ -286,13 +366,19 @@ class Writer {
         case kAEvidence:
           evidenceMember(first, field.value);
           break;
+        case kAValue:
+          // Written escaped (the same key to a JSON parser) so that scanLine, which compares
+          // raw key text, never takes the translated alert for a page.
+          key(first, "\\u0076alue");
+          value(field.value);
+          break;
         default:
           inputKey(first, field.key);
           value(field.value);
           break;
       }
     }
-    out_.push_back('}');
+    put('}');
   }
 
  private:
@@ -311,12 +397,12 @@ class Writer {
         ++device_index;
       }
       key(first, "evidence");
-      out_.push_back('[');
+      put('[');
       bool first_item = true;
       std::size_t index = 0;
       for (element item : items) {
         if (!found || index != device_index) {
-          if (!first_item) out_.push_back(',');
+          if (!first_item) put(',');
           first_item = false;
           if (item.type() == element_type::OBJECT) {
             evidence(item);
@@ -326,13 +412,13 @@ class Writer {
         }
         ++index;
       }
-      out_.push_back(']');
+      put(']');
     } else if (ev.type() == element_type::OBJECT) {
       // The one-object form: a deviceEvidence leaves no evidence behind.
       if (isDeviceEvidence(ev)) {
         device(first, ev);
         key(first, "evidence");
-        out_.append("[]", 2);
+        raw("[]");
       } else {
         key(first, "evidence");
         evidence(ev);
@@ -390,7 +476,7 @@ class Writer {
     }
     if (!account && !domain) return;
     key(first, "relatedUser");
-    out_.push_back('{');
+    put('{');
     bool first_member = true;
     if (account) {
       key(first_member, "userName");
@@ -400,16 +486,16 @@ class Writer {
       key(first_member, "domainName");
       value(*domain);
     }
-    out_.push_back('}');
+    put('}');
   }
 
   // One evidence element (an object) other than the first deviceEvidence.
   void evidence(const element& ev) {
-    out_.push_back('{');
+    put('{');
     bool first = true;
     for (auto field : simdjson::dom::object(ev)) {
       const element& v = field.value;
-      switch (classify(kEvidenceKeys, field.key)) {
+      switch (classifyEvidenceKey(field.key)) {
         case kEODataType:
           if (v.type() == element_type::STRING) {
             key(first, "entityType");
@@ -462,17 +548,17 @@ class Writer {
           break;
       }
     }
-    out_.push_back('}');
+    put('}');
   }
 
   // entityType from the evidence type name: without "Evidence", first letter upper case.
   void entityType(std::string_view type) {
     if (type == "deviceEvidence") {
-      out_.append("\"Machine\"");
+      raw("\"Machine\"");
       return;
     }
     if (type == "registryKeyEvidence" || type == "registryValueEvidence") {
-      out_.append("\"Registry\"");
+      raw("\"Registry\"");
       return;
     }
     constexpr std::string_view kSuffix = "Evidence";
@@ -499,14 +585,14 @@ class Writer {
     }
     if (!any_rest) return;
     key(first, rest_name);
-    out_.push_back('{');
+    put('{');
     bool first_member = true;
     for (auto field : simdjson::dom::object(obj)) {
       if (!lift(field.key).empty()) continue;
       inputKey(first_member, field.key);
       value(field.value);
     }
-    out_.push_back('}');
+    put('}');
   }
 
   void fileDetails(bool& first, const element& obj) {
@@ -535,37 +621,309 @@ class Writer {
     });
   }
 
-  std::string& out_;
+  template <typename T>
+  void number(T v) {
+    reserve(32);
+    p_ = std::to_chars(p_, p_ + 32, v).ptr;
+  }
+
+  void reserve(std::size_t n) {
+    if (static_cast<std::size_t>(end_ - p_) < n) grow(n);
+  }
+
+  void grow(std::size_t n) {
+    const auto used = static_cast<std::size_t>(p_ - s_.data());
+    s_.resize(std::max(2 * s_.size(), used + n + kSlack));
+    p_ = s_.data() + used;
+    end_ = s_.data() + s_.size() - kSlack;
+  }
+
+  // Unchecked: the caller reserved.
+  void copy(std::string_view s) {
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
+
+  // `s` escaped, without quotes; the caller reserved 6 * s.size(). `s` lies in simdjson's
+  // string buffer (16-byte loads past its end stay in bounds) and kSlack bytes after the
+  // reserved room are writable (16-byte stores).
+  void escaped(std::string_view s) {
+    const char* src = s.data();
+    std::size_t n = s.size();
+    while (n != 0) {
+#if defined(__SSE2__)
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+      const __m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+      const __m128i backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+      const __m128i control =
+          _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
+      auto mask = static_cast<unsigned>(
+          _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)));
+      const std::size_t take = n < 16 ? n : 16;
+      if (take < 16) mask &= (1u << take) - 1;
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(p_), v);
+      if (mask == 0) {
+        p_ += take;
+        src += take;
+        n -= take;
+        continue;
+      }
+      const auto clean = static_cast<std::size_t>(__builtin_ctz(mask));
+      p_ += clean;
+      src += clean;
+      n -= clean;
+#else
+      if (!kNeedsEscape[static_cast<unsigned char>(*src)]) {
+        *p_++ = *src++;
+        --n;
+        continue;
+      }
+#endif
+      escapeOne(static_cast<unsigned char>(*src));
+      ++src;
+      --n;
+    }
+  }
+
+  void escapeOne(unsigned char c) {
+    *p_++ = '\\';
+    switch (c) {
+      case '"': *p_++ = '"'; break;
+      case '\\': *p_++ = '\\'; break;
+      case '\n': *p_++ = 'n'; break;
+      case '\r': *p_++ = 'r'; break;
+      case '\t': *p_++ = 't'; break;
+      case '\b': *p_++ = 'b'; break;
+      case '\f': *p_++ = 'f'; break;
+      default: {
+        static constexpr char kHex[] = "0123456789abcdef";
+        *p_++ = 'u';
+        *p_++ = '0';
+        *p_++ = '0';
+        *p_++ = kHex[c >> 4];
+        *p_++ = kHex[c & 0xF];
+      }
+    }
+  }
+
+  std::string& s_;
+  char* p_ = nullptr;
+  char* end_ = nullptr;
 };
+
+
+// ---- Finding the alerts of a page -----------------------------------------------------
+//
+// scanLine walks every token of a line; a page of Graph alerts is found here in one pass of
+// 64-byte blocks instead: string state from quote and backslash masks (the method simdjson's
+// stage 1 uses), then only the brackets outside strings are looked at. It finds the elements
+// of the page's "value" array when they are all objects, and says no in every other case
+// (the caller then uses scanLine). What it cannot check itself it leaves to scanLine on the
+// page without its elements (a few hundred bytes) and to simdjson, which parses each element
+// anyway: so the fast path is taken only for lines scanLine reads the same way.
+
+inline bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// Depth of brackets beyond which the fast path leaves the line to scanLine (whose limit,
+// like simdjson's, is 1024).
+constexpr int kFastMaxDepth = 1000;
+
+#if defined(__SSE2__)
+inline std::uint64_t maskOf(const __m128i (&v)[4], char c) {
+  const __m128i needle = _mm_set1_epi8(c);
+  std::uint64_t m = 0;
+  for (int i = 0; i < 4; ++i) {
+    const auto bits = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v[i], needle)));
+    m |= static_cast<std::uint64_t>(bits & 0xFFFFu) << (16 * i);
+  }
+  return m;
+}
+
+// Bits of the characters a backslash escapes (simdjson's find_escaped_branchless).
+inline std::uint64_t escapedBits(std::uint64_t backslash, std::uint64_t& prev_escaped) {
+  backslash &= ~prev_escaped;
+  const std::uint64_t follows_escape = backslash << 1 | prev_escaped;
+  constexpr std::uint64_t kEvenBits = 0x5555555555555555ULL;
+  const std::uint64_t odd_sequence_starts = backslash & ~kEvenBits & ~follows_escape;
+  std::uint64_t sequences_starting_on_even_bits = 0;
+  prev_escaped =
+      __builtin_add_overflow(odd_sequence_starts, backslash, &sequences_starting_on_even_bits)
+          ? 1
+          : 0;
+  const std::uint64_t invert_mask = sequences_starting_on_even_bits << 1;
+  return (kEvenBits ^ invert_mask) & follows_escape;
+}
+
+inline std::uint64_t prefixXor(std::uint64_t x) {
+  x ^= x << 1;
+  x ^= x << 2;
+  x ^= x << 4;
+  x ^= x << 8;
+  x ^= x << 16;
+  x ^= x << 32;
+  return x;
+}
+#endif
+
+// The '[' at `pos` (depth 1) opens the value of a "value" key: `{` or `,`, "value", `:`.
+bool opensValueArray(std::string_view line, std::size_t begin, std::size_t pos) {
+  std::size_t j = pos;
+  while (j > begin && isSpace(line[j - 1])) --j;
+  if (j == begin || line[j - 1] != ':') return false;
+  --j;
+  while (j > begin && isSpace(line[j - 1])) --j;
+  constexpr std::string_view kKey = "\"value\"";
+  if (j - begin < kKey.size() || line.substr(j - kKey.size(), kKey.size()) != kKey) return false;
+  j -= kKey.size();
+  while (j > begin && isSpace(line[j - 1])) --j;
+  return j > begin && (line[j - 1] == '{' || line[j - 1] == ',');
+}
+
+// Only white space, and one comma exactly when `comma` (between two elements).
+bool isSeparator(std::string_view gap, bool comma) {
+  bool seen = false;
+  for (const char c : gap) {
+    if (c == ',' && comma && !seen) {
+      seen = true;
+    } else if (!isSpace(c)) {
+      return false;
+    }
+  }
+  return seen == comma;
+}
+
+struct PageScan {
+  std::vector<Span> elements;
+  std::size_t array_open = 0;   // the "value" array's '['
+  std::size_t array_close = 0;  // ... and its ']'
+};
+
+// The elements of the page on `line` (padded; its first non-space byte, at `begin`, is '{'),
+// or false when the line is not a page whose "value" array holds only objects, or is
+// anything this pass does not settle (the caller falls back to scanLine).
+bool findPageElements(std::string_view line, std::size_t begin, PageScan& out) {
+  out.elements.clear();
+#if defined(__SSE2__)
+  std::uint64_t prev_escaped = 0;
+  std::uint64_t prev_in_string = 0;
+  int depth = 0;
+  int value_arrays = 0;
+  bool in_value = false;
+  std::size_t gap_begin = 0;      // after the '[' or the previous element
+  std::size_t element_begin = 0;
+  for (std::size_t pos = begin; pos < line.size(); pos += 64) {
+    const std::size_t left = line.size() - pos;
+    // Up to 63 bytes past the line are read: the padding (kLinePadding) covers them.
+    const std::uint64_t valid = left >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << left) - 1;
+    __m128i v[4];
+    for (int i = 0; i < 4; ++i) {
+      v[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(line.data() + pos + 16 * i));
+    }
+    const std::uint64_t backslash = maskOf(v, '\\') & valid;
+    std::uint64_t quotes = maskOf(v, '"') & valid;
+    if ((backslash | prev_escaped) != 0) quotes &= ~escapedBits(backslash, prev_escaped);
+    const std::uint64_t in_string = prefixXor(quotes) ^ prev_in_string;
+    prev_in_string = static_cast<std::uint64_t>(static_cast<std::int64_t>(in_string) >> 63);
+    // '{' '[' '}' ']': (c | 0x20) is '{' or '}'.
+    __m128i folded[4];
+    for (int i = 0; i < 4; ++i) folded[i] = _mm_or_si128(v[i], _mm_set1_epi8(0x20));
+    std::uint64_t brackets = (maskOf(folded, '{') | maskOf(folded, '}')) & valid & ~in_string;
+    while (brackets != 0) {
+      const std::size_t at = pos + static_cast<std::size_t>(__builtin_ctzll(brackets));
+      brackets &= brackets - 1;
+      const char c = line[at];
+      if (c == '{' || c == '[') {
+        if (++depth > kFastMaxDepth) return false;
+        if (depth == 2 && c == '[' && opensValueArray(line, begin, at)) {
+          if (++value_arrays > 1) return false;
+          in_value = true;
+          out.array_open = at;
+          gap_begin = at + 1;
+        } else if (depth == 3 && in_value) {
+          if (c != '{') return false;  // an element that is not an object
+          if (!isSeparator(line.substr(gap_begin, at - gap_begin), !out.elements.empty())) {
+            return false;
+          }
+          element_begin = at;
+        }
+      } else {
+        if (depth == 0) return false;
+        if (depth == 3 && in_value) {
+          if (c != '}') return false;
+          out.elements.push_back({element_begin, at + 1});
+          gap_begin = at + 1;
+        } else if (depth == 2 && in_value) {
+          if (c != ']' || !isSeparator(line.substr(gap_begin, at - gap_begin), false)) {
+            return false;
+          }
+          in_value = false;
+          out.array_close = at;
+        }
+        --depth;
+      }
+    }
+  }
+  return depth == 0 && prev_in_string == 0 && value_arrays == 1 && !in_value;
+#else
+  (void)line;
+  (void)begin;
+  return false;
+#endif
+}
 
 }  // namespace
 
 struct GraphTranslator::Impl {
   simdjson::dom::parser parser;
   // mapGraphLine's buffers.
-  std::string padded;  // a line that came without padding, copied
+  std::string padded;    // a line that came without padding, copied
   ScanResult scan;
-  std::string alert;  // one translated alert
-  std::string page;   // a translated page, for lines that carry a file context
+  PageScan page_scan;
+  std::string skeleton;  // a page without its elements
+  std::string alert;     // one translated alert
+  std::string page;      // a translated page: {"value":[alert,...]} and padding
+  std::vector<Span> translated;  // the alerts in `page`
+  std::uint64_t fast_lines = 0;
+
+  // Translates `text` into `buf` from `start` on; returns where it ends (kSlack bytes of
+  // `buf` follow), or npos when `text` is not valid JSON or not an object.
+  std::size_t translateInto(std::string_view text, std::string& buf, std::size_t start) {
+    element root;
+    if (parser.parse(text.data(), text.size(), false).get(root) != simdjson::SUCCESS ||
+        root.type() != element_type::OBJECT) {
+      return std::string::npos;
+    }
+    Writer writer(buf, start, text.size() + text.size() / 4);
+    writer.alert(root);
+    return writer.end();
+  }
 };
 
 GraphTranslator::GraphTranslator() : impl_(std::make_unique<Impl>()) {}
 GraphTranslator::~GraphTranslator() = default;
 
+std::uint64_t GraphTranslator::fastLines() const { return impl_->fast_lines; }
+
 bool GraphTranslator::translate(std::string_view text, std::string& out) {
-  out.clear();
-  element root;
-  if (impl_->parser.parse(text.data(), text.size(), false).get(root) != simdjson::SUCCESS ||
-      root.type() != element_type::OBJECT) {
+  // `out` keeps its size until the end: growing it initializes only the new part.
+  const std::size_t end = impl_->translateInto(text, out, 0);
+  if (end == std::string::npos) {
+    out.clear();
     return false;
   }
-  out.reserve(text.size() + text.size() / 4 + 2 * kLinePadding);
-  Writer(out).alert(root);
-  // Initialized spare bytes after the text, for the mapper's parser.
-  out.append(kLinePadding, ' ');
-  out.resize(out.size() - kLinePadding);
+  out.resize(end);  // the writer's slack stays behind it, as padding
   return true;
 }
+
+namespace {
+
+void addStats(LineStats& total, const LineStats& one) {
+  total.alerts += one.alerts;
+  total.documents += one.documents;
+  total.errors += one.errors;
+}
+
+}  // namespace
 
 LineStats mapGraphLine(Mapper& mapper, GraphTranslator& translator, std::string_view line,
                        const LineContext& context, DocumentSink& sink) {
@@ -577,6 +935,70 @@ LineStats mapGraphLine(Mapper& mapper, GraphTranslator& translator, std::string_
   }
   LineContext padded_context = context;
   padded_context.padded = true;
+  const bool with_log = !context.file_path.empty();  // documents need log.*: only mapLine adds it
+
+  // Fast paths for the two usual lines: they give what the scanLine path below gives.
+  std::size_t begin = 0;
+  while (begin < line.size() && isSpace(line[begin])) ++begin;
+  if (begin == line.size()) return {};
+  if (line[begin] == '{') {
+    constexpr std::string_view kValueKey = "\"value\"";
+    if (::memmem(line.data() + begin, line.size() - begin, kValueKey.data(), kValueKey.size()) ==
+        nullptr) {
+      // Not a page (scanLine would need a "value" key): one alert, valid if simdjson says so.
+      std::size_t end = line.size();
+      while (isSpace(line[end - 1])) --end;
+      const std::string_view value = line.substr(begin, end - begin);
+      if (translator.translate(value, s.alert)) {
+        ++s.fast_lines;
+        return with_log ? mapper.mapLine(s.alert, padded_context, sink)
+                        : mapper.mapElement(s.alert, sink);
+      }
+    } else if (findPageElements(line, begin, s.page_scan)) {
+      // The page without its elements must be a page to scanLine too.
+      const PageScan& ps = s.page_scan;
+      s.skeleton.assign(line.data(), ps.array_open + 1);
+      s.skeleton.append(line.substr(ps.array_close));
+      scanLine(s.skeleton, s.scan);
+      if (s.scan.kind == ScanResult::Kind::kPage && s.scan.elements.empty()) {
+        // Every element translated first: one that is not valid JSON leaves the whole line
+        // to the path below (where it may be an invalid line rather than a bad element).
+        std::size_t used = 0;
+        auto put = [&](std::string_view text) {
+          if (s.page.size() < used + text.size()) s.page.resize(2 * (used + text.size()));
+          std::memcpy(s.page.data() + used, text.data(), text.size());
+          used += text.size();
+        };
+        put("{\"value\":[");
+        s.translated.clear();
+        bool ok = true;
+        for (const Span& e : ps.elements) {
+          if (!s.translated.empty()) put(",");
+          const std::size_t end = s.translateInto(line.substr(e.begin, e.size()), s.page, used);
+          if (end == std::string::npos) {
+            ok = false;
+            break;
+          }
+          s.translated.push_back({used, end});
+          used = end;
+        }
+        if (ok) {
+          put("]}");
+          static const std::string kPadding(kLinePadding, ' ');
+          put(kPadding);
+          const std::string_view page(s.page.data(), used - kLinePadding);
+          ++s.fast_lines;
+          if (with_log) return mapper.mapLine(page, padded_context, sink);
+          LineStats total;
+          // Each alert is followed by the rest of the page and its padding.
+          for (const Span& t : s.translated) {
+            addStats(total, mapper.mapElement(page.substr(t.begin, t.size()), sink));
+          }
+          return total;
+        }
+      }
+    }
+  }
 
   scanLine(line, s.scan);
   switch (s.scan.kind) {
@@ -591,8 +1013,8 @@ LineStats mapGraphLine(Mapper& mapper, GraphTranslator& translator, std::string_
       if (!translator.translate(value, s.alert)) return mapper.mapLine(line, padded_context, sink);
       // The translated alert has no top-level "value" (the line had none), so mapLine sees
       // it as one alert too; mapElement spares the scan where no log.* fields are due.
-      if (context.file_path.empty()) return mapper.mapElement(s.alert, sink);
-      return mapper.mapLine(s.alert, padded_context, sink);
+      return with_log ? mapper.mapLine(s.alert, padded_context, sink)
+                      : mapper.mapElement(s.alert, sink);
     }
     case ScanResult::Kind::kPage: break;
   }
@@ -601,37 +1023,34 @@ LineStats mapGraphLine(Mapper& mapper, GraphTranslator& translator, std::string_
   // as it is (the mapper's error document holds it).
   LineStats total;
   if (s.scan.elements.empty()) return total;
-  if (context.file_path.empty()) {
+  if (!with_log) {
     for (const Span& e : s.scan.elements) {
       // Each element is followed by the rest of the padded line.
       const std::string_view item = line.substr(e.begin, e.size());
-      const LineStats one = translator.translate(item, s.alert) ? mapper.mapElement(s.alert, sink)
-                                                                : mapper.mapElement(item, sink);
-      total.alerts += one.alerts;
-      total.documents += one.documents;
-      total.errors += one.errors;
+      addStats(total, translator.translate(item, s.alert) ? mapper.mapElement(s.alert, sink)
+                                                          : mapper.mapElement(item, sink));
     }
     return total;
   }
-  // With a file context the documents need log.*, which only mapLine adds: the translated
-  // elements go into one page that is mapped as a whole.
-  s.page.clear();
-  s.page.append("{\"value\":[");
+  // With a file context the translated elements go into one page that mapLine maps whole.
+  std::string& page = s.page;
+  page.clear();
+  page.append("{\"value\":[");
   bool first = true;
   for (const Span& e : s.scan.elements) {
-    if (!first) s.page.push_back(',');
+    if (!first) page.push_back(',');
     first = false;
     const std::string_view item = line.substr(e.begin, e.size());
     if (translator.translate(item, s.alert)) {
-      s.page.append(s.alert);
+      page.append(s.alert);
     } else {
-      s.page.append(item);
+      page.append(item);
     }
   }
-  s.page.append("]}");
-  s.page.append(kLinePadding, ' ');
-  const std::string_view page(s.page.data(), s.page.size() - kLinePadding);
-  return mapper.mapLine(page, padded_context, sink);
+  page.append("]}");
+  page.append(kLinePadding, ' ');
+  return mapper.mapLine(std::string_view(page.data(), page.size() - kLinePadding),
+                        padded_context, sink);
 }
 
 }  // namespace mdec::ecs

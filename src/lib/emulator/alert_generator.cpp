@@ -480,6 +480,20 @@ constexpr AlertTemplate kTemplates[] = {
      "Attackers do this to blind the sensor before they carry out other actions."},
 };
 
+// The template some of whose alerts carry a newer Graph detectionSource (see next()). The
+// Defender value is Graph's own: graph.md translates values outside its table unchanged.
+constexpr std::string_view kThreatIntelligenceTitle = "Communication with a malicious IP address";
+constexpr std::string_view kThreatIntelligenceSource = "microsoftThreatIntelligence";
+
+std::uint64_t idHash(std::string_view id) {
+  std::uint64_t h = 1469598103934665603ULL;
+  for (char c : id) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ULL;
+  }
+  return h ^ (h >> 29);
+}
+
 constexpr std::string_view kThreatFamilies[] = {
     "Exeselrun",    "Mountsi", "Wacatac", "Emotet",     "Qakbot",  "LockBit",
     "CobaltStrike", "Tiggre",  "Sabsik",  "AgentTesla", "Bluteal", "Kryptik",
@@ -678,7 +692,7 @@ constexpr std::string_view kDeterminationsTruePositive[] = {
     "UnwantedSoftware",  "CompromisedAccount",    "Apt",     "Other",
 };
 constexpr std::string_view kDeterminationsExpected[] = {
-    "SecurityTesting", "LineOfBusinessApplication", "ConfirmedActivity", "SecurityPersonnel",
+    "SecurityTesting", "LineOfBusinessApplication", "ConfirmedUserActivity", "SecurityPersonnel",
     "Other",
 };
 constexpr std::string_view kDeterminationsFalsePositive[] = {
@@ -1462,13 +1476,13 @@ Evidence AlertGenerator::makeEvidence(const Alert& alert, std::string_view kind,
     e.registry_hive = std::string(r.hive);
     e.registry_key =
         std::string(r.hive) + "\\" + subst(r.key, {{"n", intText(rng.between(1, 99))}});
+    // One entity type for registry keys and values, as graph.md translates Graph's
+    // registryKeyEvidence and registryValueEvidence back: the two APIs agree.
+    e.entity_type = "Registry";
     if (kind == "V") {
-      e.entity_type = "RegistryValue";
       const RegistryValueSpec& v = pick(rng, kRegistryValues);
       e.registry_value_type = std::string(v.type);
       e.registry_value = subst(v.value, {{"user", user_name}});
-    } else {
-      e.entity_type = "RegistryKey";
     }
   }
   return e;
@@ -1514,6 +1528,13 @@ Alert AlertGenerator::next() {
   std::size_t source_count = 0;
   for (std::string_view s : tmpl.sources) source_count += s.empty() ? 0 : 1;
   a.detection_source = std::string(tmpl.sources[rng.below(source_count)]);
+  // Half of the malicious-address alerts come from Microsoft threat intelligence: a
+  // detectionSource that Graph lists after unknownFutureValue (an evolvable enum's newer
+  // member, sent only on `Prefer: include-unknown-enum-members`). Decided by the id's hash,
+  // not the Rng, so every other value of the world stays as it was.
+  if (tmpl.title == kThreatIntelligenceTitle && idHash(a.id) % 2 == 0) {
+    a.detection_source = std::string(kThreatIntelligenceSource);
+  }
   a.detector_id = std::string(tmpl.detector_id);
   a.category = std::string(tmpl.category);
 

@@ -194,14 +194,20 @@ mdec::Status loadEmulatorConfig(const std::string& path, EmulatorConfig& config)
         if (c.tenant.empty() || c.client_id.empty() || c.client_secret.empty()) {
           r.problem(t, "'" + section + "' needs tenant, client_id and client_secret");
         }
+        // roles: the application roles granted; without the key, every role. Alert.Read.All
+        // (or Alert.ReadWrite.All) opens /api/alerts, Graph's SecurityAlert.Read.All (or
+        // SecurityAlert.ReadWrite.All) opens /v1.0/security/alerts_v2.
         if (t["roles"].IsDefined()) {
           c.alert_read = false;
+          c.graph_read = false;
           if (!t["roles"].IsSequence()) {
             r.problem(t["roles"], "'" + section + ".roles' must be a list");
           } else {
             for (const auto& role : t["roles"]) {
               const std::string name = Reader::text(role);
               c.alert_read = c.alert_read || name == "Alert.Read.All" || name == "Alert.ReadWrite.All";
+              c.graph_read = c.graph_read || name == "SecurityAlert.Read.All" ||
+                             name == "SecurityAlert.ReadWrite.All";
             }
           }
         }
@@ -217,9 +223,10 @@ mdec::Status loadEmulatorConfig(const std::string& path, EmulatorConfig& config)
     r.duration(w, "late_max", "world.late_max", config.world.late_max);
   }
   if (const YAML::Node q = root["quota"]; q.IsDefined()) {
-    r.onlyKeys(q, "quota", {"per_minute", "per_hour"});
+    r.onlyKeys(q, "quota", {"per_minute", "per_hour", "graph_per_minute"});
     r.scalar(q, "per_minute", "quota.per_minute", config.quota_per_minute);
     r.scalar(q, "per_hour", "quota.per_hour", config.quota_per_hour);
+    r.scalar(q, "graph_per_minute", "quota.graph_per_minute", config.graph_quota_per_minute);
   }
   readModes(r, root, config.orderby, config.next_link);
   if (const YAML::Node f = root["faults"]; f.IsDefined()) {

@@ -1,12 +1,15 @@
 #include "mdecollect/emulator/graph_json.h"
 
-#include <array>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
+#include <initializer_list>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace mdec::emulator {
 namespace {
@@ -21,20 +24,27 @@ using std::chrono::seconds;
 
 constexpr std::string_view kStatusMembers[] = {"unknown", "new", "inProgress", "resolved",
                                                "unknownFutureValue"};
-constexpr std::string_view kSeverityMembers[] = {"unknown", "informational", "low", "medium",
-                                                 "high", "unknownFutureValue"};
-constexpr std::string_view kClassificationMembers[] = {
-    "unknown", "falsePositive", "truePositive", "informationalExpectedActivity",
-    "unknownFutureValue"};
-constexpr std::string_view kDeterminationMembers[] = {
-    "unknown",       "apt",
-    "malware",       "securityPersonnel",
-    "securityTesting", "unwantedSoftware",
-    "other",         "multiStagedAttack",
-    "compromisedAccount", "phishing",
-    "maliciousUserActivity", "notMalicious",
-    "notEnoughDataToValidate", "confirmedUserActivity",
-    "lineOfBusinessApplication", "unknownFutureValue"};
+constexpr std::string_view kSeverityMembers[] = {"unknown", "informational", "low",
+                                                 "medium",  "high",          "unknownFutureValue"};
+constexpr std::string_view kClassificationMembers[] = {"unknown", "falsePositive", "truePositive",
+                                                       "informationalExpectedActivity",
+                                                       "unknownFutureValue"};
+constexpr std::string_view kDeterminationMembers[] = {"unknown",
+                                                      "apt",
+                                                      "malware",
+                                                      "securityPersonnel",
+                                                      "securityTesting",
+                                                      "unwantedSoftware",
+                                                      "other",
+                                                      "multiStagedAttack",
+                                                      "compromisedAccount",
+                                                      "phishing",
+                                                      "maliciousUserActivity",
+                                                      "notMalicious",
+                                                      "notEnoughDataToValidate",
+                                                      "confirmedUserActivity",
+                                                      "lineOfBusinessApplication",
+                                                      "unknownFutureValue"};
 constexpr std::string_view kDetectionSourceMembers[] = {
     "unknown",
     "microsoftDefenderForEndpoint",
@@ -202,6 +212,7 @@ class Obj {
   }
   void null(std::string_view k) { key(k).append("null"); }
   void str(std::string_view k, std::string_view v) { appendJsonString(v, key(k)); }
+  void str(std::string_view k, const char* v) { str(k, std::string_view(v)); }
   void str(std::string_view k, const std::optional<std::string>& v) {
     if (v) {
       str(k, std::string_view(*v));
@@ -214,14 +225,7 @@ class Obj {
       null(k);
       return;
     }
-    std::string& out = key(k);
-    out.push_back('"');
-    // Enum texts are plain identifiers; escape anyway should one ever not be.
-    std::string lower = lowerCamel(*pascal);
-    std::string escaped;
-    appendJsonString(lower, escaped);
-    out.append(escaped, 1, escaped.size() - 2);
-    out.push_back('"');
+    appendJsonString(lowerCamel(*pascal), key(k));
   }
   void time(std::string_view k, Timestamp t) {
     std::string& out = key(k);
@@ -323,7 +327,8 @@ Publisher publisherFor(const std::optional<std::string>& path) {
   return {};
 }
 
-void optionalView(Obj& o, std::string_view k, std::string_view v) {  // empty: null
+// A string member, null when `v` is empty.
+void optionalView(Obj& o, std::string_view k, std::string_view v) {
   if (v.empty()) {
     o.null(k);
   } else {
@@ -386,9 +391,8 @@ void appendUserAccount(const Evidence& e, std::string& out) {
 
 // countryLetterCode of an address: null for private and documentation ranges.
 std::optional<std::string_view> countryOf(const std::string& ip) {
-  static constexpr std::string_view kNoCountry[] = {"10.",         "192.168.",   "203.0.113.",
-                                                    "198.51.100.", "2001:db8",   "fe80:",
-                                                    "127.",        "169.254."};
+  static constexpr std::string_view kNoCountry[] = {
+      "10.", "192.168.", "203.0.113.", "198.51.100.", "2001:db8", "fe80:", "127.", "169.254."};
   for (std::string_view prefix : kNoCountry) {
     if (ip.starts_with(prefix)) return std::nullopt;
   }
@@ -476,8 +480,8 @@ void appendDeviceEvidence(const Alert& a, std::string& out) {
 
   Obj o(out);
   if (high) {
-    commonEvidence(o, "deviceEvidence", a.alert_creation_time, "malicious", "none",
-                   {"compromised"}, {"Main device"});
+    commonEvidence(o, "deviceEvidence", a.alert_creation_time, "malicious", "none", {"compromised"},
+                   {"Main device"});
   } else {
     commonEvidence(o, "deviceEvidence", a.alert_creation_time, "suspicious", "none", {},
                    {"Main device"});
@@ -632,8 +636,8 @@ void appendUserEvidence(const Evidence& e, const Alert& a, std::string& out) {
 
 void appendIpEvidence(const Evidence& e, std::string& out) {
   Obj o(out);
-  commonEvidence(o, "ipEvidence", e.evidence_creation_time, "suspicious", "none",
-                 {"destination"}, {});
+  commonEvidence(o, "ipEvidence", e.evidence_creation_time, "suspicious", "none", {"destination"},
+                 {});
   o.str("ipAddress", e.ip_address);
   std::optional<std::string_view> country;
   if (e.ip_address) country = countryOf(*e.ip_address);
@@ -647,8 +651,8 @@ void appendIpEvidence(const Evidence& e, std::string& out) {
 
 void appendUrlEvidence(const Evidence& e, std::string& out) {
   Obj o(out);
-  commonEvidence(o, "urlEvidence", e.evidence_creation_time, "suspicious", "none",
-                 {"destination"}, {});
+  commonEvidence(o, "urlEvidence", e.evidence_creation_time, "suspicious", "none", {"destination"},
+                 {});
   o.str("url", e.url);
   o.close();
 }
@@ -668,14 +672,44 @@ void appendRegistryEvidence(const Evidence& e, const Alert& a, bool value, std::
   o.close();
 }
 
-// An entity type the emulator does not generate: its type name, the common members and
-// every flat key the Defender evidence has.
+// An entity type the emulator does not generate: its type name, the common members and,
+// under their Defender names, the flat keys the Defender evidence has.
 void appendOtherEvidence(const Evidence& e, std::string& out) {
   std::string type;
   appendLowerCamel(e.entity_type, type);
   type += "Evidence";
   Obj o(out);
   commonEvidence(o, type, e.evidence_creation_time, "unknown", "none", {}, {});
+  const std::pair<std::string_view, const std::optional<std::string>*> strings[] = {
+      {"sha1", &e.sha1},
+      {"sha256", &e.sha256},
+      {"fileName", &e.file_name},
+      {"filePath", &e.file_path},
+      {"processCommandLine", &e.process_command_line},
+      {"parentProcessFileName", &e.parent_process_file_name},
+      {"parentProcessFilePath", &e.parent_process_file_path},
+      {"ipAddress", &e.ip_address},
+      {"url", &e.url},
+      {"registryKey", &e.registry_key},
+      {"registryHive", &e.registry_hive},
+      {"registryValueType", &e.registry_value_type},
+      {"registryValue", &e.registry_value},
+      {"accountName", &e.account_name},
+      {"domainName", &e.domain_name},
+      {"userSid", &e.user_sid},
+      {"aadUserId", &e.aad_user_id},
+      {"userPrincipalName", &e.user_principal_name},
+  };
+  for (const auto& [name, value] : strings) {
+    if (*value) o.str(name, std::string_view(**value));
+  }
+  if (e.process_id) o.integer("processId", *e.process_id);
+  if (e.process_creation_time) o.time("processCreationDateTime", *e.process_creation_time);
+  if (e.parent_process_id) o.integer("parentProcessId", *e.parent_process_id);
+  if (e.parent_process_creation_time) {
+    o.time("parentProcessCreationDateTime", *e.parent_process_creation_time);
+  }
+  if (e.detection_status) o.enumeration("detectionStatus", e.detection_status);
   o.close();
 }
 
@@ -691,10 +725,10 @@ void appendEvidence(const Evidence& e, const Alert& a, std::string& out) {
     appendIpEvidence(e, out);
   } else if (t == "Url") {
     appendUrlEvidence(e, out);
-  } else if (t == "RegistryKey" || t == "Registry") {
-    appendRegistryEvidence(e, a, false, out);
-  } else if (t == "RegistryValue") {
-    appendRegistryEvidence(e, a, true, out);
+  } else if (t == "Registry" || t == "RegistryKey" || t == "RegistryValue") {
+    // A value when it has one (registryValueEvidence), else the key (registryKeyEvidence).
+    const bool value = t == "RegistryValue" || e.registry_value || e.registry_value_type;
+    appendRegistryEvidence(e, a, value, out);
   } else {
     appendOtherEvidence(e, out);
   }
@@ -819,6 +853,126 @@ bool hasNewerGraphMembers(const Alert& alert) {
   return alert.detection_source &&
          isNewerGraphMember(GraphEnum::kDetectionSource,
                             graphDetectionSource(*alert.detection_source));
+}
+
+// ---------------------------------------------------------------------------------------
+// Writers
+
+void appendGraphAlertJson(const Alert& a, bool include_unknown_enum_members, std::string& out) {
+  Obj o(out);
+  o.raw("@odata.type", "\"#microsoft.graph.security.alert\"");
+  o.str("id", std::string_view(a.id));
+  o.str("providerAlertId", std::string_view(a.id));
+  std::string& incident = o.key("incidentId");
+  incident.push_back('"');
+  appendInt(a.incident_id, incident);
+  incident.push_back('"');
+  o.str("status", graphStatusName(a.status));
+  o.str("severity", graphSeverityName(a.severity));
+  if (a.classification) {
+    o.str("classification", graphClassificationName(*a.classification));
+  } else {
+    o.null("classification");
+  }
+  o.enumeration("determination", a.determination);
+  o.str("serviceSource", graphEnumValue(GraphEnum::kServiceSource, kGraphServiceSource,
+                                        include_unknown_enum_members));
+  if (a.detection_source) {
+    const std::string graph = graphDetectionSource(*a.detection_source);
+    o.str("detectionSource",
+          graphEnumValue(GraphEnum::kDetectionSource, graph, include_unknown_enum_members));
+  } else {
+    o.null("detectionSource");
+  }
+  o.str("productName", "Microsoft Defender for Endpoint");
+  o.str("detectorId", a.detector_id);
+  o.str("tenantId", a.aad_tenant_id);
+  o.str("title", a.title);
+  o.str("description", a.description);
+  o.str("recommendedActions", recommendedActions(a.category));
+  o.str("category", a.category);
+  o.str("assignedTo", a.assigned_to);
+  {
+    std::string url = "https://security.microsoft.com/alerts/";
+    url += a.id;
+    if (a.aad_tenant_id) url += "?tid=" + *a.aad_tenant_id;
+    o.str("alertWebUrl", std::string_view(url));
+    url = "https://security.microsoft.com/incidents/";
+    appendInt(a.incident_id, url);
+    if (a.aad_tenant_id) url += "?tid=" + *a.aad_tenant_id;
+    o.str("incidentWebUrl", std::string_view(url));
+  }
+  o.null("actorDisplayName");
+  o.str("threatDisplayName", a.threat_name);
+  o.str("threatFamilyName", a.threat_family_name);
+  std::string& mitre = o.key("mitreTechniques");
+  mitre.push_back('[');
+  for (std::size_t i = 0; i < a.mitre_techniques.size(); ++i) {
+    if (i != 0) mitre.push_back(',');
+    appendJsonString(a.mitre_techniques[i], mitre);
+  }
+  mitre.push_back(']');
+  o.time("createdDateTime", a.alert_creation_time);
+  o.time("lastUpdateDateTime", a.last_update_time);
+  o.time("resolvedDateTime", a.resolved_time);
+  o.time("firstActivityDateTime", a.first_event_time);
+  o.time("lastActivityDateTime", a.last_event_time);
+  o.enumeration("investigationState", a.investigation_state);
+  o.null("alertPolicyId");
+  o.raw("additionalData", "{}");
+  o.null("customDetails");
+  std::string& comments = o.key("comments");
+  comments.push_back('[');
+  for (std::size_t i = 0; i < a.comments.size(); ++i) {
+    if (i != 0) comments.push_back(',');
+    Obj c(comments);
+    c.str("comment", std::string_view(a.comments[i].comment));
+    c.str("createdByDisplayName", std::string_view(a.comments[i].created_by));
+    c.time("createdDateTime", a.comments[i].created_time);
+    c.close();
+  }
+  comments.push_back(']');
+  std::string& evidence = o.key("evidence");
+  evidence.push_back('[');
+  bool first = true;
+  if (a.machine_id) {
+    appendDeviceEvidence(a, evidence);
+    first = false;
+  }
+  for (const Evidence& e : a.evidence) {
+    if (!first) evidence.push_back(',');
+    first = false;
+    appendEvidence(e, a, evidence);
+  }
+  evidence.push_back(']');
+  const std::string_view tag = systemTag(a.detection_source);
+  if (tag.empty()) {
+    o.raw("systemTags", "[]");
+  } else {
+    appendStringArray({tag}, o.key("systemTags"));
+  }
+  o.close();
+}
+
+void appendGraphPageJson(std::span<const Alert> alerts, std::string_view odata_context,
+                         bool include_unknown_enum_members, std::string& out,
+                         std::string_view next_link, std::int64_t count) {
+  out += "{\"@odata.context\":";
+  appendJsonString(odata_context, out);
+  if (count >= 0) {
+    out += ",\"@odata.count\":";
+    appendInt(count, out);
+  }
+  if (!next_link.empty()) {
+    out += ",\"@odata.nextLink\":";
+    appendJsonString(next_link, out);
+  }
+  out += ",\"value\":[";
+  for (std::size_t i = 0; i < alerts.size(); ++i) {
+    if (i != 0) out.push_back(',');
+    appendGraphAlertJson(alerts[i], include_unknown_enum_members, out);
+  }
+  out += "]}";
 }
 
 }  // namespace mdec::emulator

@@ -159,11 +159,6 @@ bool hasODataDateTimeShape(std::string_view s) {
          zone[3] == ':' && digitsAt(zone, 4, 2);
 }
 
-std::optional<core::Instant> parseODataDateTime(std::string_view s) {
-  if (!hasODataDateTimeShape(s)) return std::nullopt;
-  return core::parseIsoDateTime(s);
-}
-
 // ---------------------------------------------------------------------------------------
 // $filter: a tokenizer and a recursive-descent parser for  term ( and term )*
 
@@ -480,6 +475,11 @@ void appendJsonString(std::string& out, std::string_view s) {
 }
 
 }  // namespace
+
+std::optional<core::Instant> parseODataDateTime(std::string_view s) {
+  if (!hasODataDateTimeShape(s)) return std::nullopt;
+  return core::parseIsoDateTime(s);
+}
 
 Result<AlertQuery> parseAlertQuery(const QueryParams& params) {
   AlertQuery query;

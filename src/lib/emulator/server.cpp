@@ -1,5 +1,6 @@
 // The emulator's HTTP side: Microsoft Entra ID's client-credentials token endpoints (v1 and
-// v2), the Defender for Endpoint alerts API, quota, faults and the test-only endpoints.
+// v2), the Defender for Endpoint alerts API, Microsoft Graph's alerts_v2 over the same world,
+// quota, faults and the test-only endpoints.
 #include <httplib.h>
 
 #include <atomic>
@@ -11,6 +12,8 @@
 #include <thread>
 
 #include "ecs/json_writer.h"
+#include "mdecollect/emulator/graph_json.h"
+#include "mdecollect/emulator/graph_odata.h"
 #include "mdecollect/emulator/server.h"
 
 namespace mdec::emulator {
@@ -23,12 +26,75 @@ using std::chrono::nanoseconds;
 using std::chrono::seconds;
 
 constexpr std::string_view kJson = "application/json; charset=utf-8";
+// What Graph sends with a successful OData response.
+constexpr std::string_view kGraphJson =
+    "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"
+    "charset=utf-8";
 
 // Resources (v1) and scope prefixes (v2) the Defender API accepts tokens for.
 constexpr std::array<std::string_view, 4> kResources = {
     "https://api.securitycenter.microsoft.com", "https://api.securitycenter.windows.com",
     "https://securitycenter.onmicrosoft.com/windowsatpservice",
     "https://api.security.microsoft.com"};
+// ... and Microsoft Graph (global, US Government L4 and L5, and Graph's application id).
+constexpr std::array<std::string_view, 4> kGraphResources = {
+    "https://graph.microsoft.com", "https://graph.microsoft.us", "https://dod-graph.microsoft.us",
+    "00000003-0000-0000-c000-000000000000"};
+
+// Which API a request is for: they share the world, the tokens' issuer and the faults, and
+// differ in audience, permission, quota and error format.
+enum class Api { kDefender, kGraph };
+
+bool isGraphResource(std::string_view resource) {
+  for (auto r : kGraphResources) {
+    if (r == resource) return true;
+  }
+  return false;
+}
+
+bool isDefenderResource(std::string_view resource) {
+  for (auto r : kResources) {
+    if (r == resource) return true;
+  }
+  return false;
+}
+
+bool equalsNoCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i];
+    char y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+// True when a `Prefer` header asks for include-unknown-enum-members (Prefer values are
+// comma-separated and may come in several headers).
+bool prefersUnknownEnumMembers(const httplib::Request& req) {
+  auto range = req.headers.equal_range("Prefer");
+  for (auto it = range.first; it != range.second; ++it) {
+    std::string_view rest = it->second;
+    while (!rest.empty()) {
+      const std::size_t comma = rest.find(',');
+      std::string_view item = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+      if (equalsNoCase(item, "include-unknown-enum-members")) return true;
+    }
+  }
+  return false;
+}
+
+// Graph's innerError date: UTC without a zone, whole seconds.
+std::string graphErrorDate(Timestamp t) {
+  std::string s = formatApiTime(std::chrono::floor<seconds>(t));
+  if (!s.empty() && s.back() == 'Z') s.pop_back();
+  return s;
+}
 
 std::string httpDate(Timestamp t) {
   const std::time_t secs = static_cast<std::time_t>(
@@ -70,6 +136,8 @@ struct EmulatorServer::Impl {
     std::string tenant;
     std::string client_id;
     Timestamp expires;
+    std::string audience;  // the resource it was issued for
+    bool graph = false;    // ... which is Microsoft Graph
   };
   struct ClientState {
     std::deque<Clock::time_point> requests;  // the last hour's requests (quota)
@@ -92,6 +160,9 @@ struct EmulatorServer::Impl {
   std::map<std::string, std::map<int, std::uint64_t>> requests;
   std::uint64_t throttled = 0;
   std::uint64_t early_retries = 0;
+  std::uint64_t graph_throttled = 0;      // 429s answered on Graph (apart from `throttled`)
+  std::uint64_t graph_early_retries = 0;
+  std::uint64_t skiptoken_key = 0;        // authenticates Graph's $skiptoken values
   std::uint64_t tokens_issued = 0;
 
   std::mutex stop_mu;
@@ -103,6 +174,8 @@ struct EmulatorServer::Impl {
     if (config.clients.empty()) {
       config.clients.push_back({kDefaultTenant, kDefaultClientId, kDefaultClientSecret, true});
     }
+    skiptoken_key = (config.world.seed * 0x9e3779b97f4a7c15ULL) ^ config.fault_seed ^
+                    0x6a09e667f3bcc908ULL;
     real_start = Clock::now();
     emulated_start = world.now();
   }
@@ -250,8 +323,7 @@ struct EmulatorServer::Impl {
       if (ok) {
         const std::string_view prefix =
             std::string_view(*scope).substr(0, scope->size() - std::string_view("/.default").size());
-        ok = false;
-        for (auto r : kResources) ok = ok || prefix == r;
+        ok = isDefenderResource(prefix) || isGraphResource(prefix);
         resource = std::string(prefix);
       }
       if (!ok) {
@@ -268,8 +340,7 @@ struct EmulatorServer::Impl {
                    "The request body must contain the following parameter: 'resource'.");
         return;
       }
-      bool ok = false;
-      for (auto r : kResources) ok = ok || *res_param == r;
+      const bool ok = isDefenderResource(*res_param) || isGraphResource(*res_param);
       if (!ok) {
         tokenError(res, 400, "invalid_resource", 500011,
                    "The resource principal named " + *res_param +
@@ -284,7 +355,8 @@ struct EmulatorServer::Impl {
     }
     const Timestamp now = emulatedNow();
     const std::string token = "emu." + hexId(rng, 4);
-    tokens[token] = Token{tenant, client->client_id, now + config.token_lifetime};
+    tokens[token] = Token{tenant, client->client_id, now + config.token_lifetime, resource,
+                          isGraphResource(resource)};
     ++tokens_issued;
     const auto lifetime = std::to_string(config.token_lifetime.count());
     const auto now_s = duration_cast<seconds>(now.time_since_epoch()).count();
@@ -316,37 +388,77 @@ struct EmulatorServer::Impl {
     setJson(res, status, body);
   }
 
+  // Graph's error body, with the request-id / client-request-id headers Graph sends.
+  void graphError(const httplib::Request& req, httplib::Response& res, int status,
+                  std::string_view code, const std::string& message) {
+    const std::string request_id = guid(rng);
+    std::string client_request_id = req.get_header_value("client-request-id");
+    if (client_request_id.empty()) client_request_id = request_id;
+    setJson(res, status,
+            formatGraphError(code, message, graphErrorDate(emulatedNow()), request_id,
+                             client_request_id));
+    res.set_header("request-id", request_id);
+    res.set_header("client-request-id", client_request_id);
+  }
+
+  // An error in the format of the API the request is for.
+  void fail(Api api, const httplib::Request& req, httplib::Response& res, int status,
+            std::string_view defender_code, const std::string& defender_message,
+            std::string_view graph_code, const std::string& graph_message) {
+    if (api == Api::kGraph) {
+      graphError(req, res, status, graph_code, graph_message);
+    } else {
+      apiError(res, status, defender_code, defender_message);
+    }
+  }
+
   // Authentication, quota and injected faults, in the order the real service meets them.
-  // Returns false when the response is already decided.
-  bool admit(const httplib::Request& req, httplib::Response& res) {
+  // Returns false when the response is already decided. A token is valid only for the API
+  // (audience) it was issued for; each API has its own permission and its own quota.
+  bool admit(const httplib::Request& req, httplib::Response& res, Api api = Api::kDefender) {
+    const bool graph = api == Api::kGraph;
     const std::string auth = req.get_header_value("Authorization");
     if (auth.rfind("Bearer ", 0) != 0) {
-      apiError(res, 401, "Unauthorized", "Authorization header is missing or is not a Bearer token.");
+      fail(api, req, res, 401, "Unauthorized",
+           "Authorization header is missing or is not a Bearer token.",
+           "InvalidAuthenticationToken", "Access token is empty.");
       return false;
     }
     auto it = tokens.find(auth.substr(7));
     if (it == tokens.end()) {
-      apiError(res, 401, "Unauthorized", "The access token is invalid.");
+      fail(api, req, res, 401, "Unauthorized", "The access token is invalid.",
+           "InvalidAuthenticationToken", "CompactToken parsing failed with error code: 80049217");
       return false;
     }
     if (emulatedNow() >= it->second.expires) {
-      apiError(res, 401, "Unauthorized", "The access token has expired.");
+      fail(api, req, res, 401, "Unauthorized", "The access token has expired.",
+           "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.");
+      return false;
+    }
+    if (it->second.graph != graph) {
+      fail(api, req, res, 401, "Unauthorized",
+           "The access token was issued for another audience (" + it->second.audience +
+               "); this API accepts tokens for https://api.securitycenter.microsoft.com.",
+           "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.");
       return false;
     }
     const ClientConfig* client = nullptr;
     for (const auto& c : config.clients) {
       if (c.tenant == it->second.tenant && c.client_id == it->second.client_id) client = &c;
     }
-    if (client == nullptr || !client->alert_read) {
-      apiError(res, 403, "Forbidden",
-               "The application does not have any of the required application permissions "
-               "(Alert.ReadWrite.All, Alert.Read.All) to access the resource.");
+    if (client == nullptr || !(graph ? client->graph_read : client->alert_read)) {
+      fail(api, req, res, 403, "Forbidden",
+           "The application does not have any of the required application permissions "
+           "(Alert.ReadWrite.All, Alert.Read.All) to access the resource.",
+           "Authorization_RequestDenied", "Insufficient privileges to complete the operation.");
       return false;
     }
-    // Quota per (tenant, application), counted in real time; refused requests count too.
-    ClientState& state = clients[client->tenant + "\n" + client->client_id];
+    // Quota per (tenant, application) and API, counted in real time; refused requests count
+    // too. Graph has a minute quota only.
+    ClientState& state =
+        clients[(graph ? "graph\n" : "") + client->tenant + "\n" + client->client_id];
     const auto now = Clock::now();
-    if (now < state.not_before) ++early_retries;
+    if (now < state.not_before) ++(graph ? graph_early_retries : early_retries);
     while (!state.requests.empty() && now - state.requests.front() >= std::chrono::hours(1)) {
       state.requests.pop_front();
     }
@@ -356,29 +468,32 @@ struct EmulatorServer::Impl {
       ++in_minute;
     }
     state.requests.push_back(now);
+    const int per_minute = graph ? config.graph_quota_per_minute : config.quota_per_minute;
     std::optional<Clock::time_point> free_at;
-    if (in_minute >= static_cast<std::size_t>(config.quota_per_minute)) {
+    if (in_minute >= static_cast<std::size_t>(per_minute)) {
       free_at = state.requests[state.requests.size() - 1 - in_minute] + std::chrono::minutes(1);
-    } else if (state.requests.size() > static_cast<std::size_t>(config.quota_per_hour)) {
+    } else if (!graph && state.requests.size() > static_cast<std::size_t>(config.quota_per_hour)) {
       free_at = state.requests.front() + std::chrono::hours(1);
     }
     if (free_at) {
       const auto wait = duration_cast<seconds>(*free_at - now) + seconds(1);
-      throttle(res, state, wait.count());
+      throttle(api, req, res, state, wait.count());
       return false;
     }
     if (roll(config.faults.throttle_rate)) {
-      throttle(res, state, config.faults.throttle_retry_after_s);
+      throttle(api, req, res, state, config.faults.throttle_retry_after_s);
       return false;
     }
     if (roll(config.faults.throttle_no_retry_after_rate)) {
-      ++throttled;
-      apiError(res, 429, "TooManyRequests", "Rate limit is exceeded.");
+      ++(graph ? graph_throttled : throttled);
+      fail(api, req, res, 429, "TooManyRequests", "Rate limit is exceeded.", "TooManyRequests",
+           "Too many requests.");
       return false;
     }
     if (roll(config.faults.error_rate)) {
       if (rng.below(2) == 0) {
-        apiError(res, 500, "InternalServerError", "An internal error occurred.");
+        fail(api, req, res, 500, "InternalServerError", "An internal error occurred.",
+             "InternalServerError", "An internal server error occurred.");
       } else {
         res.status = 503;
         res.set_content("<html><body>503 Service Unavailable</body></html>", "text/html");
@@ -388,26 +503,30 @@ struct EmulatorServer::Impl {
     return true;
   }
 
-  void throttle(httplib::Response& res, ClientState& state, std::int64_t retry_after) {
+  void throttle(Api api, const httplib::Request& req, httplib::Response& res,
+                ClientState& state, std::int64_t retry_after) {
     if (retry_after < 1) retry_after = 1;
-    ++throttled;
+    ++(api == Api::kGraph ? graph_throttled : throttled);
     state.not_before = Clock::now() + seconds(retry_after);
-    apiError(res, 429, "TooManyRequests",
-             "Rate limit is exceeded. Try again in " + std::to_string(retry_after) + " seconds.");
+    fail(api, req, res, 429, "TooManyRequests",
+         "Rate limit is exceeded. Try again in " + std::to_string(retry_after) + " seconds.",
+         "TooManyRequests",
+         "Too many requests. Retry after " + std::to_string(retry_after) + " seconds.");
     res.set_header("Retry-After", std::to_string(retry_after));
   }
 
   // Sends `body`, or cuts it short / drops the connection when a fault says so.
-  void deliver(httplib::Response& res, std::string body, bool truncate, bool drop) {
+  void deliver(httplib::Response& res, std::string body, bool truncate, bool drop,
+               std::string_view content_type = kJson) {
     res.status = 200;
     if (!truncate && !drop) {
-      res.set_content(std::move(body), std::string(kJson));
+      res.set_content(std::move(body), std::string(content_type));
       return;
     }
     auto shared = std::make_shared<std::string>(std::move(body));
     const std::size_t cut = drop ? 0 : shared->size() / 2;
     res.set_content_provider(
-        shared->size(), std::string(kJson),
+        shared->size(), std::string(content_type),
         [shared, cut](std::size_t offset, std::size_t, httplib::DataSink& sink) {
           if (offset < cut) sink.write(shared->data() + offset, cut - offset);
           return false;  // the connection closes before the declared length
@@ -512,6 +631,121 @@ struct EmulatorServer::Impl {
     res.set_header("Date", httpDate(emulatedNow()));
   }
 
+  // ---- Microsoft Graph alerts_v2 (the same world) ----
+
+  // Headers every Graph answer carries; `include_unknown`: the Prefer header was honoured.
+  void graphHeaders(const httplib::Request& req, httplib::Response& res, bool include_unknown) {
+    if (!res.has_header("request-id")) {
+      const std::string request_id = guid(rng);
+      const std::string client_request_id = req.get_header_value("client-request-id");
+      res.set_header("request-id", request_id);
+      res.set_header("client-request-id",
+                     client_request_id.empty() ? request_id : client_request_id);
+    }
+    res.set_header("OData-Version", "4.0");
+    if (include_unknown) res.set_header("Preference-Applied", "include-unknown-enum-members");
+  }
+
+  void handleGraphList(const httplib::Request& req, httplib::Response& res) {
+    sleepLatency();
+    std::lock_guard<std::mutex> lock(mu);
+    graphListRequest(req, res);
+    count("GET " + std::string(kGraphAlertsPath), res.status);
+    res.set_header("Date", httpDate(emulatedNow()));
+  }
+
+  void graphListRequest(const httplib::Request& req, httplib::Response& res) {
+    if (!admit(req, res, Api::kGraph)) return;
+    GraphQueryParams params;
+    for (const auto& [key, value] : req.params) {
+      // Graph takes the system query options with or without their `$`.
+      const std::string_view name =
+          !key.empty() && key[0] == '$' ? std::string_view(key).substr(1) : std::string_view(key);
+      std::optional<std::string>* slot = nullptr;
+      if (name == "filter") slot = &params.filter;
+      else if (name == "orderby") slot = &params.orderby;
+      else if (name == "top") slot = &params.top;
+      else if (name == "skip") slot = &params.skip;
+      else if (name == "count") slot = &params.count;
+      else if (name == "skiptoken") slot = &params.skiptoken;
+      if (slot == nullptr) {
+        if (!key.empty() && key[0] == '$') {
+          graphError(req, res, 400, "BadRequest",
+                     "Query option '" + key + "' is not supported on this resource.");
+          return;
+        }
+        continue;  // other parameters are ignored
+      }
+      if (*slot) {
+        graphError(req, res, 400, "BadRequest",
+                   "Query option '$" + std::string(name) + "' was specified more than once, "
+                   "but it must be specified at most once.");
+        return;
+      }
+      *slot = value;
+    }
+    auto query = parseGraphQuery(params, skiptoken_key);
+    if (!query) {
+      graphError(req, res, 400, "BadRequest", query.error().message());
+      return;
+    }
+    if (config.orderby == OrderMode::kReject && query->order_by) {
+      graphError(req, res, 400, "BadRequest",
+                 "Invalid order by clause: the property '" +
+                     std::string(query->order_by == TimeField::kAlertCreationTime
+                                     ? "createdDateTime"
+                                     : "lastUpdateDateTime") +
+                     "' cannot be used in the $orderby query option.");
+      return;
+    }
+    const bool include_unknown = prefersUnknownEnumMembers(req);
+    const bool drop = roll(config.faults.drop_rate);
+    const bool truncate = !drop && roll(config.faults.truncate_rate);
+    world.advanceTo(emulatedNow());
+    const QueryPage page =
+        world.queryGraph(*query, config.orderby, include_unknown, !drop && !truncate);
+    std::string body = "{\"@odata.context\":";
+    ecs::appendString(body, origin(req) + "/v1.0/$metadata#security/alerts_v2");
+    if (query->count) body += ",\"@odata.count\":" + std::to_string(page.matched);
+    // The next page continues the same query after what was sent; none after the last.
+    const bool more =
+        page.count > 0 && page.count == query->top && query->skip + page.count < page.matched;
+    if (more) {
+      body += ",\"@odata.nextLink\":";
+      ecs::appendString(body, origin(req) + std::string(kGraphAlertsPath) + "?$skiptoken=" +
+                                  makeGraphSkipToken(*query, query->skip + page.count,
+                                                     skiptoken_key));
+    }
+    body += ",\"value\":";
+    body += page.value_json;
+    body += "}";
+    graphHeaders(req, res, include_unknown);
+    deliver(res, std::move(body), truncate, drop, kGraphJson);
+  }
+
+  void handleGraphOne(const httplib::Request& req, httplib::Response& res) {
+    sleepLatency();
+    std::lock_guard<std::mutex> lock(mu);
+    if (admit(req, res, Api::kGraph)) {
+      world.advanceTo(emulatedNow());
+      const bool include_unknown = prefersUnknownEnumMembers(req);
+      auto json = world.alertGraphJson(req.matches[1].str(), include_unknown);
+      if (!json) {
+        graphError(req, res, 404, "NotFound",
+                   "Alert with id " + req.matches[1].str() + " was not found.");
+      } else {
+        std::string body = "{\"@odata.context\":";
+        ecs::appendString(body, origin(req) + "/v1.0/$metadata#security/alerts_v2/$entity");
+        body += "," + json->substr(1);
+        graphHeaders(req, res, include_unknown);
+        res.status = 200;
+        res.set_content(std::move(body), std::string(kGraphJson));
+      }
+    }
+    count("GET " + std::string(kGraphAlertsPath) + "/{id}", res.status);
+    res.set_header("Date", httpDate(emulatedNow()));
+  }
+
   // ---- Test-only endpoints ----
 
   std::string versionsJson() {
@@ -531,6 +765,16 @@ struct EmulatorServer::Impl {
     }
     body += "]}";
     return body;
+  }
+
+  // Requests to the Graph paths, whatever their answer.
+  std::uint64_t graphRequests() const {
+    std::uint64_t n = 0;
+    for (const auto& [path, statuses] : requests) {
+      if (path.find(kGraphAlertsPath) == std::string::npos) continue;
+      for (const auto& [status, answered] : statuses) n += answered;
+    }
+    return n;
   }
 
   std::string statsJson() {
@@ -555,6 +799,9 @@ struct EmulatorServer::Impl {
     }
     body += "},\"throttled\":" + std::to_string(throttled) +
             ",\"early_retries\":" + std::to_string(early_retries) +
+            ",\"graph_requests\":" + std::to_string(graphRequests()) +
+            ",\"graph_throttled\":" + std::to_string(graph_throttled) +
+            ",\"graph_early_retries\":" + std::to_string(graph_early_retries) +
             ",\"tokens_issued\":" + std::to_string(tokens_issued) + "}";
     return body;
   }
@@ -599,6 +846,10 @@ struct EmulatorServer::Impl {
         handleOne(q, r, base + "/{id}");
       });
     }
+    s.Get(std::string(kGraphAlertsPath),
+          [this](const httplib::Request& q, httplib::Response& r) { handleGraphList(q, r); });
+    s.Get(std::string(kGraphAlertsPath) + R"(/([^/?]+))",
+          [this](const httplib::Request& q, httplib::Response& r) { handleGraphOne(q, r); });
     s.Get("/_emulator/versions", [this](const httplib::Request&, httplib::Response& r) {
       setJson(r, 200, versionsJson());
     });

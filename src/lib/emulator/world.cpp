@@ -1,9 +1,13 @@
 #include "mdecollect/emulator/world.h"
 
 #include "mdecollect/core/iso8601.h"
+#include "mdecollect/emulator/graph_json.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <limits>
+#include <utility>
+#include <vector>
 
 namespace mdec::emulator {
 namespace {
@@ -123,6 +127,13 @@ void World::addVersion(std::size_t slot_index) {
   v.evidence = slot.alert.evidence.size();
   v.status = std::string(statusName(slot.alert.status));
   v.severity = std::string(severityName(slot.alert.severity));
+  v.graph_status = graphStatusName(slot.alert.status);
+  v.graph_severity = graphSeverityName(slot.alert.severity);
+  if (slot.alert.classification) {
+    v.graph_classification = graphClassificationName(*slot.alert.classification);
+  }
+  if (slot.alert.determination) v.graph_determination = lowerCamel(*slot.alert.determination);
+  v.assigned_to = slot.alert.assigned_to;
   appendAlertJson(slot.alert, true, v.json_expanded);
   appendAlertJson(slot.alert, false, v.json_plain);
   slot.versions.push_back(std::move(v));
@@ -147,6 +158,9 @@ void World::advanceTo(Timestamp now) {
       if (!open_.empty()) {
         const std::size_t pick = static_cast<std::size_t>(rng_.below(open_.size()));
         const std::size_t index = open_[pick];
+        // The current version may stay the visible one after this change (a late new
+        // version), and slot.alert is about to change: its Graph form is rendered now.
+        renderGraph(slots_[index]);
         if (generator_.advance(slots_[index].alert, at)) addVersion(index);
         if (slots_[index].alert.status == Status::kResolved) {
           open_[pick] = open_.back();
@@ -174,6 +188,10 @@ World::Version* World::visibleVersion(Slot& slot) {
       std::string().swap(slot.versions[i].json_expanded);
       std::string().swap(slot.versions[i].json_plain);
     }
+    if (!slot.versions[i].graph_json.empty()) {
+      std::string().swap(slot.versions[i].graph_json);
+      std::string().swap(slot.versions[i].graph_json_legacy);
+    }
   }
   return found;
 }
@@ -187,7 +205,9 @@ const World::Version* World::visibleVersion(const Slot& slot) const {
   return found;
 }
 
-QueryPage World::query(const AlertQuery& q, OrderMode mode, bool mark_served) {
+template <typename Keep>
+std::vector<std::pair<std::size_t, World::Version*>> World::matching(
+    Keep keep, std::optional<TimeField> order_by, bool descending, OrderMode mode) {
   struct Candidate {
     Timestamp key;
     std::uint64_t arbitrary;
@@ -197,18 +217,15 @@ QueryPage World::query(const AlertQuery& q, OrderMode mode, bool mark_served) {
   std::vector<Candidate> candidates;
   for (std::size_t i = 0; i < slots_.size(); ++i) {
     Version* v = visibleVersion(slots_[i]);
-    if (v == nullptr) continue;
-    if (!matchesTimes(q, toInstant(v->last_update_time), toInstant(v->created))) continue;
-    if (q.status && *q.status != v->status) continue;
-    if (q.severity && *q.severity != v->severity) continue;
+    if (v == nullptr || !keep(*v)) continue;
     const Timestamp key =
-        q.order_by == TimeField::kAlertCreationTime ? v->created : v->last_update_time;
+        order_by == TimeField::kAlertCreationTime ? v->created : v->last_update_time;
     candidates.push_back({key, slots_[i].order_key, i, v});
   }
-  const bool honour = mode == OrderMode::kHonour && q.order_by.has_value();
+  const bool honour = mode == OrderMode::kHonour && order_by.has_value();
   if (honour) {
     std::sort(candidates.begin(), candidates.end(), [&](const Candidate& a, const Candidate& b) {
-      if (a.key != b.key) return q.descending ? a.key > b.key : a.key < b.key;
+      if (a.key != b.key) return descending ? a.key > b.key : a.key < b.key;
       return slots_[a.slot].alert.id < slots_[b.slot].alert.id;
     });
   } else {
@@ -217,19 +234,34 @@ QueryPage World::query(const AlertQuery& q, OrderMode mode, bool mark_served) {
       return slots_[a.slot].alert.id < slots_[b.slot].alert.id;
     });
   }
+  std::vector<std::pair<std::size_t, Version*>> out;
+  out.reserve(candidates.size());
+  for (const Candidate& c : candidates) out.emplace_back(c.slot, c.version);
+  return out;
+}
+
+QueryPage World::query(const AlertQuery& q, OrderMode mode, bool mark_served) {
+  const auto candidates = matching(
+      [&q](const Version& v) {
+        if (!matchesTimes(q, toInstant(v.last_update_time), toInstant(v.created))) return false;
+        if (q.status && *q.status != v.status) return false;
+        if (q.severity && *q.severity != v.severity) return false;
+        return true;
+      },
+      q.order_by, q.descending, mode);
   QueryPage page;
   page.matched = candidates.size();
   page.value_json.push_back('[');
   const std::size_t begin = std::min(q.skip, candidates.size());
-  const std::size_t end = std::min(candidates.size(), begin + q.top);
+  const std::size_t end = std::min(candidates.size(), begin + std::min(q.top, candidates.size()));
   std::size_t bytes = 2;
   for (std::size_t i = begin; i < end; ++i) {
-    bytes += (q.expand_evidence ? candidates[i].version->json_expanded
-                                : candidates[i].version->json_plain).size() + 1;
+    bytes += (q.expand_evidence ? candidates[i].second->json_expanded
+                                : candidates[i].second->json_plain).size() + 1;
   }
   page.value_json.reserve(bytes);
   for (std::size_t i = begin; i < end; ++i) {
-    Version* v = candidates[i].version;
+    Version* v = candidates[i].second;
     if (i != begin) page.value_json.push_back(',');
     page.value_json.append(q.expand_evidence ? v->json_expanded : v->json_plain);
     if (mark_served) v->served = true;
@@ -237,6 +269,77 @@ QueryPage World::query(const AlertQuery& q, OrderMode mode, bool mark_served) {
   }
   page.value_json.push_back(']');
   return page;
+}
+
+void World::renderGraph(Slot& slot) {
+  Version& v = slot.versions.back();
+  if (v.graph_rendered) return;
+  v.graph_rendered = true;
+  appendGraphAlertJson(slot.alert, true, v.graph_json);
+  v.graph_differs = hasNewerGraphMembers(slot.alert);
+  if (v.graph_differs) appendGraphAlertJson(slot.alert, false, v.graph_json_legacy);
+}
+
+const std::string& World::graphJson(Slot& slot, Version& version,
+                                    bool include_unknown_enum_members) {
+  if (!version.graph_rendered) {
+    // Only the newest version can still be unrendered: renderGraph runs before an alert
+    // changes (advanceTo).
+    if (&version != &slot.versions.back()) std::abort();
+    renderGraph(slot);
+  }
+  return include_unknown_enum_members || !version.graph_differs ? version.graph_json
+                                                                : version.graph_json_legacy;
+}
+
+QueryPage World::queryGraph(const GraphQuery& q, OrderMode mode,
+                            bool include_unknown_enum_members, bool mark_served) {
+  const auto candidates = matching(
+      [&q](const Version& v) {
+        GraphFilterFields f;
+        f.last_update_date_time = toInstant(v.last_update_time);
+        f.created_date_time = toInstant(v.created);
+        f.status = v.graph_status;
+        f.severity = v.graph_severity;
+        f.service_source = kGraphServiceSource;
+        f.classification = v.graph_classification;
+        if (v.graph_determination) f.determination = *v.graph_determination;
+        if (v.assigned_to) f.assigned_to = *v.assigned_to;
+        return matchesGraphFilter(q.filter, f);
+      },
+      q.order_by, q.descending, mode);
+  QueryPage page;
+  page.matched = candidates.size();
+  const std::size_t begin = std::min(q.skip, candidates.size());
+  const std::size_t end = std::min(candidates.size(), begin + std::min(q.top, candidates.size()));
+  std::size_t bytes = 2;
+  for (std::size_t i = begin; i < end; ++i) {
+    auto [slot, v] = candidates[i];
+    bytes += graphJson(slots_[slot], *v, include_unknown_enum_members).size() + 1;
+  }
+  page.value_json.reserve(bytes);
+  page.value_json.push_back('[');
+  for (std::size_t i = begin; i < end; ++i) {
+    auto [slot, v] = candidates[i];
+    if (i != begin) page.value_json.push_back(',');
+    page.value_json.append(graphJson(slots_[slot], *v, include_unknown_enum_members));
+    if (mark_served) v->served = true;
+    ++page.count;
+  }
+  page.value_json.push_back(']');
+  return page;
+}
+
+std::optional<std::string> World::alertGraphJson(std::string_view id,
+                                                 bool include_unknown_enum_members,
+                                                 bool mark_served) {
+  auto it = by_id_.find(std::string(id));
+  if (it == by_id_.end()) return std::nullopt;
+  Slot& slot = slots_[it->second];
+  Version* v = visibleVersion(slot);
+  if (v == nullptr) return std::nullopt;
+  if (mark_served) v->served = true;
+  return graphJson(slot, *v, include_unknown_enum_members);
 }
 
 std::optional<std::string> World::alertJson(std::string_view id, bool expand_evidence,

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <deque>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -15,6 +16,7 @@
 
 #include "ecs/line_scanner.h"
 #include "mdecollect/core/iso8601.h"
+#include "mdecollect/ecs/graph_translate.h"
 #include "mdecollect/ecs/mapper.h"
 
 namespace mdec::source {
@@ -101,6 +103,7 @@ class MdeSourceImpl : public MdeSource {
         clock_(clock),
         options_(options),
         mapper_(mapOptions(config)),
+        graph_(config.type == config::SourceType::kGraph),
         pacer_(config.requests_per_minute, config.requests_per_hour),
         page_size_(config.page_size),
         rng_(std::random_device{}()),
@@ -143,9 +146,10 @@ class MdeSourceImpl : public MdeSource {
                   : addNanos(serverNow(), -duration_cast<std::chrono::nanoseconds>(
                                               config_.initial_interval)
                                               .count());
-    std::deque<Window> windows{{from, std::nullopt}};
     fetched_.clear();
     best_watermark_ = watermark;
+    if (graph_) return pollGraph(from, stop);
+    std::deque<Window> windows{{from, std::nullopt}};
 
     while (!windows.empty()) {
       if (stop.stop_requested()) {
@@ -156,7 +160,7 @@ class MdeSourceImpl : public MdeSource {
       std::size_t skip = 0;
       bool split = false;
       for (;;) {
-        auto page = fetchPage(w, skip, stop);
+        auto page = fetchPage([&] { return buildUrl(w, skip); }, stop);
         if (!page) {
           if (stop.stop_requested()) {
             stats_.stopped = true;
@@ -208,7 +212,47 @@ class MdeSourceImpl : public MdeSource {
     return okStatus();
   }
 
+  // Graph (graph.md): one window from `from` on, paged by following @odata.nextLink
+  // verbatim until a page has none; the window is then complete and the watermark moves
+  // with that last page.
+  //
+  // The watermark moves at most to the server's time when the poll began: an alert updated
+  // while the poll pages through (its new version can land on a page already read, since
+  // pages are ordered by creation) is then read again by the next poll's overlap, however
+  // long this poll took.
+  Status pollGraph(Instant from, std::stop_token stop) {
+    const Window w{from, std::nullopt};
+    const Instant began = serverNow();
+    std::string next;
+    for (std::size_t pages = 0;; ++pages) {
+      if (stop.stop_requested()) {
+        stats_.stopped = true;
+        return okStatus();
+      }
+      if (pages > 1'000'000) {
+        return Error(ErrorCode::kInternal, "Graph kept sending @odata.nextLink (a million pages)");
+      }
+      auto page = fetchPage([&] { return next.empty() ? buildGraphUrl(w) : next; }, stop);
+      if (!page) {
+        if (stop.stop_requested()) {
+          stats_.stopped = true;
+          return okStatus();
+        }
+        return page.error();
+      }
+      for (const auto& t : page->luts) fetched_.insert(t);
+      next = page->next_link;
+      const bool last = next.empty();
+      if (auto s = enqueueCommit(std::move(*page), last ? watermarkBelow(began) : std::nullopt);
+          !s) {
+        return s;
+      }
+      if (last) return okStatus();
+    }
+  }
+
   struct Page {
+    std::string next_link;         // Graph's @odata.nextLink (empty: the last page)
     std::string body;              // followed by ecs::kLinePadding spare bytes
     std::size_t size = 0;          // the body's length without them
     std::size_t alerts = 0;
@@ -316,8 +360,16 @@ class MdeSourceImpl : public MdeSource {
       const auto& e = page.scan.elements[i];
       sink.holdNext(!known);
       sink.held.clear();
-      // Each alert is followed by the rest of the padded body.
-      mapper_.mapElement(std::string_view(page.body.data() + e.begin, e.size()), sink);
+      const std::string_view element(page.body.data() + e.begin, e.size());
+      if (graph_ && translator_.translate(element, translated_)) {
+        // The Defender shape of the Graph alert (graph.md), then the unchanged mapper.
+        const std::size_t size = translated_.size();
+        translated_.append(ecs::kLinePadding, ' ');
+        mapper_.mapElement(std::string_view(translated_.data(), size), sink);
+      } else {
+        // Each alert is followed by the rest of the padded body.
+        mapper_.mapElement(element, sink);
+      }
       if (known) {
         c.seen.push_back(page.versions[i]);
         continue;
@@ -341,6 +393,35 @@ class MdeSourceImpl : public MdeSource {
     stats_.documents += out.documents();
     if (out.documents() == 0 && c.seen.empty() && !c.watermark) return okStatus();
     return out.commit(std::move(c));
+  }
+
+  std::string buildGraphUrl(const Window& w) const {
+    std::string filter = "lastUpdateDateTime ge " + apiTime(w.from);
+    if (w.to) filter += " and lastUpdateDateTime lt " + apiTime(*w.to);
+    if (!config_.service_sources.empty()) {
+      filter += " and (";
+      for (std::size_t i = 0; i < config_.service_sources.size(); ++i) {
+        if (i > 0) filter += " or ";
+        std::string quoted = config_.service_sources[i];
+        // OData string literal: a single quote is doubled.
+        for (std::size_t q = quoted.find('\''); q != std::string::npos;
+             q = quoted.find('\'', q + 2)) {
+          quoted.insert(q, 1, '\'');
+        }
+        filter += "serviceSource eq '" + quoted + "'";
+      }
+      filter += ")";
+    }
+    std::string base = config_.api_url;
+    while (!base.empty() && base.back() == '/') base.pop_back();
+    // Ordered by creation, nextLink pages can only gain items while the world changes
+    // (an update keeps its alert's place; a late alert is inserted): whatever a
+    // position-based nextLink then reads twice, the seen-set skips, and nothing is skipped.
+    // Ordered by lastUpdateDateTime, an update would move its alert out of the pages read
+    // so far, and the pages after it would start one item late.
+    std::string url = base + "/v1.0/security/alerts_v2?$filter=" + http::urlEncode(filter);
+    if (use_orderby_) url += "&$orderby=" + http::urlEncode("createdDateTime asc");
+    return url + "&$top=" + std::to_string(page_size_);
   }
 
   std::string buildUrl(const Window& w, std::size_t skip) const {
@@ -385,7 +466,7 @@ class MdeSourceImpl : public MdeSource {
     return body.substr(start, std::min<std::size_t>(end - start, 300));
   }
 
-  Result<Page> fetchPage(const Window& w, std::size_t skip, std::stop_token stop) {
+  Result<Page> fetchPage(const std::function<std::string()>& url_of, std::stop_token stop) {
     // A 401 renews the token, right before the next send (after any wait), and retries.
     bool refresh_next = false;
     int refreshes_left = 2;
@@ -402,10 +483,12 @@ class MdeSourceImpl : public MdeSource {
         continue;
       }
       http::HttpRequest req;
-      req.url = buildUrl(w, skip);
+      req.url = url_of();
       req.headers = {{"Authorization", "Bearer " + *token},
                      {"Accept", "application/json"},
                      {"User-Agent", "MdatpPartner-mdecollect/" MDEC_VERSION_STRING}};
+      // Newer enum members instead of unknownFutureValue (graph.md).
+      if (graph_) req.headers.push_back({"Prefer", "include-unknown-enum-members"});
       req.timeout = config_.request_timeout;
       req.max_response_bytes = 512u << 20;
       std::string buffer = takeBuffer();
@@ -444,7 +527,8 @@ class MdeSourceImpl : public MdeSource {
           continue;
         }
         page.alerts = scan.elements.size();
-        describe(page);
+        describe(page, graph_ ? "\"lastUpdateDateTime\":\"" : "\"lastUpdateTime\":\"");
+        if (graph_) page.next_link = nextLink(page);
         ++stats_.pages;
         stats_.alerts += page.alerts;
         return page;
@@ -458,8 +542,10 @@ class MdeSourceImpl : public MdeSource {
         return Error(ErrorCode::kAuth,
                      "the API refused the token (HTTP " + std::to_string(status) + ": " +
                          apiMessage(res->body) +
-                         "); the application needs the WindowsDefenderATP application "
-                         "permission Alert.Read.All with admin consent")
+                         (graph_ ? "); the application needs the Microsoft Graph application "
+                                   "permission SecurityAlert.Read.All with admin consent"
+                                 : "); the application needs the WindowsDefenderATP application "
+                                   "permission Alert.Read.All with admin consent"))
             .withHttpStatus(status);
       }
       if (status == 429) {
@@ -525,14 +611,37 @@ class MdeSourceImpl : public MdeSource {
     return v.find('\\') == std::string_view::npos ? v : std::string_view();
   }
 
-  static void describe(Page& page) {
+  // Graph's @odata.nextLink, looked for outside the "value" array only.
+  static std::string nextLink(const Page& page) {
+    static constexpr std::string_view kKey = "\"@odata.nextLink\":\"";
+    const std::string_view body(page.body.data(), page.size);
+    const auto& elements = page.scan.elements;
+    const std::size_t head = elements.empty() ? body.size() : elements.front().begin;
+    const std::size_t tail = elements.empty() ? body.size() : elements.back().end;
+    for (const std::string_view part : {body.substr(0, head), body.substr(tail)}) {
+      const auto k = part.find(kKey);
+      if (k == std::string_view::npos) continue;
+      const auto start = k + kKey.size();
+      const auto end = part.find('"', start);
+      if (end == std::string_view::npos) return {};
+      std::string link(part.substr(start, end - start));
+      // JSON escapes a URL may carry: "\/" (the only one Graph uses).
+      for (std::size_t i = link.find("\\/"); i != std::string::npos; i = link.find("\\/", i)) {
+        link.erase(i, 1);
+      }
+      return link;
+    }
+    return {};
+  }
+
+  static void describe(Page& page, std::string_view lut_key) {
     page.luts.reserve(page.scan.elements.size());
     page.versions.resize(page.scan.elements.size());
     for (std::size_t i = 0; i < page.scan.elements.size(); ++i) {
       const auto& e = page.scan.elements[i];
       const std::string_view alert(page.body.data() + e.begin, e.size());
       const std::string_view id = stringValue(alert, "\"id\":\"");
-      const std::string_view lut = stringValue(alert, "\"lastUpdateTime\":\"");
+      const std::string_view lut = stringValue(alert, lut_key);
       auto t = core::parseIsoDateTime(lut);
       if (!t) continue;
       if (!page.luts.empty() && *t < page.luts.back()) page.luts_ascending = false;
@@ -549,6 +658,9 @@ class MdeSourceImpl : public MdeSource {
   core::Clock& clock_;
   MdeSourceOptions options_;
   ecs::Mapper mapper_;
+  const bool graph_;
+  ecs::GraphTranslator translator_;
+  std::string translated_;  // the Defender shape of the Graph alert being mapped
   RequestPacer pacer_;
   std::size_t page_size_;
   bool use_orderby_ = true;

@@ -380,6 +380,67 @@ TEST_F(FileSourceTest, ALineLongerThanTheReadChunkIsReadWhole) {
             static_cast<std::int64_t>(alert(1).size() + 1 + huge.size() + 1));
 }
 
+// One Graph alerts_v2 alert (graph.md): a device and a file evidence; `n` makes its id.
+std::string graphAlert(int n) {
+  return R"({"id":"ga)" + std::to_string(n) +
+         R"(","status":"inProgress","severity":"high","tenantId":"t-1",)"
+         R"("detectionSource":"antivirus","createdDateTime":"2025-11-03T14:07:14.1187425Z",)"
+         R"("lastUpdateDateTime":"2025-11-03T15:35:02.0566667Z","title":"t","evidence":[)"
+         R"({"@odata.type":"#microsoft.graph.security.deviceEvidence","mdeDeviceId":"dev1",)"
+         R"("deviceDnsName":"WKS-1.corp","loggedOnUsers":[{"accountName":"ann","domainName":"C"}]},)"
+         R"({"@odata.type":"#microsoft.graph.security.fileEvidence",)"
+         R"("createdDateTime":"2025-11-03T14:07:15Z","detectionStatus":"blocked",)"
+         R"("fileDetails":{"fileName":"evil.dll","sha1":"abc","fileSize":5}}]})";
+}
+
+TEST_F(FileSourceTest, GraphFormatFilesAreTranslatedFirst) {
+  config_.format = "graph";
+  const std::string file = in("graph.ndjson");
+  const std::string page_line =
+      R"({"@odata.context":"https://graph.microsoft.com/v1.0/$metadata#security/alerts_v2",)"
+      R"("value":[)" +
+      graphAlert(1) + "," + graphAlert(2) + "]}";
+  writeFile(file, page_line + "\n" + graphAlert(3) + "\n{not json\n");
+  auto stats = poll(*makeFileSource(config_, *store_));
+  EXPECT_EQ(stats.lines, 3u);
+  EXPECT_EQ(stats.documents, 4u);  // one file evidence per alert, one error document
+  EXPECT_EQ(stats.errors, 1u);
+  EXPECT_EQ(outboxIds(), (Ids{"ga1", "ga2", "ga3", "?"}));
+  auto docs = outbox();
+  ASSERT_EQ(docs.size(), 4u);
+  const JsonDoc first(docs[0].body);
+  EXPECT_EQ(first.getString("host.id"), "dev1");
+  EXPECT_EQ(first.getString("host.name"), "wks-1.corp");
+  EXPECT_EQ(first.getString("user.name"), "ann");
+  EXPECT_EQ(first.getString("cloud.account.id"), "t-1");
+  EXPECT_EQ(first.getString("observer.name"), "WindowsDefenderAv");
+  EXPECT_EQ(first.getInt("event.severity"), 4);
+  EXPECT_EQ(first.getString("file.name"), "evil.dll");
+  EXPECT_EQ(first.getString("microsoft.defender_endpoint.status"), "InProgress");
+  EXPECT_EQ(first.getString("microsoft.defender_endpoint.evidence.entityType"), "File");
+  EXPECT_EQ(first.getString("microsoft.defender_endpoint.evidence.detectionStatus"), "Blocked");
+  EXPECT_EQ(first.getString("log.file.path"), file);
+  EXPECT_EQ(first.getInt("log.offset"), 0);
+  EXPECT_EQ(JsonDoc(docs[1].body).getInt("log.offset"), 0);  // the same page line
+  EXPECT_EQ(JsonDoc(docs[2].body).getInt("log.offset"),
+            static_cast<std::int64_t>(page_line.size() + 1));
+  const JsonDoc bad(docs[3].body);
+  EXPECT_EQ(bad.getString("event.kind"), "pipeline_error");
+  EXPECT_EQ(bad.getString("event.original"), "{not json");
+  EXPECT_EQ(position(file)->offset, fs::file_size(file));
+
+  // The same file read as Defender for Endpoint input keeps the Graph shape (no translation):
+  // the device evidence is a document of its own and nothing lands in host.*.
+  config_.name = "as-mde";
+  config_.format = "mde";
+  config_.paths = {file};
+  auto mde = makeFileSource(config_, *store_);
+  EXPECT_EQ(poll(*mde).documents, 7u);
+  auto all = outbox();
+  ASSERT_EQ(all.size(), 11u);
+  EXPECT_FALSE(JsonDoc(all[4].body).has("host.id"));
+}
+
 TEST_F(FileSourceTest, NoMatchIsNotAnError) {
   auto stats = poll(*makeFileSource(config_, *store_));
   EXPECT_EQ(stats.files, 0u);
