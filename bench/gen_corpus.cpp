@@ -1,6 +1,7 @@
 // mdec-gen-corpus: writes a benchmark corpus of API pages, one page per NDJSON line.
 //
-//   mdec-gen-corpus --out FILE [--min-mb 50] [--alerts-per-page 1000] [--seed 42]
+//   mdec-gen-corpus --out FILE [--min-mb 50] [--alerts-per-page 1000] [--seed 42] [--graph]
+// (--graph: the pages in Microsoft Graph alerts_v2 form, as the emulator serves them)
 //
 // Each line is what GET /api/alerts?$expand=evidence returns: {"@odata.context":...,
 // "value":[...]}. Pages are written until the file holds at least min-mb MiB. The same
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "mdecollect/emulator/alert_generator.h"
+#include "mdecollect/emulator/graph_json.h"
 
 namespace {
 
@@ -30,10 +32,11 @@ struct Options {
   std::uint64_t min_mb = 50;
   std::uint64_t alerts_per_page = 1000;
   std::uint64_t seed = 42;
+  bool graph = false;  // Graph alerts_v2 pages instead of Defender API pages
 };
 
 constexpr std::string_view kUsage =
-    "usage: mdec-gen-corpus --out FILE [--min-mb N] [--alerts-per-page N] [--seed N]\n";
+    "usage: mdec-gen-corpus --out FILE [--min-mb N] [--alerts-per-page N] [--seed N] [--graph]\n";
 
 bool parseNumber(std::string_view text, std::uint64_t& value) {
   const char* end = text.data() + text.size();
@@ -50,6 +53,9 @@ std::string parseArgs(int argc, char** argv, Options& options) {
     if (arg.starts_with("--") && eq != std::string_view::npos) {
       value = arg.substr(eq + 1);
       arg = arg.substr(0, eq);
+    } else if (arg == "--graph") {
+      options.graph = true;
+      continue;
     } else if (arg == "--help" || arg == "-h") {
       return "help";
     } else {
@@ -120,7 +126,12 @@ int main(int argc, char** argv) {
         page.push_back(std::move(alert));
       }
       line.clear();
-      mdec::emulator::appendPageJson(page, mdec::emulator::kAlertsOdataContext, true, line);
+      if (options.graph) {
+        mdec::emulator::appendGraphPageJson(page, mdec::emulator::kGraphAlertsOdataContext, true,
+                                            line);
+      } else {
+        mdec::emulator::appendPageJson(page, mdec::emulator::kAlertsOdataContext, true, line);
+      }
       line += '\n';
       if (std::fwrite(line.data(), 1, line.size(), file) != line.size()) {
         std::cerr << "mdec-gen-corpus: write to " << options.out << " failed\n";
