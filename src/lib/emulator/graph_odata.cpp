@@ -8,20 +8,22 @@
 #include <system_error>
 #include <utility>
 
+#include "emulator/odata_lexer.h"
 #include "ecs/json_writer.h"
 #include "mdecollect/emulator/graph_json.h"
 
 namespace mdec::emulator {
 namespace {
 
-constexpr std::size_t kMaxEcho = 200;    // longest piece of the request echoed in a message
+using odata_lexer::echo;
+using odata_lexer::isBlank;
+using odata_lexer::isDigit;
+using odata_lexer::Token;
+using odata_lexer::TokenKind;
+using odata_lexer::trim;
+
 constexpr std::size_t kMaxDepth = 32;    // nested parentheses in a $filter
 constexpr std::size_t kMaxNodes = 1000;  // comparisons and joins in a $filter
-
-std::string echo(std::string_view text) {
-  if (text.size() <= kMaxEcho) return std::string(text);
-  return std::string(text.substr(0, kMaxEcho)) + "...";
-}
 
 Error invalid(std::string message) {
   return Error(ErrorCode::kInvalidArgument, std::move(message));
@@ -30,18 +32,6 @@ Error invalid(std::string message) {
 Error invalidFilter(std::string_view detail) {
   return invalid("Invalid filter clause: " + std::string(detail));
 }
-
-bool isBlank(char c) { return c == ' ' || c == '\t'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && isBlank(s.front())) s.remove_prefix(1);
-  while (!s.empty() && isBlank(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-bool isDigit(char c) { return c >= '0' && c <= '9'; }
-bool isIdentStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
-bool isIdentChar(char c) { return isIdentStart(c) || isDigit(c) || c == '/' || c == '.'; }
 
 struct FieldInfo {
   std::string_view name;
@@ -120,63 +110,17 @@ Error unknownProperty(std::string_view name) {
 // ---------------------------------------------------------------------------------------
 // $filter
 
-enum class TokenKind { kIdent, kLiteral, kString, kOpen, kClose, kOther };
-
-struct Token {
-  TokenKind kind = TokenKind::kOther;
-  std::string_view text;  // as written
-  std::size_t pos = 0;
-  std::string value;  // kString: the contents, '' turned into '
-};
-
 Result<std::vector<Token>> tokenize(std::string_view f) {
   std::vector<Token> tokens;
   std::size_t pos = 0;
   for (;;) {
-    while (pos < f.size() && isBlank(f[pos])) ++pos;
-    if (pos == f.size()) return tokens;
     Token t;
-    t.pos = pos;
-    const char c = f[pos];
-    std::size_t end = pos + 1;
-    if (isIdentStart(c)) {
-      t.kind = TokenKind::kIdent;
-      while (end < f.size() && isIdentChar(f[end])) ++end;
-    } else if (isDigit(c) || c == '-' || c == '+') {
-      t.kind = TokenKind::kLiteral;
-      while (end < f.size() && !isBlank(f[end]) && f[end] != '(' && f[end] != ')' &&
-             f[end] != ',' && f[end] != '\'') {
-        ++end;
-      }
-    } else if (c == '\'') {
-      t.kind = TokenKind::kString;
-      for (;;) {
-        if (end == f.size()) {
-          return invalid("Invalid filter clause: unterminated string literal at position " +
-                         std::to_string(pos) + " in '" + echo(f) + "'.");
-        }
-        if (f[end] == '\'') {
-          if (end + 1 < f.size() && f[end + 1] == '\'') {
-            t.value.push_back('\'');
-            end += 2;
-            continue;
-          }
-          ++end;
-          break;
-        }
-        t.value.push_back(f[end]);
-        ++end;
-      }
-    } else if (c == '(') {
-      t.kind = TokenKind::kOpen;
-    } else if (c == ')') {
-      t.kind = TokenKind::kClose;
-    } else {
-      t.kind = TokenKind::kOther;
+    if (!odata_lexer::nextToken(f, pos, t)) {
+      return invalid("Invalid filter clause: unterminated string literal at position " +
+                     std::to_string(t.pos) + " in '" + echo(f) + "'.");
     }
-    t.text = f.substr(pos, end - pos);
+    if (t.kind == TokenKind::kEnd) return tokens;
     tokens.push_back(std::move(t));
-    pos = end;
   }
 }
 

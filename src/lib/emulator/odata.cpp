@@ -10,17 +10,24 @@
 #include <system_error>
 #include <utility>
 
+#include "emulator/odata_lexer.h"
 #include "ecs/json_writer.h"
 
 namespace mdec::emulator {
 namespace {
+
+using odata_lexer::echo;
+using odata_lexer::isBlank;
+using odata_lexer::isDigit;
+using odata_lexer::Token;
+using odata_lexer::TokenKind;
+using odata_lexer::trim;
 
 // ---------------------------------------------------------------------------------------
 // Messages in the style of the real API (ASP.NET Web API OData wraps ODataLib's messages
 // in "The query specified in the URI is not valid. ...").
 
 constexpr std::size_t kMaxTop = 10000;
-constexpr std::size_t kMaxEcho = 200;  // longest piece of the request echoed in a message
 constexpr std::string_view kInvalidQuery = "The query specified in the URI is not valid. ";
 
 // The properties of the API's Alert entity (api-facts.md), for telling an unknown name
@@ -64,12 +71,6 @@ bool isAlertProperty(std::string_view name) {
   return false;
 }
 
-// `text` cut to kMaxEcho bytes for quoting in a message.
-std::string echo(std::string_view text) {
-  if (text.size() <= kMaxEcho) return std::string(text);
-  return std::string(text.substr(0, kMaxEcho)) + "...";
-}
-
 Error invalid(std::string message) {
   return Error(ErrorCode::kInvalidArgument, std::move(message));
 }
@@ -104,18 +105,6 @@ Error notUsableIn(std::string_view property, std::string_view option) {
   return invalidQuery("The property '" + std::string(property) + "' cannot be used in the " +
                       std::string(option) + " query option.");
 }
-
-bool isBlank(char c) { return c == ' ' || c == '\t'; }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && isBlank(s.front())) s.remove_prefix(1);
-  while (!s.empty() && isBlank(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-bool isDigit(char c) { return c >= '0' && c <= '9'; }
-bool isIdentStart(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
-bool isIdentChar(char c) { return isIdentStart(c) || isDigit(c) || c == '/' || c == '.'; }
 
 std::optional<TimeField> timeFieldNamed(std::string_view name) {
   if (name == "lastUpdateTime") return TimeField::kLastUpdateTime;
@@ -162,15 +151,6 @@ bool hasODataDateTimeShape(std::string_view s) {
 // ---------------------------------------------------------------------------------------
 // $filter: a tokenizer and a recursive-descent parser for  term ( and term )*
 
-enum class TokenKind { kEnd, kIdent, kLiteral, kString, kOpenParen, kCloseParen, kOther };
-
-struct Token {
-  TokenKind kind = TokenKind::kEnd;
-  std::string_view text;  // as written (strings with their quotes)
-  std::size_t pos = 0;    // 0-based offset in the filter
-  std::string value;      // kString: the contents with '' turned into '
-};
-
 class FilterParser {
  public:
   explicit FilterParser(std::string_view filter) : filter_(filter) {}
@@ -186,7 +166,7 @@ class FilterParser {
       if (t.kind == TokenKind::kIdent && t.text == "or") {
         return invalidFilter("the operator 'or' is not supported; join conditions with 'and'.");
       }
-      if (t.kind == TokenKind::kOpenParen || t.kind == TokenKind::kCloseParen) {
+      if (t.kind == TokenKind::kOpen || t.kind == TokenKind::kClose) {
         return parenthesesUnsupported();
       }
       return invalidFilter("expected 'and' or the end of the filter at position " +
@@ -202,8 +182,8 @@ class FilterParser {
     switch (field.kind) {
       case TokenKind::kEnd:
         return unexpectedEnd("a property name");
-      case TokenKind::kOpenParen:
-      case TokenKind::kCloseParen:
+      case TokenKind::kOpen:
+      case TokenKind::kClose:
         return parenthesesUnsupported();
       case TokenKind::kIdent:
         break;
@@ -337,49 +317,11 @@ class FilterParser {
   }
 
   Result<Token> nextToken() {
-    skipBlanks();
     Token t;
-    t.pos = pos_;
-    if (pos_ == filter_.size()) return t;
-    const char c = filter_[pos_];
-    std::size_t end = pos_ + 1;
-    if (isIdentStart(c)) {
-      t.kind = TokenKind::kIdent;
-      while (end < filter_.size() && isIdentChar(filter_[end])) ++end;
-    } else if (isDigit(c) || c == '-' || c == '+') {
-      t.kind = TokenKind::kLiteral;
-      while (end < filter_.size() && !isBlank(filter_[end]) && filter_[end] != '(' &&
-             filter_[end] != ')' && filter_[end] != ',' && filter_[end] != '\'') {
-        ++end;
-      }
-    } else if (c == '\'') {
-      t.kind = TokenKind::kString;
-      for (;;) {
-        if (end == filter_.size()) {
-          return invalidQuery("There is an unterminated string literal at position " +
-                              std::to_string(pos_) + " in '" + echo(filter_) + "'.");
-        }
-        if (filter_[end] == '\'') {
-          if (end + 1 < filter_.size() && filter_[end + 1] == '\'') {
-            t.value.push_back('\'');
-            end += 2;
-            continue;
-          }
-          ++end;
-          break;
-        }
-        t.value.push_back(filter_[end]);
-        ++end;
-      }
-    } else if (c == '(') {
-      t.kind = TokenKind::kOpenParen;
-    } else if (c == ')') {
-      t.kind = TokenKind::kCloseParen;
-    } else {
-      t.kind = TokenKind::kOther;
+    if (!odata_lexer::nextToken(filter_, pos_, t)) {
+      return invalidQuery("There is an unterminated string literal at position " +
+                          std::to_string(t.pos) + " in '" + echo(filter_) + "'.");
     }
-    t.text = filter_.substr(pos_, end - pos_);
-    pos_ = end;
     return t;
   }
 
