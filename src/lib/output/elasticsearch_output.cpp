@@ -203,30 +203,32 @@ EsTransport::EsTransport(const config::ElasticsearchOutputConfig& config,
 
 Result<http::HttpResponse> EsTransport::send(const std::string& method, const std::string& path,
                                              std::string body, bool ndjson) {
+  // One request, built (and compressed) once, sent to each host in turn.
+  http::HttpRequest req;
+  req.method = method;
+  req.timeout = config_.timeout;
+  req.max_response_bytes = 64u << 20;
+  req.headers.push_back({"Accept", "application/json"});
+  if (!authorization_.empty()) req.headers.push_back({"Authorization", authorization_});
+  if (!body.empty() || method == "POST" || method == "PUT") {
+    req.headers.push_back({"Content-Type", ndjson ? "application/x-ndjson" : "application/json"});
+    if (config_.compression && !body.empty()) {
+      auto packed = gzip(body);
+      if (!packed) return packed.error();
+      req.headers.push_back({"Content-Encoding", "gzip"});
+      req.body = std::move(*packed);
+    } else {
+      req.body = std::move(body);
+    }
+  }
   std::optional<Error> last;
   for (std::size_t tried = 0; tried < config_.hosts.size(); ++tried) {
-    const std::string& host = config_.hosts[(current_ + tried) % config_.hosts.size()];
-    http::HttpRequest req;
-    req.method = method;
+    const std::size_t index = (current_ + tried) % config_.hosts.size();
+    const std::string& host = config_.hosts[index];
     req.url = join(host, path);
-    req.timeout = config_.timeout;
-    req.max_response_bytes = 64u << 20;
-    req.headers.push_back({"Accept", "application/json"});
-    if (!authorization_.empty()) req.headers.push_back({"Authorization", authorization_});
-    if (!body.empty() || method == "POST" || method == "PUT") {
-      req.headers.push_back({"Content-Type", ndjson ? "application/x-ndjson" : "application/json"});
-      if (config_.compression && !body.empty()) {
-        auto packed = gzip(body);
-        if (!packed) return packed.error();
-        req.headers.push_back({"Content-Encoding", "gzip"});
-        req.body = std::move(*packed);
-      } else {
-        req.body = body;
-      }
-    }
     auto res = client_->send(req);
     if (res) {
-      current_ = (current_ + tried) % config_.hosts.size();
+      current_ = index;
       return res;
     }
     // Connection-level failure (or a bad URL): the next host.

@@ -362,10 +362,9 @@ class MdeSourceImpl : public MdeSource {
       sink.held.clear();
       const std::string_view element(page.body.data() + e.begin, e.size());
       if (graph_ && translator_.translate(element, translated_)) {
-        // The Defender shape of the Graph alert (graph.md), then the unchanged mapper.
-        const std::size_t size = translated_.size();
-        translated_.append(ecs::kLinePadding, ' ');
-        mapper_.mapElement(std::string_view(translated_.data(), size), sink);
+        // The Defender shape of the Graph alert (graph.md), then the unchanged mapper
+        // (translate() leaves kLinePadding spare bytes after it).
+        mapper_.mapElement(translated_, sink);
       } else {
         // Each alert is followed by the rest of the padded body.
         mapper_.mapElement(element, sink);
