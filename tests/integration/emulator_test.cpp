@@ -32,6 +32,7 @@
 #include "mdecollect/http/http_client.h"
 #include "support/background_process.h"
 #include "support/process.h"
+#include "support/temp_dir.h"
 
 namespace mdec::emulator {
 namespace {
@@ -1193,26 +1194,7 @@ TEST(EmulatorVersions, AgreeWithTheApiWhileAlertsChange) {
 // ---------------------------------------------------------------------------------------
 // The real binary
 
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = std::filesystem::temp_directory_path() /
-            ("mdec-emulator-test-" + std::to_string(::getpid()) + "-" + info->name());
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using mdec::testing::TempDir;
 
 void writeFile(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);
@@ -1227,13 +1209,13 @@ std::string readFile(const std::string& path) {
 }
 
 TEST(EmulatorBinary, ServesAlertsThatMapCleanlyAndStopsOnSigterm) {
-  TempDir dir;
+  TempDir dir{"mdec-emulator-test"};
   mdec::testing::BackgroundProcess emulator(
       {MDEC_EMULATOR, "--listen", "127.0.0.1:0", "--alerts", "300", "--seed", "5", "--tenant", "t1",
        "--client-id", "c1", "--client-secret", "s1"},
-      dir.file("emulator.err"));
+      dir.sub("emulator.err"));
   const std::optional<std::string> base = emulator.readLine(seconds(20));
-  ASSERT_TRUE(base) << "no base URL; stderr: " << readFile(dir.file("emulator.err"));
+  ASSERT_TRUE(base) << "no base URL; stderr: " << readFile(dir.sub("emulator.err"));
   ASSERT_EQ(base->rfind("http://127.0.0.1:", 0), 0u) << *base;
 
   auto http = http::makeCurlClient();
@@ -1279,7 +1261,7 @@ TEST(EmulatorBinary, ServesAlertsThatMapCleanlyAndStopsOnSigterm) {
   EXPECT_LE(alerts, 320u);
   EXPECT_GT(expected_documents, alerts);
 
-  const std::string input = dir.file("page.ndjson");
+  const std::string input = dir.sub("page.ndjson");
   writeFile(input, page->body + "\n");
   const mdec::testing::ProcessResult mapped =
       mdec::testing::runProcess({MDEC_BINARY, "map", input}, {}, seconds(60));
@@ -1297,12 +1279,12 @@ TEST(EmulatorBinary, ServesAlertsThatMapCleanlyAndStopsOnSigterm) {
   const std::optional<int> code = emulator.stop(SIGTERM, seconds(5));
   ASSERT_TRUE(code) << "did not stop within 5 s";
   EXPECT_LT(steady_clock::now() - stopping, seconds(3));
-  EXPECT_EQ(*code, 0) << readFile(dir.file("emulator.err"));
+  EXPECT_EQ(*code, 0) << readFile(dir.sub("emulator.err"));
 }
 
 TEST(EmulatorBinary, UnknownConfigKeysAreNamedWithTheirLine) {
-  TempDir dir;
-  const std::string config = dir.file("emulator.yaml");
+  TempDir dir{"mdec-emulator-test"};
+  const std::string config = dir.sub("emulator.yaml");
   writeFile(config,
             "listen: 127.0.0.1:0\n"
             "alerts: 10\n"

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "mdecollect/state/state_store.h"
+#include "support/temp_dir.h"
 
 namespace mdec::state {
 namespace {
@@ -35,25 +36,7 @@ constexpr int kMaxKillDelayMs = 60;
 constexpr const char* kSource = "mde";
 constexpr const char* kOutput = "out";
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "mdec-crash-test-XXXXXX").string();
-    char* made = ::mkdtemp(pattern.data());
-    EXPECT_NE(made, nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using mdec::testing::TempDir;
 
 std::string docId(int page, int i) { return "p" + std::to_string(page) + "-" + std::to_string(i); }
 
@@ -195,7 +178,7 @@ void verify(const std::string& dir, bool acknowledge, int last_reported, RoundOu
 
 void runCrashRounds(bool acknowledge, std::uint32_t seed) {
   TempDir tmp;
-  const std::string dir = (tmp.path() / "state").string();
+  const std::string dir = (tmp.dir() / "state").string();
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> delay_ms(0, kMaxKillDelayMs);
   int previous_last_page = -1;

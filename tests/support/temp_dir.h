@@ -21,6 +21,7 @@ class TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
   const std::string& path() const { return path_; }
+  std::filesystem::path dir() const { return path_; }
   std::string sub(const std::string& name) const {
     return (std::filesystem::path(path_) / name).string();
   }

@@ -3,8 +3,8 @@
 // yet acknowledged by every output, per output its acknowledged position (and for the file
 // output the file and offset it ended at), per file source the read offset.
 //
-// The guarantee rests on commitPage/commitFileLines: documents, watermark and seen-set (or
-// file offset) change together or not at all, whatever instant the process dies.
+// The guarantee rests on commitPage: documents, watermark and seen-set (or a file source's
+// offset) change together or not at all, whatever instant the process dies.
 #pragma once
 
 #include <cstdint>
@@ -85,10 +85,6 @@ class StateStore {
   // ---- file sources ----
   virtual Result<std::optional<FilePosition>> filePosition(const std::string& source,
                                                             const std::string& path) = 0;
-  // One transaction: documents into the outbox and the new position.
-  virtual Status commitFileLines(const std::string& source, const std::string& path,
-                                 const FilePosition& position,
-                                 const std::vector<NewDocument>& documents) = 0;
 
   // ---- outbox and outputs ----
   // Declares an output (idempotent); a new one starts after the documents already acked

@@ -133,7 +133,11 @@ class FileSourceImpl final : public FileSource {
         // path's position moves on to the new file there (a crash in between would
         // otherwise read it again from 0).
         c.start = it->second;
-        auto s = store_.commitFileLines(name_, c.path, state::FilePosition{c.inode, c.start}, {});
+        state::PageCommit moved_to;
+        moved_to.source = name_;
+        moved_to.file_path = c.path;
+        moved_to.file_position = state::FilePosition{c.inode, c.start};
+        auto s = store_.commitPage(moved_to);
         if (!s) return Error(s.error()).withContext("commit " + c.path);
         c.stored = state::FilePosition{c.inode, c.start};
       }

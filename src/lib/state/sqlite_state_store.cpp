@@ -231,7 +231,10 @@ class SqliteStateStore final : public StateStore {
     std::lock_guard lock(mu_);
     auto status = commitPageLocked(page);
     if (!status) {
-      return withWhat(std::move(status.error()), "commit page for source " + quoted(page.source));
+      return withWhat(std::move(status.error()),
+                      page.file_position ? "commit lines of file " + quoted(page.file_path) +
+                                               " for source " + quoted(page.source)
+                                         : "commit page for source " + quoted(page.source));
     }
     return status;
   }
@@ -253,18 +256,6 @@ class SqliteStateStore final : public StateStore {
     position.inode = fromStored(stmt.columnInt64(0));
     position.offset = fromStored(stmt.columnInt64(1));
     return std::optional<FilePosition>(position);
-  }
-
-  Status commitFileLines(const std::string& source, const std::string& path,
-                         const FilePosition& position,
-                         const std::vector<NewDocument>& documents) override {
-    std::lock_guard lock(mu_);
-    auto status = commitFileLinesLocked(source, path, position, documents);
-    if (!status) {
-      return withWhat(std::move(status.error()),
-                      "commit lines of file " + quoted(path) + " for source " + quoted(source));
-    }
-    return status;
   }
 
   // ---- outbox and outputs ----
@@ -453,17 +444,6 @@ class SqliteStateStore final : public StateStore {
       if (auto status = dropAcknowledged(); !status) return status;
     }
     return txn->commit();
-  }
-
-  Status commitFileLinesLocked(const std::string& source, const std::string& path,
-                               const FilePosition& position,
-                               const std::vector<NewDocument>& documents) {
-    PageCommit page;
-    page.source = source;
-    page.documents = documents;
-    page.file_path = path;
-    page.file_position = position;
-    return commitPageLocked(page);
   }
 
   // A one-row, one-integer query (NULL reads as nullopt; no row is an error).

@@ -13,6 +13,7 @@
 
 #include "mdecollect/output/file_output.h"
 #include "mdecollect/state/state_store.h"
+#include "support/forwarding_store.h"
 #include "support/temp_dir.h"
 
 namespace mdec::output {
@@ -28,50 +29,14 @@ std::string slurp(const std::string& path) {
 std::string body(int i) { return "{\"n\":" + std::to_string(i) + "}"; }
 
 // Forwards to a real store; fails commits while `fail` is set.
-class FlakyStore final : public state::StateStore {
+class FlakyStore final : public testing::ForwardingStore {
  public:
-  explicit FlakyStore(StateStore& inner) : inner_(inner) {}
+  using ForwardingStore::ForwardingStore;
   bool fail = false;
-  Result<std::optional<std::string>> watermark(const std::string& s) override {
-    return inner_.watermark(s);
-  }
-  Result<std::vector<bool>> seen(const std::string& s,
-                                 const std::vector<state::Version>& v) override {
-    return inner_.seen(s, v);
-  }
-  Status pruneSeen(const std::string& s, const std::string& b) override {
-    return inner_.pruneSeen(s, b);
-  }
   Status commitPage(const state::PageCommit& p) override {
     if (fail) return Error(ErrorCode::kIo, "injected: disk I/O error");
-    return inner_.commitPage(p);
+    return ForwardingStore::commitPage(p);
   }
-  Result<std::optional<state::FilePosition>> filePosition(const std::string& s,
-                                                          const std::string& p) override {
-    return inner_.filePosition(s, p);
-  }
-  Status commitFileLines(const std::string& s, const std::string& p,
-                         const state::FilePosition& pos,
-                         const std::vector<state::NewDocument>& d) override {
-    return inner_.commitFileLines(s, p, pos, d);
-  }
-  Status registerOutput(const std::string& o) override { return inner_.registerOutput(o); }
-  Result<std::vector<state::OutboxDocument>> readOutbox(std::int64_t a, std::size_t m,
-                                                        std::size_t b) override {
-    return inner_.readOutbox(a, m, b);
-  }
-  Result<std::int64_t> ackedSeq(const std::string& o) override { return inner_.ackedSeq(o); }
-  Status acknowledge(const std::string& o, std::int64_t seq,
-                     const std::optional<state::FileCheckpoint>& c) override {
-    return inner_.acknowledge(o, seq, c);
-  }
-  Result<std::optional<state::FileCheckpoint>> fileCheckpoint(const std::string& o) override {
-    return inner_.fileCheckpoint(o);
-  }
-  Result<OutboxSize> outboxSize() override { return inner_.outboxSize(); }
-
- private:
-  StateStore& inner_;
 };
 
 class DeliveryTest : public ::testing::Test {

@@ -28,6 +28,8 @@
 
 #include "mdecollect/config/config.h"
 #include "mdecollect/state/state_store.h"
+#include "support/forwarding_store.h"
+#include "support/temp_dir.h"
 
 namespace mdec::output {
 namespace {
@@ -37,25 +39,7 @@ using state::FileCheckpoint;
 using state::OutboxDocument;
 using state::StateStore;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string templ = (fs::temp_directory_path() / "mdec-file-output-XXXXXX").string();
-    char* made = ::mkdtemp(templ.data());
-    EXPECT_NE(made, nullptr);
-    path_ = templ;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using mdec::testing::TempDir;
 
 std::string readFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -103,53 +87,21 @@ std::string fileFor(const std::string& date, int n = 0) {
 
 // Forwards to a real store; acknowledgements with a checkpoint past `fail_ack_above` fail
 // (after nothing was changed), as a store that cannot commit would.
-class FlakyStore final : public StateStore {
+class FlakyStore final : public testing::ForwardingStore {
  public:
-  explicit FlakyStore(StateStore& inner) : inner_(inner) {}
+  using ForwardingStore::ForwardingStore;
 
   std::optional<std::int64_t> fail_ack_above;  // fail acknowledge(seq > this)
   int acknowledges = 0;
 
-  Result<std::optional<std::string>> watermark(const std::string& s) override {
-    return inner_.watermark(s);
-  }
-  Result<std::vector<bool>> seen(const std::string& s,
-                                 const std::vector<state::Version>& v) override {
-    return inner_.seen(s, v);
-  }
-  Status pruneSeen(const std::string& s, const std::string& b) override {
-    return inner_.pruneSeen(s, b);
-  }
-  Status commitPage(const state::PageCommit& p) override { return inner_.commitPage(p); }
-  Result<std::optional<state::FilePosition>> filePosition(const std::string& s,
-                                                          const std::string& p) override {
-    return inner_.filePosition(s, p);
-  }
-  Status commitFileLines(const std::string& s, const std::string& p, const state::FilePosition& pos,
-                         const std::vector<state::NewDocument>& d) override {
-    return inner_.commitFileLines(s, p, pos, d);
-  }
-  Status registerOutput(const std::string& o) override { return inner_.registerOutput(o); }
-  Result<std::vector<OutboxDocument>> readOutbox(std::int64_t a, std::size_t m,
-                                                 std::size_t b) override {
-    return inner_.readOutbox(a, m, b);
-  }
-  Result<std::int64_t> ackedSeq(const std::string& o) override { return inner_.ackedSeq(o); }
   Status acknowledge(const std::string& o, std::int64_t seq,
                      const std::optional<FileCheckpoint>& c) override {
     ++acknowledges;
     if (fail_ack_above && seq > *fail_ack_above) {
       return Error(ErrorCode::kIo, "injected: disk I/O error");
     }
-    return inner_.acknowledge(o, seq, c);
+    return ForwardingStore::acknowledge(o, seq, c);
   }
-  Result<std::optional<FileCheckpoint>> fileCheckpoint(const std::string& o) override {
-    return inner_.fileCheckpoint(o);
-  }
-  Result<OutboxSize> outboxSize() override { return inner_.outboxSize(); }
-
- private:
-  StateStore& inner_;
 };
 
 // A state dir, a store, an output dir and a clock for the output's date.
@@ -223,7 +175,7 @@ class FileOutputTest : public ::testing::Test {
     FAIL() << "deliverAll did not finish";
   }
 
-  TempDir tmp_;
+  TempDir tmp_{"mdec-file-output"};
   std::unique_ptr<StateStore> store_;
   config::FileOutputConfig config_;
   std::string today_ = "20250301";

@@ -19,7 +19,9 @@
 
 #include "mdecollect/config/config.h"
 #include "mdecollect/state/state_store.h"
+#include "support/forwarding_store.h"
 #include "support/json_compare.h"
+#include "support/temp_dir.h"
 
 namespace mdec::source {
 namespace {
@@ -28,25 +30,7 @@ namespace fs = std::filesystem;
 using state::StateStore;
 using test_support::JsonDoc;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string templ = (fs::temp_directory_path() / "mdec-file-source-XXXXXX").string();
-    char* made = ::mkdtemp(templ.data());
-    EXPECT_NE(made, nullptr);
-    path_ = templ;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using mdec::testing::TempDir;
 
 void writeFile(const std::string& path, const std::string& content, bool append = false) {
   std::ofstream out(path, std::ios::binary | (append ? std::ios::app : std::ios::trunc));
@@ -61,23 +45,13 @@ std::string alert(int n) {
 }
 
 // Forwards to a real store; counts commits of file positions and can fail one.
-class CountingStore final : public StateStore {
+class CountingStore final : public testing::ForwardingStore {
  public:
-  explicit CountingStore(StateStore& inner) : inner_(inner) {}
+  using ForwardingStore::ForwardingStore;
 
   int commits = 0;
   std::optional<int> fail_commit;  // the commit number (1-based) that fails
 
-  Result<std::optional<std::string>> watermark(const std::string& s) override {
-    return inner_.watermark(s);
-  }
-  Result<std::vector<bool>> seen(const std::string& s,
-                                 const std::vector<state::Version>& v) override {
-    return inner_.seen(s, v);
-  }
-  Status pruneSeen(const std::string& s, const std::string& b) override {
-    return inner_.pruneSeen(s, b);
-  }
   Status commitPage(const state::PageCommit& p) override {
     if (p.file_position) {
       ++commits;
@@ -85,37 +59,8 @@ class CountingStore final : public StateStore {
         return Error(ErrorCode::kIo, "injected: database is locked");
       }
     }
-    return inner_.commitPage(p);
+    return ForwardingStore::commitPage(p);
   }
-  Result<std::optional<state::FilePosition>> filePosition(const std::string& s,
-                                                          const std::string& p) override {
-    return inner_.filePosition(s, p);
-  }
-  Status commitFileLines(const std::string& s, const std::string& p, const state::FilePosition& pos,
-                         const std::vector<state::NewDocument>& d) override {
-    ++commits;
-    if (fail_commit && *fail_commit == commits) {
-      return Error(ErrorCode::kIo, "injected: database is locked");
-    }
-    return inner_.commitFileLines(s, p, pos, d);
-  }
-  Status registerOutput(const std::string& o) override { return inner_.registerOutput(o); }
-  Result<std::vector<state::OutboxDocument>> readOutbox(std::int64_t a, std::size_t m,
-                                                        std::size_t b) override {
-    return inner_.readOutbox(a, m, b);
-  }
-  Result<std::int64_t> ackedSeq(const std::string& o) override { return inner_.ackedSeq(o); }
-  Status acknowledge(const std::string& o, std::int64_t seq,
-                     const std::optional<state::FileCheckpoint>& c) override {
-    return inner_.acknowledge(o, seq, c);
-  }
-  Result<std::optional<state::FileCheckpoint>> fileCheckpoint(const std::string& o) override {
-    return inner_.fileCheckpoint(o);
-  }
-  Result<OutboxSize> outboxSize() override { return inner_.outboxSize(); }
-
- private:
-  StateStore& inner_;
 };
 
 class FileSourceTest : public ::testing::Test {
@@ -162,7 +107,7 @@ class FileSourceTest : public ::testing::Test {
     return pos ? *pos : std::nullopt;
   }
 
-  TempDir tmp_;
+  TempDir tmp_{"mdec-file-source"};
   std::unique_ptr<StateStore> store_;
   std::string dir_;
   config::SourceConfig config_;

@@ -13,31 +13,14 @@
 
 #include "mdecollect/state/state_store.h"
 #include "state/sqlite_handle.h"
+#include "support/temp_dir.h"
 
 namespace mdec::state {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "mdec-state-test-XXXXXX").string();
-    char* made = ::mkdtemp(pattern.data());
-    EXPECT_NE(made, nullptr);
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using mdec::testing::TempDir;
 
 std::unique_ptr<StateStore> openOrDie(const fs::path& dir) {
   auto store = openSqliteStore(dir.string());
@@ -61,6 +44,17 @@ void execOrDie(sqlite::Database& db, const char* sql) {
 }
 
 NewDocument doc(const std::string& id, const std::string& body) { return {id, body}; }
+
+// A file source's commit: lines of `path` read up to `position`, with their documents.
+PageCommit fileLines(const std::string& source, const std::string& path,
+                     const FilePosition& position, std::vector<NewDocument> documents) {
+  PageCommit commit;
+  commit.source = source;
+  commit.file_path = path;
+  commit.file_position = position;
+  commit.documents = std::move(documents);
+  return commit;
+}
 
 PageCommit page(const std::string& source, std::optional<std::string> watermark,
                 std::vector<Version> seen, std::vector<NewDocument> documents) {
@@ -118,7 +112,7 @@ const Version kV3{"da3", "2024-01-01T00:00:03.0000000Z"};
 
 TEST(SqliteStateStore, CreatesStateDirWithParentsAndAVersionedWalDatabase) {
   TempDir tmp;
-  const fs::path dir = tmp.path() / "a" / "b" / "state";
+  const fs::path dir = tmp.dir() / "a" / "b" / "state";
   auto store = openOrDie(dir);
   ASSERT_NE(store, nullptr);
   EXPECT_TRUE(fs::exists(dir / "state.db"));
@@ -134,22 +128,22 @@ TEST(SqliteStateStore, CreatesStateDirWithParentsAndAVersionedWalDatabase) {
 TEST(SqliteStateStore, OpeningTwiceKeepsTheSchemaAndTheData) {
   TempDir tmp;
   {
-    auto store = openOrDie(tmp.path());
+    auto store = openOrDie(tmp.dir());
     ASSERT_TRUE(store->commitPage(page("s", "w1", {kV1}, {doc("d1", "{}")})).has_value());
   }
-  auto store = openOrDie(tmp.path());
+  auto store = openOrDie(tmp.dir());
   EXPECT_EQ(watermarkOf(*store, "s"), "w1");
   EXPECT_EQ(readAll(*store).size(), 1u);
 }
 
 TEST(SqliteStateStore, RefusesANewerSchema) {
   TempDir tmp;
-  { openOrDie(tmp.path()); }
+  { openOrDie(tmp.dir()); }
   {
-    auto db = rawDb(tmp.path());
+    auto db = rawDb(tmp.dir());
     execOrDie(db, "UPDATE meta SET value = 7 WHERE key = 'schema_version'");
   }
-  auto store = openSqliteStore(tmp.path().string());
+  auto store = openSqliteStore(tmp.dir().string());
   ASSERT_FALSE(store.has_value());
   EXPECT_NE(store.error().message().find(
                 "state.db was written by a newer mdecollect (schema 7); this version "
@@ -162,20 +156,20 @@ TEST(SqliteStateStore, RefusesANewerSchema) {
 TEST(SqliteStateStore, CreatesTheSchemaInAnExistingDatabaseWithoutOne) {
   TempDir tmp;
   {
-    auto db = sqlite::Database::open((tmp.path() / "state.db").string(),
+    auto db = sqlite::Database::open((tmp.dir() / "state.db").string(),
                                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     ASSERT_TRUE(db.has_value());
     execOrDie(*db, "CREATE TABLE unrelated(x)");
   }
-  auto store = openOrDie(tmp.path());
+  auto store = openOrDie(tmp.dir());
   ASSERT_NE(store, nullptr);
   EXPECT_TRUE(store->commitPage(page("s", "w", {kV1}, {doc("d", "{}")})).has_value());
 }
 
 TEST(SqliteStateStore, ReportsAFileThatIsNotADatabase) {
   TempDir tmp;
-  std::ofstream(tmp.path() / "state.db") << std::string(8192, 'x');
-  auto store = openSqliteStore(tmp.path().string());
+  std::ofstream(tmp.dir() / "state.db") << std::string(8192, 'x');
+  auto store = openSqliteStore(tmp.dir().string());
   ASSERT_FALSE(store.has_value());
   EXPECT_EQ(store.error().code(), ErrorCode::kIo);
   EXPECT_NE(store.error().message().find("open state store"), std::string::npos);
@@ -185,8 +179,8 @@ TEST(SqliteStateStore, ReportsAFileThatIsNotADatabase) {
 
 TEST(SqliteStateStore, ReportsAStateDirThatIsAFile) {
   TempDir tmp;
-  std::ofstream(tmp.path() / "file") << "x";
-  auto store = openSqliteStore((tmp.path() / "file").string());
+  std::ofstream(tmp.dir() / "file") << "x";
+  auto store = openSqliteStore((tmp.dir() / "file").string());
   ASSERT_FALSE(store.has_value());
   EXPECT_EQ(store.error().code(), ErrorCode::kIo);
 }
@@ -201,7 +195,7 @@ TEST(SqliteStateStore, RefusesAnEmptyStateDir) {
 
 TEST(SqliteStateStore, CommitPageRoundTrip) {
   TempDir tmp;
-  auto store = openOrDie(tmp.path());
+  auto store = openOrDie(tmp.dir());
   EXPECT_EQ(watermarkOf(*store, "s"), std::nullopt);
   EXPECT_EQ(sizeOf(*store).documents, 0u);
 
@@ -237,7 +231,7 @@ TEST(SqliteStateStore, CommitPageRoundTrip) {
 
 TEST(SqliteStateStore, SeenAnswersInOrderPerSource) {
   TempDir tmp;
-  auto store = openOrDie(tmp.path());
+  auto store = openOrDie(tmp.dir());
   EXPECT_TRUE(seenOf(*store, "s", {}).empty());
   EXPECT_EQ(seenOf(*store, "s", {kV1, kV2}), (std::vector<bool>{false, false}));
 
@@ -256,7 +250,7 @@ TEST(SqliteStateStore, SeenAnswersInOrderPerSource) {
 
 TEST(SqliteStateStore, SeenAnswersManyVersionsAtOnce) {
   TempDir tmp;
-  auto store = openOrDie(tmp.path());
+  auto store = openOrDie(tmp.dir());
   std::vector<Version> committed;
   std::vector<Version> asked;
   std::vector<bool> expected;
@@ -272,7 +266,7 @@ TEST(SqliteStateStore, SeenAnswersManyVersionsAtOnce) {
 
 TEST(SqliteStateStore, PruneSeenForgetsOlderVersionsOfThatSourceOnly) {
   TempDir tmp;
-  auto store = openOrDie(tmp.path());
+  auto store = openOrDie(tmp.dir());
   ASSERT_TRUE(store->commitPage(page("s", "w", {kV1, kV2, kV3}, {})).has_value());
   ASSERT_TRUE(store->commitPage(page("t", "w", {kV1, kV2, kV3}, {})).has_value());
   ASSERT_TRUE(store->pruneSeen("s", kV2.last_update_time).has_value());
@@ -308,11 +302,11 @@ class CommitPageAtomicity : public ::testing::TestWithParam<FailurePoint> {};
 
 TEST_P(CommitPageAtomicity, AFailureMidwayLeavesNothing) {
   TempDir tmp;
-  auto store = openOrDie(tmp.path());
+  auto store = openOrDie(tmp.dir());
   ASSERT_TRUE(store->commitPage(page("s", "w0", {kV1}, {doc("d0", "zero")})).has_value());
   const auto before = sizeOf(*store);
 
-  injectFailure(tmp.path(), GetParam().event, GetParam().table, GetParam().when);
+  injectFailure(tmp.dir(), GetParam().event, GetParam().table, GetParam().when);
   auto status = store->commitPage(
       page("s", "w1", {kV2, kV3}, {doc("d1", "one"), doc("boom", "two"), doc("d3", "three")}));
   ASSERT_FALSE(status.has_value());
@@ -326,7 +320,7 @@ TEST_P(CommitPageAtomicity, AFailureMidwayLeavesNothing) {
   EXPECT_EQ(sizeOf(*store).bytes, before.bytes);
 
   // The connection is not left inside a transaction: the same page commits afterwards.
-  removeFailure(tmp.path());
+  removeFailure(tmp.dir());
   ASSERT_TRUE(store
                   ->commitPage(page("s", "w1", {kV2, kV3},
                                     {doc("d1", "one"), doc("boom", "two"), doc("d3", "three")}))
@@ -349,15 +343,15 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(SqliteStateStore, FilePositionRoundTrip) {
   TempDir tmp;
-  auto store = openOrDie(tmp.path());
+  auto store = openOrDie(tmp.dir());
   auto none = store->filePosition("f", "/var/log/a.ndjson");
   ASSERT_TRUE(none.has_value());
   EXPECT_FALSE(none->has_value());
 
   const std::uint64_t big_inode = std::numeric_limits<std::uint64_t>::max() - 5;
   ASSERT_TRUE(store
-                  ->commitFileLines("f", "/var/log/a.ndjson", {big_inode, 120},
-                                    {doc("l1", "{\"x\":1}"), doc("l2", "{\"x\":2}")})
+                  ->commitPage(fileLines("f", "/var/log/a.ndjson", {big_inode, 120},
+                                         {doc("l1", "{\"x\":1}"), doc("l2", "{\"x\":2}")}))
                   .has_value());
   auto pos = store->filePosition("f", "/var/log/a.ndjson");
   ASSERT_TRUE(pos.has_value() && pos->has_value());
@@ -367,8 +361,8 @@ TEST(SqliteStateStore, FilePositionRoundTrip) {
   EXPECT_EQ(readAll(*store)[0].source, "f");
 
   // Moving on, with no documents (blank lines), and other files and sources stay apart.
-  ASSERT_TRUE(store->commitFileLines("f", "/var/log/a.ndjson", {big_inode, 130}, {}).has_value());
-  ASSERT_TRUE(store->commitFileLines("f", "/var/log/b.ndjson", {7, 1}, {}).has_value());
+  ASSERT_TRUE(store->commitPage(fileLines("f", "/var/log/a.ndjson", {big_inode, 130}, {})).has_value());
+  ASSERT_TRUE(store->commitPage(fileLines("f", "/var/log/b.ndjson", {7, 1}, {})).has_value());
   pos = store->filePosition("f", "/var/log/a.ndjson");
   ASSERT_TRUE(pos.has_value() && pos->has_value());
   EXPECT_EQ((*pos)->offset, 130u);
@@ -378,13 +372,13 @@ TEST(SqliteStateStore, FilePositionRoundTrip) {
   EXPECT_EQ(sizeOf(*store).documents, 2u);
 }
 
-TEST(SqliteStateStore, CommitFileLinesIsAtomic) {
+TEST(SqliteStateStore, CommittingFileLinesIsAtomic) {
   TempDir tmp;
-  auto store = openOrDie(tmp.path());
-  ASSERT_TRUE(store->commitFileLines("f", "/p", {1, 10}, {doc("a", "{}")}).has_value());
+  auto store = openOrDie(tmp.dir());
+  ASSERT_TRUE(store->commitPage(fileLines("f", "/p", {1, 10}, {doc("a", "{}")})).has_value());
 
-  injectFailure(tmp.path(), "UPDATE", "file_positions", "1");
-  auto status = store->commitFileLines("f", "/p", {1, 20}, {doc("b", "{}"), doc("c", "{}")});
+  injectFailure(tmp.dir(), "UPDATE", "file_positions", "1");
+  auto status = store->commitPage(fileLines("f", "/p", {1, 20}, {doc("b", "{}"), doc("c", "{}")}));
   ASSERT_FALSE(status.has_value());
   EXPECT_EQ(status.error().message(), "commit lines of file '/p' for source 'f': injected failure");
   auto pos = store->filePosition("f", "/p");
@@ -406,7 +400,7 @@ std::vector<NewDocument> numberedDocs(int from, int count, std::size_t body_size
 
 TEST(SqliteStateStore, ReadOutboxHonoursSeqCountAndBytes) {
   TempDir tmp;
-  auto store = openOrDie(tmp.path());
+  auto store = openOrDie(tmp.dir());
   auto empty = store->readOutbox(0, 10, 1000);
   ASSERT_TRUE(empty.has_value());
   EXPECT_TRUE(empty->empty());
@@ -444,7 +438,7 @@ TEST(SqliteStateStore, ReadOutboxHonoursSeqCountAndBytes) {
 
 TEST(SqliteStateStore, RegisterOutputIsIdempotent) {
   TempDir tmp;
-  auto store = openOrDie(tmp.path());
+  auto store = openOrDie(tmp.dir());
   ASSERT_TRUE(store->registerOutput("file").has_value());
   EXPECT_EQ(ackedOf(*store, "file"), 0);
   ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(0, 3))).has_value());
@@ -458,7 +452,7 @@ TEST(SqliteStateStore, RegisterOutputIsIdempotent) {
 
 TEST(SqliteStateStore, UnknownOutputsAreErrors) {
   TempDir tmp;
-  auto store = openOrDie(tmp.path());
+  auto store = openOrDie(tmp.dir());
   auto acked = store->ackedSeq("nope");
   ASSERT_FALSE(acked.has_value());
   EXPECT_EQ(acked.error().code(), ErrorCode::kNotFound);
@@ -473,7 +467,7 @@ TEST(SqliteStateStore, UnknownOutputsAreErrors) {
 
 TEST(SqliteStateStore, DocumentsLeaveTheOutboxOnlyWhenEveryOutputAcknowledged) {
   TempDir tmp;
-  auto store = openOrDie(tmp.path());
+  auto store = openOrDie(tmp.dir());
   ASSERT_TRUE(store->registerOutput("a").has_value());
   ASSERT_TRUE(store->registerOutput("b").has_value());
   ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(0, 5))).has_value());
@@ -499,7 +493,7 @@ TEST(SqliteStateStore, DocumentsLeaveTheOutboxOnlyWhenEveryOutputAcknowledged) {
 
 TEST(SqliteStateStore, AckedSeqNeverMovesBackwards) {
   TempDir tmp;
-  auto store = openOrDie(tmp.path());
+  auto store = openOrDie(tmp.dir());
   ASSERT_TRUE(store->registerOutput("file").has_value());
   ASSERT_TRUE(store->registerOutput("other").has_value());
   ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(0, 5))).has_value());
@@ -517,7 +511,7 @@ TEST(SqliteStateStore, AckedSeqNeverMovesBackwards) {
 
 TEST(SqliteStateStore, AcknowledgingPastTheLastDocumentIsRefused) {
   TempDir tmp;
-  auto store = openOrDie(tmp.path());
+  auto store = openOrDie(tmp.dir());
   ASSERT_TRUE(store->registerOutput("file").has_value());
   ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(0, 2))).has_value());
   const auto docs = readAll(*store);
@@ -530,7 +524,7 @@ TEST(SqliteStateStore, AcknowledgingPastTheLastDocumentIsRefused) {
 
 TEST(SqliteStateStore, ANewOutputReceivesEverythingStillWaiting) {
   TempDir tmp;
-  auto store = openOrDie(tmp.path());
+  auto store = openOrDie(tmp.dir());
   ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(0, 3))).has_value());
   // No output yet: a first output receives all three.
   ASSERT_TRUE(store->registerOutput("a").has_value());
@@ -557,14 +551,14 @@ TEST(SqliteStateStore, SeqsAreNeverReusedAfterTheOutboxEmpties) {
   TempDir tmp;
   std::int64_t last = 0;
   {
-    auto store = openOrDie(tmp.path());
+    auto store = openOrDie(tmp.dir());
     ASSERT_TRUE(store->registerOutput("a").has_value());
     ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(0, 3))).has_value());
     last = readAll(*store).back().seq;
     ASSERT_TRUE(store->acknowledge("a", last, std::nullopt).has_value());
     EXPECT_TRUE(readAll(*store).empty());
   }
-  auto store = openOrDie(tmp.path());
+  auto store = openOrDie(tmp.dir());
   ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(3, 1))).has_value());
   const auto docs = readAll(*store, ackedOf(*store, "a"));
   ASSERT_EQ(docs.size(), 1u);
@@ -573,7 +567,7 @@ TEST(SqliteStateStore, SeqsAreNeverReusedAfterTheOutboxEmpties) {
 
 TEST(SqliteStateStore, FileCheckpointRoundTrip) {
   TempDir tmp;
-  auto store = openOrDie(tmp.path());
+  auto store = openOrDie(tmp.dir());
   ASSERT_TRUE(store->registerOutput("file").has_value());
   auto checkpoint = store->fileCheckpoint("file");
   ASSERT_TRUE(checkpoint.has_value());
@@ -606,11 +600,11 @@ TEST(SqliteStateStore, FileCheckpointRoundTrip) {
 
 TEST(SqliteStateStore, AcknowledgeIsAtomic) {
   TempDir tmp;
-  auto store = openOrDie(tmp.path());
+  auto store = openOrDie(tmp.dir());
   ASSERT_TRUE(store->registerOutput("file").has_value());
   ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(0, 4))).has_value());
   const auto docs = readAll(*store);
-  injectFailure(tmp.path(), "DELETE", "outbox", "1");
+  injectFailure(tmp.dir(), "DELETE", "outbox", "1");
   auto status = store->acknowledge("file", docs[1].seq, FileCheckpoint{"/f", 99});
   ASSERT_FALSE(status.has_value());
   EXPECT_NE(status.error().message().find("acknowledge output 'file'"), std::string::npos);
@@ -626,19 +620,19 @@ TEST(SqliteStateStore, ReopeningSeesEverythingCommitted) {
   TempDir tmp;
   std::vector<OutboxDocument> before;
   {
-    auto store = openOrDie(tmp.path());
+    auto store = openOrDie(tmp.dir());
     ASSERT_TRUE(store->registerOutput("file").has_value());
     ASSERT_TRUE(store->registerOutput("es").has_value());
     ASSERT_TRUE(store->commitPage(page("s", "w9", {kV1, kV2}, numberedDocs(0, 4))).has_value());
     ASSERT_TRUE(
-        store->commitFileLines("f", "/in.ndjson", {42, 4096}, numberedDocs(4, 2)).has_value());
+        store->commitPage(fileLines("f", "/in.ndjson", {42, 4096}, numberedDocs(4, 2))).has_value());
     before = readAll(*store);
     ASSERT_TRUE(
         store->acknowledge("file", before[5].seq, FileCheckpoint{"/out.ndjson", 600}).has_value());
     ASSERT_TRUE(store->acknowledge("es", before[1].seq, std::nullopt).has_value());
     ASSERT_TRUE(store->pruneSeen("s", kV2.last_update_time).has_value());
   }
-  auto store = openOrDie(tmp.path());
+  auto store = openOrDie(tmp.dir());
   EXPECT_EQ(watermarkOf(*store, "s"), "w9");
   EXPECT_EQ(seenOf(*store, "s", {kV1, kV2}), (std::vector<bool>{false, true}));
   auto pos = store->filePosition("f", "/in.ndjson");
@@ -658,7 +652,7 @@ TEST(SqliteStateStore, ReopeningSeesEverythingCommitted) {
 
 TEST(SqliteStateStore, IsSafeToUseFromSeveralThreads) {
   TempDir tmp;
-  auto store = openOrDie(tmp.path());
+  auto store = openOrDie(tmp.dir());
   ASSERT_TRUE(store->registerOutput("out").has_value());
   constexpr int kThreads = 4;
   constexpr int kPages = 25;
@@ -706,7 +700,7 @@ TEST(SqliteStateStore, IsSafeToUseFromSeveralThreads) {
 // documents of about 3 KB) takes to commit, read and acknowledge.
 TEST(SqliteStateStore, CommitsAFullSizePage) {
   TempDir tmp;
-  auto store = openOrDie(tmp.path());
+  auto store = openOrDie(tmp.dir());
   ASSERT_TRUE(store->registerOutput("out").has_value());
   constexpr int kDocs = 10000;
   PageCommit big;
