@@ -68,8 +68,7 @@ class FakeElasticsearch:
         """_id -> how many times it was created (over every index)."""
         body = ct.http_json(self.url + "/_fake/stored")
         out = {}
-        for index, ids in body["stored"].items():
-            self.index = index
+        for ids in body["stored"].values():
             for i, n in ids.items():
                 out[i] = out.get(i, 0) + n
         return out
@@ -79,14 +78,7 @@ class FakeElasticsearch:
         return {i for ids in body["dead"].values() for i in ids}
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.log.close()
+        ct.stop_process(self.proc, self.log)
 
 
 class RealElasticsearch:

@@ -26,6 +26,7 @@
 #include "mdecollect/emulator/server.h"
 #include "mdecollect/http/http_client.h"
 #include "support/background_process.h"
+#include "support/json_pointer.h"
 
 namespace mdec::emulator {
 namespace {
@@ -76,52 +77,7 @@ std::string brief(const std::string& body) {
   return body.size() > 400 ? body.substr(0, 400) + "..." : body;
 }
 
-// A parsed JSON document; lives where it is declared.
-class Json {
- public:
-  explicit Json(const std::string& text) : text_(text) {
-    ok_ = parser_.parse(text_).get(root_) == simdjson::SUCCESS;
-  }
-  Json(const Json&) = delete;
-  Json& operator=(const Json&) = delete;
-
-  bool ok() const { return ok_; }
-  simdjson::dom::element root() const { return root_; }
-  bool has(const char* pointer) const {
-    simdjson::dom::element e;
-    return ok_ && root_.at_pointer(pointer).get(e) == simdjson::SUCCESS;
-  }
-  std::string str(const char* pointer) const {
-    simdjson::dom::element e;
-    if (!ok_ || root_.at_pointer(pointer).get(e) != simdjson::SUCCESS) return "<absent>";
-    std::string_view s;
-    if (e.get(s) != simdjson::SUCCESS) return "<not a string>";
-    return std::string(s);
-  }
-  std::optional<std::int64_t> integer(const char* pointer) const {
-    simdjson::dom::element e;
-    std::int64_t v = 0;
-    if (!ok_ || root_.at_pointer(pointer).get(e) != simdjson::SUCCESS ||
-        e.get(v) != simdjson::SUCCESS) {
-      return std::nullopt;
-    }
-    return v;
-  }
-  std::vector<std::string> keys(const char* pointer) const {
-    std::vector<std::string> out;
-    simdjson::dom::object o;
-    if (ok_ && root_.at_pointer(pointer).get(o) == simdjson::SUCCESS) {
-      for (auto field : o) out.emplace_back(field.key);
-    }
-    return out;
-  }
-
- private:
-  simdjson::padded_string text_;
-  simdjson::dom::parser parser_;
-  simdjson::dom::element root_;
-  bool ok_ = false;
-};
+using testing::Json;
 
 // One alert of a page, the fields the tests look at.
 struct Item {

@@ -120,25 +120,9 @@ class GraphTest(CollectorTest):
         print(f"graph crashes: 20 SIGKILLs, {delivered} versions exactly once, {lost} lost")
 
     def test_graph_faults_are_retried(self):
-        emu = self.busy_world("""token_lifetime: 30s
-faults:
-  error_rate: 0.15
-  truncate_rate: 0.1
-  drop_rate: 0.1
-  throttle_rate: 0.3
-  throttle_retry_after_s: 1
-""", alerts=1500)
-        c = Collector(self.work, graph_yaml("faulty", emu.url, page_size=300, interval="500ms",
-                                            initial_interval="48h"))
-        self.run_for(c, 8)
-        emu.faults(error_rate=0, truncate_rate=0, drop_rate=0, throttle_rate=0)
-        emu.freeze()
-        self.assertEqual(c.once(), 0, c.log_text()[-2000:])
-        self.assertExactlyOnce(emu, c)
-        stats = emu.stats()
-        self.assertGreater(stats["graph_throttled"], 0)
-        self.assertEqual(stats["graph_early_retries"], 0, "a request came before Retry-After")
-        self.assertGreater(stats["tokens_issued"], 2)
+        self.fault_scenario(lambda url: graph_yaml("faulty", url, page_size=300,
+                                                   interval="500ms", initial_interval="48h"),
+                            stats_prefix="graph_")
 
     def test_switching_a_source_from_mde_to_graph_keeps_its_state(self):
         emu = self.emulator("--alerts", "1500", "--seed", "4", "--speed", "60")
