@@ -50,10 +50,6 @@ class GraphTranslator {
   // used by one thread at a time.
   bool translate(std::string_view text, std::string& out);
 
-  // Lines mapGraphLine mapped without a structural scan of the whole line (pages whose
-  // alerts all translate, and alert lines without a "value" key): for tests and metrics.
-  std::uint64_t fastLines() const;
-
  private:
   friend LineStats mapGraphLine(Mapper&, GraphTranslator&, std::string_view, const LineContext&,
                                 DocumentSink&);

@@ -712,165 +712,6 @@ class Writer {
 };
 
 
-// ---- Finding the alerts of a page -----------------------------------------------------
-//
-// scanLine walks every token of a line; a page of Graph alerts is found here in one pass of
-// 64-byte blocks instead: string state from quote and backslash masks (the method simdjson's
-// stage 1 uses), then only the brackets outside strings are looked at. It finds the elements
-// of the page's "value" array when they are all objects, and says no in every other case
-// (the caller then uses scanLine). What it cannot check itself it leaves to scanLine on the
-// page without its elements (a few hundred bytes) and to simdjson, which parses each element
-// anyway: so the fast path is taken only for lines scanLine reads the same way.
-
-inline bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-// Depth of brackets beyond which the fast path leaves the line to scanLine (whose limit,
-// like simdjson's, is 1024).
-constexpr int kFastMaxDepth = 1000;
-
-#if defined(__SSE2__)
-inline std::uint64_t maskOf(const __m128i (&v)[4], char c) {
-  const __m128i needle = _mm_set1_epi8(c);
-  std::uint64_t m = 0;
-  for (int i = 0; i < 4; ++i) {
-    const auto bits = static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v[i], needle)));
-    m |= static_cast<std::uint64_t>(bits & 0xFFFFu) << (16 * i);
-  }
-  return m;
-}
-
-// Bits of the characters a backslash escapes (simdjson's find_escaped_branchless).
-inline std::uint64_t escapedBits(std::uint64_t backslash, std::uint64_t& prev_escaped) {
-  backslash &= ~prev_escaped;
-  const std::uint64_t follows_escape = backslash << 1 | prev_escaped;
-  constexpr std::uint64_t kEvenBits = 0x5555555555555555ULL;
-  const std::uint64_t odd_sequence_starts = backslash & ~kEvenBits & ~follows_escape;
-  std::uint64_t sequences_starting_on_even_bits = 0;
-  prev_escaped =
-      __builtin_add_overflow(odd_sequence_starts, backslash, &sequences_starting_on_even_bits)
-          ? 1
-          : 0;
-  const std::uint64_t invert_mask = sequences_starting_on_even_bits << 1;
-  return (kEvenBits ^ invert_mask) & follows_escape;
-}
-
-inline std::uint64_t prefixXor(std::uint64_t x) {
-  x ^= x << 1;
-  x ^= x << 2;
-  x ^= x << 4;
-  x ^= x << 8;
-  x ^= x << 16;
-  x ^= x << 32;
-  return x;
-}
-#endif
-
-// The '[' at `pos` (depth 1) opens the value of a "value" key: `{` or `,`, "value", `:`.
-bool opensValueArray(std::string_view line, std::size_t begin, std::size_t pos) {
-  std::size_t j = pos;
-  while (j > begin && isSpace(line[j - 1])) --j;
-  if (j == begin || line[j - 1] != ':') return false;
-  --j;
-  while (j > begin && isSpace(line[j - 1])) --j;
-  constexpr std::string_view kKey = "\"value\"";
-  if (j - begin < kKey.size() || line.substr(j - kKey.size(), kKey.size()) != kKey) return false;
-  j -= kKey.size();
-  while (j > begin && isSpace(line[j - 1])) --j;
-  return j > begin && (line[j - 1] == '{' || line[j - 1] == ',');
-}
-
-// Only white space, and one comma exactly when `comma` (between two elements).
-bool isSeparator(std::string_view gap, bool comma) {
-  bool seen = false;
-  for (const char c : gap) {
-    if (c == ',' && comma && !seen) {
-      seen = true;
-    } else if (!isSpace(c)) {
-      return false;
-    }
-  }
-  return seen == comma;
-}
-
-struct PageScan {
-  std::vector<Span> elements;
-  std::size_t array_open = 0;   // the "value" array's '['
-  std::size_t array_close = 0;  // ... and its ']'
-};
-
-// The elements of the page on `line` (padded; its first non-space byte, at `begin`, is '{'),
-// or false when the line is not a page whose "value" array holds only objects, or is
-// anything this pass does not settle (the caller falls back to scanLine).
-bool findPageElements(std::string_view line, std::size_t begin, PageScan& out) {
-  out.elements.clear();
-#if defined(__SSE2__)
-  std::uint64_t prev_escaped = 0;
-  std::uint64_t prev_in_string = 0;
-  int depth = 0;
-  int value_arrays = 0;
-  bool in_value = false;
-  std::size_t gap_begin = 0;      // after the '[' or the previous element
-  std::size_t element_begin = 0;
-  for (std::size_t pos = begin; pos < line.size(); pos += 64) {
-    const std::size_t left = line.size() - pos;
-    // Up to 63 bytes past the line are read: the padding (kLinePadding) covers them.
-    const std::uint64_t valid = left >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << left) - 1;
-    __m128i v[4];
-    for (int i = 0; i < 4; ++i) {
-      v[i] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(line.data() + pos + 16 * i));
-    }
-    const std::uint64_t backslash = maskOf(v, '\\') & valid;
-    std::uint64_t quotes = maskOf(v, '"') & valid;
-    if ((backslash | prev_escaped) != 0) quotes &= ~escapedBits(backslash, prev_escaped);
-    const std::uint64_t in_string = prefixXor(quotes) ^ prev_in_string;
-    prev_in_string = static_cast<std::uint64_t>(static_cast<std::int64_t>(in_string) >> 63);
-    // '{' '[' '}' ']': (c | 0x20) is '{' or '}'.
-    __m128i folded[4];
-    for (int i = 0; i < 4; ++i) folded[i] = _mm_or_si128(v[i], _mm_set1_epi8(0x20));
-    std::uint64_t brackets = (maskOf(folded, '{') | maskOf(folded, '}')) & valid & ~in_string;
-    while (brackets != 0) {
-      const std::size_t at = pos + static_cast<std::size_t>(__builtin_ctzll(brackets));
-      brackets &= brackets - 1;
-      const char c = line[at];
-      if (c == '{' || c == '[') {
-        if (++depth > kFastMaxDepth) return false;
-        if (depth == 2 && c == '[' && opensValueArray(line, begin, at)) {
-          if (++value_arrays > 1) return false;
-          in_value = true;
-          out.array_open = at;
-          gap_begin = at + 1;
-        } else if (depth == 3 && in_value) {
-          if (c != '{') return false;  // an element that is not an object
-          if (!isSeparator(line.substr(gap_begin, at - gap_begin), !out.elements.empty())) {
-            return false;
-          }
-          element_begin = at;
-        }
-      } else {
-        if (depth == 0) return false;
-        if (depth == 3 && in_value) {
-          if (c != '}') return false;
-          out.elements.push_back({element_begin, at + 1});
-          gap_begin = at + 1;
-        } else if (depth == 2 && in_value) {
-          if (c != ']' || !isSeparator(line.substr(gap_begin, at - gap_begin), false)) {
-            return false;
-          }
-          in_value = false;
-          out.array_close = at;
-        }
-        --depth;
-      }
-    }
-  }
-  return depth == 0 && prev_in_string == 0 && value_arrays == 1 && !in_value;
-#else
-  (void)line;
-  (void)begin;
-  return false;
-#endif
-}
-
 }  // namespace
 
 struct GraphTranslator::Impl {
@@ -878,12 +719,8 @@ struct GraphTranslator::Impl {
   // mapGraphLine's buffers.
   std::string padded;    // a line that came without padding, copied
   ScanResult scan;
-  PageScan page_scan;
-  std::string skeleton;  // a page without its elements
   std::string alert;     // one translated alert
   std::string page;      // a translated page: {"value":[alert,...]} and padding
-  std::vector<Span> translated;  // the alerts in `page`
-  std::uint64_t fast_lines = 0;
 
   // Translates `text` into `buf` from `start` on; returns where it ends (kSlack bytes of
   // `buf` follow), or npos when `text` is not valid JSON or not an object.
@@ -901,8 +738,6 @@ struct GraphTranslator::Impl {
 
 GraphTranslator::GraphTranslator() : impl_(std::make_unique<Impl>()) {}
 GraphTranslator::~GraphTranslator() = default;
-
-std::uint64_t GraphTranslator::fastLines() const { return impl_->fast_lines; }
 
 bool GraphTranslator::translate(std::string_view text, std::string& out) {
   // `out` keeps its size until the end: growing it initializes only the new part.
@@ -936,69 +771,6 @@ LineStats mapGraphLine(Mapper& mapper, GraphTranslator& translator, std::string_
   LineContext padded_context = context;
   padded_context.padded = true;
   const bool with_log = !context.file_path.empty();  // documents need log.*: only mapLine adds it
-
-  // Fast paths for the two usual lines: they give what the scanLine path below gives.
-  std::size_t begin = 0;
-  while (begin < line.size() && isSpace(line[begin])) ++begin;
-  if (begin == line.size()) return {};
-  if (line[begin] == '{') {
-    constexpr std::string_view kValueKey = "\"value\"";
-    if (::memmem(line.data() + begin, line.size() - begin, kValueKey.data(), kValueKey.size()) ==
-        nullptr) {
-      // Not a page (scanLine would need a "value" key): one alert, valid if simdjson says so.
-      std::size_t end = line.size();
-      while (isSpace(line[end - 1])) --end;
-      const std::string_view value = line.substr(begin, end - begin);
-      if (translator.translate(value, s.alert)) {
-        ++s.fast_lines;
-        return with_log ? mapper.mapLine(s.alert, padded_context, sink)
-                        : mapper.mapElement(s.alert, sink);
-      }
-    } else if (findPageElements(line, begin, s.page_scan)) {
-      // The page without its elements must be a page to scanLine too.
-      const PageScan& ps = s.page_scan;
-      s.skeleton.assign(line.data(), ps.array_open + 1);
-      s.skeleton.append(line.substr(ps.array_close));
-      scanLine(s.skeleton, s.scan);
-      if (s.scan.kind == ScanResult::Kind::kPage && s.scan.elements.empty()) {
-        // Every element translated first: one that is not valid JSON leaves the whole line
-        // to the path below (where it may be an invalid line rather than a bad element).
-        std::size_t used = 0;
-        auto put = [&](std::string_view text) {
-          if (s.page.size() < used + text.size()) s.page.resize(2 * (used + text.size()));
-          std::memcpy(s.page.data() + used, text.data(), text.size());
-          used += text.size();
-        };
-        put("{\"value\":[");
-        s.translated.clear();
-        bool ok = true;
-        for (const Span& e : ps.elements) {
-          if (!s.translated.empty()) put(",");
-          const std::size_t end = s.translateInto(line.substr(e.begin, e.size()), s.page, used);
-          if (end == std::string::npos) {
-            ok = false;
-            break;
-          }
-          s.translated.push_back({used, end});
-          used = end;
-        }
-        if (ok) {
-          put("]}");
-          static const std::string kPadding(kLinePadding, ' ');
-          put(kPadding);
-          const std::string_view page(s.page.data(), used - kLinePadding);
-          ++s.fast_lines;
-          if (with_log) return mapper.mapLine(page, padded_context, sink);
-          LineStats total;
-          // Each alert is followed by the rest of the page and its padding.
-          for (const Span& t : s.translated) {
-            addStats(total, mapper.mapElement(page.substr(t.begin, t.size()), sink));
-          }
-          return total;
-        }
-      }
-    }
-  }
 
   scanLine(line, s.scan);
   switch (s.scan.kind) {
