@@ -115,6 +115,24 @@ struct LoggingConfig {
   std::string format = "text";          // text or json
 };
 
+// http: the monitoring endpoint (/metrics, /health).
+struct HttpConfig {
+  bool enabled = true;
+  std::string listen = "127.0.0.1:5066";  // host:port (port 0: any free port)
+  std::string host = "127.0.0.1";         // listen, split (loadConfig sets both)
+  int port = 5066;
+};
+
+// tracing: every HTTP request and response of the sources and outputs, one NDJSON line
+// each, secrets redacted, bodies cut (off by default).
+struct TracingConfig {
+  bool enabled = false;
+  std::string path;                     // default <state_dir>/trace/requests.ndjson
+  std::uint64_t max_body_bytes = 4096;  // each body is cut to this size
+  std::uint64_t rotate_bytes = 10ull << 20;
+  int keep_files = 3;                   // rotated files kept besides the current one
+};
+
 struct Config {
   std::string file;                     // the path it was loaded from
   std::string state_dir = "./data";
@@ -124,6 +142,8 @@ struct Config {
   StdoutOutputConfig stdout_output;     // outputs.stdout
   ElasticsearchOutputConfig elasticsearch;  // outputs.elasticsearch
   LoggingConfig logging;
+  HttpConfig http;                      // http
+  TracingConfig tracing;                // tracing
 };
 
 // Loads and validates; the error message lists every problem, one per line, each as

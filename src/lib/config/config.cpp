@@ -35,8 +35,11 @@ constexpr std::int64_t kMaxPageSize = 10'000;
 constexpr std::int64_t kMaxRequestRate = 1'000'000;
 constexpr std::int64_t kMaxKeepFiles = 100'000;
 
-constexpr std::array<std::string_view, 5> kTopKeys = {"state_dir", "max_spool_bytes", "sources",
-                                                      "outputs", "logging"};
+constexpr std::array<std::string_view, 7> kTopKeys = {
+    "state_dir", "max_spool_bytes", "sources", "outputs", "logging", "http", "tracing"};
+constexpr std::array<std::string_view, 2> kHttpKeys = {"enabled", "listen"};
+constexpr std::array<std::string_view, 5> kTracingKeys = {"enabled", "path", "max_body_bytes",
+                                                          "rotate_bytes", "keep_files"};
 constexpr std::array<std::string_view, 5> kCommonSourceKeys = {
     "name", "type", "tags", "preserve_original_event", "namespace"};
 // clang-format off
@@ -942,6 +945,66 @@ void decodeLogging(Decoder& d, const Field& f, LoggingConfig& logging) {
   }
 }
 
+void decodeHttp(Decoder& d, const Field& f, HttpConfig& http) {
+  auto m = d.mapping(f);
+  if (!m) return;
+  for (const auto& e : m->entries) {
+    const Field& c = e.field;
+    if (!contains(kHttpKeys, e.key)) {
+      d.problem(c, "unknown key" + suggestion(e.key, kHttpKeys));
+    } else if (c.node.IsNull()) {
+      continue;
+    } else if (e.key == "enabled") {
+      d.boolean(c, http.enabled);
+    } else if (e.key == "listen") {
+      std::string listen;
+      d.nonEmptyString(c, listen);
+      if (listen.empty()) continue;
+      // host:port, [v6]:port
+      const auto colon = listen.rfind(':');
+      std::string host = colon == std::string::npos ? "" : listen.substr(0, colon);
+      const std::string port = colon == std::string::npos ? "" : listen.substr(colon + 1);
+      if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+      }
+      const bool digits = !port.empty() && port.size() <= 5 &&
+                          std::all_of(port.begin(), port.end(),
+                                      [](char ch) { return ch >= '0' && ch <= '9'; });
+      if (host.empty() || !digits || std::stoi(port) > 65535) {
+        d.problem(c, "expected host:port (for example 127.0.0.1:5066), got '" + listen + "'");
+        continue;
+      }
+      http.listen = listen;
+      http.host = host;
+      http.port = std::stoi(port);
+    }
+  }
+}
+
+void decodeTracing(Decoder& d, const Field& f, TracingConfig& tracing) {
+  auto m = d.mapping(f);
+  if (!m) return;
+  for (const auto& e : m->entries) {
+    const Field& c = e.field;
+    if (!contains(kTracingKeys, e.key)) {
+      d.problem(c, "unknown key" + suggestion(e.key, kTracingKeys));
+    } else if (c.node.IsNull()) {
+      continue;
+    } else if (e.key == "enabled") {
+      d.boolean(c, tracing.enabled);
+    } else if (e.key == "path") {
+      d.nonEmptyString(c, tracing.path);
+    } else if (e.key == "max_body_bytes") {
+      d.size(c, tracing.max_body_bytes);
+    } else if (e.key == "rotate_bytes") {
+      d.size(c, tracing.rotate_bytes);
+      if (tracing.rotate_bytes < 4096) d.problem(c, "must be at least 4KiB");
+    } else if (e.key == "keep_files") {
+      if (auto n = d.integer(c, 0, kMaxKeepFiles)) tracing.keep_files = static_cast<int>(*n);
+    }
+  }
+}
+
 void decodeRoot(Decoder& d, const YAML::Node& root, Config& config) {
   bool sources_seen = false;
   bool file_present = false;
@@ -971,6 +1034,10 @@ void decodeRoot(Decoder& d, const YAML::Node& root, Config& config) {
         file_present = decodeOutputs(d, c, config);
       } else if (e.key == "logging") {
         decodeLogging(d, c, config.logging);
+      } else if (e.key == "http") {
+        decodeHttp(d, c, config.http);
+      } else if (e.key == "tracing") {
+        decodeTracing(d, c, config.tracing);
       }
     }
   }
@@ -983,6 +1050,9 @@ void decodeRoot(Decoder& d, const YAML::Node& root, Config& config) {
   }
   if (config.file_output.path.empty()) {
     config.file_output.path = joinPath(config.state_dir, "output");
+  }
+  if (config.tracing.path.empty()) {
+    config.tracing.path = joinPath(config.state_dir, "trace/requests.ndjson");
   }
   if (!config.file_output.enabled && !config.stdout_output.enabled &&
       !config.elasticsearch.enabled) {
@@ -1148,6 +1218,17 @@ std::string renderConfig(const Config& config) {
   out << YAML::Key << "logging" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "level" << YAML::Value << config.logging.level;
   out << YAML::Key << "format" << YAML::Value << config.logging.format;
+  out << YAML::EndMap;
+  out << YAML::Key << "http" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "enabled" << YAML::Value << config.http.enabled;
+  emitString(out, "listen", config.http.listen);
+  out << YAML::EndMap;
+  out << YAML::Key << "tracing" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "enabled" << YAML::Value << config.tracing.enabled;
+  emitString(out, "path", config.tracing.path);
+  out << YAML::Key << "max_body_bytes" << YAML::Value << formatSize(config.tracing.max_body_bytes);
+  out << YAML::Key << "rotate_bytes" << YAML::Value << formatSize(config.tracing.rotate_bytes);
+  out << YAML::Key << "keep_files" << YAML::Value << config.tracing.keep_files;
   out << YAML::EndMap;
   out << YAML::Key << "sources" << YAML::Value << YAML::BeginSeq;
   for (const auto& s : config.sources) emitSource(out, s);

@@ -831,5 +831,46 @@ outputs:
   EXPECT_EQ(renderConfig(*again), text);
 }
 
+TEST_F(ConfigTest, HttpAndTracingDefaults) {
+  auto r = load("state_dir: /srv/mdec\n" + kMinimal);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_TRUE(r->http.enabled);
+  EXPECT_EQ(r->http.listen, "127.0.0.1:5066");
+  EXPECT_EQ(r->http.host, "127.0.0.1");
+  EXPECT_EQ(r->http.port, 5066);
+  EXPECT_FALSE(r->tracing.enabled);
+  EXPECT_EQ(r->tracing.path, "/srv/mdec/trace/requests.ndjson");
+  EXPECT_EQ(r->tracing.max_body_bytes, 4096u);
+  EXPECT_EQ(r->tracing.rotate_bytes, 10u << 20);
+  EXPECT_EQ(r->tracing.keep_files, 3);
+}
+
+TEST_F(ConfigTest, HttpAndTracingKeys) {
+  auto r = load(kMinimal +
+                "http:\n  enabled: false\n  listen: \"[::1]:0\"\n"
+                "tracing:\n  enabled: true\n  path: /t/x.ndjson\n  max_body_bytes: 1KiB\n"
+                "  rotate_bytes: 1MiB\n  keep_files: 0\n");
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_FALSE(r->http.enabled);
+  EXPECT_EQ(r->http.host, "::1");
+  EXPECT_EQ(r->http.port, 0);
+  EXPECT_TRUE(r->tracing.enabled);
+  EXPECT_EQ(r->tracing.path, "/t/x.ndjson");
+  EXPECT_EQ(r->tracing.max_body_bytes, 1024u);
+  EXPECT_EQ(r->tracing.rotate_bytes, 1u << 20);
+  EXPECT_EQ(r->tracing.keep_files, 0);
+  const std::string rendered = renderConfig(*r);
+  EXPECT_NE(rendered.find("listen: \"[::1]:0\""), std::string::npos) << rendered;
+  EXPECT_NE(rendered.find("max_body_bytes: 1KiB"), std::string::npos) << rendered;
+
+  const std::string e = errorOf(kMinimal + "http:\n  listen: localhost\n  port: 3\n"
+                                "tracing:\n  rotate_bytes: 10\n");
+  expectProblem(e, 8, "http.listen", "expected host:port");
+  expectProblem(e, 9, "http.port", "unknown key");
+  expectProblem(e, 11, "tracing.rotate_bytes", "at least 4KiB");
+  expectProblem(errorOf(kMinimal + "http:\n  listen: 127.0.0.1:70000\n"), 8, "http.listen",
+                "expected host:port");
+}
+
 }  // namespace
 }  // namespace mdec::config
