@@ -3,8 +3,10 @@
 
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "commands.h"
+#include "mdecollect/core/build_info.h"
 
 int main(int argc, char** argv) {
   try {
@@ -12,7 +14,9 @@ int main(int argc, char** argv) {
         "mdecollect " MDEC_VERSION
         " - collects Microsoft Defender for Endpoint alerts and maps them to ECS 8.11\n"
         "Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error."};
-    app.set_version_flag("--version", "mdecollect " MDEC_VERSION);
+    app.set_version_flag("--version", [] {
+      return std::string("mdecollect " MDEC_VERSION "\n") + mdec::core::buildInfo();
+    });
     app.require_subcommand(1);
     std::function<int()> run;
     mdec::app::addMapCommand(app, run);
