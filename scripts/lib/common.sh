@@ -9,6 +9,7 @@ MDEC_PACKAGES=(
   libsimdjson-dev liburiparser-dev libssl-dev libfmt-dev libspdlog-dev libcli11-dev
   libyaml-cpp-dev libsqlite3-dev libcurl4-openssl-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  dpkg-dev file systemd   # cpack's .deb (dpkg-shlibdeps), the packaging tests (systemd-analyze)
 )
 
 log() { printf '==> %s\n' "$*" >&2; }
