@@ -1,6 +1,7 @@
 // `mdecollect run` and `mdecollect check-config`.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <spdlog/spdlog.h>
 #include <signal.h>
 
 #include <memory>
@@ -11,6 +12,7 @@
 #include "mdecollect/core/clock.h"
 #include "mdecollect/output/es_setup.h"
 #include "mdecollect/pipeline/collector.h"
+#include "mdecollect/telemetry/logging.h"
 
 namespace mdec::app {
 namespace {
@@ -27,7 +29,10 @@ int runRun(const RunArgs& args) {
                config.error().message());
     return config.error().code() == ErrorCode::kNotFound ? kExitFailure : kExitUsage;
   }
-  pipeline::setupLogging(config->logging);
+  auto metrics = std::make_shared<telemetry::Metrics>();
+  telemetry::LoggingOptions logging;
+  logging.metrics = metrics.get();
+  telemetry::setupLogging(config->logging, logging);
   // SIGINT/SIGTERM are taken by a thread with sigwait and turned into a stop request.
   sigset_t signals;
   sigemptyset(&signals);
@@ -40,7 +45,7 @@ int runRun(const RunArgs& args) {
       timespec tick{0, 200'000'000};
       const int sig = sigtimedwait(&signals, nullptr, &tick);
       if (sig > 0) {
-        fmt::print(stderr, "mdecollect: signal {} received, stopping\n", sig);
+        spdlog::info("signal {} received, stopping", sig);
         stop.request_stop();
         return;
       }
@@ -49,6 +54,7 @@ int runRun(const RunArgs& args) {
   core::SystemClock clock;
   pipeline::RunOptions options;
   options.once = args.once;
+  options.metrics = metrics;
   const int rc = pipeline::runCollector(*config, options, clock, stop.get_token());
   waiter.request_stop();
   return rc;

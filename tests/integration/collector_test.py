@@ -102,7 +102,9 @@ class Collector:
         self.state = os.path.join(workdir, "state")
         self.config = os.path.join(workdir, "collector.yaml")
         with open(self.config, "w") as f:
-            f.write(f"state_dir: {self.state}\nsources:\n{sources_yaml}")
+            # Any free port for the monitoring endpoint: tests run side by side.
+            f.write(f"state_dir: {self.state}\nhttp:\n  listen: 127.0.0.1:0\n"
+                    f"sources:\n{sources_yaml}")
         self.proc = None
         self.log_path = os.path.join(workdir, "collector.log")
 

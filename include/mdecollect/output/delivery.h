@@ -16,6 +16,7 @@
 #include "mdecollect/core/result.h"
 #include "mdecollect/output/output.h"
 #include "mdecollect/state/state_store.h"
+#include "mdecollect/telemetry/metrics.h"
 
 namespace mdec::output {
 
@@ -31,6 +32,8 @@ class Delivery {
   explicit Delivery(state::StateStore& store) : Delivery(store, {}, true) {}
 
   state::StateStore& store() { return store_; }
+  // Where documents written directly are counted as delivered (per source and output).
+  void setMetrics(telemetry::Metrics* metrics) { metrics_ = metrics; }
 
   // One page. Not thread-safe; a Page abandoned without commit() leaves no trace in the
   // outputs (their bytes are cut off).
@@ -63,6 +66,7 @@ class Delivery {
   state::StateStore& store_;
   std::vector<Output*> direct_;
   bool use_outbox_;
+  telemetry::Metrics* metrics_ = nullptr;
 };
 
 }  // namespace mdec::output

@@ -20,6 +20,7 @@
 #include "mdecollect/core/result.h"
 #include "mdecollect/http/http_client.h"
 #include "mdecollect/output/output.h"
+#include "mdecollect/telemetry/metrics.h"
 
 namespace mdec::output {
 
@@ -39,6 +40,8 @@ struct ElasticsearchOutputOptions {
   std::string dead_letter_path;  // NDJSON, appended and fsynced before acknowledging
   // Made once per output (the delivery thread's client); tests inject their own.
   std::unique_ptr<http::HttpClient> client;
+  // Where per-source outcomes are counted (null: not counted).
+  telemetry::Metrics* metrics = nullptr;
 };
 
 std::unique_ptr<Output> makeElasticsearchOutput(const config::ElasticsearchOutputConfig& config,

@@ -8,6 +8,7 @@
 #include "mdecollect/config/config.h"
 #include "mdecollect/core/clock.h"
 #include "mdecollect/output/elasticsearch_output.h"
+#include "mdecollect/telemetry/metrics.h"
 
 namespace mdec::pipeline {
 
@@ -15,15 +16,15 @@ struct RunOptions {
   bool once = false;  // one poll per source, deliver everything, exit
   // Where the Elasticsearch output counts what it did (null: not reported).
   std::shared_ptr<output::ElasticsearchCounters> es_counters;
+  // What the sources and outputs report, served on http.listen (null: made here).
+  std::shared_ptr<telemetry::Metrics> metrics;
 };
 
 // Returns the process exit code: 0 when every source polled and every document was
 // delivered (--once) or after a requested stop; 1 when --once left a source failed or
-// documents undelivered; 2 when the state or an output cannot be opened.
+// documents undelivered; 2 when the state, an output or the monitoring endpoint
+// (http.listen) cannot be opened.
 int runCollector(const config::Config& config, const RunOptions& options, core::Clock& clock,
                  std::stop_token stop);
-
-// Sets up logging (spdlog: stderr, text or JSON lines, level) from the config.
-void setupLogging(const config::LoggingConfig& logging);
 
 }  // namespace mdec::pipeline

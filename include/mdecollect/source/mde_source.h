@@ -22,6 +22,7 @@
 #include "mdecollect/http/http_client.h"
 #include "mdecollect/output/delivery.h"
 #include "mdecollect/state/state_store.h"
+#include "mdecollect/telemetry/metrics.h"
 
 namespace mdec::source {
 
@@ -47,6 +48,9 @@ struct MdeSourceOptions {
   // Where the times of the last hour's requests are kept across restarts, so that a
   // restarted collector still paces within the quota (empty: not kept).
   std::string pacing_file;
+  // Where requests, alerts, documents, retries, throttling, token refreshes, the watermark
+  // and the source's state are reported (null: nowhere).
+  telemetry::SourceMetrics* metrics = nullptr;
 };
 
 class MdeSource {

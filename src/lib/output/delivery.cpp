@@ -72,6 +72,12 @@ Status Delivery::Page::commit(state::PageCommit commit) {
   }
   auto status = delivery_.store_.commitPage(commit);
   if (begun_) end(status.has_value());
+  if (status && delivery_.metrics_ != nullptr) {
+    for (Output* out : delivery_.direct_) {
+      delivery_.metrics_->documents(commit.source, out->name(), telemetry::Outcome::kDelivered,
+                                    documents_);
+    }
+  }
   return status;
 }
 

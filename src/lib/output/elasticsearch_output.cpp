@@ -312,6 +312,7 @@ class ElasticsearchOutput final : public Output {
       : config_(config),
         transport_(config_, std::move(options.client)),
         dead_letter_path_(std::move(options.dead_letter_path)),
+        metrics_(options.metrics),
         counters_(counters ? std::move(counters) : std::make_shared<ElasticsearchCounters>()) {}
 
   const std::string& name() const override { return name_; }
@@ -447,11 +448,14 @@ class ElasticsearchOutput final : public Output {
       if (r.status >= 200 && r.status < 300) {
         item.settled = true;
         ++counters_->created;
+        tally(item, telemetry::Outcome::kDelivered);
       } else if (r.status == 409) {
         item.settled = true;  // the same _id is stored already: exactly once
         ++counters_->duplicates;
+        tally(item, telemetry::Outcome::kDuplicate);
       } else if (r.status == 429 || r.status >= 500) {
         ++counters_->item_retries;  // sent again in a later bulk
+        tally(item, telemetry::Outcome::kRefused);
       } else {
         item.settled = item.dead = true;
         item.status = r.status;
@@ -459,6 +463,10 @@ class ElasticsearchOutput final : public Output {
       }
     }
     return okStatus();
+  }
+
+  void tally(const Item& item, telemetry::Outcome outcome) {
+    if (metrics_ != nullptr) metrics_->documents(item.doc->source, name_, outcome, 1);
   }
 
   Status writeDeadLetters(std::vector<Item>& items) {
@@ -507,6 +515,9 @@ class ElasticsearchOutput final : public Output {
                    "dead-letter file " + dead_letter_path_ + ": " + std::strerror(err));
     }
     counters_->dead_lettered += count;
+    for (const Item& item : items) {
+      if (item.dead) tally(item, telemetry::Outcome::kDeadLettered);
+    }
     spdlog::warn("elasticsearch refused {} document(s); written with the error to {}", count,
                  dead_letter_path_);
     return okStatus();
@@ -515,6 +526,7 @@ class ElasticsearchOutput final : public Output {
   const config::ElasticsearchOutputConfig& config_;
   EsTransport transport_;
   std::string dead_letter_path_;
+  telemetry::Metrics* metrics_;
   std::shared_ptr<ElasticsearchCounters> counters_;
   std::string name_ = "elasticsearch";
   std::set<std::int64_t> settled_;  // seqs past the acknowledged prefix already settled

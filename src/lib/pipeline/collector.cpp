@@ -1,6 +1,5 @@
 #include "mdecollect/pipeline/collector.h"
 
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <atomic>
@@ -16,6 +15,7 @@
 #include "mdecollect/source/file_source.h"
 #include "mdecollect/source/mde_source.h"
 #include "mdecollect/state/state_store.h"
+#include "mdecollect/telemetry/monitor_server.h"
 
 namespace mdec::pipeline {
 namespace {
@@ -45,6 +45,7 @@ struct Shared {
   output::Delivery& delivery;
   const config::Config& config;
   core::Clock& clock;
+  telemetry::Metrics& metrics;
   std::atomic<int> sources_running{0};
   std::atomic<bool> source_failed{false};
 };
@@ -61,27 +62,51 @@ void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
   auto tokens = auth::makeClientCredentialsProvider(source, *client, shared.clock);
   source::MdeSourceOptions mde_options;
   mde_options.pacing_file = shared.config.state_dir + "/pacing-" + source.name + ".txt";
+  telemetry::SourceMetrics& metrics =
+      shared.metrics.source(source.name, config::sourceTypeName(source.type));
+  mde_options.metrics = &metrics;
   auto mde = source::makeMdeSource(source, shared.delivery, *client, *tokens, shared.clock,
                                    mde_options);
+  metrics.setState(telemetry::State::kAuthenticating);
   RepeatLimiter repeats;
   while (!stop.stop_requested()) {
     auto size = shared.store.outboxSize();
     if (size && size->bytes >= shared.config.max_spool_bytes && !once) {
       log->warn("outbox full ({} documents, {} bytes): polling paused until outputs catch up",
                 size->documents, size->bytes);
+      metrics.setState(telemetry::State::kDegraded,
+                       "backpressure: the outbox is full (max_spool_bytes); polling paused "
+                       "until the outputs catch up");
       shared.clock.sleepFor(milliseconds(1000), stop);
       continue;
     }
+    metrics.setStateIf(telemetry::State::kCollecting, {telemetry::State::kDegraded},
+                       std::string());
     auto stats = mde->poll(stop);
     milliseconds wait = source.interval;
+    ++metrics.polls;
     if (stats) {
       const auto& s = *stats;
+      if (!s.stopped) {
+        metrics.last_success_unix_ms = std::chrono::duration_cast<milliseconds>(
+                                           shared.clock.now().time_since_epoch())
+                                           .count();
+        metrics.setStateIf(telemetry::State::kCollecting,
+                           {telemetry::State::kStarting, telemetry::State::kAuthenticating,
+                            telemetry::State::kDegraded, telemetry::State::kFailing});
+      }
       log->info("poll: {} alerts fetched ({} new versions), {} documents written ({} error), "
                 "{} requests, {} retries, {} throttled, watermark {}, lag {}s",
                 s.alerts, s.new_versions, s.documents, s.errors, s.requests, s.retries,
                 s.throttled, s.watermark.value_or("none"), s.lag ? s.lag->count() : 0);
     } else {
       const Error& e = stats.error();
+      ++metrics.poll_failures;
+      // A refused credential, permission or certificate is configuration: failing. Anything
+      // else is retried: degraded.
+      const bool refused = e.code() == ErrorCode::kAuth || e.code() == ErrorCode::kInvalidArgument;
+      metrics.setState(refused ? telemetry::State::kFailing : telemetry::State::kDegraded,
+                       "last poll failed: " + e.message());
       if (repeats.shouldLog(e.message())) {
         log->error("poll failed: {}{}", e.message(),
                    repeats.repeats() > 1
@@ -103,16 +128,29 @@ void runFileSource(Shared& shared, const config::SourceConfig& source, bool once
                    std::stop_token stop) {
   auto log = spdlog::default_logger()->clone("source." + source.name);
   auto files = source::makeFileSource(source, shared.delivery);
+  telemetry::SourceMetrics& metrics =
+      shared.metrics.source(source.name, config::sourceTypeName(source.type));
   RepeatLimiter repeats;
   const milliseconds wait = std::min<milliseconds>(source.interval, milliseconds(1000));
   while (!stop.stop_requested()) {
     auto stats = files->poll();
+    ++metrics.polls;
     if (stats) {
+      metrics.alerts_fetched += stats->lines;
+      metrics.documents_produced += stats->documents;
+      metrics.error_documents += stats->errors;
+      metrics.last_success_unix_ms =
+          std::chrono::duration_cast<milliseconds>(shared.clock.now().time_since_epoch())
+              .count();
+      metrics.setState(telemetry::State::kCollecting);
       if (stats->lines > 0 || once) {
         log->info("poll: {} files, {} lines read, {} documents written ({} error)",
                   stats->files, stats->lines, stats->documents, stats->errors);
       }
     } else {
+      ++metrics.poll_failures;
+      metrics.setState(telemetry::State::kDegraded,
+                       "last poll failed: " + stats.error().message());
       if (repeats.shouldLog(stats.error().message())) {
         log->error("poll failed: {}", stats.error().message());
       }
@@ -125,8 +163,23 @@ void runFileSource(Shared& shared, const config::SourceConfig& source, bool once
 
 // Feeds one output from the outbox. With `once`, returns when the sources are done and
 // the outbox holds nothing more for it.
+// Counts a batch an output acknowledged whole, per source (the Elasticsearch output counts
+// its items itself).
+void countDelivered(telemetry::Metrics& metrics, const output::Output& out,
+                    const std::vector<state::OutboxDocument>& batch) {
+  if (out.name() == "elasticsearch") return;
+  std::size_t i = 0;
+  while (i < batch.size()) {
+    std::size_t j = i;
+    while (j < batch.size() && batch[j].source == batch[i].source) ++j;
+    metrics.documents(batch[i].source, out.name(), telemetry::Outcome::kDelivered, j - i);
+    i = j;
+  }
+}
+
 bool runOutput(Shared& shared, output::Output& out, bool once, std::stop_token stop) {
   auto log = spdlog::default_logger()->clone("output." + out.name());
+  telemetry::OutputMetrics& metrics = shared.metrics.output(out.name());
   int failures = 0;
   std::uint64_t delivered = 0;
   RepeatLimiter repeats;
@@ -159,8 +212,14 @@ bool runOutput(Shared& shared, output::Output& out, bool once, std::stop_token s
     if (s) {
       failures = 0;
       delivered += batch->size();
+      countDelivered(shared.metrics, out, *batch);
+      metrics.setState(telemetry::State::kOk);
       continue;
     }
+    metrics.setState(s.error().code() == ErrorCode::kAuth ? telemetry::State::kFailing
+                                                          : telemetry::State::kDegraded,
+                     "delivery failed (" + std::to_string(batch->size()) +
+                         " documents wait in the outbox): " + s.error().message());
     // A delivery that acknowledged part of the batch (some items must be sent again) made
     // progress: the backoff starts over rather than growing.
     auto now_acked = shared.store.ackedSeq(out.name());
@@ -203,7 +262,7 @@ void checkIndexTemplate(const config::ElasticsearchOutputConfig& config) {
 
 // Delivers to `out` what waits for it in the outbox (from before a restart), so that it
 // can then be written directly.
-Status catchUp(state::StateStore& store, output::Output& out) {
+Status catchUp(state::StateStore& store, output::Output& out, telemetry::Metrics& metrics) {
   std::uint64_t delivered = 0;
   for (;;) {
     auto acked = store.ackedSeq(out.name());
@@ -213,6 +272,7 @@ Status catchUp(state::StateStore& store, output::Output& out) {
     if (batch->empty()) break;
     if (auto s = out.deliver(*batch, store); !s) return s;
     delivered += batch->size();
+    countDelivered(metrics, out, *batch);
   }
   if (delivered > 0) {
     spdlog::info("output {}: {} documents waiting from before delivered", out.name(), delivered);
@@ -222,20 +282,6 @@ Status catchUp(state::StateStore& store, output::Output& out) {
 
 }  // namespace
 
-void setupLogging(const config::LoggingConfig& logging) {
-  auto logger = std::make_shared<spdlog::logger>(
-      "mdecollect", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-  if (logging.format == "json") {
-    logger->set_pattern(
-        R"({"@timestamp":"%Y-%m-%dT%H:%M:%S.%eZ","log.level":"%l","log.logger":"%n","message":"%v"})",
-        spdlog::pattern_time_type::utc);
-  } else {
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %-5l [%n] %v", spdlog::pattern_time_type::utc);
-  }
-  logger->set_level(spdlog::level::from_str(logging.level));
-  spdlog::set_default_logger(logger);
-}
-
 int runCollector(const config::Config& config, const RunOptions& options, core::Clock& clock,
                  std::stop_token stop) {
   auto log = spdlog::default_logger();
@@ -243,6 +289,37 @@ int runCollector(const config::Config& config, const RunOptions& options, core::
   if (!store) {
     log->error("cannot open the state in '{}': {}", config.state_dir, store.error().message());
     return 2;
+  }
+  auto metrics = options.metrics ? options.metrics : std::make_shared<telemetry::Metrics>();
+  // Every source and output is listed from the start (state "starting").
+  for (const auto& source : config.sources) {
+    metrics->source(source.name, config::sourceTypeName(source.type));
+  }
+  metrics->setOutboxProbe(
+      [&store]() -> std::optional<telemetry::Metrics::OutboxSize> {
+        auto size = (*store)->outboxSize();
+        if (!size) return std::nullopt;
+        return telemetry::Metrics::OutboxSize{size->documents, size->bytes};
+      },
+      config.max_spool_bytes);
+  // The probe reads this store: it goes before the store does.
+  struct ProbeReset {
+    telemetry::Metrics& m;
+    ~ProbeReset() { m.setOutboxProbe(nullptr, 0); }
+  } probe_reset{*metrics};
+  std::unique_ptr<telemetry::MonitorServer> monitor;
+  if (config.http.enabled) {
+    auto server = telemetry::startMonitorServer(config.http.host, config.http.port, *metrics,
+                                                clock);
+    if (!server) {
+      log->error("{}", server.error().message());
+      return 2;
+    }
+    monitor = std::move(*server);
+    log->info("monitoring on http://{}:{} (/metrics, /health)",
+              config.http.host.find(':') != std::string::npos ? "[" + config.http.host + "]"
+                                                               : config.http.host,
+              monitor->port());
   }
   std::vector<std::unique_ptr<output::Output>> outputs;
   if (config.file_output.enabled) outputs.push_back(output::makeFileOutput(config.file_output));
@@ -253,10 +330,12 @@ int runCollector(const config::Config& config, const RunOptions& options, core::
     checkIndexTemplate(config.elasticsearch);
     output::ElasticsearchOutputOptions es;
     es.dead_letter_path = config.state_dir + "/dead-letter-elasticsearch.ndjson";
+    es.metrics = metrics.get();
     outputs.push_back(
         output::makeElasticsearchOutput(config.elasticsearch, std::move(es), es_counters));
   }
   for (auto& out : outputs) {
+    metrics->output(out->name());
     if (auto s = (*store)->registerOutput(out->name()); !s) {
       log->error("output {}: {}", out->name(), s.error().message());
       return 2;
@@ -272,17 +351,19 @@ int runCollector(const config::Config& config, const RunOptions& options, core::
   std::vector<output::Output*> queued;
   for (auto& out : outputs) {
     if (out->direct() != nullptr) {
-      if (auto s = catchUp(**store, *out); !s) {
+      if (auto s = catchUp(**store, *out, *metrics); !s) {
         log->error("output {}: {}", out->name(), s.error().message());
         return 2;
       }
+      metrics->output(out->name()).setState(telemetry::State::kOk);
       direct.push_back(out.get());
     } else {
       queued.push_back(out.get());
     }
   }
   output::Delivery delivery(**store, direct, !queued.empty());
-  Shared shared{**store, delivery, config, clock};
+  delivery.setMetrics(metrics.get());
+  Shared shared{**store, delivery, config, clock, *metrics};
   log->info("mdecollect {} starting: {} source(s), {} output(s), state in {}{}",
             MDEC_VERSION_STRING, config.sources.size(), outputs.size(), config.state_dir,
             options.once ? " (--once)" : "");

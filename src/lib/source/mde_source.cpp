@@ -107,9 +107,17 @@ class MdeSourceImpl : public MdeSource {
         pacer_(config.requests_per_minute, config.requests_per_hour),
         page_size_(config.page_size),
         rng_(std::random_device{}()),
-        log_(loggerFor(config.name)) {
+        log_(loggerFor(config.name)),
+        own_metrics_(options.metrics != nullptr
+                         ? nullptr
+                         : std::make_unique<telemetry::SourceMetrics>(
+                               config.name, config::sourceTypeName(config.type))),
+        m_(options.metrics != nullptr ? *options.metrics : *own_metrics_) {
     if (!options_.pacing_file.empty()) {
       pacer_.load(options_.pacing_file, clock_.now(), clock_.steadyNow());
+    }
+    if (auto wm = store_.watermark(config_.name); wm && *wm) {
+      m_.watermark_unix_ms = telemetry::unixMillisOf(**wm);
     }
   }
 
@@ -391,7 +399,15 @@ class MdeSourceImpl : public MdeSource {
     stats_.new_versions += c.seen.size();
     stats_.documents += out.documents();
     if (out.documents() == 0 && c.seen.empty() && !c.watermark) return okStatus();
-    return out.commit(std::move(c));
+    const std::uint64_t documents = out.documents();
+    const std::int64_t watermark = c.watermark ? telemetry::unixMillisOf(*c.watermark) : 0;
+    auto s = out.commit(std::move(c));
+    if (s) {
+      m_.documents_produced += documents;
+      m_.error_documents += sink.errors;
+      if (watermark != 0) m_.watermark_unix_ms = watermark;
+    }
+    return s;
   }
 
   std::string buildGraphUrl(const Window& w) const {
@@ -452,7 +468,10 @@ class MdeSourceImpl : public MdeSource {
 
   void learnServerTime(const http::HttpResponse& res) {
     if (const std::string* date = res.header("date")) {
-      if (auto t = parseHttpDate(*date)) server_offset_ = *t - clock_.now();
+      if (auto t = parseHttpDate(*date)) {
+        server_offset_ = *t - clock_.now();
+        m_.server_offset_ms = duration_cast<milliseconds>(server_offset_).count();
+      }
     }
   }
 
@@ -471,12 +490,19 @@ class MdeSourceImpl : public MdeSource {
     int refreshes_left = 2;
     std::optional<Error> last;
     for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
-      if (attempt > 0) ++stats_.retries;
+      if (attempt > 0) {
+        ++stats_.retries;
+        ++m_.retries;
+      }
       if (!wait(pacer_.waitBefore(clock_.steadyNow()), stop)) break;
       auto token = tokens_.token(refresh_next);
       refresh_next = false;
+      m_.token_refreshes = tokens_.refreshes();
       if (!token) {
-        if (!token.error().retryable()) return token.error();
+        if (!token.error().retryable()) {
+          m_.setState(telemetry::State::kFailing, "token refused: " + token.error().message());
+          return token.error();
+        }
         last = token.error();
         if (!wait(backoff(attempt), stop)) break;
         continue;
@@ -496,6 +522,7 @@ class MdeSourceImpl : public MdeSource {
       savePacing();
       ++stats_.requests;
       auto res = client_.send(req);
+      m_.request(res ? res->status : 0);
       if (!res) {
         if (res.error().code() == ErrorCode::kTooLarge && page_size_ > 1) {
           page_size_ = std::max<std::size_t>(1, page_size_ / 2);
@@ -530,6 +557,10 @@ class MdeSourceImpl : public MdeSource {
         if (graph_) page.next_link = nextLink(page);
         ++stats_.pages;
         stats_.alerts += page.alerts;
+        m_.alerts_fetched += page.alerts;
+        m_.setStateIf(telemetry::State::kCollecting,
+                      {telemetry::State::kStarting, telemetry::State::kAuthenticating,
+                       telemetry::State::kDegraded});
         return page;
       }
       if (status == 401 && refreshes_left > 0) {
@@ -549,12 +580,16 @@ class MdeSourceImpl : public MdeSource {
       }
       if (status == 429) {
         ++stats_.throttled;
+        ++m_.throttled;
         milliseconds d = backoff(attempt);
         if (const std::string* ra = res->header("retry-after")) d = retryAfter(*ra, d);
         pacer_.deferUntil(clock_.steadyNow() + d);
         savePacing();
         last = Error(ErrorCode::kThrottled, "HTTP 429 " + apiMessage(res->body)).withHttpStatus(429);
         log_->warn("throttled by the API: waiting {} ms", d.count());
+        m_.setState(telemetry::State::kDegraded,
+                    "throttled: waiting " + std::to_string(d.count() / 1000) +
+                        " s as the API's Retry-After says");
         continue;  // the pacer waits
       }
       if (status == 400 && use_orderby_) {
@@ -672,6 +707,8 @@ class MdeSourceImpl : public MdeSource {
   std::vector<std::string> buffers_;  // bodies of committed pages, for reuse
   std::optional<Instant> best_watermark_;
   PollStats stats_;
+  std::unique_ptr<telemetry::SourceMetrics> own_metrics_;  // when none was given
+  telemetry::SourceMetrics& m_;
 };
 
 }  // namespace
