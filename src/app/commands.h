@@ -19,5 +19,7 @@ inline constexpr int kExitUsage = 2;    // bad command line or configuration
 void addMapCommand(CLI::App& app, std::function<int()>& run);
 // Adds `run`, `check-config` and `setup`.
 void addRunCommands(CLI::App& app, std::function<int()>& run);
+// Adds `check` (every source, state directory and output tried once).
+void addCheckCommand(CLI::App& app, std::function<int()>& run);
 
 }  // namespace mdec::app

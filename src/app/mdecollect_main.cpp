@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
     std::function<int()> run;
     mdec::app::addMapCommand(app, run);
     mdec::app::addRunCommands(app, run);
+    mdec::app::addCheckCommand(app, run);
     try {
       app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
