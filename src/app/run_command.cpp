@@ -12,6 +12,7 @@
 #include "mdecollect/core/clock.h"
 #include "mdecollect/output/es_setup.h"
 #include "mdecollect/pipeline/collector.h"
+#include "mdecollect/http/tracing_http_client.h"
 #include "mdecollect/telemetry/logging.h"
 
 namespace mdec::app {
@@ -32,6 +33,7 @@ int runRun(const RunArgs& args) {
   auto metrics = std::make_shared<telemetry::Metrics>();
   telemetry::LoggingOptions logging;
   logging.metrics = metrics.get();
+  logging.secrets = http::secretValues(*config);
   telemetry::setupLogging(config->logging, logging);
   // SIGINT/SIGTERM are taken by a thread with sigwait and turned into a stop request.
   sigset_t signals;

@@ -2,6 +2,7 @@
 // from the outbox by its own thread; a clean stop on request within seconds.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <stop_token>
 
@@ -18,7 +19,15 @@ struct RunOptions {
   std::shared_ptr<output::ElasticsearchCounters> es_counters;
   // What the sources and outputs report, served on http.listen (null: made here).
   std::shared_ptr<telemetry::Metrics> metrics;
+  // Only the backfill jobs waiting in the state (no live polls), then deliver and exit
+  // (`mdecollect backfill` when no collector runs on the state directory).
+  bool backfill_only = false;
+  // The caller holds the state directory's RunLock already.
+  bool lock_held = false;
 };
+
+// A backfill is collected in slices of this much alert time, between live polls.
+inline constexpr std::chrono::hours kBackfillSlice{6};
 
 // Returns the process exit code: 0 when every source polled and every document was
 // delivered (--once) or after a requested stop; 1 when --once left a source failed or

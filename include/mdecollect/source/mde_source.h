@@ -18,6 +18,7 @@
 #include "mdecollect/auth/token_provider.h"
 #include "mdecollect/config/config.h"
 #include "mdecollect/core/clock.h"
+#include "mdecollect/core/iso8601.h"
 #include "mdecollect/core/result.h"
 #include "mdecollect/http/http_client.h"
 #include "mdecollect/output/delivery.h"
@@ -57,6 +58,10 @@ class MdeSource {
  public:
   virtual ~MdeSource() = default;
   virtual Result<PollStats> poll(std::stop_token stop) = 0;
+  // Collects the versions whose lastUpdateTime is in [since, until) (a backfill): the same
+  // paging, seen-set and delivery as poll(), but the watermark stays where it is.
+  virtual Result<PollStats> pollRange(const core::Instant& since, const core::Instant& until,
+                                      std::stop_token stop) = 0;
 };
 
 std::unique_ptr<MdeSource> makeMdeSource(const config::SourceConfig& config,

@@ -65,6 +65,22 @@ struct OutboxDocument {
   std::string body;
 };
 
+// A past range of a source collected on request (`mdecollect backfill`), in slices, without
+// moving the live watermark.
+struct BackfillJob {
+  std::int64_t id = 0;
+  std::string source;
+  std::string since;     // ISO 8601 UTC, inclusive
+  std::string until;     // exclusive
+  std::string position;  // the next slice starts here (since, at first)
+  std::string state = "queued";  // queued, running, done, failed
+  std::uint64_t slices = 0;      // slices done
+  std::uint64_t alerts = 0;      // alert versions received
+  std::uint64_t documents = 0;   // documents produced from new versions
+  std::string message;           // why it failed, or the last retried failure
+  std::string updated;           // when it last changed (ISO 8601 UTC)
+};
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
@@ -107,6 +123,14 @@ class StateStore {
     std::uint64_t bytes = 0;
   };
   virtual Result<OutboxSize> outboxSize() = 0;
+
+  // ---- backfill jobs (the defaults: not supported by this store) ----
+  // Records a job (its id is assigned and returned).
+  virtual Result<std::int64_t> addBackfill(const BackfillJob& job);
+  // The jobs of `source` ("" : of every source), oldest first.
+  virtual Result<std::vector<BackfillJob>> backfills(const std::string& source);
+  // Saves the job's position, state and counts.
+  virtual Status updateBackfill(const BackfillJob& job);
 };
 
 // Opens (creating when needed) <state_dir>/state.db; checks and migrates the schema

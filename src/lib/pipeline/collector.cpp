@@ -9,11 +9,14 @@
 
 #include "mdecollect/auth/token_provider.h"
 #include "mdecollect/http/http_client.h"
+#include "mdecollect/http/tracing_http_client.h"
 #include "mdecollect/output/elasticsearch_output.h"
 #include "mdecollect/output/es_setup.h"
 #include "mdecollect/output/file_output.h"
 #include "mdecollect/source/file_source.h"
 #include "mdecollect/source/mde_source.h"
+#include "mdecollect/core/iso8601.h"
+#include "mdecollect/state/run_lock.h"
 #include "mdecollect/state/state_store.h"
 #include "mdecollect/telemetry/monitor_server.h"
 
@@ -46,19 +49,124 @@ struct Shared {
   const config::Config& config;
   core::Clock& clock;
   telemetry::Metrics& metrics;
+  std::shared_ptr<http::TraceWriter> trace;  // null: tracing off
   std::atomic<int> sources_running{0};
   std::atomic<bool> source_failed{false};
 };
 
+// Collects a source's backfill jobs (`mdecollect backfill`), slice by slice, between the
+// live polls: the same source object, so the same pacing (the quota is shared), paging,
+// seen-set and delivery; the live watermark never moves. Progress is saved after each
+// slice: a restart goes on from there (the seen-set skips what the cut slice delivered).
+class BackfillRunner {
+ public:
+  BackfillRunner(Shared& shared, const config::SourceConfig& source, source::MdeSource& mde,
+                 std::shared_ptr<spdlog::logger> log)
+      : shared_(shared), source_(source), mde_(mde), log_(std::move(log)) {}
+
+  // Runs slices until `deadline` (none: until every job is done or failed), a stop
+  // request, or no job is left. Returns false when a job failed in this call.
+  bool run(std::optional<std::chrono::steady_clock::time_point> deadline,
+           std::stop_token stop) {
+    bool ok = true;
+    for (int guard = 0; guard < 1'000'000; ++guard) {
+      if (stop.stop_requested()) return ok;
+      if (deadline && shared_.clock.steadyNow() >= *deadline) return ok;
+      auto jobs = shared_.store.backfills(source_.name);
+      if (!jobs) {
+        log_->error("backfill: {}", jobs.error().message());
+        return false;
+      }
+      state::BackfillJob* job = nullptr;
+      for (auto& j : *jobs) {
+        if (j.state == "queued" || j.state == "running") {
+          job = &j;
+          break;
+        }
+      }
+      if (job == nullptr) return ok;
+      auto from = core::parseIsoDateTime(job->position);
+      auto until = core::parseIsoDateTime(job->until);
+      if (!from || !until) {
+        job->state = "failed";
+        job->message = "the job's times cannot be read";
+        (void)shared_.store.updateBackfill(*job);
+        ok = false;
+        continue;
+      }
+      if (job->state == "queued") {
+        log_->info("backfill {}: collecting {} to {} in slices of {} h", job->id, job->since,
+                   job->until, kBackfillSlice.count());
+      }
+      job->state = "running";
+      core::Instant end = *from;
+      end.seconds += std::chrono::duration_cast<std::chrono::seconds>(kBackfillSlice).count();
+      if (*until < end) end = *until;
+      Result<source::PollStats> stats = source::PollStats{};
+      if (*from < *until) stats = mde_.pollRange(*from, end, stop);
+      if (!stats) {
+        const Error& e = stats.error();
+        ++failures_;
+        job->message = e.message();
+        const bool refused = e.code() == ErrorCode::kAuth || e.code() == ErrorCode::kInvalidArgument;
+        if (refused || failures_ >= 5) {
+          job->state = "failed";
+          ok = false;
+          log_->error("backfill {} failed at {}: {}", job->id, job->position, e.message());
+        } else {
+          log_->warn("backfill {}: slice from {} failed, tried again later: {}", job->id,
+                     job->position, e.message());
+        }
+        if (auto s = shared_.store.updateBackfill(*job); !s) {
+          log_->error("backfill: {}", s.error().message());
+        }
+        if (job->state == "failed") {
+          failures_ = 0;
+          continue;
+        }
+        return ok;
+      }
+      if (stats->stopped) return ok;  // the slice is read again next time
+      failures_ = 0;
+      job->position = core::formatRfc3339(end, 7);
+      ++job->slices;
+      job->alerts += stats->alerts;
+      job->documents += stats->documents;
+      job->message.clear();
+      if (!(end < *until)) job->state = "done";
+      if (auto s = shared_.store.updateBackfill(*job); !s) {
+        log_->error("backfill: {}", s.error().message());
+        return false;
+      }
+      if (job->state == "done") {
+        log_->info("backfill {} done: {} to {}, {} slices, {} alerts fetched, {} documents",
+                   job->id, job->since, job->until, job->slices, job->alerts, job->documents);
+      } else {
+        log_->info("backfill {}: up to {} ({} slices, {} alerts fetched, {} documents)", job->id,
+                   job->position, job->slices, job->alerts, job->documents);
+      }
+    }
+    return ok;
+  }
+
+ private:
+  Shared& shared_;
+  const config::SourceConfig& source_;
+  source::MdeSource& mde_;
+  std::shared_ptr<spdlog::logger> log_;
+  int failures_ = 0;  // consecutive failed slices
+};
+
 void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
-                  std::stop_token stop) {
+                  bool backfill_only, std::stop_token stop) {
   auto log = spdlog::default_logger()->clone("source." + source.name);
   http::CurlClientOptions http_options;
   http_options.proxy_url = source.proxy_url;
   http_options.tls.verify = source.ssl.verify;
   http_options.tls.ca_file = source.ssl.ca_file;
   http_options.user_agent = "MdatpPartner-mdecollect/" MDEC_VERSION_STRING;
-  auto client = http::makeCurlClient(http_options);
+  auto client = http::makeTracingClient(http::makeCurlClient(http_options), shared.trace,
+                                       "source." + source.name);
   auto tokens = auth::makeClientCredentialsProvider(source, *client, shared.clock);
   source::MdeSourceOptions mde_options;
   mde_options.pacing_file = shared.config.state_dir + "/pacing-" + source.name + ".txt";
@@ -68,6 +176,11 @@ void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
   auto mde = source::makeMdeSource(source, shared.delivery, *client, *tokens, shared.clock,
                                    mde_options);
   metrics.setState(telemetry::State::kAuthenticating);
+  BackfillRunner backfill(shared, source, *mde, log);
+  if (backfill_only) {
+    if (!backfill.run(std::nullopt, stop)) shared.source_failed = true;
+    return;
+  }
   RepeatLimiter repeats;
   while (!stop.stop_requested()) {
     auto size = shared.store.outboxSize();
@@ -120,7 +233,12 @@ void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
       }
     }
     if (once) break;
-    shared.clock.sleepFor(wait, stop);
+    // Backfill slices, if any job waits, until the next poll is due.
+    const auto next_poll = shared.clock.steadyNow() + wait;
+    backfill.run(next_poll, stop);
+    const auto left =
+        std::chrono::duration_cast<milliseconds>(next_poll - shared.clock.steadyNow());
+    if (left.count() > 0) shared.clock.sleepFor(left, stop);
   }
 }
 
@@ -285,6 +403,21 @@ Status catchUp(state::StateStore& store, output::Output& out, telemetry::Metrics
 int runCollector(const config::Config& config, const RunOptions& options, core::Clock& clock,
                  std::stop_token stop) {
   auto log = spdlog::default_logger();
+  std::optional<state::RunLock> lock;
+  if (!options.lock_held) {
+    auto acquired = state::RunLock::tryAcquire(config.state_dir);
+    if (!acquired) {
+      log->error("{}", acquired.error().message());
+      return 2;
+    }
+    if (!*acquired) {
+      log->error("another mdecollect run (pid {}) is using the state directory '{}'; one "
+                 "collector per state_dir",
+                 state::RunLock::holder(config.state_dir), config.state_dir);
+      return 2;
+    }
+    lock = std::move(*acquired);
+  }
   auto store = state::openSqliteStore(config.state_dir);
   if (!store) {
     log->error("cannot open the state in '{}': {}", config.state_dir, store.error().message());
@@ -307,6 +440,23 @@ int runCollector(const config::Config& config, const RunOptions& options, core::
     telemetry::Metrics& m;
     ~ProbeReset() { m.setOutboxProbe(nullptr, 0); }
   } probe_reset{*metrics};
+  std::shared_ptr<http::TraceWriter> trace;
+  if (config.tracing.enabled) {
+    http::TraceOptions t;
+    t.path = config.tracing.path;
+    t.max_body_bytes = config.tracing.max_body_bytes;
+    t.rotate_bytes = config.tracing.rotate_bytes;
+    t.keep_files = config.tracing.keep_files;
+    auto opened = http::TraceWriter::open(t, http::secretValues(config));
+    if (!opened) {
+      log->error("tracing: {}", opened.error().message());
+      return 2;
+    }
+    trace = std::move(*opened);
+    log->warn("tracing every HTTP request and response to {} (secrets redacted; turn "
+              "tracing.enabled off when done)",
+              config.tracing.path);
+  }
   std::unique_ptr<telemetry::MonitorServer> monitor;
   if (config.http.enabled) {
     auto server = telemetry::startMonitorServer(config.http.host, config.http.port, *metrics,
@@ -331,6 +481,10 @@ int runCollector(const config::Config& config, const RunOptions& options, core::
     output::ElasticsearchOutputOptions es;
     es.dead_letter_path = config.state_dir + "/dead-letter-elasticsearch.ndjson";
     es.metrics = metrics.get();
+    if (trace) {
+      es.client = http::makeTracingClient(output::makeElasticsearchClient(config.elasticsearch),
+                                          trace, "output.elasticsearch");
+    }
     outputs.push_back(
         output::makeElasticsearchOutput(config.elasticsearch, std::move(es), es_counters));
   }
@@ -363,7 +517,7 @@ int runCollector(const config::Config& config, const RunOptions& options, core::
   }
   output::Delivery delivery(**store, direct, !queued.empty());
   delivery.setMetrics(metrics.get());
-  Shared shared{**store, delivery, config, clock, *metrics};
+  Shared shared{**store, delivery, config, clock, *metrics, trace};
   log->info("mdecollect {} starting: {} source(s), {} output(s), state in {}{}",
             MDEC_VERSION_STRING, config.sources.size(), outputs.size(), config.state_dir,
             options.once ? " (--once)" : "");
@@ -378,9 +532,9 @@ int runCollector(const config::Config& config, const RunOptions& options, core::
       threads.emplace_back([&shared, &source, &options, token = stopper.get_token()] {
         try {
           if (source.type == config::SourceType::kFile) {
-            runFileSource(shared, source, options.once, token);
+            if (!options.backfill_only) runFileSource(shared, source, options.once, token);
           } else {
-            runMdeSource(shared, source, options.once, token);
+            runMdeSource(shared, source, options.once, options.backfill_only, token);
           }
         } catch (const std::exception& e) {
           spdlog::error("source {} stopped: {}", source.name, e.what());

@@ -123,6 +123,19 @@ class MdeSourceImpl : public MdeSource {
 
   ~MdeSourceImpl() override { (void)waitCommit(); }
 
+  Result<PollStats> pollRange(const Instant& since, const Instant& until,
+                              std::stop_token stop) override {
+    stats_ = PollStats{};
+    range_ = Window{since, until};
+    fetched_.clear();
+    auto polled = graph_ ? pollGraph(*range_, stop) : pollWindowList({*range_}, stop);
+    auto committed = waitCommit();
+    range_.reset();
+    if (!polled) return polled.error();
+    if (!committed) return committed.error();
+    return finish();
+  }
+
   Result<PollStats> poll(std::stop_token stop) override {
     stats_ = PollStats{};
     auto polled = pollWindows(stop);
@@ -131,11 +144,20 @@ class MdeSourceImpl : public MdeSource {
     if (!polled) return polled.error();
     if (!committed) return committed.error();
     if (!stats_.stopped && best_watermark_) {
-      // Versions older than the overlap can never be re-read: forget them.
-      const Instant prune_before =
+      // Versions older than the overlap can never be re-read: forget them (but not those a
+      // backfill still in progress may read again after a restart).
+      Instant prune_before =
           addNanos(*best_watermark_,
                    -duration_cast<std::chrono::nanoseconds>(config_.late_arrival_window).count() -
                        3600LL * 1'000'000'000);
+      if (auto jobs = store_.backfills(config_.name)) {
+        for (const auto& job : *jobs) {
+          if (job.state != "queued" && job.state != "running") continue;
+          if (auto since = core::parseIsoDateTime(job.since); since && *since < prune_before) {
+            prune_before = *since;
+          }
+        }
+      }
       if (auto s = store_.pruneSeen(config_.name, apiTime(prune_before)); !s) return s.error();
     }
     return finish();
@@ -156,9 +178,11 @@ class MdeSourceImpl : public MdeSource {
                                               .count());
     fetched_.clear();
     best_watermark_ = watermark;
-    if (graph_) return pollGraph(from, stop);
-    std::deque<Window> windows{{from, std::nullopt}};
+    if (graph_) return pollGraph(Window{from, std::nullopt}, stop);
+    return pollWindowList({Window{from, std::nullopt}}, stop);
+  }
 
+  Status pollWindowList(std::deque<Window> windows, std::stop_token stop) {
     while (!windows.empty()) {
       if (stop.stop_requested()) {
         stats_.stopped = true;
@@ -228,8 +252,7 @@ class MdeSourceImpl : public MdeSource {
   // while the poll pages through (its new version can land on a page already read, since
   // pages are ordered by creation) is then read again by the next poll's overlap, however
   // long this poll took.
-  Status pollGraph(Instant from, std::stop_token stop) {
-    const Window w{from, std::nullopt};
+  Status pollGraph(const Window w, std::stop_token stop) {
     const Instant began = serverNow();
     std::string next;
     for (std::size_t pages = 0;; ++pages) {
@@ -309,6 +332,7 @@ class MdeSourceImpl : public MdeSource {
   // The largest lastUpdateTime fetched below `bound` (all of them when unbounded), when it
   // moves the watermark forward.
   std::optional<std::string> watermarkBelow(const std::optional<Instant>& bound) {
+    if (range_) return std::nullopt;  // a backfill never moves the watermark
     std::optional<Instant> candidate;
     if (!bound) {
       if (!fetched_.empty()) candidate = *fetched_.rbegin();
@@ -706,6 +730,7 @@ class MdeSourceImpl : public MdeSource {
   std::mutex buffers_mu_;
   std::vector<std::string> buffers_;  // bodies of committed pages, for reuse
   std::optional<Instant> best_watermark_;
+  std::optional<Window> range_;  // set while a backfill range is collected
   PollStats stats_;
   std::unique_ptr<telemetry::SourceMetrics> own_metrics_;  // when none was given
   telemetry::SourceMetrics& m_;

@@ -37,7 +37,7 @@ using sqlite::ScopedReset;
 using sqlite::Statement;
 using sqlite::Transaction;
 
-constexpr std::int64_t kSchemaVersion = 1;
+constexpr std::int64_t kSchemaVersion = 2;
 
 // migrations[v] takes a database from schema v to v + 1.
 constexpr const char* kMigrations[] = {
@@ -85,6 +85,22 @@ CREATE TABLE IF NOT EXISTS file_positions(
   PRIMARY KEY(source, path)
 ) WITHOUT ROWID;
 )sql",
+    // 1 → 2: backfill jobs
+    R"sql(
+CREATE TABLE IF NOT EXISTS backfills(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  source TEXT NOT NULL,
+  since TEXT NOT NULL,
+  until TEXT NOT NULL,
+  position TEXT NOT NULL,
+  state TEXT NOT NULL,
+  slices INTEGER NOT NULL DEFAULT 0,
+  alerts INTEGER NOT NULL DEFAULT 0,
+  documents INTEGER NOT NULL DEFAULT 0,
+  message TEXT NOT NULL DEFAULT '',
+  updated TEXT NOT NULL DEFAULT ''
+);
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -114,6 +130,9 @@ struct Statements {
   Statement output_checkpoint;
   Statement outputs_min_acked;
   Statement max_seq;
+  Statement backfill_add;
+  Statement backfill_list;
+  Statement backfill_update;
 };
 
 struct StatementSpec {
@@ -159,6 +178,15 @@ const StatementSpec kStatementSpecs[] = {
     {&Statements::output_checkpoint, "SELECT file, file_offset FROM outputs WHERE name = ?1"},
     {&Statements::outputs_min_acked, "SELECT MIN(acked_seq) FROM outputs"},
     {&Statements::max_seq, "SELECT COALESCE(" MDEC_MAX_SEQ_SQL ", 0)"},
+    {&Statements::backfill_add,
+     "INSERT INTO backfills(source, since, until, position, state, message, updated) "
+     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, strftime('%Y-%m-%dT%H:%M:%SZ', 'now')) RETURNING id"},
+    {&Statements::backfill_list,
+     "SELECT id, source, since, until, position, state, slices, alerts, documents, message, "
+     "updated FROM backfills WHERE ?1 = '' OR source = ?1 ORDER BY id"},
+    {&Statements::backfill_update,
+     "UPDATE backfills SET position = ?2, state = ?3, slices = ?4, alerts = ?5, documents = "
+     "?6, message = ?7, updated = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?1"},
 };
 
 #undef MDEC_MAX_SEQ_SQL
@@ -333,6 +361,65 @@ class SqliteStateStore final : public StateStore {
     checkpoint.file = std::string(stmt.columnText(0));
     checkpoint.offset = fromStored(stmt.columnInt64(1));
     return std::optional<FileCheckpoint>(std::move(checkpoint));
+  }
+
+  Result<std::int64_t> addBackfill(const BackfillJob& job) override {
+    std::lock_guard lock(mu_);
+    Statement& stmt = st_.backfill_add;
+    ScopedReset reset(stmt);
+    stmt.bind(1, std::string_view(job.source))
+        .bind(2, std::string_view(job.since))
+        .bind(3, std::string_view(job.until))
+        .bind(4, std::string_view(job.position.empty() ? job.since : job.position))
+        .bind(5, std::string_view(job.state))
+        .bind(6, std::string_view(job.message));
+    auto row = stmt.step();
+    if (!row) return withWhat(std::move(row.error()), "record a backfill job");
+    if (!*row) return Error(ErrorCode::kInternal, "record a backfill job: no id returned");
+    return stmt.columnInt64(0);
+  }
+
+  Result<std::vector<BackfillJob>> backfills(const std::string& source) override {
+    std::lock_guard lock(mu_);
+    Statement& stmt = st_.backfill_list;
+    ScopedReset reset(stmt);
+    stmt.bind(1, std::string_view(source));
+    std::vector<BackfillJob> jobs;
+    for (;;) {
+      auto row = stmt.step();
+      if (!row) return withWhat(std::move(row.error()), "read backfill jobs");
+      if (!*row) break;
+      BackfillJob j;
+      j.id = stmt.columnInt64(0);
+      j.source = std::string(stmt.columnText(1));
+      j.since = std::string(stmt.columnText(2));
+      j.until = std::string(stmt.columnText(3));
+      j.position = std::string(stmt.columnText(4));
+      j.state = std::string(stmt.columnText(5));
+      j.slices = fromStored(stmt.columnInt64(6));
+      j.alerts = fromStored(stmt.columnInt64(7));
+      j.documents = fromStored(stmt.columnInt64(8));
+      j.message = std::string(stmt.columnText(9));
+      j.updated = std::string(stmt.columnText(10));
+      jobs.push_back(std::move(j));
+    }
+    return jobs;
+  }
+
+  Status updateBackfill(const BackfillJob& job) override {
+    std::lock_guard lock(mu_);
+    Statement& stmt = st_.backfill_update;
+    ScopedReset reset(stmt);
+    auto status = stmt.bind(1, job.id)
+                      .bind(2, std::string_view(job.position))
+                      .bind(3, std::string_view(job.state))
+                      .bind(4, toStored(job.slices))
+                      .bind(5, toStored(job.alerts))
+                      .bind(6, toStored(job.documents))
+                      .bind(7, std::string_view(job.message))
+                      .run();
+    if (!status) return withWhat(std::move(status.error()), "update backfill job " + std::to_string(job.id));
+    return status;
   }
 
   Result<OutboxSize> outboxSize() override {
@@ -601,6 +688,16 @@ Status configure(Database& db) {
 }
 
 }  // namespace
+
+Result<std::int64_t> StateStore::addBackfill(const BackfillJob&) {
+  return Error(ErrorCode::kInternal, "this state store keeps no backfill jobs");
+}
+Result<std::vector<BackfillJob>> StateStore::backfills(const std::string&) {
+  return Error(ErrorCode::kInternal, "this state store keeps no backfill jobs");
+}
+Status StateStore::updateBackfill(const BackfillJob&) {
+  return Error(ErrorCode::kInternal, "this state store keeps no backfill jobs");
+}
 
 Result<std::unique_ptr<StateStore>> openSqliteStore(const std::string& state_dir) {
   if (state_dir.empty()) return Error(ErrorCode::kInvalidArgument, "state_dir is empty");

@@ -1,0 +1,32 @@
+// One collector per state directory: `mdecollect run` holds an exclusive lock on
+// <state_dir>/run.lock (flock, released by the kernel when the process ends, however it
+// ends). `mdecollect backfill` uses it to tell whether a collector is running.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "mdecollect/core/result.h"
+
+namespace mdec::state {
+
+class RunLock {
+ public:
+  // The lock, or nullopt when another process holds it; an error when the file cannot be
+  // opened. The file records the holder's pid, for messages.
+  static Result<std::optional<RunLock>> tryAcquire(const std::string& state_dir);
+  // The pid recorded by the holder (0 when unknown).
+  static long holder(const std::string& state_dir);
+
+  RunLock(RunLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  RunLock& operator=(RunLock&& other) noexcept;
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+  ~RunLock();
+
+ private:
+  explicit RunLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+}  // namespace mdec::state
