@@ -22,4 +22,7 @@ void addRunCommands(CLI::App& app, std::function<int()>& run);
 // Adds `check` (every source, state directory and output tried once).
 void addCheckCommand(CLI::App& app, std::function<int()>& run);
 
+// Adds `backfill` (a past range of one source, without moving its watermark).
+void addBackfillCommand(CLI::App& app, std::function<int()>& run);
+
 }  // namespace mdec::app

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
     mdec::app::addMapCommand(app, run);
     mdec::app::addRunCommands(app, run);
     mdec::app::addCheckCommand(app, run);
+    mdec::app::addBackfillCommand(app, run);
     try {
       app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
