@@ -1,7 +1,7 @@
 // `mdecollect check`: tries what the configuration needs, once, and prints pass/FAIL lines.
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
 
@@ -26,8 +26,8 @@ int runCheck(const CheckArgs& args) {
   }
   pipeline::CheckDeps deps;  // curl and the system clock
   const auto lines = pipeline::runChecks(*config, deps);
-  fmt::print("{}", args.json ? pipeline::renderCheckJson(lines)
-                             : pipeline::renderCheckTable(lines));
+  fmt::print("{}",
+             args.json ? pipeline::renderCheckJson(lines) : pipeline::renderCheckTable(lines));
   return pipeline::allPassed(lines) ? kExitOk : kExitFailure;
 }
 
@@ -51,8 +51,9 @@ void addCheckCommand(CLI::App& app, std::function<int()>& run) {
       "Exit: 0 every check passed, 1 a check failed, 2 the configuration is invalid (every\n"
       "problem listed with its line).");
   cmd->add_option("-c,--config", args->config, "YAML configuration file")->required();
-  cmd->add_flag("--json", args->json,
-                "Print {\"ok\":...,\"checks\":[{subject,step,ok,detail,hint}]} instead of the table");
+  cmd->add_flag(
+      "--json", args->json,
+      "Print {\"ok\":...,\"checks\":[{subject,step,ok,detail,hint}]} instead of the table");
   cmd->callback([args, &run] { run = [args] { return runCheck(*args); }; });
 }
 

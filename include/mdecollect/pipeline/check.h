@@ -24,8 +24,8 @@ struct CheckLine {
                         // "elasticsearch http://host:9200"
   std::string step;     // "token", "alerts API", "template", ...
   bool ok = false;
-  std::string detail;   // what was seen (never a secret)
-  std::string hint;     // what to change; set on failures with a known cause
+  std::string detail;  // what was seen (never a secret)
+  std::string hint;    // what to change; set on failures with a known cause
 };
 
 using HttpClientFactory =

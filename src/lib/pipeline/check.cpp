@@ -11,6 +11,7 @@
 #include <charconv>
 #include <cstring>
 #include <filesystem>
+#include <initializer_list>
 #include <optional>
 #include <string_view>
 #include <system_error>
@@ -92,44 +93,48 @@ std::string withoutUrls(std::string_view message) {
   return out;
 }
 
-// Transport failures, told apart by curl's own words.
+bool containsAny(std::string_view haystack, std::initializer_list<std::string_view> needles) {
+  return std::any_of(needles.begin(), needles.end(),
+                     [&](std::string_view n) { return containsNoCase(haystack, n); });
+}
+
+// Transport failures, told apart by curl's own phrases (not by single words: host names
+// like "ssl-gw.example.com" appear in the message too).
 std::string transportHint(HintTopic topic, const Error& error) {
   const Keys k = keysFor(topic);
   const std::string m = withoutUrls(error.message());
   const std::string url = k.url;
   const std::string proxy = k.proxy;
   const std::string ssl = k.ssl;
-  if (containsNoCase(m, "resolve proxy")) {
+  if (containsAny(m, {"resolve proxy"})) {
     return "the proxy's host name does not resolve: check " + proxy + " and the machine's DNS";
   }
-  if (containsNoCase(m, "resolve host")) {
+  if (containsAny(m, {"resolve host"})) {
     return "the host name does not resolve: check " + url +
            " (spelling, region) and the machine's DNS; where only a proxy reaches the "
-           "internet, set " + proxy;
+           "internet, set " +
+           proxy;
   }
-  if (containsNoCase(m, "from proxy") || containsNoCase(m, "proxy connect")) {
+  if (containsAny(m, {"from proxy", "proxy connect", "proxy handshake"})) {
     return "the proxy refused the connection: check " + proxy +
            " and that the proxy allows CONNECT to this host";
   }
-  if (containsNoCase(m, "ca cert") || containsNoCase(m, "CA file") ||
-      containsNoCase(m, "certificate file") || containsNoCase(m, "CAfile")) {
-    return "the CA file cannot be read: " + ssl + " must name a PEM file mdecollect can read";
-  }
-  if (containsNoCase(m, "certificate") || containsNoCase(m, "ssl") ||
-      containsNoCase(m, "tls")) {
-    return "the server's TLS certificate is not trusted or names another host: add the CA "
-           "that signed it to " + ssl +
-           " (a TLS-inspecting proxy's CA too), and check the host name in " + url;
-  }
-  if (containsNoCase(m, "timeout") || containsNoCase(m, "timed out")) {
+  if (containsAny(m, {"timeout was reached", "timed out"})) {
     return "no answer in time: a firewall dropping the packets, a wrong host or port in " + url +
            ", or a proxy that is needed (" + proxy + ")";
   }
-  if (containsNoCase(m, "connect to server") || containsNoCase(m, "connection refused") ||
-      containsNoCase(m, "failed to connect")) {
+  if (containsAny(m, {"couldn't connect to server", "connection refused", "failed to connect"})) {
     return "nothing accepts connections there: check the host and port in " + url +
-           ", that the service runs, and the firewall; where only a proxy gets out, set " +
-           proxy;
+           ", that the service runs, and the firewall; where only a proxy gets out, set " + proxy;
+  }
+  if (containsAny(m, {"ssl ca cert", "cafile", "certificate file", "verify locations"})) {
+    return "the CA file cannot be read: " + ssl + " must name a PEM file mdecollect can read";
+  }
+  if (containsAny(m,
+                  {"certificate", "ssl connect error", "ssl routines", "tls alert", "handshake"})) {
+    return "the server's TLS certificate is not trusted or names another host: add the CA "
+           "that signed it to " +
+           ssl + " (a TLS-inspecting proxy's CA too), and check the host name in " + url;
   }
   if (error.code() == ErrorCode::kInvalidArgument) {
     return "the URL cannot be used: check " + url + " (scheme https://, host, port)";
@@ -241,8 +246,9 @@ std::string apiHint(HintTopic topic, const Error& error) {
              ")";
     case 429: {
       std::string wait =
-          error.retryAfter() ? " (Retry-After " + std::to_string(error.retryAfter()->count()) + " s)"
-                             : "";
+          error.retryAfter()
+              ? " (Retry-After " + std::to_string(error.retryAfter()->count()) + " s)"
+              : "";
       return std::string("the API quota is used up") + wait + ": " +
              (graph ? "about 150 requests a minute" : "100 requests a minute, 1,500 an hour") +
              " per app and tenant; another collector with the same app? check again later";
@@ -392,8 +398,8 @@ void checkApiSource(const config::SourceConfig& s, Env& env, std::vector<CheckLi
         root["value"].get_array().get(value) == simdjson::SUCCESS) {
       const std::size_t n = value.size();
       out.push_back({subject, step, true,
-                     "GET " + shown + ": HTTP 200 in " + millis(took) + ", " +
-                         std::to_string(n) + (n == 1 ? " alert" : " alerts") + " ($top=1)",
+                     "GET " + shown + ": HTTP 200 in " + millis(took) + ", " + std::to_string(n) +
+                         (n == 1 ? " alert" : " alerts") + " ($top=1)",
                      ""});
       return;
     }
@@ -404,10 +410,9 @@ void checkApiSource(const config::SourceConfig& s, Env& env, std::vector<CheckLi
     return;
   }
   Error e(res->status == 401 || res->status == 403 ? ErrorCode::kAuth
-          : res->status == 429                      ? ErrorCode::kThrottled
-                                                    : ErrorCode::kHttp,
-          "GET " + shown + ": HTTP " + std::to_string(res->status) + ": " +
-              apiMessage(res->body));
+          : res->status == 429                     ? ErrorCode::kThrottled
+                                                   : ErrorCode::kHttp,
+          "GET " + shown + ": HTTP " + std::to_string(res->status) + ": " + apiMessage(res->body));
   e.withHttpStatus(res->status);
   if (const std::string* ra = res->header("retry-after")) {
     long long seconds = 0;
@@ -472,18 +477,17 @@ void checkFileSource(const config::SourceConfig& s, std::vector<CheckLine>& out)
                      "fix paths, or create " + dir.string() +
                          " (the source reads the files its globs match)"});
     } else if (!fs::is_directory(st)) {
-      out.push_back({subject, "files", false,
-                     pattern + ": " + dir.string() + " is not a directory",
+      out.push_back({subject, "files", false, pattern + ": " + dir.string() + " is not a directory",
                      "fix paths: each glob names files in a directory"});
     } else if (::access(dir.c_str(), R_OK | X_OK) != 0) {
       const int err = errno;
-      out.push_back({subject, "files", false,
-                     pattern + ": the directory " + dir.string() + " cannot be read: " +
-                         std::strerror(err),
-                     "make " + dir.string() + " readable by the user mdecollect runs as"});
+      out.push_back(
+          {subject, "files", false,
+           pattern + ": the directory " + dir.string() + " cannot be read: " + std::strerror(err),
+           "make " + dir.string() + " readable by the user mdecollect runs as"});
     } else {
-      out.push_back({subject, "files", true,
-                     pattern + ": no file matches yet (read when one appears)", ""});
+      out.push_back(
+          {subject, "files", true, pattern + ": no file matches yet (read when one appears)", ""});
     }
   }
 }
@@ -539,8 +543,9 @@ CheckLine checkWritableDir(const std::string& subject, const std::string& step,
 constexpr std::string_view kWritePrivileges[] = {"create_doc", "auto_configure"};
 
 // `credentials`: GET / answered (not 401); then _has_privileges, where the cluster has it.
-CheckLine checkEsCredentials(const std::string& subject, const config::ElasticsearchOutputConfig& es,
-                             int root_status, output::EsTransport& transport) {
+CheckLine checkEsCredentials(const std::string& subject,
+                             const config::ElasticsearchOutputConfig& es, int root_status,
+                             output::EsTransport& transport) {
   const bool configured = !es.api_key.empty() || !es.username.empty();
   const std::string who = !es.api_key.empty() ? "the API key" : "the user " + es.username;
   std::string body = R"({"cluster":["manage_index_templates"],"index":[{"names":[")" +
@@ -555,8 +560,7 @@ CheckLine checkEsCredentials(const std::string& subject, const config::Elasticse
             hintFor(HintTopic::kElasticsearch, res.error())};
   }
   if (res->status == 401) {
-    Error e(ErrorCode::kAuth,
-            "HTTP 401: " + oneLine(output::elasticsearchError(res->body)));
+    Error e(ErrorCode::kAuth, "HTTP 401: " + oneLine(output::elasticsearchError(res->body)));
     e.withHttpStatus(401);
     return {subject, "credentials", false, e.message(), hintFor(HintTopic::kElasticsearch, e)};
   }
@@ -595,8 +599,8 @@ CheckLine checkEsCredentials(const std::string& subject, const config::Elasticse
   if (!missing.empty()) {
     std::string list;
     for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
-    Error e(ErrorCode::kAuth, as + ", but without " + list + " on " +
-                                  std::string(output::kIndexPattern));
+    Error e(ErrorCode::kAuth,
+            as + ", but without " + list + " on " + std::string(output::kIndexPattern));
     e.withHttpStatus(403);
     return {subject, "credentials", false, e.message(), hintFor(HintTopic::kElasticsearch, e)};
   }
@@ -632,8 +636,8 @@ void checkElasticsearchHost(const config::Config& config, const std::string& hos
         detail.replace(at, host.size(), shown);
       }
     }
-    out.push_back({subject, "reachable", false, detail,
-                   hintFor(HintTopic::kElasticsearch, root.error())});
+    out.push_back(
+        {subject, "reachable", false, detail, hintFor(HintTopic::kElasticsearch, root.error())});
     return;
   }
   std::string version;
@@ -650,25 +654,28 @@ void checkElasticsearchHost(const config::Config& config, const std::string& hos
                  "GET /: HTTP " + std::to_string(root->status) + " in " + millis(took) + version,
                  ""});
   if (root->status == 401) {
-    Error e(ErrorCode::kAuth, "GET /: HTTP 401: " + oneLine(output::elasticsearchError(root->body)));
+    Error e(ErrorCode::kAuth,
+            "GET /: HTTP 401: " + oneLine(output::elasticsearchError(root->body)));
     e.withHttpStatus(401);
-    out.push_back({subject, "credentials", false, e.message(),
-                   hintFor(HintTopic::kElasticsearch, e)});
+    out.push_back(
+        {subject, "credentials", false, e.message(), hintFor(HintTopic::kElasticsearch, e)});
     return;
   }
   out.push_back(checkEsCredentials(subject, one, root->status, transport));
   if (!out.back().ok) return;
 
-  const std::string setup = "run: mdecollect setup -c " + (config.file.empty() ? "FILE" : config.file);
+  const std::string setup =
+      "run: mdecollect setup -c " + (config.file.empty() ? "FILE" : config.file);
   const std::string name(output::kIndexTemplateName);
   auto state = output::templateState(one, transport);
   if (!state) {
     const auto status = state.error().httpStatus();
     std::string hint = hintFor(HintTopic::kElasticsearch, state.error());
     if (status && (*status == 401 || *status == 403)) {
-      hint = "these credentials may not read index templates: grant the cluster privilege "
-             "monitor (or manage_index_templates), or " + setup +
-             " with credentials that may; it says whether the template is current";
+      hint =
+          "these credentials may not read index templates: grant the cluster privilege "
+          "monitor (or manage_index_templates), or " +
+          setup + " with credentials that may; it says whether the template is current";
     }
     out.push_back({subject, "template", false, oneLine(state.error().message()), hint});
     return;
@@ -768,8 +775,8 @@ std::vector<CheckLine> runChecks(const config::Config& config, CheckDeps& deps) 
   }
   out.push_back(checkWritableDir("state", "state_dir", "state_dir", config.state_dir));
   if (config.file_output.enabled) {
-    out.push_back(checkWritableDir("output file", "directory", "outputs.file.path",
-                                   config.file_output.path));
+    out.push_back(
+        checkWritableDir("output file", "directory", "outputs.file.path", config.file_output.path));
   }
   if (config.elasticsearch.enabled) {
     for (const auto& host : config.elasticsearch.hosts) {
@@ -778,8 +785,8 @@ std::vector<CheckLine> runChecks(const config::Config& config, CheckDeps& deps) 
   }
   if (config.tracing.enabled) {
     const std::string dir = fs::path(config.tracing.path).parent_path().string();
-    out.push_back(checkWritableDir("tracing", "directory", "tracing.path",
-                                   dir.empty() ? "." : dir));
+    out.push_back(
+        checkWritableDir("tracing", "directory", "tracing.path", dir.empty() ? "." : dir));
   }
   const auto secrets = secretsOf(config);
   for (auto& line : out) {
