@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -15,6 +17,12 @@ class HttplibMonitorServer final : public MonitorServer {
       : metrics_(metrics), clock_(clock) {
     // Two workers are plenty for a scraper and a health probe.
     server_.new_task_queue = [] { return new httplib::ThreadPool(2); };
+    // SO_REUSEADDR only: cpp-httplib's default adds SO_REUSEPORT, which would let a second
+    // collector share the port silently instead of being told it is taken.
+    server_.set_socket_options([](socket_t sock) {
+      int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     server_.set_keep_alive_timeout(5);
     server_.set_read_timeout(5, 0);
     server_.set_write_timeout(5, 0);

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <stdlib.h>
 
 #include <chrono>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "mdecollect/state/state_store.h"
+#include "mdecollect/state/run_lock.h"
 #include "state/sqlite_handle.h"
 #include "support/temp_dir.h"
 
@@ -122,7 +124,7 @@ TEST(SqliteStateStore, CreatesStateDirWithParentsAndAVersionedWalDatabase) {
   EXPECT_EQ(*mode, "wal");
   auto version = db.queryText("SELECT value FROM meta WHERE key = 'schema_version'");
   ASSERT_TRUE(version.has_value());
-  EXPECT_EQ(*version, "1");
+  EXPECT_EQ(*version, "2");
 }
 
 TEST(SqliteStateStore, OpeningTwiceKeepsTheSchemaAndTheData) {
@@ -147,7 +149,7 @@ TEST(SqliteStateStore, RefusesANewerSchema) {
   ASSERT_FALSE(store.has_value());
   EXPECT_NE(store.error().message().find(
                 "state.db was written by a newer mdecollect (schema 7); this version "
-                "understands up to 1"),
+                "understands up to 2"),
             std::string::npos)
       << store.error().message();
   EXPECT_FALSE(store.error().retryable());
@@ -727,6 +729,76 @@ TEST(SqliteStateStore, CommitsAFullSizePage) {
   auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
   std::printf("[ timing ] 10,000 x 3 KB page: commit %.1f ms, read %.1f ms, acknowledge %.1f ms\n",
               ms(t1 - t0), ms(t2 - t1), ms(t3 - t2));
+}
+
+TEST(SqliteStateStore, BackfillJobsAreRecordedListedAndUpdated) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.dir());
+  ASSERT_NE(store, nullptr);
+  BackfillJob job;
+  job.source = "a";
+  job.since = "2026-11-01T00:00:00.0000000Z";
+  job.until = "2026-11-03T00:00:00.0000000Z";
+  auto first = store->addBackfill(job);
+  ASSERT_TRUE(first) << first.error().message();
+  job.source = "b";
+  auto second = store->addBackfill(job);
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_GT(*second, *first);
+
+  auto all = store->backfills("");
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 2u);
+  auto of_a = store->backfills("a");
+  ASSERT_TRUE(of_a);
+  ASSERT_EQ(of_a->size(), 1u);
+  BackfillJob a = of_a->front();
+  EXPECT_EQ(a.id, *first);
+  EXPECT_EQ(a.position, job.since);  // starts at since
+  EXPECT_EQ(a.state, "queued");
+  EXPECT_EQ(a.updated.size(), 20u) << a.updated;  // 2026-11-28T06:00:00Z
+
+  a.position = "2026-11-01T06:00:00.0000000Z";
+  a.state = "running";
+  a.slices = 1;
+  a.alerts = 1200;
+  a.documents = 3400;
+  a.message = "HTTP 503 from the API";
+  ASSERT_TRUE(store->updateBackfill(a));
+  // Another process (another connection) sees the change.
+  store.reset();
+  auto again = openOrDie(tmp.dir());
+  auto read = again->backfills("a");
+  ASSERT_TRUE(read);
+  ASSERT_EQ(read->size(), 1u);
+  EXPECT_EQ(read->front().position, a.position);
+  EXPECT_EQ(read->front().state, "running");
+  EXPECT_EQ(read->front().slices, 1u);
+  EXPECT_EQ(read->front().alerts, 1200u);
+  EXPECT_EQ(read->front().documents, 3400u);
+  EXPECT_EQ(read->front().message, "HTTP 503 from the API");
+}
+
+TEST(RunLock, OneHolderPerStateDirectory) {
+  TempDir tmp;
+  auto first = RunLock::tryAcquire(tmp.path());
+  ASSERT_TRUE(first) << first.error().message();
+  ASSERT_TRUE(first->has_value());
+  EXPECT_EQ(RunLock::holder(tmp.path()), static_cast<long>(::getpid()));
+  // flock locks belong to the open file: a second open is refused, even in this process.
+  auto second = RunLock::tryAcquire(tmp.path());
+  ASSERT_TRUE(second) << second.error().message();
+  EXPECT_FALSE(second->has_value());
+  first->reset();  // released
+  auto third = RunLock::tryAcquire(tmp.path());
+  ASSERT_TRUE(third);
+  EXPECT_TRUE(third->has_value());
+  // A state directory that is a file: an error naming the lock file.
+  std::ofstream(tmp.path() + "/file") << "x";
+  auto bad = RunLock::tryAcquire(tmp.path() + "/file");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message().find("file/run.lock"), std::string::npos)
+      << bad.error().message();
 }
 
 }  // namespace
