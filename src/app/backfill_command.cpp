@@ -27,6 +27,7 @@ struct BackfillArgs {
   std::string since;
   std::string until;
   bool no_wait = false;
+  bool force = false;
 };
 
 // An ISO 8601 time, or a duration before now ("7d", "48h", "30m").
@@ -107,10 +108,34 @@ int runBackfill(const BackfillArgs& args) {
                config->state_dir, store.error().message());
     return kExitFailure;
   }
+  // The live poll delivered everything from where its coverage began: a backfill stops
+  // there, or the file output would get those alerts a second time.
+  core::Instant end = *until;
+  auto covered = (*store)->collectedSince(source->name);
+  auto watermark = (*store)->watermark(source->name);
+  if (covered && *covered && !args.force) {
+    if (auto from = core::parseIsoDateTime(**covered); from && *from < end) {
+      if (!(*since < *from)) {
+        fmt::print("nothing to backfill: source {} has been collected live from {} on (use "
+                   "--force to collect that range again)\n",
+                   source->name, **covered);
+        return kExitOk;
+      }
+      fmt::print("source {} has been collected live from {} on: the backfill stops there "
+                 "(--force collects the range again)\n",
+                 source->name, **covered);
+      end = *from;
+    }
+  } else if (covered && !*covered && watermark && *watermark && !args.force) {
+    fmt::print("note: the state does not record where source {}'s live collection began (it "
+               "is older than this version): alerts already collected in the range reach the "
+               "file output again (Elasticsearch stores them once)\n",
+               source->name);
+  }
   state::BackfillJob job;
   job.source = source->name;
   job.since = core::formatRfc3339(*since, 7);
-  job.until = core::formatRfc3339(*until, 7);
+  job.until = core::formatRfc3339(end, 7);
   job.position = job.since;
   auto id = (*store)->addBackfill(job);
   if (!id) {
@@ -204,8 +229,9 @@ void addBackfillCommand(CLI::App& app, std::function<int()>& run) {
       "this command collects and delivers itself. Progress is saved after each 6-hour\n"
       "slice of alert time, so a stopped backfill goes on where it was.\n"
       "Times: ISO 8601 (2026-11-01T00:00:00Z) or a duration before now (7d, 48h).\n"
-      "A range collected twice reaches the file output twice (Elasticsearch stores each\n"
-      "document once: the _id is the same).\n"
+      "The range ends where the source's live collection began (the live poll has the\n"
+      "rest); --force collects it all again: the file output then gets those alerts twice\n"
+      "(Elasticsearch stores each document once: the _id is the same).\n"
       "Exit: 0 done (or queued, with --no-wait), 1 failed, 2 usage or configuration error.");
   cmd->add_option("-c,--config", args->config, "YAML configuration file")->required();
   cmd->add_option("--source", args->source, "Name of the source to backfill")->required();
@@ -213,6 +239,8 @@ void addBackfillCommand(CLI::App& app, std::function<int()>& run) {
   cmd->add_option("--until", args->until, "End of the range (exclusive; default: now)");
   cmd->add_flag("--no-wait", args->no_wait,
                 "With a running collector: return once the job is queued");
+  cmd->add_flag("--force", args->force,
+                "Collect the range even where the live poll has collected it already");
   cmd->callback([args, &run] { run = [args] { return runBackfill(*args); }; });
 }
 

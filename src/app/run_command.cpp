@@ -28,7 +28,7 @@ int runRun(const RunArgs& args) {
   if (!config) {
     fmt::print(stderr, "mdecollect run: the configuration has problems:\n{}\n",
                config.error().message());
-    return config.error().code() == ErrorCode::kNotFound ? kExitFailure : kExitUsage;
+    return kExitUsage;  // a missing file too: systemd does not restart exit 2
   }
   auto metrics = std::make_shared<telemetry::Metrics>();
   telemetry::LoggingOptions logging;

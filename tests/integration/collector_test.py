@@ -428,15 +428,16 @@ faults:
     def test_example_config_is_valid_and_hides_its_secret(self):
         example = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                "packaging", "mdecollect.example.yaml")
-        secret_file = os.path.join(self.work, "client_secret")
-        with open(secret_file, "w") as f:
+        # systemd's credentials directory, as LoadCredential= makes it.
+        with open(os.path.join(self.work, "client-secret"), "w") as f:
             f.write("Example-S3cret-Value\n")
         with open(example) as f:
-            text = f.read().replace("/run/credentials/mdecollect/client_secret", secret_file)
+            text = f.read()
         path = os.path.join(self.work, "example.yaml")
         with open(path, "w") as f:
             f.write(text)
-        env = dict(os.environ, MDE_TENANT_ID="tenant-1", MDE_CLIENT_ID="client-1")
+        env = dict(os.environ, MDE_TENANT_ID="tenant-1", MDE_CLIENT_ID="client-1",
+                   CREDENTIALS_DIRECTORY=self.work)
         r = subprocess.run([MDECOLLECT, "check-config", "-c", path], capture_output=True,
                            text=True, env=env, timeout=30)
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -170,9 +170,15 @@ class OpsTest(CollectorTest):
             c.start()
             try:
                 url = self.monitor_url(c)
+                # Collected, and delivered to Elasticsearch (the outbox empty again).
                 self.wait_health(url, lambda h: h["sources"]["good"].get("last_success")
-                                 and h["sources"]["bad"]["state"] == "failing")
+                                 and h["sources"]["bad"]["state"] == "failing"
+                                 and h["outputs"]["elasticsearch"]["state"] == "ok"
+                                 and h["outbox"]["documents"] == 0)
                 _, metrics = get(url + "/metrics")
+                self.assertGreater(samples(metrics).get(
+                    'mdecollect_documents_delivered_total{source="good",output="elasticsearch"}',
+                    0), 0)
                 _, health = get(url + "/health")
             finally:
                 c.terminate()
@@ -241,17 +247,16 @@ world:
         self.assertEqual(c.once(), 0, c.log_text()[-2000:])
         first = sum(c.documents().values())
         wm = self.watermark(c)
-        # Twelve days before the range the first run read (which began 2 days before it).
-        # A range read twice would reach the file output twice: the seen-set only covers
-        # the live poll's overlap, so the backfill stops 5 minutes short of it.
-        until = first_run - 2 * 86400 - 300
+        # From 14 days back; the backfill stops where the first run's range began (2 days
+        # before it), so nothing is read twice.
         r = subprocess.run([ct.MDECOLLECT, "backfill", "-c", c.config, "--source", "a",
-                            "--since", "14d", "--until",
-                            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until))],
+                            "--since", "14d"],
                            capture_output=True, text=True, timeout=240)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("no collector is running", r.stdout)
+        self.assertIn("has been collected live from", r.stdout)
         self.assertRegex(r.stdout, r"backfill 1 \[done\]: .* 48 slices")
+        until = first_run  # every version up to the first run is there now
         self.assertEqual(self.watermark(c), wm)  # the live watermark did not move
         docs = c.documents()
         self.assertGreater(sum(docs.values()), first, r.stdout)
@@ -259,12 +264,17 @@ world:
         versions = emu.versions()
         since = time.time() - 14 * 86400 + 60
         older = [(v["id"], v["lastUpdateTime"]) for v in versions
-                 if v["latest"] and since < unix(v["lastUpdateTime"]) < until]
+                 if v["latest"] and since < unix(v["lastUpdateTime"]) < until - 60]
         self.assertGreater(len(older), 100)
         missing = [k for k in older if k not in docs]
         self.assertEqual(missing[:5], [], f"{len(missing)} of {len(older)} versions missing")
         # Nothing twice, nothing never served.
         self.assertExactlyOnce(emu, c, require_latest=False)
+        # Again: the range is covered by now.
+        r = subprocess.run([ct.MDECOLLECT, "backfill", "-c", c.config, "--source", "a",
+                            "--since", "1d"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("nothing to backfill", r.stdout)
         # Usage errors.
         for args in (["--source", "nope", "--since", "1d"], ["--source", "a", "--since", "x"],
                      ["--source", "a", "--since", "1d", "--until", "2d"]):

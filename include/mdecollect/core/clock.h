@@ -30,7 +30,9 @@ class SystemClock : public Clock {
     std::mutex mu;
     std::condition_variable_any cv;
     std::unique_lock<std::mutex> lock(mu);
-    return !cv.wait_for(lock, stop, d, [] { return false; });
+    // wait_for returns the predicate (always false here), not whether it was stopped.
+    cv.wait_for(lock, stop, d, [] { return false; });
+    return !stop.stop_requested();
   }
 };
 

@@ -131,6 +131,12 @@ class StateStore {
   virtual Result<std::vector<BackfillJob>> backfills(const std::string& source);
   // Saves the job's position, state and counts.
   virtual Status updateBackfill(const BackfillJob& job);
+  // Where the live poll's coverage of a source begins: the start of the poll that set its
+  // first watermark (nullopt: not known, e.g. a state from before this was kept). A
+  // backfill up to there reads nothing the live poll delivered.
+  virtual Result<std::optional<std::string>> collectedSince(const std::string& source);
+  // Records `from` as where coverage begins, while the source has no watermark yet.
+  virtual Status setCollectedSince(const std::string& source, const std::string& from);
 };
 
 // Opens (creating when needed) <state_dir>/state.db; checks and migrates the schema

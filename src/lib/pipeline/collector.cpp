@@ -233,12 +233,16 @@ void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
       }
     }
     if (once) break;
-    // Backfill slices, if any job waits, until the next poll is due.
+    // Backfill slices until the next poll is due; a job queued meanwhile is taken up
+    // within a couple of seconds.
     const auto next_poll = shared.clock.steadyNow() + wait;
-    backfill.run(next_poll, stop);
-    const auto left =
-        std::chrono::duration_cast<milliseconds>(next_poll - shared.clock.steadyNow());
-    if (left.count() > 0) shared.clock.sleepFor(left, stop);
+    for (int guard = 0; guard < 1'000'000 && !stop.stop_requested(); ++guard) {
+      backfill.run(next_poll, stop);
+      const auto left =
+          std::chrono::duration_cast<milliseconds>(next_poll - shared.clock.steadyNow());
+      if (left.count() <= 0) break;
+      if (!shared.clock.sleepFor(std::min<milliseconds>(left, milliseconds(2000)), stop)) break;
+    }
   }
 }
 
@@ -319,6 +323,10 @@ bool runOutput(Shared& shared, output::Output& out, bool once, std::stop_token s
       continue;
     }
     if (batch->empty()) {
+      // Nothing waits for it: it is keeping up.
+      if (metrics.state().first == telemetry::State::kStarting) {
+        metrics.setState(telemetry::State::kOk);
+      }
       if ((once && sources_done) || stop.stop_requested()) {
         if (delivered > 0) log->info("{} documents delivered", delivered);
         return true;

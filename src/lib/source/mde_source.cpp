@@ -178,6 +178,10 @@ class MdeSourceImpl : public MdeSource {
                                               .count());
     fetched_.clear();
     best_watermark_ = watermark;
+    if (!watermark) {
+      // Where live coverage begins (kept once a watermark exists): backfills stop there.
+      if (auto s = store_.setCollectedSince(config_.name, apiTime(from)); !s) return s;
+    }
     if (graph_) return pollGraph(Window{from, std::nullopt}, stop);
     return pollWindowList({Window{from, std::nullopt}}, stop);
   }

@@ -100,6 +100,7 @@ CREATE TABLE IF NOT EXISTS backfills(
   message TEXT NOT NULL DEFAULT '',
   updated TEXT NOT NULL DEFAULT ''
 );
+ALTER TABLE source_state ADD COLUMN collected_since TEXT;
 )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
@@ -133,6 +134,8 @@ struct Statements {
   Statement backfill_add;
   Statement backfill_list;
   Statement backfill_update;
+  Statement collected_since_get;
+  Statement collected_since_set;
 };
 
 struct StatementSpec {
@@ -184,6 +187,12 @@ const StatementSpec kStatementSpecs[] = {
     {&Statements::backfill_list,
      "SELECT id, source, since, until, position, state, slices, alerts, documents, message, "
      "updated FROM backfills WHERE ?1 = '' OR source = ?1 ORDER BY id"},
+    {&Statements::collected_since_get,
+     "SELECT collected_since FROM source_state WHERE source = ?1"},
+    {&Statements::collected_since_set,
+     "INSERT INTO source_state(source, watermark, collected_since) VALUES(?1, NULL, ?2) "
+     "ON CONFLICT(source) DO UPDATE SET collected_since = excluded.collected_since "
+     "WHERE source_state.watermark IS NULL"},
     {&Statements::backfill_update,
      "UPDATE backfills SET position = ?2, state = ?3, slices = ?4, alerts = ?5, documents = "
      "?6, message = ?7, updated = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?1"},
@@ -419,6 +428,28 @@ class SqliteStateStore final : public StateStore {
                       .bind(7, std::string_view(job.message))
                       .run();
     if (!status) return withWhat(std::move(status.error()), "update backfill job " + std::to_string(job.id));
+    return status;
+  }
+
+  Result<std::optional<std::string>> collectedSince(const std::string& source) override {
+    std::lock_guard lock(mu_);
+    Statement& stmt = st_.collected_since_get;
+    ScopedReset reset(stmt);
+    stmt.bind(1, std::string_view(source));
+    auto row = stmt.step();
+    if (!row) return withWhat(std::move(row.error()), "read where source " + quoted(source) + " began");
+    if (!*row || stmt.columnText(0).empty()) return std::optional<std::string>();
+    return std::optional<std::string>(std::string(stmt.columnText(0)));
+  }
+
+  Status setCollectedSince(const std::string& source, const std::string& from) override {
+    std::lock_guard lock(mu_);
+    Statement& stmt = st_.collected_since_set;
+    ScopedReset reset(stmt);
+    auto status = stmt.bind(1, std::string_view(source)).bind(2, std::string_view(from)).run();
+    if (!status) {
+      return withWhat(std::move(status.error()), "record where source " + quoted(source) + " began");
+    }
     return status;
   }
 
@@ -697,6 +728,12 @@ Result<std::vector<BackfillJob>> StateStore::backfills(const std::string&) {
 }
 Status StateStore::updateBackfill(const BackfillJob&) {
   return Error(ErrorCode::kInternal, "this state store keeps no backfill jobs");
+}
+Result<std::optional<std::string>> StateStore::collectedSince(const std::string&) {
+  return std::optional<std::string>();
+}
+Status StateStore::setCollectedSince(const std::string&, const std::string&) {
+  return okStatus();
 }
 
 Result<std::unique_ptr<StateStore>> openSqliteStore(const std::string& state_dir) {

@@ -226,7 +226,7 @@ std::string Metrics::prometheus(std::chrono::system_clock::time_point now) const
     }
   };
   e.family("mdecollect_source_requests_total", "counter",
-           "API and token requests by HTTP status (status=\"error\": no HTTP answer).");
+           "API requests by HTTP status (status=\"error\": no HTTP answer).");
   for (const auto& s : sources_) {
     for (const auto& [status, count] : s->requestsByStatus()) {
       e.sample("mdecollect_source_requests_total",

@@ -1,4 +1,5 @@
 #include "mdecollect/http/tracing_http_client.h"
+#include "mdecollect/output/elasticsearch_output.h"
 
 #include <gtest/gtest.h>
 
@@ -652,6 +653,28 @@ sources:
   request.body = "Cl1ent-Secret-A Pr%40xy-Pass Pr@xy-Pass Es-K3y-Value Es-Pr0xy";
   Json line(lineFor(*w, request, respond(200, "")));
   EXPECT_EQ(line.str("/request/body"), "*** *** *** *** ***");
+}
+
+TEST_F(TracingTest, GzipRequestBodiesAreShownInflatedCutAndRedacted) {
+  auto w = open({"Es-Key-S3cret"}, 64);
+  ASSERT_TRUE(w);
+  std::string plain = R"({"create":{"_id":"1"}})";
+  plain += "\n{\"message\":\"Es-Key-S3cret\"}\n";
+  for (int i = 0; i < 200; ++i) plain += "{\"filler\":\"xxxxxxxxxxxxxxxx\"}\n";
+  auto packed = output::gzip(plain);
+  ASSERT_TRUE(packed);
+  HttpRequest request;
+  request.method = "POST";
+  request.url = "http://127.0.0.1:9200/_bulk";
+  request.headers = {{"Content-Type", "application/x-ndjson"}, {"Content-Encoding", "gzip"}};
+  request.body = *packed;
+  Json line(lineFor(*w, request, Result<HttpResponse>(respond(200, "{}"))));
+  ASSERT_TRUE(line.ok());
+  EXPECT_EQ(line.str("/request/body"), R"({"create":{"_id":"1"}})"
+                                       "\n{\"message\":\"***\"}\n{\"filler\":\"xx")
+      << line.str("/request/body");
+  EXPECT_EQ(line.str("/request/body_encoding"), "gzip");
+  EXPECT_TRUE(line.has("/request/body_truncated"));
 }
 
 }  // namespace

@@ -801,5 +801,30 @@ TEST(RunLock, OneHolderPerStateDirectory) {
       << bad.error().message();
 }
 
+TEST(SqliteStateStore, CollectedSinceIsKeptOnceAWatermarkExists) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.dir());
+  ASSERT_NE(store, nullptr);
+  auto none = store->collectedSince("a");
+  ASSERT_TRUE(none);
+  EXPECT_FALSE(none->has_value());
+  // Polls without a watermark yet move it (each starts its range later).
+  ASSERT_TRUE(store->setCollectedSince("a", "2026-11-01T00:00:00.0000000Z"));
+  ASSERT_TRUE(store->setCollectedSince("a", "2026-11-01T00:05:00.0000000Z"));
+  PageCommit page;
+  page.source = "a";
+  page.watermark = "2026-11-02T00:00:00.0000000Z";
+  ASSERT_TRUE(store->commitPage(page));
+  // Then it stays.
+  ASSERT_TRUE(store->setCollectedSince("a", "2026-11-02T00:00:00.0000000Z"));
+  auto since = store->collectedSince("a");
+  ASSERT_TRUE(since);
+  ASSERT_TRUE(since->has_value());
+  EXPECT_EQ(**since, "2026-11-01T00:05:00.0000000Z");
+  auto wm = store->watermark("a");
+  ASSERT_TRUE(wm);
+  EXPECT_EQ(wm->value_or(""), "2026-11-02T00:00:00.0000000Z");
+}
+
 }  // namespace
 }  // namespace mdec::state
