@@ -224,12 +224,15 @@ class OpsTest(CollectorTest):
             for secret in (ct.SECRET, WRONG_SECRET, key, encoded):
                 self.assertNotIn(secret, text, f"a secret in the {name} output")
 
-    def backfill_world(self):
+    def backfill_world(self, per_minute=100):
         # Twenty days of alerts that stand still (no updates, no arrivals).
-        return self.emulator(config="""
+        return self.emulator(config=f"""
 seed: 5
 alerts: 600
 history: 20d
+quota:
+  per_minute: {per_minute}
+  per_hour: {per_minute * 15}
 world:
   new_alerts_per_hour: 0
   updates_per_hour: 0
@@ -315,6 +318,41 @@ world:
         missing = [k for k in latest if k not in docs]
         self.assertEqual(missing[:5], [], f"{len(missing)} of {len(latest)} versions missing")
 
+
+    def test_backfill_killed_midway_goes_on_and_delivers_each_version_once(self):
+        emu = self.backfill_world(per_minute=1000)
+        # Small pages and a quota the emulator allows: many quick requests to kill amid.
+        c = Collector(self.work, ct.source_yaml("a", emu.url, initial_interval="1d",
+                                                page_size=50, requests_per_minute=1000,
+                                                requests_per_hour=20000))
+        first_run = time.time()
+        self.assertEqual(c.once(), 0, c.log_text()[-2000:])
+        argv = [ct.MDECOLLECT, "backfill", "-c", c.config, "--source", "a", "--since", "19d"]
+        kills = 0
+        for delay in (0.4, 0.8, 1.2):
+            with open(os.path.join(self.work, "backfill.log"), "a") as log:
+                p = subprocess.Popen(argv, stdout=log, stderr=log)
+                time.sleep(delay)
+                if p.poll() is None:
+                    p.kill()
+                    kills += 1
+                p.wait(timeout=30)
+        self.assertGreater(kills, 0, "the backfill ended before any kill: make it longer")
+        # Once more to the end: the killed job goes on first, then this one.
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=240)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        with sqlite3.connect(os.path.join(c.state, "state.db")) as db:
+            states = [row[0] for row in db.execute("SELECT state FROM backfills ORDER BY id")]
+        self.assertEqual(set(states), {"done"}, states)
+        docs = c.documents()
+        versions = emu.versions()
+        wanted = [(v["id"], v["lastUpdateTime"]) for v in versions
+                  if v["latest"] and time.time() - 19 * 86400 + 60 < unix(v["lastUpdateTime"])
+                  < first_run - 60]
+        self.assertGreater(len(wanted), 300)
+        missing = [k for k in wanted if k not in docs]
+        self.assertEqual(missing[:5], [], f"{len(missing)} of {len(wanted)} versions missing")
+        self.assertExactlyOnce(emu, c, require_latest=False)  # nothing twice
 
 if __name__ == "__main__":
     ct.MDECOLLECT, ct.EMULATOR, et.FAKE = sys.argv[1], sys.argv[2], sys.argv[3]
