@@ -87,7 +87,7 @@ class OutputMetrics {
 };
 
 // What became of documents at an output.
-enum class Outcome { kDelivered, kDuplicate, kDeadLettered, kRefused };
+enum class Outcome { kDelivered, kDuplicate, kDeadLettered, kFailed };
 
 class Metrics {
  public:

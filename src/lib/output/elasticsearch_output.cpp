@@ -455,7 +455,7 @@ class ElasticsearchOutput final : public Output {
         tally(item, telemetry::Outcome::kDuplicate);
       } else if (r.status == 429 || r.status >= 500) {
         ++counters_->item_retries;  // sent again in a later bulk
-        tally(item, telemetry::Outcome::kRefused);
+        tally(item, telemetry::Outcome::kFailed);
       } else {
         item.settled = item.dead = true;
         item.status = r.status;

@@ -50,8 +50,8 @@ const char* outcomeName(Outcome outcome) {
       return "duplicates";
     case Outcome::kDeadLettered:
       return "dead_lettered";
-    case Outcome::kRefused:
-      return "refused";
+    case Outcome::kFailed:
+      return "failed";
   }
   return "unknown";
 }
@@ -285,14 +285,14 @@ std::string Metrics::prometheus(std::chrono::system_clock::time_point now) const
     }
   }
   for (Outcome outcome :
-       {Outcome::kDelivered, Outcome::kDuplicate, Outcome::kDeadLettered, Outcome::kRefused}) {
+       {Outcome::kDelivered, Outcome::kDuplicate, Outcome::kDeadLettered, Outcome::kFailed}) {
     const std::string name = fmt::format("mdecollect_documents_{}_total", outcomeName(outcome));
     const char* help = outcome == Outcome::kDelivered ? "Documents an output acknowledged."
                        : outcome == Outcome::kDuplicate
                            ? "Documents the output held already (Elasticsearch 409)."
                        : outcome == Outcome::kDeadLettered
                            ? "Documents refused for good, written to the dead-letter file."
-                           : "Documents refused for now (429/5xx), sent again later.";
+                           : "Documents an output failed to take this time (429/5xx), sent again later.";
     e.family(name, "counter", help);
     for (const auto& [key, count] : documents_) {
       if (std::get<2>(key) != outcome) continue;

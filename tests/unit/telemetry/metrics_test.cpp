@@ -36,7 +36,7 @@ TEST(MetricsTest, PrometheusHasEveryFamilyWithHelpAndType) {
         "mdecollect_source_watermark_lag_seconds",
         "mdecollect_source_last_success_timestamp_seconds", "mdecollect_source_state",
         "mdecollect_documents_delivered_total", "mdecollect_documents_duplicates_total",
-        "mdecollect_documents_dead_lettered_total", "mdecollect_documents_refused_total",
+        "mdecollect_documents_dead_lettered_total", "mdecollect_documents_failed_total",
         "mdecollect_output_state", "mdecollect_outbox_max_bytes",
         "mdecollect_log_messages_total"}) {
     EXPECT_NE(text.find(std::string("# HELP ") + family + " "), std::string::npos) << family;
@@ -95,13 +95,13 @@ TEST(MetricsTest, DocumentsPerSourceAndOutput) {
   m.documents("a", "file", Outcome::kDelivered, 5);
   m.documents("b", "elasticsearch", Outcome::kDuplicate, 2);
   m.documents("b", "elasticsearch", Outcome::kDeadLettered, 1);
-  m.documents("b", "elasticsearch", Outcome::kRefused, 0);  // nothing: no series
+  m.documents("b", "elasticsearch", Outcome::kFailed, 0);  // nothing: no series
   EXPECT_EQ(m.documentsOf("a", "file", Outcome::kDelivered), 15u);
   const std::string text = m.prometheus(at(0));
   EXPECT_EQ(sample(text, R"(mdecollect_documents_delivered_total{source="a",output="file"})"), "15");
   EXPECT_EQ(sample(text, R"(mdecollect_documents_duplicates_total{source="b",output="elasticsearch"})"), "2");
   EXPECT_EQ(sample(text, R"(mdecollect_documents_dead_lettered_total{source="b",output="elasticsearch"})"), "1");
-  EXPECT_EQ(sample(text, R"(mdecollect_documents_refused_total{source="b",output="elasticsearch"})"), "");
+  EXPECT_EQ(sample(text, R"(mdecollect_documents_failed_total{source="b",output="elasticsearch"})"), "");
 }
 
 TEST(MetricsTest, LabelValuesAreEscaped) {
