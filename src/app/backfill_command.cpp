@@ -1,13 +1,13 @@
 // `mdecollect backfill`: collect a past range of one source without moving its watermark.
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
-#include <signal.h>
 
 #include <chrono>
 #include <memory>
 #include <thread>
 
 #include "commands.h"
+#include "stop_signals.h"
 #include "mdecollect/config/config.h"
 #include "mdecollect/core/clock.h"
 #include "mdecollect/core/iso8601.h"
@@ -145,21 +145,7 @@ int runBackfill(const BackfillArgs& args) {
   fmt::print("backfill {} queued: source {}, {} .. {}\n", *id, job.source, job.since, job.until);
 
   // SIGINT/SIGTERM stop what this process does (the job itself stays recorded).
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::stop_source stop;
-  std::jthread waiter([&signals, &stop](std::stop_token done) {
-    while (!done.stop_requested()) {
-      timespec tick{0, 200'000'000};
-      if (sigtimedwait(&signals, nullptr, &tick) > 0) {
-        stop.request_stop();
-        return;
-      }
-    }
-  });
+  StopSignals signals;
 
   auto lock = state::RunLock::tryAcquire(config->state_dir);
   if (!lock) {
@@ -177,11 +163,10 @@ int runBackfill(const BackfillArgs& args) {
     options.lock_held = true;
     options.metrics = metrics;
     core::SystemClock clock;
-    const int rc = pipeline::runCollector(here, options, clock, stop.get_token());
-    waiter.request_stop();
+    const int rc = pipeline::runCollector(here, options, clock, signals.token());
     auto done = findJob(**store, job.source, *id);
     if (done) fmt::print("{}\n", progressLine(*done));
-    if (stop.get_token().stop_requested()) {
+    if (signals.stopped()) {
       fmt::print("stopped at {}; the job stays recorded and the next `mdecollect run` on "
                  "this state_dir goes on with it\n",
                  done ? done->position : job.since);
@@ -209,7 +194,7 @@ int runBackfill(const BackfillArgs& args) {
     }
     if (current->state == "done") return kExitOk;
     if (current->state == "failed") return kExitFailure;
-    if (!clock.sleepFor(std::chrono::milliseconds(1000), stop.get_token())) {
+    if (!clock.sleepFor(std::chrono::milliseconds(1000), signals.token())) {
       fmt::print("no longer following; the running collector goes on with backfill {}\n", *id);
       return kExitOk;
     }

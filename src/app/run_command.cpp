@@ -2,12 +2,12 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
-#include <signal.h>
 
 #include <memory>
 #include <thread>
 
 #include "commands.h"
+#include "stop_signals.h"
 #include "mdecollect/config/config.h"
 #include "mdecollect/core/clock.h"
 #include "mdecollect/output/es_setup.h"
@@ -35,31 +35,12 @@ int runRun(const RunArgs& args) {
   logging.metrics = metrics.get();
   logging.secrets = http::secretValues(*config);
   telemetry::setupLogging(config->logging, logging);
-  // SIGINT/SIGTERM are taken by a thread with sigwait and turned into a stop request.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::stop_source stop;
-  std::jthread waiter([&signals, &stop](std::stop_token done) {
-    while (!done.stop_requested()) {
-      timespec tick{0, 200'000'000};
-      const int sig = sigtimedwait(&signals, nullptr, &tick);
-      if (sig > 0) {
-        spdlog::info("signal {} received, stopping", sig);
-        stop.request_stop();
-        return;
-      }
-    }
-  });
+  StopSignals signals;
   core::SystemClock clock;
   pipeline::RunOptions options;
   options.once = args.once;
   options.metrics = metrics;
-  const int rc = pipeline::runCollector(*config, options, clock, stop.get_token());
-  waiter.request_stop();
-  return rc;
+  return pipeline::runCollector(*config, options, clock, signals.token());
 }
 
 int runCheckConfig(const RunArgs& args) {

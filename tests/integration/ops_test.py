@@ -354,6 +354,33 @@ world:
         self.assertEqual(missing[:5], [], f"{len(missing)} of {len(wanted)} versions missing")
         self.assertExactlyOnce(emu, c, require_latest=False)  # nothing twice
 
+    def test_an_output_removed_from_the_config_no_longer_holds_the_outbox(self):
+        emu = self.emulator("--alerts", "200")
+        es = et.FakeElasticsearch(self.work, "--api-key", "bm90OnRoaXM=")  # refuses our key
+        try:
+            c = Collector(self.work, ct.source_yaml("a", emu.url))
+            with open(c.config) as f:
+                plain = f.read()
+            with open(c.config, "a") as f:
+                f.write(f"outputs:\n  file: {{}}\n  elasticsearch:\n    hosts: [{es.url}]\n"
+                        f"    api_key: {et.API_KEY}\n")
+            self.assertEqual(c.once(), 1)  # Elasticsearch refused: documents wait for it
+            with sqlite3.connect(os.path.join(c.state, "state.db")) as db:
+                waiting = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+            self.assertGreater(waiting, 0)
+        finally:
+            es.stop()
+        with open(c.config, "w") as f:
+            f.write(plain)  # the file output only
+        self.assertEqual(c.once(), 0, c.log_text()[-2000:])
+        self.assertIn("output elasticsearch is no longer configured", c.log_text())
+        with sqlite3.connect(os.path.join(c.state, "state.db")) as db:
+            self.assertEqual(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0], 0)
+            self.assertEqual(db.execute("SELECT documents, bytes FROM outbox_stats").fetchone(),
+                             (0, 0))
+            self.assertEqual([r[0] for r in db.execute("SELECT name FROM outputs")], ["file"])
+        self.assertExactlyOnce(emu, c)
+
 if __name__ == "__main__":
     ct.MDECOLLECT, ct.EMULATOR, et.FAKE = sys.argv[1], sys.argv[2], sys.argv[3]
     unittest.main(argv=[sys.argv[0], "-v", *sys.argv[4:]])

@@ -117,6 +117,11 @@ class StateStore {
   virtual Status acknowledge(const std::string& output, std::int64_t up_to_seq,
                              const std::optional<FileCheckpoint>& checkpoint) = 0;
   virtual Result<std::optional<FileCheckpoint>> fileCheckpoint(const std::string& output) = 0;
+  // The outputs registered so far (the defaults: none, and nothing to forget).
+  virtual Result<std::vector<std::string>> registeredOutputs();
+  // Forgets an output that is no longer configured: documents that waited only for it
+  // leave the outbox (one transaction). Registered again later, it starts afresh.
+  virtual Status unregisterOutput(const std::string& output);
   // Bytes and documents waiting in the outbox (for the spool bound and metrics).
   struct OutboxSize {
     std::uint64_t documents = 0;

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <random>
 #include <thread>
@@ -505,6 +506,23 @@ int runCollector(const config::Config& config, const RunOptions& options, core::
     if (auto s = out->open(**store); !s) {
       log->error("output {}: {}", out->name(), s.error().message());
       return 2;
+    }
+  }
+  // An output no longer configured is forgotten: otherwise the documents waiting for it
+  // would stay in the outbox for ever, count against max_spool_bytes and pause polling.
+  if (auto registered = (*store)->registeredOutputs()) {
+    for (const auto& name : *registered) {
+      const bool configured = std::any_of(outputs.begin(), outputs.end(),
+                                          [&name](const auto& o) { return o->name() == name; });
+      if (configured) continue;
+      log->warn("output {} is no longer configured: forgotten, with the documents that waited "
+                "only for it (configured again, it starts with the documents collected from "
+                "then on)",
+                name);
+      if (auto s = (*store)->unregisterOutput(name); !s) {
+        log->error("{}", s.error().message());
+        return 2;
+      }
     }
   }
   // Outputs that can be written directly take each page as it is mapped; the others are

@@ -135,6 +135,8 @@ struct Statements {
   Statement backfill_list;
   Statement backfill_update;
   Statement collected_since_get;
+  Statement outputs_list;
+  Statement output_delete;
   Statement collected_since_set;
 };
 
@@ -187,6 +189,8 @@ const StatementSpec kStatementSpecs[] = {
     {&Statements::backfill_list,
      "SELECT id, source, since, until, position, state, slices, alerts, documents, message, "
      "updated FROM backfills WHERE ?1 = '' OR source = ?1 ORDER BY id"},
+    {&Statements::outputs_list, "SELECT name FROM outputs ORDER BY name"},
+    {&Statements::output_delete, "DELETE FROM outputs WHERE name = ?1"},
     {&Statements::collected_since_get,
      "SELECT collected_since FROM source_state WHERE source = ?1"},
     {&Statements::collected_since_set,
@@ -370,6 +374,37 @@ class SqliteStateStore final : public StateStore {
     checkpoint.file = std::string(stmt.columnText(0));
     checkpoint.offset = fromStored(stmt.columnInt64(1));
     return std::optional<FileCheckpoint>(std::move(checkpoint));
+  }
+
+  Result<std::vector<std::string>> registeredOutputs() override {
+    std::lock_guard lock(mu_);
+    Statement& stmt = st_.outputs_list;
+    ScopedReset reset(stmt);
+    std::vector<std::string> names;
+    for (;;) {
+      auto row = stmt.step();
+      if (!row) return withWhat(std::move(row.error()), "list outputs");
+      if (!*row) break;
+      names.emplace_back(stmt.columnText(0));
+    }
+    return names;
+  }
+
+  Status unregisterOutput(const std::string& output) override {
+    std::lock_guard lock(mu_);
+    auto status = [&]() -> Status {
+      auto txn = Transaction::begin(db_, Transaction::Kind::kWrite);
+      if (!txn) return std::move(txn.error());
+      {
+        Statement& stmt = st_.output_delete;
+        ScopedReset reset(stmt);
+        if (auto s = stmt.bindRef(1, output).run(); !s) return s;
+      }
+      if (auto s = dropAcknowledged(); !s) return s;
+      return txn->commit();
+    }();
+    if (!status) return withWhat(std::move(status.error()), "forget output " + quoted(output));
+    return status;
   }
 
   Result<std::int64_t> addBackfill(const BackfillJob& job) override {
@@ -729,6 +764,10 @@ Result<std::vector<BackfillJob>> StateStore::backfills(const std::string&) {
 Status StateStore::updateBackfill(const BackfillJob&) {
   return Error(ErrorCode::kInternal, "this state store keeps no backfill jobs");
 }
+Result<std::vector<std::string>> StateStore::registeredOutputs() {
+  return std::vector<std::string>();
+}
+Status StateStore::unregisterOutput(const std::string&) { return okStatus(); }
 Result<std::optional<std::string>> StateStore::collectedSince(const std::string&) {
   return std::optional<std::string>();
 }

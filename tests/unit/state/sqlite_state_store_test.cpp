@@ -493,6 +493,38 @@ TEST(SqliteStateStore, DocumentsLeaveTheOutboxOnlyWhenEveryOutputAcknowledged) {
   EXPECT_EQ(sizeOf(*store).bytes, 0u);
 }
 
+// Regression: an output removed from the config kept its documents in the outbox for ever
+// (counted against max_spool_bytes, which pauses polling).
+TEST(SqliteStateStore, AForgottenOutputsDocumentsLeaveTheOutbox) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.dir());
+  ASSERT_TRUE(store->registerOutput("file").has_value());
+  ASSERT_TRUE(store->registerOutput("elasticsearch").has_value());
+  ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(0, 5))).has_value());
+  const auto docs = readAll(*store);
+  ASSERT_EQ(docs.size(), 5u);
+  ASSERT_TRUE(store->acknowledge("file", docs[4].seq, std::nullopt).has_value());
+  ASSERT_TRUE(store->acknowledge("elasticsearch", docs[1].seq, std::nullopt).has_value());
+  EXPECT_EQ(sizeOf(*store).documents, 3u);  // waiting for elasticsearch only
+
+  auto names = store->registeredOutputs();
+  ASSERT_TRUE(names);
+  EXPECT_EQ(*names, (std::vector<std::string>{"elasticsearch", "file"}));
+  ASSERT_TRUE(store->unregisterOutput("elasticsearch").has_value());
+  names = store->registeredOutputs();
+  ASSERT_TRUE(names);
+  EXPECT_EQ(*names, (std::vector<std::string>{"file"}));
+  EXPECT_TRUE(readAll(*store).empty());
+  EXPECT_EQ(sizeOf(*store).documents, 0u);
+  EXPECT_EQ(sizeOf(*store).bytes, 0u);
+
+  // Registered again, it starts with what comes from then on.
+  ASSERT_TRUE(store->registerOutput("elasticsearch").has_value());
+  ASSERT_TRUE(store->commitPage(page("s", "w2", {}, numberedDocs(5, 2))).has_value());
+  EXPECT_EQ(ids(readAll(*store, ackedOf(*store, "elasticsearch"))),
+            (std::vector<std::string>{"d5", "d6"}));
+}
+
 TEST(SqliteStateStore, AckedSeqNeverMovesBackwards) {
   TempDir tmp;
   auto store = openOrDie(tmp.dir());
