@@ -379,7 +379,9 @@ world:
             self.assertEqual(db.execute("SELECT documents, bytes FROM outbox_stats").fetchone(),
                              (0, 0))
             self.assertEqual([r[0] for r in db.execute("SELECT name FROM outputs")], ["file"])
-        self.assertExactlyOnce(emu, c)
+        # (The default world's oldest alerts lie at the edge of initial_interval: only what
+        # was served is compared.)
+        self.assertExactlyOnce(emu, c, require_latest=False)
 
 if __name__ == "__main__":
     ct.MDECOLLECT, ct.EMULATOR, et.FAKE = sys.argv[1], sys.argv[2], sys.argv[3]
