@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "ecs/json_writer.h"
+#include "mdecollect/core/base64.h"
 
 namespace mdec::http {
 
@@ -224,33 +225,6 @@ Rebuilt rebuild(std::string_view text, std::vector<Range>& ranges, std::size_t l
   }
   if (!stopped) copy(text.size());
   out.truncated = pos < text.size();
-  return out;
-}
-
-std::string base64(std::string_view data) {
-  static constexpr char kAlphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 3 <= data.size(); i += 3) {
-    const auto n = (static_cast<unsigned>(static_cast<unsigned char>(data[i])) << 16) |
-                   (static_cast<unsigned>(static_cast<unsigned char>(data[i + 1])) << 8) |
-                   static_cast<unsigned>(static_cast<unsigned char>(data[i + 2]));
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += kAlphabet[(n >> 6) & 63];
-    out += kAlphabet[n & 63];
-  }
-  if (i < data.size()) {
-    unsigned n = static_cast<unsigned>(static_cast<unsigned char>(data[i])) << 16;
-    const bool two = i + 1 < data.size();
-    if (two) n |= static_cast<unsigned>(static_cast<unsigned char>(data[i + 1])) << 8;
-    out += kAlphabet[(n >> 18) & 63];
-    out += kAlphabet[(n >> 12) & 63];
-    out += two ? kAlphabet[(n >> 6) & 63] : '=';
-    out += '=';
-  }
   return out;
 }
 
@@ -502,6 +476,23 @@ bool isGzip(const std::vector<std::pair<std::string, std::string>>& headers) {
 
 }  // namespace
 
+// {"name":"value",...}, each value redacted (request headers are a list, response headers
+// a map).
+template <typename Redactor, typename Headers>
+void appendHeaders(std::string& line, const Redactor& red, const Headers& headers) {
+  line.push_back('{');
+  bool first = true;
+  for (const auto& [name, value] : headers) {
+    if (!first) line.push_back(',');
+    first = false;
+    ecs::appendString(line, name);
+    line.append(":\"");
+    red.append(line, value, headerRanges(name, value));
+    line.push_back('"');
+  }
+  line.push_back('}');
+}
+
 std::string TraceWriter::formatLine(std::string_view component, const HttpRequest& request,
                                     const Result<HttpResponse>& response,
                                     std::chrono::microseconds elapsed) const {
@@ -528,19 +519,13 @@ std::string TraceWriter::formatLine(std::string_view component, const HttpReques
     urlRanges(request.url, 0, request.url.size(), ranges);
     red.append(line, request.url, std::move(ranges));
   }
-  line.append("\",\"headers\":{");
+  line.append("\",\"headers\":");
+  appendHeaders(line, red, request.headers);
   const std::string* request_type = nullptr;
-  bool first = true;
   for (const auto& [name, value] : request.headers) {
     if (equalsIgnoreCase(name, "content-type")) request_type = &value;
-    if (!first) line.push_back(',');
-    first = false;
-    ecs::appendString(line, name);
-    line.append(":\"");
-    red.append(line, value, headerRanges(name, value));
-    line.push_back('"');
   }
-  line.append("},\"body\":\"");
+  line.append(",\"body\":\"");
   bool cut = false;
   bool gzip = false;
   if (isGzip(request.headers)) {
@@ -561,17 +546,9 @@ std::string TraceWriter::formatLine(std::string_view component, const HttpReques
     const HttpResponse& r = *response;
     line.append(",\"response\":{\"status\":");
     ecs::appendInt(line, r.status);
-    line.append(",\"headers\":{");
-    first = true;
-    for (const auto& [name, value] : r.headers) {
-      if (!first) line.push_back(',');
-      first = false;
-      ecs::appendString(line, name);
-      line.append(":\"");
-      red.append(line, value, headerRanges(name, value));
-      line.push_back('"');
-    }
-    line.append("},\"body\":\"");
+    line.append(",\"headers\":");
+    appendHeaders(line, red, r.headers);
+    line.append(",\"body\":\"");
     cut = red.appendBody(line, r.body, isForm(r.header("content-type")), max_body);
     line.append("\",\"body_bytes\":");
     ecs::appendUint(line, r.body.size());
@@ -771,7 +748,8 @@ void addProxySecrets(std::vector<std::string>& out, const std::string& url) {
   if (password.empty()) return;
   addUnique(out, password);
   addUnique(out, percentDecode(password));
-  addUnique(out, base64(percentDecode(url.substr(authority, colon - authority)) + ":" +
+  addUnique(out, core::base64Encode(percentDecode(url.substr(authority, colon - authority)) +
+                                    ":" +
                         percentDecode(password)));
 }
 
@@ -796,13 +774,13 @@ std::vector<std::string> secretValues(const config::Config& config) {
   addUnique(out, key);
   const std::size_t colon = key.find(':');
   if (colon != std::string::npos) {
-    addUnique(out, base64(key));
+    addUnique(out, core::base64Encode(key));
     addUnique(out, key.substr(colon + 1));
   }
   const std::string& password = es.password.reveal();
   if (!password.empty()) {
     addUnique(out, password);
-    addUnique(out, base64(es.username + ":" + password));
+    addUnique(out, core::base64Encode(es.username + ":" + password));
   }
   addProxySecrets(out, es.proxy_url);
   return out;

@@ -18,20 +18,12 @@
 #include <utility>
 
 #include "ecs/json_writer.h"
+#include "mdecollect/core/base64.h"
 #include "mdecollect/output/es_setup.h"
 #include "mdecollect/output/es_template.h"
 
 namespace mdec::output {
 namespace {
-
-std::string base64(std::string_view data) {
-  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(data.data()),
-                                static_cast<int>(data.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
 
 std::string nowRfc3339() {
   const auto now = std::chrono::system_clock::now();
@@ -129,10 +121,10 @@ std::string authorizationHeader(const config::ElasticsearchOutputConfig& config)
     const std::string& key = config.api_key.reveal();
     // "id:api_key" as Elasticsearch's create-API-key response gives it in two parts, or
     // the "encoded" form it gives ready for the header.
-    return "ApiKey " + (key.find(':') != std::string::npos ? base64(key) : key);
+    return "ApiKey " + (key.find(':') != std::string::npos ? core::base64Encode(key) : key);
   }
   if (!config.username.empty()) {
-    return "Basic " + base64(config.username + ":" + config.password.reveal());
+    return "Basic " + core::base64Encode(config.username + ":" + config.password.reveal());
   }
   return {};
 }
