@@ -125,7 +125,10 @@ class BackfillRunner {
           failures_ = 0;
           continue;
         }
-        return ok;
+        // Between live polls: tried again after the next one. On its own (no deadline):
+        // tried again now (the source already backed off within the slice).
+        if (deadline) return ok;
+        continue;
       }
       if (stats->stopped) return ok;  // the slice is read again next time
       failures_ = 0;
