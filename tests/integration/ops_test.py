@@ -383,6 +383,61 @@ world:
         # was served is compared.)
         self.assertExactlyOnce(emu, c, require_latest=False)
 
+    def test_health_says_degraded_while_throttled(self):
+        # An API that allows 3 requests a minute, a collector that paces for far more, and
+        # small pages: 429s come, and the source waits them out.
+        emu = self.emulator(config="alerts: 300\nquota:\n  per_minute: 3\n  per_hour: 1000\n")
+        c = Collector(self.work, ct.source_yaml("a", emu.url, page_size=20,
+                                                requests_per_minute=1000,
+                                                requests_per_hour=10000))
+        c.start()
+        try:
+            url = self.monitor_url(c)
+            status, health = self.wait_health(
+                url, lambda h: "throttled" in h["sources"]["a"].get("reason", ""))
+            self.assertEqual(status, 200, health)
+            self.assertEqual(health["status"], "degraded")
+            self.assertEqual(health["sources"]["a"]["state"], "degraded")
+            m = samples(get(url + "/metrics")[1])
+            self.assertGreaterEqual(m['mdecollect_source_throttled_total{source="a"}'], 1)
+            self.assertGreaterEqual(m['mdecollect_source_requests_total{source="a",status="429"}'], 1)
+        finally:
+            rc, took = c.terminate()
+        self.assertEqual(rc, 0)
+        self.assertLess(took, 10.0, "SIGTERM must stop it within 10 s, even while throttled")
+
+    def test_health_says_degraded_under_backpressure_even_within_a_poll(self):
+        # Elasticsearch refuses our key, so documents stay in a tiny outbox; the first poll
+        # (pages of 20) pauses after its first page until there is room.
+        emu = self.emulator("--alerts", "300")
+        es = et.FakeElasticsearch(self.work, "--api-key", "bm90OnRoaXM=")
+        try:
+            c = Collector(self.work, ct.source_yaml("a", emu.url, page_size=20))
+            with open(c.config, "a") as f:
+                f.write(f"max_spool_bytes: 4KiB\noutputs:\n  elasticsearch:\n"
+                        f"    hosts: [{es.url}]\n    api_key: {et.API_KEY}\n")
+            c.start()
+            try:
+                url = self.monitor_url(c)
+                status, health = self.wait_health(
+                    url, lambda h: "backpressure" in h["sources"]["a"].get("reason", "")
+                    and h["outputs"]["elasticsearch"]["state"] == "failing")
+                self.assertEqual(status, 503, health)  # the refused output
+                self.assertEqual(health["sources"]["a"]["state"], "degraded")
+                waiting = health["outbox"]["documents"]
+                self.assertGreaterEqual(health["outbox"]["bytes"], 4096)
+                time.sleep(3)  # paused: nothing more comes in
+                _, later = get(url + "/health")
+                self.assertEqual(json.loads(later)["outbox"]["documents"], waiting)
+                # At most the pages in flight when it filled (a page is committed while the
+                # next is fetched), far from the ~800 documents of the 300 alerts.
+                self.assertLess(waiting, 300)
+            finally:
+                rc, _ = c.terminate()
+            self.assertEqual(rc, 0)
+        finally:
+            es.stop()
+
 if __name__ == "__main__":
     ct.MDECOLLECT, ct.EMULATOR, et.FAKE = sys.argv[1], sys.argv[2], sys.argv[3]
     unittest.main(argv=[sys.argv[0], "-v", *sys.argv[4:]])

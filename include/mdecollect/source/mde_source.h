@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stop_token>
@@ -52,6 +53,9 @@ struct MdeSourceOptions {
   // Where requests, alerts, documents, retries, throttling, token refreshes, the watermark
   // and the source's state are reported (null: nowhere).
   telemetry::SourceMetrics* metrics = nullptr;
+  // Called before each page is fetched; returns once there is room for it (the outbox
+  // bound: polling pauses while it is full) or a stop was requested. Empty: no bound.
+  std::function<void(std::stop_token)> wait_for_room;
 };
 
 class MdeSource {

@@ -177,6 +177,31 @@ void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
   telemetry::SourceMetrics& metrics =
       shared.metrics.source(source.name, config::sourceTypeName(source.type));
   mde_options.metrics = &metrics;
+  // The outbox bound holds within a poll too: a long first poll, or one under throttling,
+  // pauses between pages while the outputs catch up (not with --once: the outputs drain
+  // then only after the sources are done).
+  if (!once) {
+    mde_options.wait_for_room = [&shared, &metrics, &log](std::stop_token token) {
+      for (int waited = 0;; ++waited) {
+        auto size = shared.store.outboxSize();
+        if (!size || size->bytes < shared.config.max_spool_bytes || token.stop_requested()) {
+          if (waited > 0) {
+            metrics.setStateIf(telemetry::State::kCollecting, {telemetry::State::kDegraded});
+          }
+          return;
+        }
+        if (waited == 0) {
+          log->warn("outbox full ({} documents, {} bytes): polling paused until outputs "
+                    "catch up",
+                    size->documents, size->bytes);
+        }
+        metrics.setState(telemetry::State::kDegraded,
+                         "backpressure: the outbox is full (max_spool_bytes); polling paused "
+                         "until the outputs catch up");
+        if (!shared.clock.sleepFor(milliseconds(1000), token)) return;
+      }
+    };
+  }
   auto mde = source::makeMdeSource(source, shared.delivery, *client, *tokens, shared.clock,
                                    mde_options);
   metrics.setState(telemetry::State::kAuthenticating);
@@ -211,6 +236,13 @@ void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
         metrics.setStateIf(telemetry::State::kCollecting,
                            {telemetry::State::kStarting, telemetry::State::kAuthenticating,
                             telemetry::State::kDegraded, telemetry::State::kFailing});
+      }
+      // Full after this poll: say so now, not only when the next poll finds it.
+      if (auto after = shared.store.outboxSize();
+          !once && after && after->bytes >= shared.config.max_spool_bytes) {
+        metrics.setState(telemetry::State::kDegraded,
+                         "backpressure: the outbox is full (max_spool_bytes); polling paused "
+                         "until the outputs catch up");
       }
       log->info("poll: {} alerts fetched ({} new versions), {} documents written ({} error), "
                 "{} requests, {} retries, {} throttled, watermark {}, lag {}s",

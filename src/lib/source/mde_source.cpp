@@ -517,6 +517,7 @@ class MdeSourceImpl : public MdeSource {
     bool refresh_next = false;
     int refreshes_left = 2;
     std::optional<Error> last;
+    if (options_.wait_for_room) options_.wait_for_room(stop);
     for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
       if (attempt > 0) {
         ++stats_.retries;

@@ -4,8 +4,10 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <chrono>
 #include <thread>
 
 namespace mdec::telemetry {
@@ -58,17 +60,30 @@ class HttplibMonitorServer final : public MonitorServer {
                        (err != 0 ? std::strerror(err) : "bind failed") +
                        "); set http.listen to a free port, or http.enabled: false");
     }
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    thread_ = std::thread([this] {
+      server_.listen_after_bind();
+      done_ = true;
+    });
+    // stop() only stops a server that is running: until the thread has entered its accept
+    // loop, it would do nothing and the join would wait for ever (a `run --once` that ends
+    // within milliseconds hit this).
+    for (int i = 0; i < 10'000 && !server_.is_running(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     return okStatus();
   }
 
   int port() const override { return port_; }
 
   void stop() override {
-    if (thread_.joinable()) {
+    if (!thread_.joinable()) return;
+    // Asked again until the loop has ended: a stop that came before the loop began would
+    // not be seen by it.
+    while (!done_) {
       server_.stop();
-      thread_.join();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
+    thread_.join();
   }
 
  private:
@@ -76,6 +91,7 @@ class HttplibMonitorServer final : public MonitorServer {
   const core::Clock& clock_;
   httplib::Server server_;
   std::thread thread_;
+  std::atomic<bool> done_{false};
   int port_ = 0;
 };
 
