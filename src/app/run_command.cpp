@@ -88,6 +88,8 @@ void addRunCommands(CLI::App& app, std::function<int()>& run) {
       "Collect alerts from the configured sources into the configured outputs.\n"
       "Runs until SIGTERM/SIGINT (a clean stop within seconds), or with --once: one poll\n"
       "per source, every document delivered, exit.\n"
+      "Serves /metrics (Prometheus) and /health (JSON; 503 when a source or output is\n"
+      "failing) on http.listen (default 127.0.0.1:5066). One run per state_dir.\n"
       "Exit: 0 success (or stopped on request), 1 a source or output failed (--once),\n"
       "2 the configuration or the state cannot be used.");
   cmd->add_option("-c,--config", args->config, "YAML configuration file")->required();
@@ -104,10 +106,10 @@ void addRunCommands(CLI::App& app, std::function<int()>& run) {
   CLI::App* setup = app.add_subcommand(
       "setup",
       "Install what the Elasticsearch output needs, idempotently: the index template for\n"
-      "logs-microsoft_defender_endpoint.log-* (data stream, explicit ECS 8.11 mappings, the\n"
-      "ILM policy when outputs.elasticsearch.ilm_policy is set). Prints what it created,\n"
-      "updated or left unchanged. Exit 0 done, 1 the cluster refused or is unreachable,\n"
-      "2 configuration error.");
+      "logs-microsoft_defender_endpoint.log-* (data stream, explicit ECS 8.11 mappings,\n"
+      "naming outputs.elasticsearch.ilm_policy when set: that policy must exist). Prints\n"
+      "what it created, updated or left unchanged. Exit 0 done, 1 the cluster refused or\n"
+      "is unreachable, 2 configuration error.");
   setup->add_option("-c,--config", args->config, "YAML configuration file")->required();
   setup->callback([args, &run] { run = [args] { return runSetup(*args); }; });
 }
