@@ -26,24 +26,6 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// Logs a repeated failure once, then again only every `every` occurrences: a source
-// that keeps failing does not flood the log.
-class RepeatLimiter {
- public:
-  bool shouldLog(const std::string& message) {
-    if (message != last_) {
-      last_ = message;
-      count_ = 0;
-    }
-    return count_++ % 10 == 0;
-  }
-  std::uint64_t repeats() const { return count_; }
-
- private:
-  std::string last_;
-  std::uint64_t count_ = 0;
-};
-
 struct Shared {
   state::StateStore& store;
   output::Delivery& delivery;
@@ -210,7 +192,6 @@ void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
     if (!backfill.run(std::nullopt, stop)) shared.source_failed = true;
     return;
   }
-  RepeatLimiter repeats;
   while (!stop.stop_requested()) {
     auto size = shared.store.outboxSize();
     if (size && size->bytes >= shared.config.max_spool_bytes && !once) {
@@ -256,12 +237,8 @@ void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
       const bool refused = e.code() == ErrorCode::kAuth || e.code() == ErrorCode::kInvalidArgument;
       metrics.setState(refused ? telemetry::State::kFailing : telemetry::State::kDegraded,
                        "last poll failed: " + e.message());
-      if (repeats.shouldLog(e.message())) {
-        log->error("poll failed: {}{}", e.message(),
-                   repeats.repeats() > 1
-                       ? fmt::format(" (repeated {} times)", repeats.repeats() - 1)
-                       : std::string());
-      }
+      // (A failure that repeats is written at most once a minute: the logging sink.)
+      log->error("poll failed: {}", e.message());
       if (once) shared.source_failed = true;
       // A refused credential, permission or certificate is configuration: retry slowly.
       if (e.code() == ErrorCode::kAuth || e.code() == ErrorCode::kInvalidArgument) {
@@ -288,7 +265,6 @@ void runFileSource(Shared& shared, const config::SourceConfig& source, bool once
   auto files = source::makeFileSource(source, shared.delivery);
   telemetry::SourceMetrics& metrics =
       shared.metrics.source(source.name, config::sourceTypeName(source.type));
-  RepeatLimiter repeats;
   const milliseconds wait = std::min<milliseconds>(source.interval, milliseconds(1000));
   while (!stop.stop_requested()) {
     auto stats = files->poll();
@@ -309,9 +285,7 @@ void runFileSource(Shared& shared, const config::SourceConfig& source, bool once
       ++metrics.poll_failures;
       metrics.setState(telemetry::State::kDegraded,
                        "last poll failed: " + stats.error().message());
-      if (repeats.shouldLog(stats.error().message())) {
-        log->error("poll failed: {}", stats.error().message());
-      }
+      log->error("poll failed: {}", stats.error().message());
       if (once) shared.source_failed = true;
     }
     if (once) break;
@@ -340,7 +314,6 @@ bool runOutput(Shared& shared, output::Output& out, bool once, std::stop_token s
   telemetry::OutputMetrics& metrics = shared.metrics.output(out.name());
   int failures = 0;
   std::uint64_t delivered = 0;
-  RepeatLimiter repeats;
   std::mt19937_64 rng(std::random_device{}());
   for (;;) {
     // A stop request ends delivery after the batch in hand; the rest waits in the outbox.
@@ -386,13 +359,8 @@ bool runOutput(Shared& shared, output::Output& out, bool once, std::stop_token s
     // progress: the backoff starts over rather than growing.
     auto now_acked = shared.store.ackedSeq(out.name());
     failures = (now_acked && *now_acked > *acked) ? 1 : failures + 1;
-    if (repeats.shouldLog(s.error().message())) {
-      log->error("delivery failed ({} documents wait in the outbox): {}{}", batch->size(),
-                 s.error().message(),
-                 repeats.repeats() > 1
-                     ? fmt::format(" (repeated {} times)", repeats.repeats() - 1)
-                     : std::string());
-    }
+    log->error("delivery failed ({} documents wait in the outbox): {}", batch->size(),
+               s.error().message());
     if (!s.error().retryable() && once) return false;
     // Exponential backoff with jitter (half to all of the step), at most 30 s; refused
     // credentials wait longer.
