@@ -18,6 +18,7 @@
 #include "mdecollect/emulator/graph_json.h"
 #include "mdecollect/emulator/graph_odata.h"
 #include "mdecollect/emulator/world.h"
+#include "support/world_options.h"
 
 namespace mdec::emulator {
 namespace {
@@ -27,29 +28,9 @@ using std::chrono::minutes;
 using std::chrono::seconds;
 using std::chrono::sys_days;
 
-// 2026-03-02T00:00:00Z
-const Timestamp kStart = Timestamp(sys_days(std::chrono::year(2026) / 3 / 2));
-
-WorldOptions staticOptions(std::size_t alerts = 250, std::uint64_t seed = 11) {
-  WorldOptions o;
-  o.seed = seed;
-  o.initial_alerts = alerts;
-  o.start = kStart;
-  o.history = hours(6);
-  o.new_alerts_per_hour = 0;
-  o.updates_per_hour = 0;
-  o.late_fraction = 0;
-  return o;
-}
-
-WorldOptions busyOptions(std::uint64_t seed = 23) {
-  WorldOptions o = staticOptions(150, seed);
-  o.new_alerts_per_hour = 90;
-  o.updates_per_hour = 240;
-  o.late_fraction = 0.3;
-  o.late_max = minutes(10);
-  return o;
-}
+using mdec::testing::busyOptions;
+using mdec::testing::staticOptions;
+const Timestamp kStart = mdec::testing::kWorldStart;
 
 GraphQuery graphQuery(GraphQueryParams params) {
   auto q = parseGraphQuery(params, 1);
@@ -103,7 +84,7 @@ std::map<std::string, std::pair<std::string, std::size_t>> byId(const std::vecto
 }
 
 TEST(WorldGraph, TheSameAlertsAndVersionsAsTheDefenderApi) {
-  World world(staticOptions());
+  World world(staticOptions(250));
   world.advanceTo(world.now() + minutes(5));
   AlertQuery dq;
   dq.expand_evidence = true;

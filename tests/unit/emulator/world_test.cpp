@@ -1,5 +1,6 @@
 // The emulated tenant, driven with explicit emulated times: no sockets, no sleeps, no clock.
 #include "mdecollect/emulator/world.h"
+#include "support/world_options.h"
 
 #include <gtest/gtest.h>
 #include <simdjson.h>
@@ -28,31 +29,9 @@ using std::chrono::minutes;
 using std::chrono::seconds;
 using std::chrono::sys_days;
 
-// 2026-03-02T00:00:00Z
-const Timestamp kStart = Timestamp(sys_days(std::chrono::year(2026) / 3 / 2));
-
-// A small world that stands still unless a test asks for arrivals, updates or lateness.
-WorldOptions staticOptions(std::size_t alerts = 200, std::uint64_t seed = 11) {
-  WorldOptions o;
-  o.seed = seed;
-  o.initial_alerts = alerts;
-  o.start = kStart;
-  o.history = hours(6);
-  o.new_alerts_per_hour = 0;
-  o.updates_per_hour = 0;
-  o.late_fraction = 0;
-  return o;
-}
-
-// A world that changes: arrivals, updates and some late versions.
-WorldOptions busyOptions(std::uint64_t seed = 23) {
-  WorldOptions o = staticOptions(150, seed);
-  o.new_alerts_per_hour = 90;
-  o.updates_per_hour = 240;
-  o.late_fraction = 0.3;
-  o.late_max = minutes(10);
-  return o;
-}
+using mdec::testing::busyOptions;
+using mdec::testing::staticOptions;
+const Timestamp kStart = mdec::testing::kWorldStart;
 
 // Past the end of the initial history: every initial alert's lastUpdateTime (at most ~5 s
 // after its creation, and the creation clock may run a little past `start`) is behind it.
