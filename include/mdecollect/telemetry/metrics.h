@@ -126,6 +126,8 @@ class Metrics {
   Health health(std::chrono::system_clock::time_point now) const;
 
  private:
+  std::optional<OutboxSize> outboxNow() const;
+
   const std::chrono::system_clock::time_point started_;
   mutable std::mutex mu_;
   std::vector<std::unique_ptr<SourceMetrics>> sources_;
@@ -134,6 +136,37 @@ class Metrics {
   std::map<std::string, std::uint64_t, std::less<>> log_messages_;
   std::function<std::optional<OutboxSize>()> outbox_probe_;
   std::uint64_t outbox_max_bytes_ = 0;
+};
+
+// Counts a batch's outcomes per source locally, then hands them to Metrics at once: one
+// lock and a few keys per batch instead of one per document. The sources' names must
+// outlive it (they point into the batch).
+class DocumentTally {
+ public:
+  void add(std::string_view source, Outcome outcome, std::uint64_t count = 1) {
+    for (auto& e : entries_) {
+      if (e.source == source && e.outcome == outcome) {
+        e.count += count;
+        return;
+      }
+    }
+    entries_.push_back({source, outcome, count});
+  }
+  // Adds everything to `metrics` under `output` and starts over.
+  void flush(Metrics* metrics, std::string_view output) {
+    if (metrics != nullptr) {
+      for (const auto& e : entries_) metrics->documents(e.source, output, e.outcome, e.count);
+    }
+    entries_.clear();
+  }
+
+ private:
+  struct Entry {
+    std::string_view source;
+    Outcome outcome;
+    std::uint64_t count;
+  };
+  std::vector<Entry> entries_;
 };
 
 // "2026-11-28T06:01:02.123Z" (or 2026-…Z with any fraction) → Unix milliseconds; 0 when

@@ -434,31 +434,29 @@ class ElasticsearchOutput final : public Output {
                    "elasticsearch: the bulk response has " + std::to_string(results->size()) +
                        " items for " + std::to_string(chunk.size()) + " documents");
     }
+    telemetry::DocumentTally tally;
     for (std::size_t k = 0; k < chunk.size(); ++k) {
       Item& item = items[chunk[k]];
       const BulkItemResult& r = (*results)[k];
       if (r.status >= 200 && r.status < 300) {
         item.settled = true;
         ++counters_->created;
-        tally(item, telemetry::Outcome::kDelivered);
+        tally.add(item.doc->source, telemetry::Outcome::kDelivered);
       } else if (r.status == 409) {
         item.settled = true;  // the same _id is stored already: exactly once
         ++counters_->duplicates;
-        tally(item, telemetry::Outcome::kDuplicate);
+        tally.add(item.doc->source, telemetry::Outcome::kDuplicate);
       } else if (r.status == 429 || r.status >= 500) {
         ++counters_->item_retries;  // sent again in a later bulk
-        tally(item, telemetry::Outcome::kFailed);
+        tally.add(item.doc->source, telemetry::Outcome::kFailed);
       } else {
         item.settled = item.dead = true;
         item.status = r.status;
         item.error = r.error_type + ": " + r.error_reason;
       }
     }
+    tally.flush(metrics_, name_);
     return okStatus();
-  }
-
-  void tally(const Item& item, telemetry::Outcome outcome) {
-    if (metrics_ != nullptr) metrics_->documents(item.doc->source, name_, outcome, 1);
   }
 
   Status writeDeadLetters(std::vector<Item>& items) {
@@ -507,9 +505,11 @@ class ElasticsearchOutput final : public Output {
                    "dead-letter file " + dead_letter_path_ + ": " + std::strerror(err));
     }
     counters_->dead_lettered += count;
+    telemetry::DocumentTally tally;
     for (const Item& item : items) {
-      if (item.dead) tally(item, telemetry::Outcome::kDeadLettered);
+      if (item.dead) tally.add(item.doc->source, telemetry::Outcome::kDeadLettered);
     }
+    tally.flush(metrics_, name_);
     spdlog::warn("elasticsearch refused {} document(s); written with the error to {}", count,
                  dead_letter_path_);
     return okStatus();

@@ -159,14 +159,22 @@ void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
   telemetry::SourceMetrics& metrics =
       shared.metrics.source(source.name, config::sourceTypeName(source.type));
   mde_options.metrics = &metrics;
-  // The outbox bound holds within a poll too: a long first poll, or one under throttling,
-  // pauses between pages while the outputs catch up (not with --once: the outputs drain
-  // then only after the sources are done).
+  // The outbox bound (max_spool_bytes): before each page, polling waits while the outbox
+  // is full, so a long first poll or a throttled one pauses between pages too (not with
+  // --once: its outputs drain only after the sources are done).
+  const auto outbox_full = [&shared]() -> std::optional<state::StateStore::OutboxSize> {
+    auto size = shared.store.outboxSize();
+    if (!size || size->bytes < shared.config.max_spool_bytes) return std::nullopt;
+    return *size;
+  };
+  static constexpr const char* kBackpressure =
+      "backpressure: the outbox is full (max_spool_bytes); polling paused until the outputs "
+      "catch up";
   if (!once) {
-    mde_options.wait_for_room = [&shared, &metrics, &log](std::stop_token token) {
-      for (int waited = 0;; ++waited) {
-        auto size = shared.store.outboxSize();
-        if (!size || size->bytes < shared.config.max_spool_bytes || token.stop_requested()) {
+    mde_options.wait_for_room = [&](std::stop_token token) {
+      for (int waited = 0; !token.stop_requested(); ++waited) {
+        const auto full = outbox_full();
+        if (!full) {
           if (waited > 0) {
             metrics.setStateIf(telemetry::State::kCollecting, {telemetry::State::kDegraded});
           }
@@ -175,11 +183,9 @@ void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
         if (waited == 0) {
           log->warn("outbox full ({} documents, {} bytes): polling paused until outputs "
                     "catch up",
-                    size->documents, size->bytes);
+                    full->documents, full->bytes);
         }
-        metrics.setState(telemetry::State::kDegraded,
-                         "backpressure: the outbox is full (max_spool_bytes); polling paused "
-                         "until the outputs catch up");
+        metrics.setState(telemetry::State::kDegraded, kBackpressure);
         if (!shared.clock.sleepFor(milliseconds(1000), token)) return;
       }
     };
@@ -193,16 +199,6 @@ void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
     return;
   }
   while (!stop.stop_requested()) {
-    auto size = shared.store.outboxSize();
-    if (size && size->bytes >= shared.config.max_spool_bytes && !once) {
-      log->warn("outbox full ({} documents, {} bytes): polling paused until outputs catch up",
-                size->documents, size->bytes);
-      metrics.setState(telemetry::State::kDegraded,
-                       "backpressure: the outbox is full (max_spool_bytes); polling paused "
-                       "until the outputs catch up");
-      shared.clock.sleepFor(milliseconds(1000), stop);
-      continue;
-    }
     metrics.setStateIf(telemetry::State::kCollecting, {telemetry::State::kDegraded},
                        std::string());
     auto stats = mde->poll(stop);
@@ -218,13 +214,8 @@ void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
                            {telemetry::State::kStarting, telemetry::State::kAuthenticating,
                             telemetry::State::kDegraded, telemetry::State::kFailing});
       }
-      // Full after this poll: say so now, not only when the next poll finds it.
-      if (auto after = shared.store.outboxSize();
-          !once && after && after->bytes >= shared.config.max_spool_bytes) {
-        metrics.setState(telemetry::State::kDegraded,
-                         "backpressure: the outbox is full (max_spool_bytes); polling paused "
-                         "until the outputs catch up");
-      }
+      // Full after this poll: say so now, not only when the next poll waits for room.
+      if (!once && outbox_full()) metrics.setState(telemetry::State::kDegraded, kBackpressure);
       log->info("poll: {} alerts fetched ({} new versions), {} documents written ({} error), "
                 "{} requests, {} retries, {} throttled, watermark {}, lag {}s",
                 s.alerts, s.new_versions, s.documents, s.errors, s.requests, s.retries,
@@ -241,7 +232,7 @@ void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
       log->error("poll failed: {}", e.message());
       if (once) shared.source_failed = true;
       // A refused credential, permission or certificate is configuration: retry slowly.
-      if (e.code() == ErrorCode::kAuth || e.code() == ErrorCode::kInvalidArgument) {
+      if (refused) {
         wait = std::max<milliseconds>(source.interval * 4, milliseconds(60'000));
       }
     }
@@ -293,22 +284,18 @@ void runFileSource(Shared& shared, const config::SourceConfig& source, bool once
   }
 }
 
-// Feeds one output from the outbox. With `once`, returns when the sources are done and
-// the outbox holds nothing more for it.
 // Counts a batch an output acknowledged whole, per source (the Elasticsearch output counts
 // its items itself).
 void countDelivered(telemetry::Metrics& metrics, const output::Output& out,
                     const std::vector<state::OutboxDocument>& batch) {
   if (out.name() == "elasticsearch") return;
-  std::size_t i = 0;
-  while (i < batch.size()) {
-    std::size_t j = i;
-    while (j < batch.size() && batch[j].source == batch[i].source) ++j;
-    metrics.documents(batch[i].source, out.name(), telemetry::Outcome::kDelivered, j - i);
-    i = j;
-  }
+  telemetry::DocumentTally tally;
+  for (const auto& d : batch) tally.add(d.source, telemetry::Outcome::kDelivered);
+  tally.flush(&metrics, out.name());
 }
 
+// Feeds one output from the outbox. With `once`, returns when the sources are done and
+// the outbox holds nothing more for it.
 bool runOutput(Shared& shared, output::Output& out, bool once, std::stop_token stop) {
   auto log = spdlog::default_logger()->clone("output." + out.name());
   telemetry::OutputMetrics& metrics = shared.metrics.output(out.name());

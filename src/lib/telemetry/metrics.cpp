@@ -202,14 +202,18 @@ std::uint64_t Metrics::logMessages(std::string_view level) const {
   return it == log_messages_.end() ? 0 : it->second;
 }
 
-std::string Metrics::prometheus(std::chrono::system_clock::time_point now) const {
-  // The probe reads the store (its own lock): called before taking ours.
+std::optional<Metrics::OutboxSize> Metrics::outboxNow() const {
+  // The probe reads the store (its own lock): called without holding ours.
   std::function<std::optional<OutboxSize>()> probe;
   {
     std::lock_guard lock(mu_);
     probe = outbox_probe_;
   }
-  const std::optional<OutboxSize> outbox = probe ? probe() : std::nullopt;
+  return probe ? probe() : std::nullopt;
+}
+
+std::string Metrics::prometheus(std::chrono::system_clock::time_point now) const {
+  const std::optional<OutboxSize> outbox = outboxNow();
 
   std::lock_guard lock(mu_);
   Exposition e;
@@ -331,12 +335,7 @@ std::string Metrics::prometheus(std::chrono::system_clock::time_point now) const
 }
 
 Metrics::Health Metrics::health(std::chrono::system_clock::time_point now) const {
-  std::function<std::optional<OutboxSize>()> probe;
-  {
-    std::lock_guard lock(mu_);
-    probe = outbox_probe_;
-  }
-  const std::optional<OutboxSize> outbox = probe ? probe() : std::nullopt;
+  const std::optional<OutboxSize> outbox = outboxNow();
 
   std::lock_guard lock(mu_);
   bool failing = false;

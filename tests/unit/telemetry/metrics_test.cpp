@@ -195,5 +195,24 @@ TEST(MetricsTest, LogMessagesByLevel) {
   EXPECT_EQ(sample(text, R"(mdecollect_log_messages_total{level="error"})"), "1");
 }
 
+TEST(MetricsTest, DocumentTallyAddsUpABatchPerSourceAndOutcome) {
+  Metrics m;
+  DocumentTally tally;
+  const std::string a = "a", b = "b";
+  for (int i = 0; i < 3; ++i) tally.add(a, Outcome::kDelivered);
+  tally.add(b, Outcome::kDelivered, 5);
+  tally.add(a, Outcome::kDuplicate);
+  tally.flush(&m, "elasticsearch");
+  EXPECT_EQ(m.documentsOf("a", "elasticsearch", Outcome::kDelivered), 3u);
+  EXPECT_EQ(m.documentsOf("b", "elasticsearch", Outcome::kDelivered), 5u);
+  EXPECT_EQ(m.documentsOf("a", "elasticsearch", Outcome::kDuplicate), 1u);
+  tally.flush(&m, "elasticsearch");  // emptied by the first flush: nothing counted twice
+  EXPECT_EQ(m.documentsOf("a", "elasticsearch", Outcome::kDelivered), 3u);
+  tally.add(a, Outcome::kFailed);
+  tally.flush(nullptr, "elasticsearch");  // no metrics: dropped, and still emptied
+  tally.flush(&m, "elasticsearch");
+  EXPECT_EQ(m.documentsOf("a", "elasticsearch", Outcome::kFailed), 0u);
+}
+
 }  // namespace
 }  // namespace mdec::telemetry
