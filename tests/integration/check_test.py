@@ -14,11 +14,9 @@ Every process call is bounded in time; every process is stopped at the end.
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -53,18 +51,8 @@ def closed_port():
         return s.getsockname()[1]
 
 
-class CheckTest(unittest.TestCase):
-    def setUp(self):
-        self.work = tempfile.mkdtemp(prefix="mdec-check-test-")
-        self.closers = []
-
-    def tearDown(self):
-        for c in reversed(self.closers):
-            c.stop()
-        if os.environ.get("MDEC_KEEP_TEST_DIRS"):
-            print("kept", self.work)
-        else:
-            shutil.rmtree(self.work, ignore_errors=True)
+class CheckTest(ct.WorkDirTest):
+    work_prefix = "mdec-check-test-"
 
     def emulator(self, *args):
         e = ct.Emulator(self.work, "--tenant", ct.TENANT, "--client-id", ct.CLIENT,

@@ -150,6 +150,24 @@ class Collector:
             return f.read()
 
 
+class WorkDirTest(unittest.TestCase):
+    """A temporary directory per test (kept with MDEC_KEEP_TEST_DIRS) and the processes
+    to stop at the end (`closers`, stopped newest first)."""
+    work_prefix = "mdec-test-"
+
+    def setUp(self):
+        self.work = tempfile.mkdtemp(prefix=self.work_prefix)
+        self.closers = []
+
+    def tearDown(self):
+        for c in reversed(self.closers):
+            c.stop()
+        if os.environ.get("MDEC_KEEP_TEST_DIRS"):
+            print("kept", self.work)
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
 class CollectorTest(unittest.TestCase):
     def setUp(self):
         self.work = tempfile.mkdtemp(prefix="mdec-collector-test-")

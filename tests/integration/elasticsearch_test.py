@@ -18,11 +18,9 @@ import hashlib
 import json
 import os
 import random
-import shutil
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 import urllib.error
@@ -130,18 +128,8 @@ class RealElasticsearch:
         pass
 
 
-class ElasticsearchTest(unittest.TestCase):
-    def setUp(self):
-        self.work = tempfile.mkdtemp(prefix="mdec-es-test-")
-        self.closers = []
-
-    def tearDown(self):
-        for c in reversed(self.closers):
-            c.stop()
-        if os.environ.get("MDEC_KEEP_TEST_DIRS"):
-            print("kept", self.work)
-        else:
-            shutil.rmtree(self.work, ignore_errors=True)
+class ElasticsearchTest(ct.WorkDirTest):
+    work_prefix = "mdec-es-test-"
 
     def elasticsearch(self, *args):
         es = RealElasticsearch() if REAL_URL else FakeElasticsearch(self.work, *args)
