@@ -87,12 +87,18 @@ class StateStore {
 
   // ---- sources ----
   virtual Result<std::optional<std::string>> watermark(const std::string& source) = 0;
-  // Which of `versions` this source has already delivered (same order, true = seen).
+  // Which of `versions` this source has already delivered (same order, true = seen). A
+  // version with an empty last_update_time matches its alert_id at any time.
   virtual Result<std::vector<bool>> seen(const std::string& source,
                                          const std::vector<Version>& versions) = 0;
   // Forgets seen versions with last_update_time < `before` (ISO 8601 text compare works
   // for the API's UTC format only after normalisation; callers pass normalised text).
+  // Records `before` as the oldest time the seen-set covers (seenSince), in the same
+  // transaction; that time only ever rises.
   virtual Status pruneSeen(const std::string& source, const std::string& before) = 0;
+  // The oldest time the seen-set still covers (nullopt: all of time, nothing pruned yet).
+  // The default: nullopt.
+  virtual Result<std::optional<std::string>> seenSince(const std::string& source);
   // One transaction: documents into the outbox, the watermark, the seen-set, a file
   // source's position, the direct outputs' acknowledgements (then documents every output
   // has acknowledged leave the outbox).

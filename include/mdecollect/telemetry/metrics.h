@@ -53,6 +53,8 @@ class SourceMetrics {
   std::atomic<std::uint64_t> alerts_fetched{0};      // alert versions received
   std::atomic<std::uint64_t> documents_produced{0};  // documents mapped from new versions
   std::atomic<std::uint64_t> error_documents{0};     // of which error documents
+  std::atomic<std::uint64_t> future_versions{0};   // new versions stamped in the future
+  std::atomic<std::uint64_t> restarts{0};           // restarted after an unexpected failure
   std::atomic<std::uint64_t> retries{0};
   std::atomic<std::uint64_t> throttled{0};           // 429 answers waited out
   std::atomic<std::uint64_t> token_refreshes{0};     // tokens fetched

@@ -19,6 +19,7 @@
 
 #include "ecs/json_writer.h"
 #include "mdecollect/auth/token_provider.h"
+#include "mdecollect/source/api_client.h"
 #include "mdecollect/output/elasticsearch_output.h"
 #include "mdecollect/output/es_setup.h"
 #include "mdecollect/output/es_template.h"
@@ -314,26 +315,6 @@ std::string millis(milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
 // {"error":{"code":"…","message":"…"}} (Defender API and Graph): "code: message", or the
 // start of the body.
-std::string apiMessage(const std::string& body) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  if (parser.parse(simdjson::padded_string(body)).get(root) == simdjson::SUCCESS) {
-    std::string_view code;
-    std::string_view message;
-    simdjson::dom::element error;
-    if (root["error"].get(error) == simdjson::SUCCESS && error.is_object()) {
-      if (error["code"].get(code) != simdjson::SUCCESS) code = {};
-      if (error["message"].get(message) != simdjson::SUCCESS) message = {};
-      if (!code.empty() || !message.empty()) {
-        std::string out(code);
-        if (!message.empty()) out += (out.empty() ? "" : ": ") + std::string(message);
-        return oneLine(out.substr(0, 400));
-      }
-    }
-  }
-  return oneLine(body.substr(0, 200));
-}
-
 struct Env {
   CheckDeps& deps;
   core::Clock& clock;
@@ -409,15 +390,18 @@ void checkApiSource(const config::SourceConfig& s, Env& env, std::vector<CheckLi
     out.push_back({subject, step, false, e.message(), hintFor(topic, e)});
     return;
   }
-  Error e(res->status == 401 || res->status == 403 ? ErrorCode::kAuth
-          : res->status == 429                     ? ErrorCode::kThrottled
-                                                   : ErrorCode::kHttp,
-          "GET " + shown + ": HTTP " + std::to_string(res->status) + ": " + apiMessage(res->body));
+  // What the status means is decided where the sources decide it (api_client.h).
+  const source::StatusClass cls = source::classifyStatus(res->status);
+  Error e(cls == source::StatusClass::kRenewToken || cls == source::StatusClass::kRefused
+              ? ErrorCode::kAuth
+          : cls == source::StatusClass::kThrottled ? ErrorCode::kThrottled
+                                                    : ErrorCode::kHttp,
+          "GET " + shown + ": HTTP " + std::to_string(res->status) + ": " +
+              source::apiErrorMessage(res->body));
   e.withHttpStatus(res->status);
   if (const std::string* ra = res->header("retry-after")) {
-    long long seconds = 0;
-    const auto r = std::from_chars(ra->data(), ra->data() + ra->size(), seconds);
-    if (r.ec == std::errc{} && seconds >= 0) e.withRetryAfter(std::chrono::seconds(seconds));
+    const auto now = core::toInstant(env.clock.now()).seconds;
+    if (auto wait = source::parseRetryAfter(*ra, now)) e.withRetryAfter(*wait);
   }
   out.push_back({subject, step, false, e.message(), hintFor(topic, e)});
 }

@@ -15,7 +15,8 @@
 #include "mdecollect/output/es_setup.h"
 #include "mdecollect/output/file_output.h"
 #include "mdecollect/source/file_source.h"
-#include "mdecollect/source/mde_source.h"
+#include "mdecollect/source/source.h"
+#include "mdecollect/pipeline/supervise.h"
 #include "mdecollect/core/iso8601.h"
 #include "mdecollect/state/run_lock.h"
 #include "mdecollect/state/state_store.h"
@@ -43,7 +44,7 @@ struct Shared {
 // slice: a restart goes on from there (the seen-set skips what the cut slice delivered).
 class BackfillRunner {
  public:
-  BackfillRunner(Shared& shared, const config::SourceConfig& source, source::MdeSource& mde,
+  BackfillRunner(Shared& shared, const config::SourceConfig& source, source::Source& mde,
                  std::shared_ptr<spdlog::logger> log)
       : shared_(shared), source_(source), mde_(mde), log_(std::move(log)) {}
 
@@ -138,71 +139,95 @@ class BackfillRunner {
  private:
   Shared& shared_;
   const config::SourceConfig& source_;
-  source::MdeSource& mde_;
+  source::Source& mde_;
   std::shared_ptr<spdlog::logger> log_;
   int failures_ = 0;  // consecutive failed slices
 };
 
-void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
-                  bool backfill_only, std::stop_token stop) {
-  auto log = spdlog::default_logger()->clone("source." + source.name);
+// The outbox bound (max_spool_bytes): before each page (API sources) or poll (file
+// sources), polling waits while the outbox is full, so a long first poll or a throttled one
+// pauses between pages too (not with --once: its outputs drain only after the sources are
+// done).
+std::optional<state::StateStore::OutboxSize> outboxFull(Shared& shared) {
+  auto size = shared.store.outboxSize();
+  if (!size || size->bytes < shared.config.max_spool_bytes) return std::nullopt;
+  return *size;
+}
+
+constexpr const char* kBackpressure =
+    "backpressure: the outbox is full (max_spool_bytes); polling paused until the outputs "
+    "catch up";
+
+std::function<void(std::stop_token)> roomWaiter(Shared& shared, telemetry::SourceMetrics& metrics,
+                                                std::shared_ptr<spdlog::logger> log) {
+  return [&shared, &metrics, log](std::stop_token token) {
+    for (int waited = 0; !token.stop_requested(); ++waited) {
+      const auto full = outboxFull(shared);
+      if (!full) {
+        if (waited > 0) {
+          metrics.setStateIf(telemetry::State::kCollecting, {telemetry::State::kDegraded});
+        }
+        return;
+      }
+      if (waited == 0) {
+        log->warn("outbox full ({} documents, {} bytes): polling paused until outputs catch up",
+                  full->documents, full->bytes);
+      }
+      metrics.setState(telemetry::State::kDegraded, kBackpressure);
+      if (!shared.clock.sleepFor(milliseconds(1000), token)) return;
+    }
+  };
+}
+
+// A source and what it talks through (an API source's HTTP client and token provider).
+struct SourceParts {
+  std::unique_ptr<http::HttpClient> client;
+  std::unique_ptr<auth::TokenProvider> tokens;
+  std::unique_ptr<source::Source> source;
+};
+
+SourceParts makeSource(Shared& shared, const config::SourceConfig& source,
+                       telemetry::SourceMetrics& metrics, bool once,
+                       std::shared_ptr<spdlog::logger> log) {
+  source::SourceOptions options;
+  options.metrics = &metrics;
+  if (!once) options.wait_for_room = roomWaiter(shared, metrics, log);
+  SourceParts parts;
+  if (source.type == config::SourceType::kFile) {
+    parts.source = source::makeFileSourceOf(source, shared.delivery, std::move(options));
+    return parts;
+  }
   http::CurlClientOptions http_options;
   http_options.proxy_url = source.proxy_url;
   http_options.tls.verify = source.ssl.verify;
   http_options.tls.ca_file = source.ssl.ca_file;
   http_options.user_agent = "MdatpPartner-mdecollect/" MDEC_VERSION_STRING;
-  auto client = http::makeTracingClient(http::makeCurlClient(http_options), shared.trace,
-                                       "source." + source.name);
-  auto tokens = auth::makeClientCredentialsProvider(source, *client, shared.clock);
-  source::MdeSourceOptions mde_options;
-  mde_options.pacing_file = shared.config.state_dir + "/pacing-" + source.name + ".txt";
-  telemetry::SourceMetrics& metrics =
-      shared.metrics.source(source.name, config::sourceTypeName(source.type));
-  mde_options.metrics = &metrics;
-  // The outbox bound (max_spool_bytes): before each page, polling waits while the outbox
-  // is full, so a long first poll or a throttled one pauses between pages too (not with
-  // --once: its outputs drain only after the sources are done).
-  const auto outbox_full = [&shared]() -> std::optional<state::StateStore::OutboxSize> {
-    auto size = shared.store.outboxSize();
-    if (!size || size->bytes < shared.config.max_spool_bytes) return std::nullopt;
-    return *size;
-  };
-  static constexpr const char* kBackpressure =
-      "backpressure: the outbox is full (max_spool_bytes); polling paused until the outputs "
-      "catch up";
-  if (!once) {
-    mde_options.wait_for_room = [&](std::stop_token token) {
-      for (int waited = 0; !token.stop_requested(); ++waited) {
-        const auto full = outbox_full();
-        if (!full) {
-          if (waited > 0) {
-            metrics.setStateIf(telemetry::State::kCollecting, {telemetry::State::kDegraded});
-          }
-          return;
-        }
-        if (waited == 0) {
-          log->warn("outbox full ({} documents, {} bytes): polling paused until outputs "
-                    "catch up",
-                    full->documents, full->bytes);
-        }
-        metrics.setState(telemetry::State::kDegraded, kBackpressure);
-        if (!shared.clock.sleepFor(milliseconds(1000), token)) return;
-      }
-    };
-  }
-  auto mde = source::makeMdeSource(source, shared.delivery, *client, *tokens, shared.clock,
-                                   mde_options);
-  metrics.setState(telemetry::State::kAuthenticating);
-  BackfillRunner backfill(shared, source, *mde, log);
+  parts.client = http::makeTracingClient(http::makeCurlClient(http_options), shared.trace,
+                                         "source." + source.name);
+  parts.tokens = auth::makeClientCredentialsProvider(source, *parts.client, shared.clock);
+  options.api.pacing_file = shared.config.state_dir + "/pacing-" + source.name + ".txt";
+  parts.source = source::makeApiSource(source, shared.delivery, *parts.client, *parts.tokens,
+                                       shared.clock, std::move(options));
+  return parts;
+}
+
+// Polls a source until stopped (once: one poll); backfill slices between live polls.
+void pollSource(Shared& shared, const config::SourceConfig& config, source::Source& source,
+                telemetry::SourceMetrics& metrics, bool once, bool backfill_only,
+                std::shared_ptr<spdlog::logger> log, std::stop_token stop) {
+  std::optional<BackfillRunner> backfill;
+  if (source.backfills()) backfill.emplace(shared, config, source, log);
   if (backfill_only) {
-    if (!backfill.run(std::nullopt, stop)) shared.source_failed = true;
+    if (backfill && !backfill->run(std::nullopt, stop)) shared.source_failed = true;
     return;
   }
+  const bool file = config.type == config::SourceType::kFile;
   while (!stop.stop_requested()) {
     metrics.setStateIf(telemetry::State::kCollecting, {telemetry::State::kDegraded},
                        std::string());
-    auto stats = mde->poll(stop);
-    milliseconds wait = source.interval;
+    auto stats = source.poll(stop);
+    milliseconds wait = file ? std::min<milliseconds>(config.interval, milliseconds(1000))
+                             : milliseconds(config.interval);
     ++metrics.polls;
     if (stats) {
       const auto& s = *stats;
@@ -215,11 +240,8 @@ void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
                             telemetry::State::kDegraded, telemetry::State::kFailing});
       }
       // Full after this poll: say so now, not only when the next poll waits for room.
-      if (!once && outbox_full()) metrics.setState(telemetry::State::kDegraded, kBackpressure);
-      log->info("poll: {} alerts fetched ({} new versions), {} documents written ({} error), "
-                "{} requests, {} retries, {} throttled, watermark {}, lag {}s",
-                s.alerts, s.new_versions, s.documents, s.errors, s.requests, s.retries,
-                s.throttled, s.watermark.value_or("none"), s.lag ? s.lag->count() : 0);
+      if (!once && outboxFull(shared)) metrics.setState(telemetry::State::kDegraded, kBackpressure);
+      if (!file || s.alerts > 0 || once) log->info("{}", source.summary(s));
     } else {
       const Error& e = stats.error();
       ++metrics.poll_failures;
@@ -233,7 +255,7 @@ void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
       if (once) shared.source_failed = true;
       // A refused credential, permission or certificate is configuration: retry slowly.
       if (refused) {
-        wait = std::max<milliseconds>(source.interval * 4, milliseconds(60'000));
+        wait = std::max<milliseconds>(config.interval * 4, milliseconds(60'000));
       }
     }
     if (once) break;
@@ -241,7 +263,7 @@ void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
     // within a couple of seconds.
     const auto next_poll = shared.clock.steadyNow() + wait;
     for (int guard = 0; guard < 1'000'000 && !stop.stop_requested(); ++guard) {
-      backfill.run(next_poll, stop);
+      if (backfill) backfill->run(next_poll, stop);
       const auto left =
           std::chrono::duration_cast<milliseconds>(next_poll - shared.clock.steadyNow());
       if (left.count() <= 0) break;
@@ -250,38 +272,37 @@ void runMdeSource(Shared& shared, const config::SourceConfig& source, bool once,
   }
 }
 
-void runFileSource(Shared& shared, const config::SourceConfig& source, bool once,
-                   std::stop_token stop) {
-  auto log = spdlog::default_logger()->clone("source." + source.name);
-  auto files = source::makeFileSource(source, shared.delivery);
+// A source's thread: made, polled, and — when anything in it throws — reported failing
+// and made again after a backoff.
+void runSource(Shared& shared, const config::SourceConfig& config, bool once,
+               bool backfill_only, std::stop_token stop) {
+  auto log = source::sourceLogger(config.name);
   telemetry::SourceMetrics& metrics =
-      shared.metrics.source(source.name, config::sourceTypeName(source.type));
-  const milliseconds wait = std::min<milliseconds>(source.interval, milliseconds(1000));
-  while (!stop.stop_requested()) {
-    auto stats = files->poll();
-    ++metrics.polls;
-    if (stats) {
-      metrics.alerts_fetched += stats->lines;
-      metrics.documents_produced += stats->documents;
-      metrics.error_documents += stats->errors;
-      metrics.last_success_unix_ms =
-          std::chrono::duration_cast<milliseconds>(shared.clock.now().time_since_epoch())
-              .count();
-      metrics.setState(telemetry::State::kCollecting);
-      if (stats->lines > 0 || once) {
-        log->info("poll: {} files, {} lines read, {} documents written ({} error)",
-                  stats->files, stats->lines, stats->documents, stats->errors);
-      }
-    } else {
-      ++metrics.poll_failures;
-      metrics.setState(telemetry::State::kDegraded,
-                       "last poll failed: " + stats.error().message());
-      log->error("poll failed: {}", stats.error().message());
-      if (once) shared.source_failed = true;
-    }
-    if (once) break;
-    shared.clock.sleepFor(wait, stop);
-  }
+      shared.metrics.source(config.name, config::sourceTypeName(config.type));
+  if (backfill_only && config.type == config::SourceType::kFile) return;
+  bool restarted = false;
+  SuperviseOptions options;
+  options.once = once;
+  const bool ok = supervise(
+      [&] {
+        auto parts = makeSource(shared, config, metrics, once, log);
+        if (config.type != config::SourceType::kFile && !restarted) {
+          metrics.setState(telemetry::State::kAuthenticating);
+        }
+        pollSource(shared, config, *parts.source, metrics, once, backfill_only, log, stop);
+      },
+      [&](const std::string& reason, milliseconds wait) {
+        restarted = true;
+        ++metrics.restarts;
+        const std::string said =
+            "the source failed unexpectedly (" + reason + ")" +
+            (wait.count() > 0 ? "; started again in " + std::to_string(wait.count() / 1000) + " s"
+                              : std::string());
+        metrics.setState(telemetry::State::kFailing, said);
+        log->error("{}", said);
+      },
+      shared.clock, stop, options);
+  if (!ok) shared.source_failed = true;
 }
 
 // Counts a batch an output acknowledged whole, per source (the Elasticsearch output counts
@@ -546,28 +567,29 @@ int runCollector(const config::Config& config, const RunOptions& options, core::
     shared.sources_running = static_cast<int>(config.sources.size());
     for (const auto& source : config.sources) {
       threads.emplace_back([&shared, &source, &options, token = stopper.get_token()] {
-        try {
-          if (source.type == config::SourceType::kFile) {
-            if (!options.backfill_only) runFileSource(shared, source, options.once, token);
-          } else {
-            runMdeSource(shared, source, options.once, options.backfill_only, token);
-          }
-        } catch (const std::exception& e) {
-          spdlog::error("source {} stopped: {}", source.name, e.what());
-          shared.source_failed = true;
-        }
+        runSource(shared, source, options.once, options.backfill_only, token);
         --shared.sources_running;
       });
     }
     for (output::Output* out : queued) {
       threads.emplace_back([&shared, out, &options, &output_failures,
                             token = stopper.get_token()] {
-        try {
-          if (!runOutput(shared, *out, options.once, token)) ++output_failures;
-        } catch (const std::exception& e) {
-          spdlog::error("output {} stopped: {}", out->name(), e.what());
-          ++output_failures;
-        }
+        bool delivered = true;
+        SuperviseOptions supervision;
+        supervision.once = options.once;
+        const bool ok = supervise(
+            [&] { delivered = runOutput(shared, *out, options.once, token); },
+            [&](const std::string& reason, milliseconds wait) {
+              const std::string said =
+                  "the output failed unexpectedly (" + reason + ")" +
+                  (wait.count() > 0
+                       ? "; started again in " + std::to_string(wait.count() / 1000) + " s"
+                       : std::string());
+              shared.metrics.output(out->name()).setState(telemetry::State::kFailing, said);
+              spdlog::error("output {}: {}", out->name(), said);
+            },
+            shared.clock, token, supervision);
+        if (!ok || !delivered) ++output_failures;
       });
     }
   }  // joins every thread

@@ -27,6 +27,8 @@
 
 #include "mdecollect/ecs/graph_translate.h"
 #include "mdecollect/ecs/mapper.h"
+#include "mdecollect/source/source.h"
+#include <fmt/format.h>
 
 namespace mdec::source {
 namespace {
@@ -297,6 +299,64 @@ std::unique_ptr<FileSource> makeFileSource(const config::SourceConfig& config,
 std::unique_ptr<FileSource> makeFileSource(const config::SourceConfig& config,
                                            output::Delivery& delivery) {
   return std::make_unique<FileSourceImpl>(config, delivery);
+}
+
+}  // namespace mdec::source
+
+namespace mdec::source {
+namespace {
+
+// The file source behind the Source interface: one poll reads what is new in every file.
+class FileSourceAdapter final : public Source {
+ public:
+  FileSourceAdapter(const config::SourceConfig& config, output::Delivery& delivery,
+                    SourceOptions options)
+      : files_(makeFileSource(config, delivery)), options_(std::move(options)) {}
+
+  Result<PollStats> poll(std::stop_token stop) override {
+    PollStats stats;
+    // The outbox bound (max_spool_bytes) holds for files too: no poll while it is full.
+    if (options_.wait_for_room) options_.wait_for_room(stop);
+    if (stop.stop_requested()) {
+      stats.stopped = true;
+      return stats;
+    }
+    auto polled = files_->poll();
+    if (!polled) return polled.error();
+    stats.files = polled->files;
+    stats.alerts = polled->lines;
+    stats.documents = polled->documents;
+    stats.errors = polled->errors;
+    if (telemetry::SourceMetrics* m = options_.metrics) {
+      m->alerts_fetched += polled->lines;
+      m->documents_produced += polled->documents;
+      m->error_documents += polled->errors;
+    }
+    return stats;
+  }
+
+  bool backfills() const override { return false; }
+
+  Result<PollStats> pollRange(const core::Instant&, const core::Instant&,
+                              std::stop_token) override {
+    return Error(ErrorCode::kInvalidArgument, "a file source has no backfill");
+  }
+
+  std::string summary(const PollStats& s) const override {
+    return fmt::format("poll: {} files, {} lines read, {} documents written ({} error)", s.files,
+                       s.alerts, s.documents, s.errors);
+  }
+
+ private:
+  std::unique_ptr<FileSource> files_;
+  SourceOptions options_;
+};
+
+}  // namespace
+
+std::unique_ptr<Source> makeFileSourceOf(const config::SourceConfig& config,
+                                         output::Delivery& delivery, SourceOptions options) {
+  return std::make_unique<FileSourceAdapter>(config, delivery, std::move(options));
 }
 
 }  // namespace mdec::source

@@ -37,7 +37,7 @@ using sqlite::ScopedReset;
 using sqlite::Statement;
 using sqlite::Transaction;
 
-constexpr std::int64_t kSchemaVersion = 2;
+constexpr std::int64_t kSchemaVersion = 3;
 
 // migrations[v] takes a database from schema v to v + 1.
 constexpr const char* kMigrations[] = {
@@ -102,6 +102,10 @@ CREATE TABLE IF NOT EXISTS backfills(
 );
 ALTER TABLE source_state ADD COLUMN collected_since TEXT;
 )sql",
+    // 2 → 3: the oldest time the seen-set still covers
+    R"sql(
+ALTER TABLE source_state ADD COLUMN seen_since TEXT;
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -138,6 +142,8 @@ struct Statements {
   Statement outputs_list;
   Statement output_delete;
   Statement collected_since_set;
+  Statement seen_since_get;
+  Statement seen_since_set;
 };
 
 struct StatementSpec {
@@ -151,7 +157,8 @@ const StatementSpec kStatementSpecs[] = {
      "INSERT INTO source_state(source, watermark) VALUES(?1, ?2) "
      "ON CONFLICT(source) DO UPDATE SET watermark = excluded.watermark"},
     {&Statements::seen_lookup,
-     "SELECT 1 FROM seen WHERE source = ?1 AND alert_id = ?2 AND last_update_time = ?3"},
+     "SELECT 1 FROM seen WHERE source = ?1 AND alert_id = ?2 AND (last_update_time = ?3 OR "
+     "?3 = '') LIMIT 1"},
     {&Statements::seen_insert,
      "INSERT OR IGNORE INTO seen(source, alert_id, last_update_time) VALUES(?1, ?2, ?3)"},
     {&Statements::seen_prune, "DELETE FROM seen WHERE source = ?1 AND last_update_time < ?2"},
@@ -191,6 +198,11 @@ const StatementSpec kStatementSpecs[] = {
      "updated FROM backfills WHERE ?1 = '' OR source = ?1 ORDER BY id"},
     {&Statements::outputs_list, "SELECT name FROM outputs ORDER BY name"},
     {&Statements::output_delete, "DELETE FROM outputs WHERE name = ?1"},
+    {&Statements::seen_since_get, "SELECT seen_since FROM source_state WHERE source = ?1"},
+    {&Statements::seen_since_set,
+     "INSERT INTO source_state(source, watermark, seen_since) VALUES(?1, NULL, ?2) "
+     "ON CONFLICT(source) DO UPDATE SET seen_since = "
+     "max(COALESCE(source_state.seen_since, ''), excluded.seen_since)"},
     {&Statements::collected_since_get,
      "SELECT collected_since FROM source_state WHERE source = ?1"},
     {&Statements::collected_since_set,
@@ -259,13 +271,27 @@ class SqliteStateStore final : public StateStore {
 
   Status pruneSeen(const std::string& source, const std::string& before) override {
     std::lock_guard lock(mu_);
-    Statement& stmt = st_.seen_prune;
-    ScopedReset reset(stmt);
-    auto status = stmt.bindRef(1, source).bindRef(2, before).run();
+    auto status = pruneSeenLocked(source, before);
     if (!status) {
       return withWhat(std::move(status.error()), "prune seen versions of source " + quoted(source));
     }
     return status;
+  }
+
+  Result<std::optional<std::string>> seenSince(const std::string& source) override {
+    std::lock_guard lock(mu_);
+    Statement& stmt = st_.seen_since_get;
+    ScopedReset reset(stmt);
+    stmt.bind(1, std::string_view(source));
+    auto row = stmt.step();
+    if (!row) {
+      return withWhat(std::move(row.error()),
+                      "read what the seen-set of source " + quoted(source) + " covers");
+    }
+    if (!*row || stmt.columnIsNull(0) || stmt.columnText(0).empty()) {
+      return std::optional<std::string>();
+    }
+    return std::optional<std::string>(std::string(stmt.columnText(0)));
   }
 
   Status commitPage(const PageCommit& page) override {
@@ -502,6 +528,24 @@ class SqliteStateStore final : public StateStore {
   }
 
  private:
+  // Forgets the versions before `before` and records that the seen-set covers no earlier
+  // ones, in one transaction.
+  Status pruneSeenLocked(const std::string& source, const std::string& before) {
+    auto txn = Transaction::begin(db_, Transaction::Kind::kWrite);
+    if (!txn) return std::move(txn.error());
+    {
+      Statement& stmt = st_.seen_prune;
+      ScopedReset reset(stmt);
+      if (auto s = stmt.bindRef(1, source).bindRef(2, before).run(); !s) return s;
+    }
+    {
+      Statement& stmt = st_.seen_since_set;
+      ScopedReset reset(stmt);
+      if (auto s = stmt.bindRef(1, source).bindRef(2, before).run(); !s) return s;
+    }
+    return txn->commit();
+  }
+
   Result<std::vector<bool>> seenLocked(const std::string& source,
                                        const std::vector<Version>& versions) {
     std::vector<bool> answer;
@@ -768,6 +812,9 @@ Result<std::vector<std::string>> StateStore::registeredOutputs() {
   return std::vector<std::string>();
 }
 Status StateStore::unregisterOutput(const std::string&) { return okStatus(); }
+Result<std::optional<std::string>> StateStore::seenSince(const std::string&) {
+  return std::optional<std::string>();
+}
 Result<std::optional<std::string>> StateStore::collectedSince(const std::string&) {
   return std::optional<std::string>();
 }

@@ -248,6 +248,13 @@ std::string Metrics::prometheus(std::chrono::system_clock::time_point now) const
   per_source("mdecollect_source_error_documents_total", "counter",
              "Error documents among them (alerts that could not be mapped; raw text kept).",
              [](const SourceMetrics& s) { return s.error_documents.load(); });
+  per_source("mdecollect_source_future_versions_total", "counter",
+             "New alert versions stamped past the API's clock (delivered; the watermark does not "
+             "follow them).",
+             [](const SourceMetrics& s) { return s.future_versions.load(); });
+  per_source("mdecollect_source_restarts_total", "counter",
+             "Times the source was started again after it failed unexpectedly.",
+             [](const SourceMetrics& s) { return s.restarts.load(); });
   per_source("mdecollect_source_retries_total", "counter",
              "Requests sent again after a fault.",
              [](const SourceMetrics& s) { return s.retries.load(); });

@@ -124,7 +124,7 @@ TEST(SqliteStateStore, CreatesStateDirWithParentsAndAVersionedWalDatabase) {
   EXPECT_EQ(*mode, "wal");
   auto version = db.queryText("SELECT value FROM meta WHERE key = 'schema_version'");
   ASSERT_TRUE(version.has_value());
-  EXPECT_EQ(*version, "2");
+  EXPECT_EQ(*version, "3");
 }
 
 TEST(SqliteStateStore, OpeningTwiceKeepsTheSchemaAndTheData) {
@@ -856,6 +856,47 @@ TEST(SqliteStateStore, CollectedSinceIsKeptOnceAWatermarkExists) {
   auto wm = store->watermark("a");
   ASSERT_TRUE(wm);
   EXPECT_EQ(wm->value_or(""), "2026-11-02T00:00:00.0000000Z");
+}
+
+// The seen-set's floor: pruning records the oldest time it still covers, which only rises,
+// so that a poll can be kept from reading below it (late_arrival_window raised later).
+TEST(SqliteStateStore, PruningRecordsWhatTheSeenSetStillCovers) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.dir());
+  auto since = store->seenSince("s");
+  ASSERT_TRUE(since);
+  EXPECT_FALSE(since->has_value());
+  ASSERT_TRUE(store->commitPage(page("s", "2024-01-01T00:00:03.0000000Z", {kV1, kV2, kV3}, {})));
+  ASSERT_TRUE(store->pruneSeen("s", "2024-01-01T00:00:02.0000000Z"));
+  EXPECT_EQ(seenOf(*store, "s", {kV1, kV2, kV3}), (std::vector<bool>{false, true, true}));
+  since = store->seenSince("s");
+  ASSERT_TRUE(since && since->has_value());
+  EXPECT_EQ(**since, "2024-01-01T00:00:02.0000000Z");
+  // An earlier bound (a shorter overlap now) does not lower it.
+  ASSERT_TRUE(store->pruneSeen("s", "2024-01-01T00:00:01.0000000Z"));
+  since = store->seenSince("s");
+  ASSERT_TRUE(since && since->has_value());
+  EXPECT_EQ(**since, "2024-01-01T00:00:02.0000000Z");
+  // Other sources are not touched; the watermark stays.
+  since = store->seenSince("t");
+  ASSERT_TRUE(since);
+  EXPECT_FALSE(since->has_value());
+  EXPECT_EQ(watermarkOf(*store, "s").value_or(""), "2024-01-01T00:00:03.0000000Z");
+}
+
+// Alerts with no readable id and time are kept by their documents' ids, stored with the time
+// they were delivered and looked up with no time: any time matches.
+TEST(SqliteStateStore, AVersionWithoutATimeMatchesItsIdAtAnyTime) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.dir());
+  ASSERT_TRUE(store->commitPage(page("s", std::nullopt, {{"!doc1", "2024-01-01T00:00:05.0000000Z"}}, {})));
+  EXPECT_EQ(seenOf(*store, "s", {{"!doc1", ""}, {"!doc2", ""}, {"!doc1", "2024-01-01T00:00:06.0000000Z"}}),
+            (std::vector<bool>{true, false, false}));
+  // Kept until the overlap has passed the time it was delivered.
+  ASSERT_TRUE(store->pruneSeen("s", "2024-01-01T00:00:05.0000000Z"));
+  EXPECT_EQ(seenOf(*store, "s", {{"!doc1", ""}}), (std::vector<bool>{true}));
+  ASSERT_TRUE(store->pruneSeen("s", "2024-01-01T00:00:06.0000000Z"));
+  EXPECT_EQ(seenOf(*store, "s", {{"!doc1", ""}}), (std::vector<bool>{false}));
 }
 
 }  // namespace
