@@ -15,6 +15,7 @@
 #include "mdecollect/state/state_store.h"
 #include "mdecollect/state/run_lock.h"
 #include "state/sqlite_handle.h"
+#include "support/scoped_umask.h"
 #include "support/temp_dir.h"
 
 namespace mdec::state {
@@ -136,6 +137,42 @@ TEST(SqliteStateStore, OpeningTwiceKeepsTheSchemaAndTheData) {
   auto store = openOrDie(tmp.dir());
   EXPECT_EQ(watermarkOf(*store, "s"), "w1");
   EXPECT_EQ(readAll(*store).size(), 1u);
+}
+
+// Regression: state.db (alert bodies wait in its outbox) and its -wal and -shm were created
+// with the process umask: 0644 when started from a shell.
+TEST(SqliteStateStore, TheDatabaseAndItsWalAndShmArePrivateWhateverTheUmask) {
+  TempDir tmp;
+  mdec::testing::ScopedUmask umask(0);
+  auto store = openOrDie(tmp.dir());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->commitPage(page("s", "w1", {kV1}, {doc("d1", "{}")})).has_value());
+  // Open: SQLite has made the -wal and -shm, with the database file's permissions.
+  for (const char* name : {"state.db", "state.db-wal", "state.db-shm"}) {
+    EXPECT_EQ(mdec::testing::permissionsOf((tmp.dir() / name).c_str()), 0600) << name;
+  }
+}
+
+// An older install's files (0644, with a -wal and -shm a crash left) are tightened when the
+// store opens, by path: a connection this process already has keeps its locks and works.
+TEST(SqliteStateStore, AnOlderInstallsLooserDatabaseFilesAreTightened) {
+  TempDir tmp;
+  mdec::testing::ScopedUmask umask(0);
+  auto first = openOrDie(tmp.dir());
+  ASSERT_NE(first, nullptr);
+  ASSERT_TRUE(first->commitPage(page("s", "w1", {kV1}, {doc("d1", "{}")})).has_value());
+  const char* names[] = {"state.db", "state.db-wal", "state.db-shm"};
+  for (const char* name : names) {
+    ASSERT_EQ(::chmod((tmp.dir() / name).c_str(), 0644), 0) << name;
+  }
+  auto second = openOrDie(tmp.dir());
+  ASSERT_NE(second, nullptr);
+  for (const char* name : names) {
+    EXPECT_EQ(mdec::testing::permissionsOf((tmp.dir() / name).c_str()), 0600) << name;
+  }
+  ASSERT_TRUE(first->commitPage(page("s", "w2", {kV2}, {doc("d2", "{}")})).has_value());
+  EXPECT_EQ(watermarkOf(*second, "s"), "w2");
+  EXPECT_EQ(ids(readAll(*second)), (std::vector<std::string>{"d1", "d2"}));
 }
 
 TEST(SqliteStateStore, RefusesANewerSchema) {
