@@ -177,11 +177,11 @@ const StatementSpec kStatementSpecs[] = {
      "INSERT INTO file_positions(source, path, inode, read_offset) VALUES(?1, ?2, ?3, ?4) "
      "ON CONFLICT(source, path) DO UPDATE SET inode = excluded.inode, "
      "read_offset = excluded.read_offset"},
-    // A new output starts just before the oldest document still waiting, or after the last
-    // document ever stored when none is waiting.
+    // A new output starts after the newest document ever stored: it receives the documents
+    // committed from then on (state_store.h says why).
     {&Statements::output_register,
-     "INSERT INTO outputs(name, acked_seq) VALUES(?1, COALESCE((SELECT MIN(seq) - 1 FROM "
-     "outbox), " MDEC_MAX_SEQ_SQL ", 0)) ON CONFLICT(name) DO NOTHING"},
+     "INSERT INTO outputs(name, acked_seq) VALUES(?1, COALESCE(" MDEC_MAX_SEQ_SQL
+     ", 0)) ON CONFLICT(name) DO NOTHING"},
     {&Statements::output_acked, "SELECT acked_seq FROM outputs WHERE name = ?1"},
     {&Statements::output_set_acked, "UPDATE outputs SET acked_seq = ?2 WHERE name = ?1"},
     {&Statements::output_set_checkpoint,
@@ -669,10 +669,15 @@ class SqliteStateStore final : public StateStore {
     return okStatus();
   }
 
-  // Documents every output has acknowledged leave the outbox.
+  // Documents every output has acknowledged leave the outbox; with no output left (the
+  // last one was forgotten), all of them: no output registered later would receive them.
   Status dropAcknowledged() {
     auto min_acked = queryInt(st_.outputs_min_acked);
     if (!min_acked) return std::move(min_acked.error());
+    if (!*min_acked) {
+      min_acked = queryInt(st_.max_seq);
+      if (!min_acked) return std::move(min_acked.error());
+    }
     if (!*min_acked) return okStatus();
     std::int64_t gone_documents = 0;
     std::int64_t gone_bytes = 0;
