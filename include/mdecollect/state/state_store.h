@@ -109,8 +109,14 @@ class StateStore {
                                                             const std::string& path) = 0;
 
   // ---- outbox and outputs ----
-  // Declares an output (idempotent); a new one starts after the documents already acked
-  // by nobody, i.e. it receives everything still in the outbox.
+  // Declares an output (idempotent: one already registered keeps its position). A new
+  // output (never registered, or forgotten by unregisterOutput) starts after the newest
+  // document ever committed: it receives exactly the documents committed after this call,
+  // none of those already in the outbox (they wait for the other outputs). So an output
+  // added to the configuration, or configured again after it was forgotten, starts with
+  // what is collected from then on (`backfill --force` fills in the past). At the very
+  // first start nothing is missed because the collector registers every output before any
+  // source commits a page: a caller must keep that order.
   virtual Status registerOutput(const std::string& output) = 0;
   // Documents with seq > after_seq, oldest first, at most max_documents and about
   // max_bytes (at least one document when any is there).
@@ -126,7 +132,8 @@ class StateStore {
   // The outputs registered so far (the defaults: none, and nothing to forget).
   virtual Result<std::vector<std::string>> registeredOutputs();
   // Forgets an output that is no longer configured: documents that waited only for it
-  // leave the outbox (one transaction). Registered again later, it starts afresh.
+  // leave the outbox (one transaction; all of them when it was the last output).
+  // Registered again later, it starts afresh, as a new output (see registerOutput).
   virtual Status unregisterOutput(const std::string& output);
   // Bytes and documents waiting in the outbox (for the spool bound and metrics).
   struct OutboxSize {

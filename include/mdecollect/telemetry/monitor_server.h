@@ -1,6 +1,10 @@
 // The monitoring endpoint (http.listen, default 127.0.0.1:5066): GET /metrics (Prometheus
-// text format) and GET /health (JSON, HTTP 503 when a source or output is failing), served
-// by cpp-httplib on two threads of its own.
+// text format) and GET /health (JSON, HTTP 503 when a source or output is failing), on
+// threads of its own (cpp-httplib parses; monitor_server.cpp holds the connections). Its
+// resources are bounded whatever a client does: GET and HEAD only (else 405), no request
+// body (413 over 1 KiB), request line and headers within 16 KiB and 5 s, at most 64
+// connections (one more is answered 503), idle ones closed after 5 s; idle connections
+// never hold a thread, so /health answers while they wait.
 #pragma once
 
 #include <memory>

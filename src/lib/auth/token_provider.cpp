@@ -2,7 +2,11 @@
 
 #include <simdjson.h>
 
+#include <algorithm>
 #include <charconv>
+#include <cstdint>
+#include <string_view>
+#include <system_error>
 
 namespace mdec::auth {
 namespace {
@@ -17,6 +21,32 @@ std::string joinUrl(std::string a, std::string_view b) {
 std::string firstLine(std::string_view s) {
   const auto end = s.find_first_of("\r\n");
   return std::string(s.substr(0, end));
+}
+
+constexpr std::chrono::seconds kMinTokenLifetime{60};
+constexpr std::chrono::seconds kMaxTokenLifetime{24 * 3600};
+constexpr std::chrono::seconds kFallbackTokenLifetime{300};
+
+// What the identity platform says a token lives (expires_in, seconds: a number in v2, a
+// string in v1; 3599 in practice), as a lifetime the expiry arithmetic can always hold:
+// clamped to [kMinTokenLifetime, kMaxTokenLifetime]. A value that is not a whole number of
+// seconds of at least 1 (missing, text, negative, zero, fractional, or too large to read:
+// 20 digits, 1e300) counts as kFallbackTokenLifetime: short, so a token that really lives
+// less is renewed soon (and a 401 renews it at once anyway).
+std::chrono::seconds tokenLifetime(const simdjson::dom::element* expires_in) {
+  std::int64_t seconds = 0;
+  if (expires_in != nullptr) {
+    if (expires_in->is<std::int64_t>()) {
+      seconds = expires_in->get_int64().value_unsafe();
+    } else if (expires_in->is<std::string_view>()) {
+      const std::string_view text = expires_in->get_string().value_unsafe();
+      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), seconds);
+      if (ec != std::errc() || end != text.data() + text.size()) seconds = 0;
+    }
+  }
+  if (seconds < 1) return kFallbackTokenLifetime;
+  return std::chrono::seconds(
+      std::clamp<std::int64_t>(seconds, kMinTokenLifetime.count(), kMaxTokenLifetime.count()));
 }
 
 class ClientCredentials : public TokenProvider {
@@ -82,21 +112,11 @@ class ClientCredentials : public TokenProvider {
     if (!json_ok || root["access_token"].get(access) != simdjson::SUCCESS || access.empty()) {
       return Error(ErrorCode::kParse, "token response from " + url_ + " has no access_token");
     }
-    // expires_in: a number (v2) or a string (v1).
-    std::int64_t expires_in = 3599;
-    simdjson::dom::element e;
-    if (root["expires_in"].get(e) == simdjson::SUCCESS) {
-      if (e.is<int64_t>()) {
-        expires_in = int64_t(e);
-      } else if (e.is<std::string_view>()) {
-        const std::string_view text = e.get_string().value_unsafe();
-        std::from_chars(text.data(), text.data() + text.size(), expires_in);
-      }
-    }
-    if (expires_in < 1) expires_in = 1;
+    simdjson::dom::element expires_in;
+    const auto lifetime = tokenLifetime(
+        root["expires_in"].get(expires_in) == simdjson::SUCCESS ? &expires_in : nullptr);
     // Renew at 90% of the lifetime, and never later than 5 minutes before expiry.
-    const auto lifetime = std::chrono::seconds(expires_in);
-    auto margin = std::min<std::chrono::milliseconds>(std::chrono::minutes(5), lifetime / 10);
+    const auto margin = std::min<std::chrono::seconds>(std::chrono::minutes(5), lifetime / 10);
     token_ = std::string(access);
     renew_at_ = sent + lifetime - margin;
     ++refreshes_;

@@ -19,6 +19,7 @@
 
 #include "ecs/json_writer.h"
 #include "mdecollect/core/base64.h"
+#include "mdecollect/core/private_file.h"
 #include "mdecollect/output/es_setup.h"
 #include "mdecollect/output/es_template.h"
 
@@ -478,11 +479,12 @@ class ElasticsearchOutput final : public Output {
       lines += "}\n";
     }
     if (count == 0) return okStatus();
-    const int fd = ::open(dead_letter_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0) {
-      return Error(ErrorCode::kIo, "dead-letter file " + dead_letter_path_ + ": " +
-                                       std::strerror(errno));
+    // The refused documents are alerts: 0600 whatever the umask (tightened if older).
+    auto file = core::openPrivateFile(dead_letter_path_, O_WRONLY | O_CREAT | O_APPEND);
+    if (!file) {
+      return Error(ErrorCode::kIo, "dead-letter file: " + file.error().message());
     }
+    const int fd = file->fd.get();
     std::size_t done = 0;
     int err = 0;
     while (done < lines.size()) {
@@ -495,7 +497,7 @@ class ElasticsearchOutput final : public Output {
       done += static_cast<std::size_t>(n);
     }
     if (err == 0 && ::fsync(fd) != 0) err = errno;
-    ::close(fd);
+    file->fd.reset();
     if (err != 0) {
       // Not acknowledged: sent again, refused again, written again.
       for (Item& item : items) {

@@ -35,6 +35,9 @@
 #include <utility>
 #include <vector>
 
+#include "mdecollect/core/private_file.h"
+#include "mdecollect/core/unique_fd.h"
+
 namespace mdec::output {
 namespace {
 
@@ -42,6 +45,11 @@ namespace fs = std::filesystem;
 
 constexpr std::string_view kPrefix = "microsoft_defender_endpoint-";
 constexpr std::string_view kSuffix = ".ndjson";
+// The documents are alerts: 0600, whatever the umask, and an older install's 0644 files are
+// tightened when opened. Not 0640: nothing documented reads them as a group (the packaged
+// service runs as a DynamicUser= with UMask=0077 under /var/lib/private, 0700), so a log
+// shipper reads them as the service's user or as root.
+constexpr mode_t kOutputFileMode = core::kPrivateFileMode;
 
 Error ioError(const std::string& what, int err) {
   return Error(ErrorCode::kIo, what + ": " + std::strerror(err));
@@ -52,32 +60,7 @@ Error storeError(const Error& error, const std::string& what) {
   return Error(ErrorCode::kIo, what + ": " + error.message());
 }
 
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd() { reset(); }
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
+using core::UniqueFd;
 
 // (date, N): N = 0 is the file without a number.
 struct FileKey {
@@ -179,8 +162,9 @@ Status truncateIfLonger(const std::string& path, std::uint64_t size) {
     return ioError("stat " + path, errno);
   }
   if (!S_ISREG(st.st_mode) || static_cast<std::uint64_t>(st.st_size) <= size) return okStatus();
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd.valid()) return ioError("open " + path, errno);
+  auto file = core::openPrivateFile(path, O_WRONLY, kOutputFileMode);
+  if (!file) return Error(ErrorCode::kIo, file.error().message());
+  const UniqueFd& fd = file->fd;
   if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
     return ioError("truncate " + path, errno);
   }
@@ -430,14 +414,10 @@ class FileOutput final : public Output, public DirectWriter {
   }
 
   Status openCurrent(const std::string& path) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      dir_needs_sync_ = true;
-    } else if (errno == EEXIST) {
-      fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-    }
-    if (fd < 0) return fail(ioError("file output: open " + path, errno));
-    fd_ = UniqueFd(fd);
+    auto file = core::openPrivateFile(path, O_WRONLY | O_CREAT, kOutputFileMode);
+    if (!file) return fail(Error(ErrorCode::kIo, "file output: " + file.error().message()));
+    if (file->created) dir_needs_sync_ = true;
+    fd_ = std::move(file->fd);
     dirty_ = true;  // check the size against the checkpoint and position the fd
     return okStatus();
   }

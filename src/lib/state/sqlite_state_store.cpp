@@ -13,8 +13,13 @@
 //   file_positions(source, path, inode, read_offset)
 // seq is AUTOINCREMENT so a seq is never reused, even after the outbox emptied: an output's
 // acked_seq stays a valid "everything up to here" mark forever.
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <iterator>
 #include <limits>
@@ -26,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "mdecollect/core/private_file.h"
 #include "mdecollect/state/state_store.h"
 #include "state/sqlite_handle.h"
 
@@ -178,11 +184,11 @@ const StatementSpec kStatementSpecs[] = {
      "INSERT INTO file_positions(source, path, inode, read_offset) VALUES(?1, ?2, ?3, ?4) "
      "ON CONFLICT(source, path) DO UPDATE SET inode = excluded.inode, "
      "read_offset = excluded.read_offset"},
-    // A new output starts just before the oldest document still waiting, or after the last
-    // document ever stored when none is waiting.
+    // A new output starts after the newest document ever stored: it receives the documents
+    // committed from then on (state_store.h says why).
     {&Statements::output_register,
-     "INSERT INTO outputs(name, acked_seq) VALUES(?1, COALESCE((SELECT MIN(seq) - 1 FROM "
-     "outbox), " MDEC_MAX_SEQ_SQL ", 0)) ON CONFLICT(name) DO NOTHING"},
+     "INSERT INTO outputs(name, acked_seq) VALUES(?1, COALESCE(" MDEC_MAX_SEQ_SQL
+     ", 0)) ON CONFLICT(name) DO NOTHING"},
     {&Statements::output_acked, "SELECT acked_seq FROM outputs WHERE name = ?1"},
     {&Statements::output_set_acked, "UPDATE outputs SET acked_seq = ?2 WHERE name = ?1"},
     {&Statements::output_set_checkpoint,
@@ -707,10 +713,15 @@ class SqliteStateStore final : public StateStore {
     return okStatus();
   }
 
-  // Documents every output has acknowledged leave the outbox.
+  // Documents every output has acknowledged leave the outbox; with no output left (the
+  // last one was forgotten), all of them: no output registered later would receive them.
   Status dropAcknowledged() {
     auto min_acked = queryInt(st_.outputs_min_acked);
     if (!min_acked) return std::move(min_acked.error());
+    if (!*min_acked) {
+      min_acked = queryInt(st_.max_seq);
+      if (!min_acked) return std::move(min_acked.error());
+    }
     if (!*min_acked) return okStatus();
     std::int64_t gone_documents = 0;
     std::int64_t gone_bytes = 0;
@@ -797,6 +808,26 @@ Status configure(Database& db) {
       "PRAGMA journal_size_limit = 67108864;");  // the WAL shrinks back to 64 MiB
 }
 
+// state.db holds alert bodies (the outbox): it is 0600 whatever the umask. A new database is
+// created here, empty, so that SQLite opens it instead of creating it with the umask; SQLite
+// gives the -wal and -shm files it creates the database file's permissions. Files of an
+// older install (0644; a -wal and -shm are left behind by a crash) are tightened by path,
+// never by opening and closing them: closing any descriptor of a file releases every POSIX
+// lock this process holds on it, and another connection in this process may hold SQLite's.
+Status makeDatabasePrivate(const std::string& path) {
+  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+    if (auto status = core::restrictPermissions(path + suffix); !status) return status;
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) return okStatus();
+  if (errno != ENOENT) {
+    return Error(ErrorCode::kIo, "stat " + path + ": " + std::strerror(errno));
+  }
+  auto file = core::openPrivateFile(path, O_RDWR | O_CREAT);
+  if (!file) return std::move(file.error());
+  return okStatus();
+}
+
 }  // namespace
 
 Result<std::int64_t> StateStore::addBackfill(const BackfillJob&) {
@@ -834,6 +865,9 @@ Result<std::unique_ptr<StateStore>> openSqliteStore(const std::string& state_dir
     return Error(ErrorCode::kIo, "create state_dir " + quoted(state_dir) + ": " + ec.message());
   }
 
+  if (auto status = makeDatabasePrivate(path); !status) {
+    return withWhat(std::move(status.error()), what);
+  }
   // NOMUTEX: the store serialises every use of its connection with its own mutex.
   auto db = Database::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX);
   if (!db) return withWhat(std::move(db.error()), what);

@@ -7,6 +7,7 @@
 
 #include <map>
 #include <mutex>
+#include <string_view>
 
 #include "ecs/json_writer.h"
 
@@ -46,6 +47,88 @@ class JsonFormatter final : public spdlog::formatter {
 
  private:
   std::string line_;
+};
+
+// Appends `line` with what could forge a log line or drive a terminal escaped: \n, \r
+// and \t by name, other C0 controls and DEL as \xHH, the C1 controls (U+0080..U+009F)
+// as \u00HH, and bytes that are not valid UTF-8 as \xHH. Everything else, backslashes
+// included, is kept as it is (the text format is for people; the JSON format is exact).
+void appendEscapedText(std::string& out, std::string_view line) {
+  constexpr char kHex[] = "0123456789abcdef";
+  std::size_t i = 0;
+  while (i < line.size()) {
+    const auto c = static_cast<unsigned char>(line[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out.push_back(static_cast<char>(c));
+      ++i;
+      continue;
+    }
+    if (c >= 0x80) {
+      const std::size_t n = ecs::utf8SequenceLength(line.substr(i));
+      if (n == 2 && c == 0xc2 && static_cast<unsigned char>(line[i + 1]) < 0xa0) {
+        const auto code = static_cast<unsigned char>(line[i + 1]);  // U+0080..U+009F
+        out += "\\u00";
+        out.push_back(kHex[code >> 4]);
+        out.push_back(kHex[code & 0xf]);
+        i += 2;
+        continue;
+      }
+      if (n != 0) {
+        out.append(line.substr(i, n));
+        i += n;
+        continue;
+      }
+    }
+    switch (c) {
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        out += "\\x";
+        out.push_back(kHex[c >> 4]);
+        out.push_back(kHex[c & 0xf]);
+    }
+    ++i;
+  }
+}
+
+// The text format: spdlog's pattern, then every control character in the line escaped (the
+// message holds text from the network: an API's error body), so that a line in the log is
+// one line the collector wrote.
+class TextFormatter final : public spdlog::formatter {
+ public:
+  explicit TextFormatter(std::string pattern)
+      : pattern_(std::move(pattern)),
+        inner_(pattern_, spdlog::pattern_time_type::utc, std::string(kEol)) {}
+
+  void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
+    formatted_.clear();
+    inner_.format(msg, formatted_);
+    std::string_view line(formatted_.data(), formatted_.size());
+    if (line.size() >= kEol.size() && line.substr(line.size() - kEol.size()) == kEol) {
+      line.remove_suffix(kEol.size());
+    }
+    escaped_.clear();
+    appendEscapedText(escaped_, line);
+    escaped_ += kEol;
+    dest.append(escaped_.data(), escaped_.data() + escaped_.size());
+  }
+  std::unique_ptr<spdlog::formatter> clone() const override {
+    return std::make_unique<TextFormatter>(pattern_);
+  }
+
+ private:
+  static constexpr std::string_view kEol = "\n";
+  std::string pattern_;
+  spdlog::pattern_formatter inner_;
+  spdlog::memory_buf_t formatted_;
+  std::string escaped_;
 };
 
 // Counts, rate-limits and scrubs, then hands the message to `inner`.
@@ -116,6 +199,10 @@ class GuardSink final : public spdlog::sinks::base_sink<std::mutex> {
 
 std::unique_ptr<spdlog::formatter> makeJsonFormatter() { return std::make_unique<JsonFormatter>(); }
 
+std::unique_ptr<spdlog::formatter> makeTextFormatter(const std::string& pattern) {
+  return std::make_unique<TextFormatter>(pattern);
+}
+
 std::shared_ptr<spdlog::sinks::sink> makeGuardSink(std::shared_ptr<spdlog::sinks::sink> inner,
                                                    LoggingOptions options) {
   return std::make_shared<GuardSink>(std::move(inner), std::move(options));
@@ -126,8 +213,7 @@ void setupLogging(const config::LoggingConfig& logging, LoggingOptions options) 
   if (logging.format == "json") {
     stderr_sink->set_formatter(makeJsonFormatter());
   } else {
-    stderr_sink->set_formatter(std::make_unique<spdlog::pattern_formatter>(
-        "%Y-%m-%dT%H:%M:%S.%eZ %-5l [%n] %v", spdlog::pattern_time_type::utc));
+    stderr_sink->set_formatter(makeTextFormatter());
   }
   auto logger = std::make_shared<spdlog::logger>(
       "mdecollect", makeGuardSink(std::move(stderr_sink), std::move(options)));

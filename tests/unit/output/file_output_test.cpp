@@ -29,6 +29,7 @@
 #include "mdecollect/config/config.h"
 #include "mdecollect/state/state_store.h"
 #include "support/forwarding_store.h"
+#include "support/scoped_umask.h"
 #include "support/temp_dir.h"
 
 namespace mdec::output {
@@ -234,6 +235,41 @@ TEST_F(FileOutputTest, RotatesBySizeIntoNumberedFiles) {
   EXPECT_EQ(checkpoint()->offset, lines(9, 2).size());
 }
 
+// Regression: output files were created 0644 (by hand, and through the umask): alerts
+// readable by every local user.
+TEST_F(FileOutputTest, OutputFilesArePrivateWhateverTheUmask) {
+  mdec::testing::ScopedUmask umask(0);
+  config_.rotate_bytes = 8;  // one document per file: created by rotation too
+  auto output = makeOutput();
+  ASSERT_TRUE(output->open(*store_));
+  addDocuments(1, 2);
+  deliverAll(*output, 1);
+  const auto names = listDir(config_.path);
+  ASSERT_EQ(names.size(), 2u);
+  for (const auto& name : names) {
+    EXPECT_EQ(mdec::testing::permissionsOf(outPath(name).c_str()), 0600) << name;
+  }
+}
+
+// An older install's file (0644) is made private when the output opens it again.
+TEST_F(FileOutputTest, ALooserFileIsTightenedWhenOpened) {
+  mdec::testing::ScopedUmask umask(0);
+  {
+    auto output = makeOutput();
+    ASSERT_TRUE(output->open(*store_));
+    addDocuments(1, 1);
+    deliverAll(*output, 10);
+  }
+  const std::string file = outPath(fileFor("20250301"));
+  ASSERT_EQ(::chmod(file.c_str(), 0644), 0);
+  auto output = makeOutput();
+  ASSERT_TRUE(output->open(*store_));
+  addDocuments(2, 1);
+  deliverAll(*output, 10);
+  EXPECT_EQ(readFile(file), lines(1, 2));
+  EXPECT_EQ(mdec::testing::permissionsOf(file.c_str()), 0600);
+}
+
 TEST_F(FileOutputTest, ABatchLargerThanRotateBytesGoesWholeIntoAnEmptyFile) {
   config_.rotate_bytes = 10;
   auto output = makeOutput();
@@ -385,6 +421,9 @@ TEST_F(FileOutputTest, ACrashRightAfterStartingANewFileIsRecoverable) {
 
 TEST_F(FileOutputTest, AFirstBatchNeverAcknowledgedIsCutOnRestart) {
   FlakyStore flaky(*store_);
+  // Registered before anything is committed, as the collector does (a new output receives
+  // only what is committed after it is registered).
+  ASSERT_TRUE(store_->registerOutput("file"));
   addDocuments(1, 3);
   {
     auto output = makeOutput();
@@ -530,6 +569,7 @@ TEST_F(FileOutputTest, ManyBatchesAcrossRestartsAndRotationsAreWrittenExactlyOnc
   config_.rotate_bytes = 50;
   config_.keep_files = 100;
   FlakyStore flaky(*store_);
+  ASSERT_TRUE(store_->registerOutput("file"));  // before anything is committed
   addDocuments(1, 60);
   int day = 1;
   for (int round = 0; round < 40; ++round) {

@@ -15,6 +15,7 @@
 #include "mdecollect/state/state_store.h"
 #include "mdecollect/state/run_lock.h"
 #include "state/sqlite_handle.h"
+#include "support/scoped_umask.h"
 #include "support/temp_dir.h"
 
 namespace mdec::state {
@@ -136,6 +137,42 @@ TEST(SqliteStateStore, OpeningTwiceKeepsTheSchemaAndTheData) {
   auto store = openOrDie(tmp.dir());
   EXPECT_EQ(watermarkOf(*store, "s"), "w1");
   EXPECT_EQ(readAll(*store).size(), 1u);
+}
+
+// Regression: state.db (alert bodies wait in its outbox) and its -wal and -shm were created
+// with the process umask: 0644 when started from a shell.
+TEST(SqliteStateStore, TheDatabaseAndItsWalAndShmArePrivateWhateverTheUmask) {
+  TempDir tmp;
+  mdec::testing::ScopedUmask umask(0);
+  auto store = openOrDie(tmp.dir());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->commitPage(page("s", "w1", {kV1}, {doc("d1", "{}")})).has_value());
+  // Open: SQLite has made the -wal and -shm, with the database file's permissions.
+  for (const char* name : {"state.db", "state.db-wal", "state.db-shm"}) {
+    EXPECT_EQ(mdec::testing::permissionsOf((tmp.dir() / name).c_str()), 0600) << name;
+  }
+}
+
+// An older install's files (0644, with a -wal and -shm a crash left) are tightened when the
+// store opens, by path: a connection this process already has keeps its locks and works.
+TEST(SqliteStateStore, AnOlderInstallsLooserDatabaseFilesAreTightened) {
+  TempDir tmp;
+  mdec::testing::ScopedUmask umask(0);
+  auto first = openOrDie(tmp.dir());
+  ASSERT_NE(first, nullptr);
+  ASSERT_TRUE(first->commitPage(page("s", "w1", {kV1}, {doc("d1", "{}")})).has_value());
+  const char* names[] = {"state.db", "state.db-wal", "state.db-shm"};
+  for (const char* name : names) {
+    ASSERT_EQ(::chmod((tmp.dir() / name).c_str(), 0644), 0) << name;
+  }
+  auto second = openOrDie(tmp.dir());
+  ASSERT_NE(second, nullptr);
+  for (const char* name : names) {
+    EXPECT_EQ(mdec::testing::permissionsOf((tmp.dir() / name).c_str()), 0600) << name;
+  }
+  ASSERT_TRUE(first->commitPage(page("s", "w2", {kV2}, {doc("d2", "{}")})).has_value());
+  EXPECT_EQ(watermarkOf(*second, "s"), "w2");
+  EXPECT_EQ(ids(readAll(*second)), (std::vector<std::string>{"d1", "d2"}));
 }
 
 TEST(SqliteStateStore, RefusesANewerSchema) {
@@ -556,29 +593,73 @@ TEST(SqliteStateStore, AcknowledgingPastTheLastDocumentIsRefused) {
   EXPECT_EQ(readAll(*store).size(), 2u);
 }
 
-TEST(SqliteStateStore, ANewOutputReceivesEverythingStillWaiting) {
+TEST(SqliteStateStore, ANewOutputReceivesOnlyWhatIsCommittedAfterItIsRegistered) {
   TempDir tmp;
   auto store = openOrDie(tmp.dir());
-  ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(0, 3))).has_value());
-  // No output yet: a first output receives all three.
+  // The first start: outputs are registered before any source commits, so a first output
+  // receives everything.
   ASSERT_TRUE(store->registerOutput("a").has_value());
+  ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(0, 3))).has_value());
   auto waiting = readAll(*store, ackedOf(*store, "a"));
   EXPECT_EQ(ids(waiting), (std::vector<std::string>{"d0", "d1", "d2"}));
 
-  // "a" acknowledges two: they leave; a new output "b" receives the one still waiting.
-  ASSERT_TRUE(store->acknowledge("a", waiting[1].seq, std::nullopt).has_value());
+  // "a" acknowledges one; an output added now starts after the newest document: the two
+  // still waiting are "a"'s, not "b"'s.
+  ASSERT_TRUE(store->acknowledge("a", waiting[0].seq, std::nullopt).has_value());
   ASSERT_TRUE(store->registerOutput("b").has_value());
-  EXPECT_EQ(ids(readAll(*store, ackedOf(*store, "b"))), (std::vector<std::string>{"d2"}));
-
-  // Once everything is acknowledged by both, a new output starts after the last seq, and
-  // receives what comes next.
-  ASSERT_TRUE(store->acknowledge("a", waiting[2].seq, std::nullopt).has_value());
-  ASSERT_TRUE(store->acknowledge("b", waiting[2].seq, std::nullopt).has_value());
-  EXPECT_TRUE(readAll(*store).empty());
-  ASSERT_TRUE(store->registerOutput("c").has_value());
-  EXPECT_EQ(ackedOf(*store, "c"), waiting[2].seq);
+  EXPECT_EQ(ackedOf(*store, "b"), waiting[2].seq);
+  EXPECT_TRUE(readAll(*store, ackedOf(*store, "b")).empty());
   ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(3, 1))).has_value());
-  EXPECT_EQ(ids(readAll(*store, ackedOf(*store, "c"))), (std::vector<std::string>{"d3"}));
+  EXPECT_EQ(ids(readAll(*store, ackedOf(*store, "b"))), (std::vector<std::string>{"d3"}));
+  EXPECT_EQ(ids(readAll(*store, ackedOf(*store, "a"))),
+            (std::vector<std::string>{"d1", "d2", "d3"}));
+
+  // Once "a" has them too, d1 and d2 leave the outbox ("b" never waited for them).
+  ASSERT_TRUE(store->acknowledge("a", waiting[2].seq, std::nullopt).has_value());
+  EXPECT_EQ(ids(readAll(*store)), (std::vector<std::string>{"d3"}));
+  EXPECT_EQ(sizeOf(*store).documents, 1u);
+}
+
+// Regression: an output removed from the configuration and added again started with the
+// oldest document waiting in the outbox (for the other outputs), documents it may have had
+// long ago, while the log said it "starts with the documents collected from then on".
+TEST(SqliteStateStore, AnOutputForgottenAndRegisteredAgainReceivesOnlyWhatIsCommittedAfter) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.dir());
+  ASSERT_TRUE(store->registerOutput("file").has_value());
+  ASSERT_TRUE(store->registerOutput("elasticsearch").has_value());
+  ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(0, 5))).has_value());
+  const auto docs = readAll(*store);
+  ASSERT_EQ(docs.size(), 5u);
+  ASSERT_TRUE(store->acknowledge("elasticsearch", docs[4].seq, std::nullopt).has_value());
+  ASSERT_TRUE(store->acknowledge("file", docs[1].seq, std::nullopt).has_value());
+  ASSERT_EQ(ids(readAll(*store)), (std::vector<std::string>{"d2", "d3", "d4"}));  // for "file"
+
+  ASSERT_TRUE(store->unregisterOutput("elasticsearch").has_value());
+  ASSERT_TRUE(store->registerOutput("elasticsearch").has_value());
+  EXPECT_TRUE(readAll(*store, ackedOf(*store, "elasticsearch")).empty());
+  ASSERT_TRUE(store->commitPage(page("s", "w2", {}, numberedDocs(5, 2))).has_value());
+  EXPECT_EQ(ids(readAll(*store, ackedOf(*store, "elasticsearch"))),
+            (std::vector<std::string>{"d5", "d6"}));
+  // "file" still receives everything it had not acknowledged.
+  EXPECT_EQ(ids(readAll(*store, ackedOf(*store, "file"))),
+            (std::vector<std::string>{"d2", "d3", "d4", "d5", "d6"}));
+}
+
+// Documents nobody waits for any more leave the outbox: an output registered later would
+// not receive them, and they would count against max_spool_bytes for ever.
+TEST(SqliteStateStore, ForgettingTheLastOutputEmptiesTheOutbox) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.dir());
+  ASSERT_TRUE(store->registerOutput("stdout").has_value());
+  ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(0, 3))).has_value());
+  ASSERT_TRUE(store->unregisterOutput("stdout").has_value());
+  EXPECT_TRUE(readAll(*store).empty());
+  EXPECT_EQ(sizeOf(*store).documents, 0u);
+  EXPECT_EQ(sizeOf(*store).bytes, 0u);
+  ASSERT_TRUE(store->registerOutput("stdout").has_value());
+  ASSERT_TRUE(store->commitPage(page("s", "w", {}, numberedDocs(3, 1))).has_value());
+  EXPECT_EQ(ids(readAll(*store, ackedOf(*store, "stdout"))), (std::vector<std::string>{"d3"}));
 }
 
 TEST(SqliteStateStore, SeqsAreNeverReusedAfterTheOutboxEmpties) {

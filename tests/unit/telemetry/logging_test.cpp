@@ -26,7 +26,7 @@ struct Captured {
     if (json) {
       inner->set_formatter(makeJsonFormatter());
     } else {
-      inner->set_pattern("%l %v");
+      inner->set_formatter(makeTextFormatter("%l %v"));
     }
     logger = std::make_shared<spdlog::logger>("test", makeGuardSink(inner, std::move(options)));
     logger->set_level(spdlog::level::debug);
@@ -81,6 +81,34 @@ TEST(LoggingTest, KnownSecretsAreReplaced) {
   Captured c(options);
   c.logger->error("the server echoed S3cr3t-Value-123 and S3cr3t-Value-123 back; abc");
   EXPECT_EQ(c.out.str(), "error the server echoed *** and *** back; abc\n");
+}
+
+// Regression: the text format wrote control characters raw, so an API's error body in a
+// message could forge log lines (\n, \r) or drive the terminal reading the log (ESC).
+TEST(LoggingTest, TextLinesEscapeControlCharacters) {
+  Captured c(LoggingOptions{});
+  c.logger->error(
+      "HTTP 400: bad\n2026-11-28T06:18:08.978Z info  [mdecollect] forged\rover \x1b[31mred\x1b[0m "
+      "del\x7f nul\x01 tab\t c1\xc2\x9b bad-utf8\xff ok caf\xc3\xa9 back\\slash");
+  c.logger->info("next");
+  EXPECT_EQ(c.out.str(),
+            "error HTTP 400: bad\\n2026-11-28T06:18:08.978Z info  [mdecollect] forged\\rover "
+            "\\x1b[31mred\\x1b[0m del\\x7f nul\\x01 tab\\t c1\\u009b bad-utf8\\xff ok "
+            "caf\xc3\xa9 back\\slash\n"
+            "info next\n");
+}
+
+TEST(LoggingTest, TheDefaultTextPatternIsOneLinePerMessage) {
+  std::ostringstream out;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+  sink->set_formatter(makeTextFormatter());
+  spdlog::logger logger("source.a\nb", sink);
+  logger.warn("two\nlines");
+  const auto lines = linesOf(out.str());
+  ASSERT_EQ(lines.size(), 1u) << out.str();
+  ASSERT_GT(lines[0].size(), 24u) << lines[0];
+  EXPECT_EQ(lines[0][23], 'Z') << lines[0];  // 2026-11-28T06:18:08.978Z
+  EXPECT_EQ(lines[0].substr(24), " warning [source.a\\nb] two\\nlines");
 }
 
 TEST(LoggingTest, JsonLinesAreValidJsonWhateverTheMessage) {
