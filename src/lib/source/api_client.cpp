@@ -13,6 +13,8 @@
 #include <limits>
 #include <simdjson.h>
 
+#include "mdecollect/core/private_file.h"
+
 namespace mdec::source {
 namespace {
 
@@ -95,16 +97,16 @@ std::optional<std::int64_t> unixSeconds(unsigned year, unsigned month, unsigned 
 // Writes `text` to `path` through a temporary file created 0600 and renamed over it.
 void writePrivateFile(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return;  // pacing memory is best effort
-  bool ok = ::fchmod(fd, 0600) == 0;
+  auto file = core::openPrivateFile(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW);
+  if (!file) return;  // pacing memory is best effort
+  bool ok = true;
   std::size_t done = 0;
   while (ok && done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    const ssize_t n = ::write(file->fd.get(), text.data() + done, text.size() - done);
     if (n <= 0) ok = false;
     else done += static_cast<std::size_t>(n);
   }
-  ok = ::close(fd) == 0 && ok;
+  file->fd.reset();
   if (ok) std::rename(tmp.c_str(), path.c_str());
 }
 

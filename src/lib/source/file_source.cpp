@@ -9,6 +9,7 @@
 //     position, so the renamed file is not read twice;
 //   - else 0 (a new file, a rotation, a truncation).
 #include "mdecollect/source/file_source.h"
+#include "mdecollect/core/unique_fd.h"
 
 #include <fcntl.h>
 #include <glob.h>
@@ -41,19 +42,7 @@ Error ioError(const std::string& what, int err) {
   return Error(ErrorCode::kIo, what + ": " + std::strerror(err));
 }
 
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using core::UniqueFd;
 
 ecs::MapOptions mapOptions(const config::SourceConfig& config) {
   ecs::MapOptions options;

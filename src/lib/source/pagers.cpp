@@ -164,6 +164,9 @@ Status WindowPager::run(Instant from, std::optional<Instant> until, std::optiona
         windows.pop_front();
         break;
       }
+      // The page is committed now, before anything else is asked: its alerts are safe
+      // whatever comes next (a fault, a stop, a crash).
+      if (auto s = commit_(std::nullopt); !s) return s;
       if (skip == 0 && orderby_ && !order_doubted && page.times.size() == page.alerts &&
           std::is_sorted(page.times.begin(), page.times.end()) && page.times.back() > w.from) {
         // It looks sorted. Believe it only if nothing below its last time was left out.
@@ -183,9 +186,9 @@ Status WindowPager::run(Instant from, std::optional<Instant> until, std::optiona
           return checked.error();
         }
         if (checked->facts.alerts == 0) {
-          // Keyset paging: everything below `last` is in; the window goes on from there
-          // (ties at `last` are read again and skipped by the seen-set).
-          if (auto s = commit_(watermarkBelow(last)); !s) return s;
+          // Keyset paging: everything below `last` is in (the next commit's watermark can
+          // say so); the window goes on from there (ties at `last` are read again and
+          // skipped by the seen-set).
           windows.front().from = last;
           replaced = true;
           continue;
@@ -194,7 +197,6 @@ Status WindowPager::run(Instant from, std::optional<Instant> until, std::optiona
         log_->warn("a full page looked sorted by lastUpdateTime but was not complete below its "
                    "last time (the API does not honour $orderby): splitting windows instead");
       }
-      if (auto s = commit_(std::nullopt); !s) return s;
       if (skip == 0) {
         const Instant now = server_now_();
         if (!w.to) {

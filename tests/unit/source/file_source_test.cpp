@@ -2,6 +2,7 @@
 // mapped and committed with the new position in one transaction; a restart resumes there;
 // rotation and truncation start the path again from the beginning.
 #include "mdecollect/source/file_source.h"
+#include "mdecollect/source/source.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -390,6 +391,33 @@ TEST_F(FileSourceTest, NoMatchIsNotAnError) {
   auto stats = poll(*makeFileSource(config_, *store_));
   EXPECT_EQ(stats.files, 0u);
   EXPECT_EQ(stats.documents, 0u);
+}
+
+// The outbox bound (max_spool_bytes) holds for file sources: before each poll the source
+// waits for room (the collector's waiter pauses while the outbox is full), and a stop while
+// waiting reads nothing.
+TEST_F(FileSourceTest, TheSourceInterfaceWaitsForRoomBeforeEachPoll) {
+  writeFile(in("a.ndjson"), alert(1) + "\n");
+  output::Delivery delivery(*store_);
+  int waits = 0;
+  std::stop_source stopper;
+  SourceOptions options;
+  options.wait_for_room = [&](std::stop_token) {
+    if (++waits == 2) stopper.request_stop();  // the outbox stays full; then SIGTERM
+  };
+  auto source = makeFileSourceOf(config_, delivery, options);
+  EXPECT_FALSE(source->backfills());
+  auto first = source->poll(stopper.get_token());
+  ASSERT_TRUE(first) << first.error().message();
+  EXPECT_EQ(waits, 1);
+  EXPECT_EQ(first->alerts, 1u);
+  EXPECT_EQ(outbox().size(), 1u);
+  writeFile(in("a.ndjson"), alert(2) + "\n", true);
+  auto second = source->poll(stopper.get_token());
+  ASSERT_TRUE(second);
+  EXPECT_EQ(waits, 2);
+  EXPECT_TRUE(second->stopped);
+  EXPECT_EQ(outbox().size(), 1u) << "nothing read while there is no room";
 }
 
 }  // namespace

@@ -74,12 +74,13 @@ class ScriptedApi {
     }
     sortForOrder(match, q.orderby);
     const std::size_t skip = honour_skip || !q.probe ? std::min(q.skip, match.size()) : 0;
-    last_page.assign(match.begin() + static_cast<std::ptrdiff_t>(skip),
-                     match.begin() + static_cast<std::ptrdiff_t>(
-                                         std::min(match.size(), skip + q.top)));
+    std::vector<Alert> page(match.begin() + static_cast<std::ptrdiff_t>(skip),
+                            match.begin() + static_cast<std::ptrdiff_t>(
+                                                std::min(match.size(), skip + q.top)));
     PageFacts facts;
-    facts.alerts = last_page.size();
-    for (const auto& a : last_page) facts.times.push_back(a.time);
+    facts.alerts = page.size();
+    for (const auto& a : page) facts.times.push_back(a.time);
+    if (!q.probe) last_page = std::move(page);  // a probe's alerts are never committed
     return facts;
   }
 
