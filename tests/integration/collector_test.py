@@ -13,6 +13,7 @@ import glob
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import ssl
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.error
 import urllib.request
 
 MDECOLLECT = EMULATOR = ""
@@ -481,6 +483,234 @@ faults:
                            text=True, env=env, timeout=30)
         self.assertEqual(r.returncode, 2)
         self.assertIn("page_size", r.stderr)
+
+    # ---- A hostile API (the emulator's future_timestamps, pretty_json, foreign_next_link and
+    # throttle_retry_after faults): the same completeness and crash checks, and liveness.
+
+    def assertAlertDocumentsOnly(self, state_dir, what):
+        """Every output document is an alert's (event.id and lastUpdateTime): no error
+        documents of alerts the collector could not read. `what` says what was served."""
+        bad = []
+        for path in sorted(glob.glob(os.path.join(state_dir, "output", "*.ndjson"))):
+            with open(path) as f:
+                for line in f:
+                    doc = json.loads(line)
+                    if (doc.get("event", {}).get("kind") == "pipeline_error"
+                            or "id" not in doc.get("event", {})
+                            or "lastUpdateTime" not in
+                            doc.get("microsoft", {}).get("defender_endpoint", {})):
+                        bad.append(line[:300])
+        self.assertEqual(bad[:3], [], f"{len(bad)} output documents are not alerts' documents "
+                                      f"(error documents?) after {what}")
+
+    def assertLatestDespiteFutureTimestamps(self, versions, docs):
+        """Every alert's latest version is delivered: those with real times (a lastUpdateTime
+        of 2100 must not carry the watermark past them) and those stamped 2100 (an alert with
+        a skewed clock must still be collected)."""
+        real = [(v["id"], v["lastUpdateTime"]) for v in versions
+                if v["latest"] and not v["future"] and (v["id"], v["lastUpdateTime"]) not in docs]
+        self.assertEqual(real[:5], [],
+                         f"{len(real)} alerts' latest versions (with real times) were never "
+                         "delivered: a lastUpdateTime of 2100 must not move the watermark past "
+                         "the alerts that come after it")
+        future = [v for v in versions
+                  if v["latest"] and v["future"] and (v["id"], v["lastUpdateTime"]) not in docs]
+        self.assertEqual([(v["id"], v["lastUpdateTime"]) for v in future[:5]], [],
+                         f"{len(future)} alerts whose latest version is stamped 2100 were never "
+                         f"delivered ({sum(v['served'] for v in future)} of them were served): "
+                         "an alert with a future lastUpdateTime must still be collected")
+
+    def assertFutureTimestampsHandled(self, emulator, collector):
+        """Versions stamped 2100-01-01 were served and delivered, and did not carry the
+        watermark past the alerts that came after them."""
+        stats = emulator.stats()
+        self.assertGreater(stats["future_versions_served"], 0,
+                           "no future-stamped version was served: the test proves nothing")
+        versions = emulator.versions()
+        docs = collector.documents()
+        future = [(v["id"], v["lastUpdateTime"]) for v in versions
+                  if v["future"] and v["served"]]
+        missing = [k for k in future if k not in docs]
+        self.assertEqual(missing[:5], [], f"{len(missing)} of {len(future)} served "
+                                          "future-stamped versions were not delivered")
+        self.assertLatestDespiteFutureTimestamps(versions, docs)
+        return len(future)
+
+    def run_reading_health(self, collector, seconds, source):
+        """run_for, reading /health just before SIGTERM; returns the source's health."""
+        collector.start()
+        try:
+            url = self.monitoring_url(collector)
+            time.sleep(seconds)
+            health = self.wait_source_health(collector, url, source, lambda s: True, "running")
+        finally:
+            rc, took = collector.terminate()
+        self.assertEqual(rc, 0, collector.log_text()[-2000:])
+        self.assertLess(took, 10.0, "SIGTERM must stop the collector within 10 seconds")
+        return health["sources"][source]
+
+    def assertWatermarkSane(self, source_health, what):
+        """The source has a watermark (it read lastUpdateTime from what it was served) and it
+        is not in the future."""
+        watermark = source_health.get("watermark")
+        self.assertTrue(watermark, f"no watermark after {what}: the collector did not read "
+                                   "lastUpdateTime from the pages, so every poll reads its "
+                                   f"whole initial_interval again (health: {source_health})")
+        self.assertLess(str(watermark), "2099", "the watermark followed a lastUpdateTime in "
+                                                f"2100 after {what} (health: {source_health})")
+
+    def test_completeness_under_pretty_json(self):
+        emu = self.busy_world("faults:\n  pretty_json: true\n", alerts=1500)
+        c = Collector(self.work, source_yaml("pretty", emu.url, page_size=300, interval="1s",
+                                             initial_interval="48h"))
+        health = self.run_reading_health(c, 8, "pretty")
+        emu.freeze()
+        self.assertEqual(c.once(), 0, c.log_text()[-2000:])
+        self.assertGreater(emu.stats()["pretty_bodies"], 0, "no pretty-printed body was served")
+        self.assertAlertDocumentsOnly(c.state, "pretty-printed JSON pages")
+        served, docs = self.assertExactlyOnce(emu, c)
+        self.assertWatermarkSane(health, "8 s of pretty-printed pages")
+        print(f"pretty JSON: {served} versions, {docs} documents")
+
+    def test_completeness_with_future_timestamps(self):
+        emu = self.busy_world("faults:\n  future_timestamps: 0.02\n", alerts=1500)
+        c = Collector(self.work, source_yaml("future", emu.url, page_size=300, interval="1s",
+                                             initial_interval="48h"))
+        health = self.run_reading_health(c, 10, "future")
+        emu.freeze()
+        self.assertEqual(c.once(), 0, c.log_text()[-2000:])
+        future = self.assertFutureTimestampsHandled(emu, c)
+        served, docs = self.assertExactlyOnce(emu, c)
+        self.assertWatermarkSane(health, "10 s with versions stamped 2100")
+        print(f"future timestamps: {served} versions ({future} stamped 2100), {docs} documents")
+
+    def hostile_crash_scenario(self, make_source):
+        """crash_scenario over a world with future timestamps and pretty-printed JSON; on a
+        failure, first says whether the collector fell for one of them."""
+        emu = self.busy_world("faults:\n  future_timestamps: 0.02\n  pretty_json: true\n",
+                              alerts=2000)
+        try:
+            delivered, lost = self.crash_scenario(emu, make_source(emu.url))
+        except (AssertionError, KeyError):
+            self.assertAlertDocumentsOnly(os.path.join(self.work, "state"),
+                                          "pretty-printed pages and SIGKILLs")
+            docs = Collector(self.work, make_source(emu.url)).documents()
+            self.assertLatestDespiteFutureTimestamps(emu.versions(), docs)
+            raise
+        stats = emu.stats()
+        self.assertGreater(stats["pretty_bodies"], 0, "no pretty-printed body was served")
+        self.assertGreater(stats["future_versions_served"], 0,
+                           "no future-stamped version was served: the test proves nothing")
+        return delivered, lost, stats["future_versions_served"]
+
+    def test_crashes_with_future_timestamps_and_pretty_json(self):
+        delivered, lost, future = self.hostile_crash_scenario(
+            lambda url: source_yaml("crashy", url, page_size=500, interval="500ms",
+                                    initial_interval="48h"))
+        print(f"hostile crashes: 20 SIGKILLs, {delivered} versions exactly once ({future} "
+              f"stamped 2100), {lost} superseded versions lost with a killed process")
+
+    def monitoring_url(self, collector, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = re.search(r"monitoring on (http://127\.0\.0\.1:\d+)", collector.log_text())
+            if m:
+                return m.group(1)
+            self.assertIsNone(collector.proc.poll(), collector.log_text()[-2000:])
+            time.sleep(0.1)
+        self.fail("no monitoring line in the log:\n" + collector.log_text()[-2000:])
+
+    def wait_source_health(self, collector, url, source, predicate, what, timeout=30):
+        """Polls /health until `predicate(source's health)`; fails if the process exits or
+        /health does not answer with JSON."""
+        deadline = time.monotonic() + timeout
+        health = None
+        while time.monotonic() < deadline:
+            rc = collector.proc.poll()
+            self.assertIsNone(rc, f"the collector exited ({rc}) while {what}:\n"
+                              + collector.log_text()[-2000:])
+            unanswered = None
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=10) as r:
+                    health = json.load(r)
+            except urllib.error.HTTPError as e:  # 503 is an answer too
+                health = json.loads(e.read().decode())
+            except OSError as e:
+                unanswered = e
+            if unanswered is not None:  # no answer: did it die?
+                try:
+                    rc = collector.proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    rc = None
+                self.assertIsNone(rc, f"the collector exited ({rc}) while {what}:\n"
+                                  + collector.log_text()[-2000:])
+                self.fail(f"/health did not answer while {what}: {unanswered}")
+            if predicate(health["sources"][source]):
+                return health
+            time.sleep(0.2)
+        self.fail(f"/health never showed the source {what}: {health}")
+
+    def absurd_retry_after_scenario(self, make_source, stats_prefix=""):
+        """For each absurd Retry-After: a collector that has collected, then a few 429s that
+        carry it. The process must live on, /health must answer and say the source is
+        throttled (not ok), and SIGTERM must still stop it promptly. No waiting for the cap
+        a sane collector puts on such a value."""
+        emu = self.emulator("--alerts", "300", "--seed", "5", "--speed", "60")
+        for i, value in enumerate(["99999999999999999999", "Fri, 31 Dec 9999 23:59:59 GMT"]):
+            # A state directory each: a saved pacing deadline must not hold back the next run.
+            work = os.path.join(self.work, f"run{i}")
+            os.makedirs(work)
+            c = Collector(work, make_source(emu.url))
+            c.start()
+            try:
+                url = self.monitoring_url(c)
+                self.wait_source_health(c, url, "a", lambda s: s.get("last_success"),
+                                        "collecting its first poll")
+                before = emu.stats()
+                emu.faults(throttle_rate=1, throttle_retry_after=value)
+                deadline = time.monotonic() + 30
+                while emu.stats()["throttled_absurd"] == before["throttled_absurd"]:
+                    self.assertLess(time.monotonic(), deadline, "no request met the 429")
+                    time.sleep(0.1)
+                emu.faults(throttle_rate=0)
+                stats = emu.stats()
+                self.assertGreater(stats[stats_prefix + "throttled"],
+                                   before[stats_prefix + "throttled"])
+                what = f"told Retry-After: {value}"
+                health = self.wait_source_health(
+                    c, url, "a", lambda s: s["state"] == "degraded"
+                    and "throttl" in s.get("reason", ""), what)
+                self.assertNotEqual(health["status"], "ok", health)
+                time.sleep(2)
+                self.wait_source_health(c, url, "a", lambda s: True, what + " (2 s later)")
+            finally:
+                rc, took = c.terminate()
+            self.assertEqual(rc, 0, f"exit code {rc} after {value!r}:\n" + c.log_text()[-2000:])
+            self.assertLess(took, 10.0, "SIGTERM must stop it within 10 s, even while throttled")
+        self.assertGreaterEqual(emu.stats()["throttled_absurd"], 2)
+
+    def test_absurd_retry_after_keeps_the_collector_alive(self):
+        self.absurd_retry_after_scenario(
+            lambda url: source_yaml("a", url, page_size=100, interval="1s"))
+
+    def test_negative_or_junk_retry_after_still_completes(self):
+        # A share of 429s whose Retry-After means nothing ("-5", then "soon"): the collector
+        # backs off its own way and ends up complete.
+        emu = self.busy_world("faults:\n  throttle_rate: 0.25\n  throttle_retry_after: \"-5\"\n",
+                              alerts=1000)
+        c = Collector(self.work, source_yaml("junk", emu.url, page_size=200, interval="500ms",
+                                             initial_interval="48h"))
+        self.run_for(c, 5)
+        emu.faults(throttle_retry_after="soon")
+        self.run_for(c, 5)
+        emu.faults(throttle_rate=0)
+        emu.freeze()
+        self.assertEqual(c.once(), 0, c.log_text()[-2000:])
+        served, docs = self.assertExactlyOnce(emu, c)
+        stats = emu.stats()
+        self.assertGreater(stats["throttled_absurd"], 0, "no 429 with a junk Retry-After came")
+        print(f"junk Retry-After: {stats['throttled_absurd']} such 429s, {served} versions, "
+              f"{docs} documents")
 
 
 if __name__ == "__main__":

@@ -711,6 +711,128 @@ TEST(EmulatorGraph, BothApisServeTheSameVersionsWhileTheWorldMoves) {
 }
 
 // ---------------------------------------------------------------------------------------
+// A hostile API's tricks through Graph: foreign nextLinks, future timestamps, pretty JSON,
+// absurd Retry-After
+
+void postFaults(Emulator& emu, const std::string& body) {
+  const HttpResponse r =
+      emu.must("POST", "/_emulator/faults", {{"Content-Type", "application/json"}}, body);
+  ASSERT_EQ(r.status, 200) << body << " -> " << brief(r.body);
+}
+
+std::string statText(Emulator& emu, const char* pointer) {
+  return Json(emu.must("GET", "/_emulator/stats").body).str(pointer);
+}
+
+TEST(EmulatorGraph, ForeignNextLinksNameAnotherHostThatCountsWhoFollows) {
+  EmulatorConfig config = frozenConfig();
+  config.faults.foreign_next_link = 1;
+  START_EMULATOR(emu, config);
+  const std::string foreign_base = statText(emu, "/foreign_base");
+  ASSERT_EQ(foreign_base.rfind("http://127.0.0.2:", 0), 0u) << foreign_base;
+  const std::string token = emu.token();
+  const std::string first = std::string(kGraphPath) + "?$top=100";
+  const Page foreign_page = emu.page(first, token);
+  ASSERT_EQ(foreign_page.status, 200);
+  ASSERT_TRUE(foreign_page.next_link);
+  const std::string foreign = *foreign_page.next_link;
+  ASSERT_EQ(foreign.rfind(foreign_base + "/", 0), 0u) << foreign;
+
+  postFaults(emu, R"({"foreign_next_link": 0})");
+  const Page correct_page = emu.page(first, token);
+  ASSERT_TRUE(correct_page.next_link);
+  const std::string correct = *correct_page.next_link;
+  ASSERT_EQ(correct.rfind(emu.base() + "/", 0), 0u) << correct;
+  // The same path and query, on another host.
+  EXPECT_EQ(foreign.substr(foreign_base.size()), correct.substr(emu.base().size()));
+  EXPECT_EQ(foreign_page.ids(), correct_page.ids());
+
+  // Whoever follows it gets 404, and the listener counts who brought a token.
+  EXPECT_EQ(emu.get(foreign, token).status, 404);
+  EXPECT_EQ(emu.must("GET", foreign).status, 404);
+  EXPECT_EQ(statInt(emu, "/foreign_requests"), 2u);
+  EXPECT_EQ(statInt(emu, "/foreign_requests_with_token"), 1u);
+  EXPECT_EQ(statInt(emu, "/foreign_links_served"), 1u);
+  EXPECT_EQ(emu.page(correct, token).status, 200) << "the correct link works";
+
+  // A share: about half of the links at 0.5.
+  postFaults(emu, R"({"foreign_next_link": 0.5})");
+  std::size_t foreign_links = 0;
+  for (int i = 0; i < 20; ++i) {
+    const Page p = emu.page(first, token);
+    ASSERT_TRUE(p.next_link);
+    foreign_links += p.next_link->rfind(foreign_base, 0) == 0;
+  }
+  EXPECT_GE(foreign_links, 3u);
+  EXPECT_LE(foreign_links, 17u);
+  EXPECT_EQ(statInt(emu, "/foreign_links_served"), 1 + foreign_links);
+}
+
+TEST(EmulatorGraph, TheForeignListenerOpensWhenTheRateIsFirstSet) {
+  START_EMULATOR(emu, frozenConfig());
+  EXPECT_EQ(statText(emu, "/foreign_base"), "");
+  postFaults(emu, R"({"foreign_next_link": 0.3})");
+  const std::string foreign_base = statText(emu, "/foreign_base");
+  ASSERT_EQ(foreign_base.rfind("http://127.0.0.2:", 0), 0u) << foreign_base;
+  EXPECT_EQ(emu.must("GET", foreign_base + "/anything?at=all").status, 404);
+  postFaults(emu, R"({"foreign_next_link": 0})");
+  EXPECT_EQ(statText(emu, "/foreign_base"), foreign_base) << "it stays open, on its port";
+  EXPECT_EQ(statInt(emu, "/foreign_requests"), 1u);
+  EXPECT_EQ(statInt(emu, "/foreign_requests_with_token"), 0u);
+}
+
+TEST(EmulatorGraph, FutureTimestampsAndPrettyJsonThroughGraph) {
+  EmulatorConfig config = frozenConfig();
+  config.faults.future_timestamps = 0.1;
+  config.faults.pretty_json = true;
+  START_EMULATOR(emu, config);
+  const std::string token = emu.token();
+  std::set<std::string> future;
+  std::size_t items = 0;
+  for (const Page& p : emu.pages(std::string(kGraphPath) + "?$top=1000", token)) {
+    EXPECT_NE(p.body.find("\n  \"value\": ["), std::string::npos) << brief(p.body);
+    EXPECT_NE(p.body.find("\"id\": \""), std::string::npos);
+    for (const Item& i : p.items) {
+      ++items;
+      if (i.last_update == "2100-01-01T00:00:00Z") future.insert(i.id);
+    }
+  }
+  EXPECT_EQ(items, 300u);
+  EXPECT_GT(future.size(), 10u);
+  std::set<std::string> filtered;
+  for (const Page& p : emu.pages(
+           std::string(kGraphPath) + "?$filter=lastUpdateDateTime%20ge%202099-12-31T00:00:00Z",
+           token)) {
+    for (const Item& i : p.items) filtered.insert(i.id);
+  }
+  EXPECT_EQ(filtered, future);
+  EXPECT_EQ(statInt(emu, "/future_versions_served"), future.size());
+  // One alert and an error are pretty too.
+  const HttpResponse one = emu.get(std::string(kGraphPath) + "/" + *future.begin(), token);
+  EXPECT_EQ(one.status, 200);
+  EXPECT_NE(one.body.find("\"lastUpdateDateTime\": \"2100-01-01T00:00:00Z\""), std::string::npos)
+      << brief(one.body);
+  const HttpResponse unauthorized = emu.must("GET", kGraphPath);
+  EXPECT_NE(unauthorized.body.find('\n'), std::string::npos);
+  expectGraphError(unauthorized, 401, "InvalidAuthenticationToken");
+  EXPECT_GT(statInt(emu, "/pretty_bodies"), 3u);
+}
+
+TEST(EmulatorGraph, ThrottleRetryAfterTextOnGraph) {
+  START_EMULATOR(emu, frozenConfig());
+  const std::string token = emu.token();
+  postFaults(emu, R"({"throttle_rate": 1, "throttle_retry_after": "-5"})");
+  const HttpResponse r = emu.get(kGraphPath, token);
+  expectGraphError(r, 429, "TooManyRequests");
+  ASSERT_NE(r.header("retry-after"), nullptr);
+  EXPECT_EQ(*r.header("retry-after"), "-5");
+  EXPECT_EQ(statInt(emu, "/graph_throttled"), 1u);
+  EXPECT_EQ(statInt(emu, "/throttled_absurd"), 1u);
+  EXPECT_EQ(emu.get(kGraphPath, token).status, 429);
+  EXPECT_EQ(statInt(emu, "/graph_early_retries"), 0u);
+}
+
+// ---------------------------------------------------------------------------------------
 // The binary's knobs
 
 TEST(EmulatorGraphBinary, NoGraphPermissionAndGraphQuotaFlags) {

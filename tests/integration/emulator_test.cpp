@@ -1238,5 +1238,229 @@ TEST(EmulatorBinary, UnknownConfigKeysAreNamedWithTheirLine) {
   EXPECT_TRUE(r.out.empty()) << r.out;
 }
 
+// ---------------------------------------------------------------------------------------
+// A hostile API's tricks: future timestamps, pretty-printed JSON, absurd Retry-After
+
+// `json` without whitespace outside strings.
+std::string minified(const std::string& json) {
+  std::string out(json.size() + simdjson::SIMDJSON_PADDING, '\0');
+  std::size_t length = 0;
+  EXPECT_EQ(simdjson::minify(json.data(), json.size(), out.data(), length), simdjson::SUCCESS);
+  out.resize(length);
+  return out;
+}
+
+bool isPretty(const std::string& body) {
+  return body.find('\n') != std::string::npos && body.find("\": ") != std::string::npos;
+}
+
+void postFaults(Emulator& emu, const std::string& body, int status = 200) {
+  const HttpResponse r =
+      emu.must("POST", "/_emulator/faults", {{"Content-Type", "application/json"}}, body);
+  EXPECT_EQ(r.status, status) << body << " -> " << brief(r.body);
+}
+
+std::int64_t stat(Emulator& emu, const char* pointer) {
+  Json stats(emu.must("GET", "/_emulator/stats").body);
+  return stats.integer(pointer).value_or(-1);
+}
+
+TEST(EmulatorHostile, FaultsListShowsTheHostileFaultsOffByDefault) {
+  START_EMULATOR(emu, frozenConfig());
+  Json j(emu.must("GET", "/_emulator/faults").body);
+  EXPECT_EQ(j.number("/future_timestamps"), 0.0);
+  EXPECT_EQ(j.boolean("/pretty_json"), false);
+  EXPECT_EQ(j.number("/foreign_next_link"), 0.0);
+  EXPECT_EQ(j.str("/throttle_retry_after"), "");
+  Json stats(emu.must("GET", "/_emulator/stats").body);
+  for (const char* counter :
+       {"/future_versions_served", "/pretty_bodies", "/foreign_links_served", "/foreign_requests",
+        "/foreign_requests_with_token", "/throttled_absurd"}) {
+    EXPECT_EQ(stats.integer(counter), 0) << counter;
+  }
+  EXPECT_EQ(stats.str("/foreign_base"), "") << "no foreign listener unless asked for";
+}
+
+TEST(EmulatorHostile, PrettyJsonPrintsEveryApiBodyWithTheSameContent) {
+  START_EMULATOR(emu, frozenConfig());
+  const std::string token = emu.token();
+  const std::string page_path = "/api/alerts?%24top=5&%24expand=evidence&%24orderby=lastUpdateTime";
+  const HttpResponse page = emu.api(page_path, token);
+  ASSERT_EQ(page.status, 200);
+  ASSERT_FALSE(isPretty(page.body));
+  const std::string id = Json(page.body).str("/value/0/id");
+  const HttpResponse one = emu.api("/api/alerts/" + id, token);
+  ASSERT_EQ(one.status, 200);
+
+  postFaults(emu, R"({"pretty_json": true})");
+  const HttpResponse v1 = emu.tokenV1(kTenant, credentials(false));
+  const HttpResponse v2 = emu.tokenV2(kTenant, credentials(true));
+  const std::string pretty_token = Json(v2.body).str("/access_token");
+  const HttpResponse pretty_page = emu.api(page_path, pretty_token);
+  const HttpResponse pretty_one = emu.api("/api/alerts/" + id, pretty_token);
+  const HttpResponse bad_query = emu.api("/api/alerts?%24filter=nonsense", pretty_token);
+  const HttpResponse no_token = emu.must("GET", "/api/alerts");
+  const HttpResponse token_error =
+      emu.tokenV2(kTenant, with(credentials(true), "client_secret", "wrong"));
+  for (const HttpResponse* r :
+       {&v1, &v2, &pretty_page, &pretty_one, &bad_query, &no_token, &token_error}) {
+    EXPECT_TRUE(isPretty(r->body)) << brief(r->body);
+    EXPECT_TRUE(Json(r->body).ok()) << brief(r->body);
+  }
+  EXPECT_EQ(pretty_page.status, 200);
+  EXPECT_EQ(minified(pretty_page.body), page.body) << "the same page, printed otherwise";
+  EXPECT_EQ(minified(pretty_one.body), one.body);
+  EXPECT_NE(pretty_page.body.find("\"id\": \"" + id + "\""), std::string::npos);
+  expectApiError(bad_query, 400, "ODataError");
+  expectApiError(no_token, 401, "Unauthorized");
+  EXPECT_EQ(Json(v1.body).str("/token_type"), "Bearer");
+  EXPECT_EQ(Json(v1.body).str("/expires_in"), "3599");
+  EXPECT_EQ(Json(v2.body).integer("/expires_in"), 3599);
+  EXPECT_EQ(token_error.status, 401);
+  EXPECT_EQ(Json(token_error.body).str("/error"), "invalid_client");
+  EXPECT_EQ(stat(emu, "/pretty_bodies"), 7);
+  // The test-only endpoints stay compact.
+  EXPECT_EQ(emu.must("GET", "/_emulator/stats").body.find('\n'), std::string::npos);
+
+  postFaults(emu, R"({"pretty_json": false})");
+  EXPECT_EQ(emu.api(page_path, pretty_token).body, page.body);
+}
+
+TEST(EmulatorHostile, FutureTimestampsAreServedFilteredAndReportedAlike) {
+  EmulatorConfig config = frozenConfig();
+  config.faults.future_timestamps = 0.1;
+  START_EMULATOR(emu, config);
+  const std::string token = emu.token();
+  const std::string kFutureText = "2100-01-01T00:00:00Z";
+  const Page all = emu.page("/api/alerts?%24top=10000", token);
+  ASSERT_EQ(all.status, 200);
+  ASSERT_EQ(all.rows.size(), kAlerts);
+  std::set<std::pair<std::string, std::string>> future;
+  for (const Row& r : all.rows) {
+    if (r.last_update_text == kFutureText) future.insert(r.key());
+  }
+  EXPECT_GT(future.size(), 10u);
+  EXPECT_LT(future.size(), 60u);
+
+  // $filter and $orderby see the served time.
+  const Page later = emu.page(
+      "/api/alerts" + query({{"$filter", "lastUpdateTime ge 2099-12-31T00:00:00Z"}}), token);
+  std::set<std::pair<std::string, std::string>> later_keys;
+  for (const Row& r : later.rows) later_keys.insert(r.key());
+  EXPECT_EQ(later_keys, future);
+  const Page earlier = emu.page(
+      "/api/alerts" + query({{"$filter", "lastUpdateTime lt 2099-12-31T00:00:00Z"}}), token);
+  EXPECT_EQ(earlier.rows.size() + future.size(), kAlerts);
+  const Page newest = emu.page("/api/alerts" + query({{"$orderby", "lastUpdateTime desc"},
+                                                      {"$top", std::to_string(future.size())}}),
+                               token);
+  for (const Row& r : newest.rows) EXPECT_EQ(r.last_update_text, kFutureText) << r.id;
+
+  // The ground truth reports the time served; each version is served with the same time again.
+  std::set<std::pair<std::string, std::string>> reported;
+  for (const VersionRow& v : versionsOf(emu)) {
+    EXPECT_TRUE(v.served);
+    if (v.last_update_time == kFutureText) reported.emplace(v.id, v.last_update_time);
+  }
+  EXPECT_EQ(reported, future);
+  Json versions(emu.must("GET", "/_emulator/versions").body);
+  std::size_t flagged = 0;
+  simdjson::dom::array list;
+  ASSERT_EQ(versions.root()["versions"].get(list), simdjson::SUCCESS);
+  for (simdjson::dom::element v : list) {
+    bool is_future = false;
+    EXPECT_EQ(v["future"].get(is_future), simdjson::SUCCESS);
+    flagged += is_future;
+  }
+  EXPECT_EQ(flagged, future.size());
+  EXPECT_EQ(stat(emu, "/future_versions_served"), static_cast<std::int64_t>(future.size()));
+  const Page again = emu.page("/api/alerts?%24top=10000", token);
+  EXPECT_EQ(again.body, all.body);
+  EXPECT_EQ(stat(emu, "/future_versions_served"), static_cast<std::int64_t>(future.size()));
+}
+
+TEST(EmulatorHostile, ThrottleRetryAfterTextIsSentVerbatim) {
+  START_EMULATOR(emu, frozenConfig());
+  const std::string token = emu.token();
+  const std::vector<std::string> texts = {"99999999999999999999", "-5", "soon",
+                                          "Fri, 31 Dec 9999 23:59:59 GMT"};
+  for (const std::string& text : texts) {
+    SCOPED_TRACE(text);
+    postFaults(emu, R"({"throttle_rate": 1, "throttle_retry_after": ")" + text + "\"}");
+    const HttpResponse r = emu.api("/api/alerts?%24top=1", token);
+    expectApiError(r, 429, "TooManyRequests");
+    ASSERT_NE(r.header("retry-after"), nullptr);
+    EXPECT_EQ(*r.header("retry-after"), text);
+  }
+  EXPECT_EQ(stat(emu, "/throttled_absurd"), 4);
+  EXPECT_EQ(stat(emu, "/throttled"), 4);
+  EXPECT_EQ(stat(emu, "/early_retries"), 0) << "an absurd Retry-After sets no deadline";
+  Json faults(emu.must("GET", "/_emulator/faults").body);
+  EXPECT_EQ(faults.str("/throttle_retry_after"), "Fri, 31 Dec 9999 23:59:59 GMT");
+
+  // Unset: throttle_retry_after_s again.
+  postFaults(emu, R"({"throttle_retry_after": "", "throttle_retry_after_s": 3})");
+  const HttpResponse numeric = emu.api("/api/alerts?%24top=1", token);
+  ASSERT_NE(numeric.header("retry-after"), nullptr);
+  EXPECT_EQ(*numeric.header("retry-after"), "3");
+  EXPECT_EQ(stat(emu, "/throttled_absurd"), 4);
+
+  // Text that cannot be a header value is refused, naming the key, and changes nothing.
+  for (const char* bad :
+       {R"({"throttle_retry_after": "5\r\nX-Injected: 1"})", R"({"throttle_retry_after": " 5"})",
+        R"({"throttle_retry_after": [5]})"}) {
+    SCOPED_TRACE(bad);
+    const HttpResponse r =
+        emu.must("POST", "/_emulator/faults", {{"Content-Type", "application/json"}}, bad);
+    EXPECT_EQ(r.status, 400);
+    EXPECT_NE(r.body.find("throttle_retry_after"), std::string::npos) << r.body;
+  }
+  EXPECT_EQ(Json(emu.must("GET", "/_emulator/faults").body).str("/throttle_retry_after"), "");
+  postFaults(emu, R"({"throttle_rate": 0})");
+  EXPECT_EQ(emu.api("/api/alerts?%24top=1", token).status, 200);
+}
+
+TEST(EmulatorBinary, HostileFaultsFromTheConfigFile) {
+  TempDir dir{"mdec-emulator-test"};
+  const std::string config = dir.sub("emulator.yaml");
+  writeFile(config,
+            "alerts: 50\n"
+            "faults:\n"
+            "  future_timestamps: 1\n"
+            "  pretty_json: yes\n"
+            "  foreign_next_link: 0.5\n"
+            "  throttle_retry_after: 99999999999999999999\n");
+  mdec::testing::BackgroundProcess emulator(
+      {MDEC_EMULATOR, "--listen", "127.0.0.1:0", "--config", config});
+  const std::optional<std::string> base = emulator.readLine(seconds(20));
+  ASSERT_TRUE(base) << "no base URL";
+  auto http = http::makeCurlClient();
+  HttpRequest request;
+  request.url = *base + "/_emulator/faults";
+  request.timeout = seconds(20);
+  auto faults = http->send(request);
+  ASSERT_TRUE(faults && faults->status == 200);
+  Json j(faults->body);
+  EXPECT_EQ(j.number("/future_timestamps"), 1.0);
+  EXPECT_EQ(j.boolean("/pretty_json"), true);
+  EXPECT_EQ(j.number("/foreign_next_link"), 0.5);
+  EXPECT_EQ(j.str("/throttle_retry_after"), "99999999999999999999");
+  request.url = *base + "/_emulator/stats";
+  auto stats = http->send(request);
+  ASSERT_TRUE(stats && stats->status == 200);
+  EXPECT_EQ(Json(stats->body).str("/foreign_base").rfind("http://127.0.0.2:", 0), 0u)
+      << stats->body;
+  const std::optional<int> code = emulator.stop(SIGTERM, seconds(5));
+  ASSERT_TRUE(code) << "did not stop within 5 s";
+  EXPECT_EQ(*code, 0);
+
+  writeFile(config, "faults:\n  future_timestamps: 2\n  throttle_retry_after: ' x'\n");
+  const mdec::testing::ProcessResult r =
+      mdec::testing::runProcess({MDEC_EMULATOR, "--config", config}, {}, seconds(30));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find(config + ":2: 'faults.future_timestamps'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(config + ":3: 'faults.throttle_retry_after'"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace mdec::emulator

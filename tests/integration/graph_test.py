@@ -182,6 +182,62 @@ class GraphTest(CollectorTest):
                          "fields that differ between the two APIs' documents")
         print(f"cross-check: {len(a)} versions, {compared} field values compared, all equal")
 
+    # ---- A hostile Graph: pretty JSON, future timestamps, foreign nextLinks, absurd
+    # Retry-After (the helpers are collector_test.py's).
+
+    def test_graph_completeness_under_pretty_json_and_future_timestamps(self):
+        emu = self.busy_world("faults:\n  pretty_json: true\n  future_timestamps: 0.02\n",
+                              alerts=1500)
+        c = Collector(self.work, graph_yaml("hostile", emu.url, page_size=300, interval="1s",
+                                            initial_interval="48h"))
+        health = self.run_reading_health(c, 10, "hostile")
+        emu.freeze()
+        self.assertEqual(c.once(), 0, c.log_text()[-2000:])
+        self.assertGreater(emu.stats()["pretty_bodies"], 0, "no pretty-printed body was served")
+        self.assertAlertDocumentsOnly(c.state, "pretty-printed Graph pages")
+        future = self.assertFutureTimestampsHandled(emu, c)
+        served, docs = self.assertExactlyOnce(emu, c)
+        self.assertWatermarkSane(health, "10 s of pretty-printed pages with versions in 2100")
+        print(f"graph, hostile: {served} versions ({future} stamped 2100), {docs} documents")
+
+    def test_graph_crashes_with_future_timestamps_and_pretty_json(self):
+        delivered, lost, future = self.hostile_crash_scenario(
+            lambda url: graph_yaml("crashy", url, page_size=500, interval="500ms",
+                                   initial_interval="48h"))
+        print(f"graph hostile crashes: 20 SIGKILLs, {delivered} versions exactly once "
+              f"({future} stamped 2100), {lost} lost")
+
+    def test_graph_foreign_next_links_never_get_the_token(self):
+        # A fifth of the nextLinks name http://127.0.0.2:PORT. The collector must not send
+        # its token there; refusing such a link fails that poll, and the next one retries.
+        # Alerts arrive but are never updated, so a page refused and read again later is the
+        # same page: strict exactly-once holds.
+        emu = self.busy_world("faults:\n  foreign_next_link: 0.2\n", alerts=600,
+                              new_per_hour=300, updates_per_hour=0)
+        c = Collector(self.work, graph_yaml("foreign", emu.url, page_size=100, interval="1s",
+                                            initial_interval="48h"))
+        self.run_for(c, 10)
+        during = emu.stats()
+        emu.faults(foreign_next_link=0)
+        emu.freeze()
+        self.assertEqual(c.once(), 0, c.log_text()[-2000:])
+        stats = emu.stats()
+        self.assertGreater(during["foreign_links_served"], 0,
+                           "no foreign nextLink was served: the test proves nothing")
+        self.assertEqual(stats["foreign_requests_with_token"], 0,
+                         f"the collector sent its bearer token to {stats['foreign_base']}, a "
+                         "host named only by an @odata.nextLink "
+                         f"({stats['foreign_requests_with_token']} requests)")
+        served, docs = self.assertExactlyOnce(emu, c)
+        print(f"foreign nextLinks: {during['foreign_links_served']} served, "
+              f"{stats['foreign_requests']} requests to the foreign host (none with the "
+              f"token), {served} versions, {docs} documents")
+
+    def test_graph_absurd_retry_after_keeps_the_collector_alive(self):
+        self.absurd_retry_after_scenario(
+            lambda url: graph_yaml("a", url, page_size=100, interval="1s"),
+            stats_prefix="graph_")
+
 
 if __name__ == "__main__":
     ct.MDECOLLECT, ct.EMULATOR = sys.argv[1], sys.argv[2]

@@ -11,17 +11,61 @@
 // /api/alerts only (401 otherwise). Faults apply to both.
 //
 // Test-only endpoints (not part of Microsoft's API):
-//   GET  /_emulator/versions  every alert version visible so far, with latest/served
+//   GET  /_emulator/versions  every alert version visible so far, with latest/served/future
+//                             (a future-stamped version with the time it is served with)
 //   GET  /_emulator/stats     emulated clock, requests by path and status, 429s answered
-//                             (Graph's apart: graph_requests, graph_throttled, ...)
+//                             (Graph's apart: graph_requests, graph_throttled, ...), and what
+//                             the hostile faults served: future_versions_served,
+//                             pretty_bodies, foreign_links_served, foreign_requests,
+//                             foreign_requests_with_token, foreign_base, throttled_absurd
+//   GET  /_emulator/faults    the faults and modes in force (JSON)
 //   POST /_emulator/faults    change faults and behaviour at run time (JSON body)
 //   POST /_emulator/clock     {"frozen": true|false}: stop or resume emulated time
+// Their bodies are always compact JSON (pretty_json is for the API's bodies).
+//
+// Faults (all off by default; the YAML `faults:` section and POST /_emulator/faults take the
+// same keys; random choices come from fault_seed, so a run is repeatable):
+//   error_rate, truncate_rate, drop_rate, throttle_rate, throttle_no_retry_after_rate
+//                          shares (0..1) of API requests answered 500/503, cut short,
+//                          dropped, 429 with Retry-After, 429 without it
+//   latency_ms             added to every API and token request
+//   throttle_retry_after_s the Retry-After (seconds) of throttle_rate's 429s
+//   token_outage           the token endpoint answers 503
+// A hostile API's tricks:
+//   future_timestamps      a share (0..1) of alert versions is stamped with lastUpdateTime
+//                          (Graph: lastUpdateDateTime) 2100-01-01T00:00:00Z plus n seconds,
+//                          n the version's number within its alert (world.h). A version's
+//                          stamp never changes: $filter and $orderby see the stamped time,
+//                          /_emulator/versions reports it (and "future": true). Drawn when a
+//                          version is created: a run-time change applies to versions created
+//                          from then on. Stats: future_versions_served (distinct versions).
+//   pretty_json            true: every JSON body of the API (alerts and Graph pages, one
+//                          alert, token answers, error bodies) is pretty-printed: newlines,
+//                          two-space indentation, `"key": value`. The same JSON otherwise
+//                          (prettyJson below). Stats: pretty_bodies.
+//   foreign_next_link      a share (0..1) of Graph's @odata.nextLinks name another host,
+//                          http://127.0.0.2:PORT, with the path and query the correct link
+//                          has. PORT is a second listener the emulator opens on 127.0.0.2
+//                          (when the rate is first set above 0) that answers every request
+//                          404 and counts it. Stats: foreign_links_served (links sent in
+//                          bodies delivered whole), foreign_requests, and
+//                          foreign_requests_with_token (those with an Authorization header:
+//                          a leaked token); foreign_base is the listener's URL ("" if none).
+//   throttle_retry_after   text: when set, throttle_rate's 429s carry it verbatim as their
+//                          Retry-After header (overriding throttle_retry_after_s), e.g.
+//                          "99999999999999999999", "-5", "soon" or
+//                          "Fri, 31 Dec 9999 23:59:59 GMT". Printable ASCII, at most 200
+//                          characters, no leading or trailing space; "" (or null) unsets it.
+//                          Such a 429 does not count the client's next request as an early
+//                          retry. Stats: throttled_absurd (also counted in throttled or
+//                          graph_throttled).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "mdecollect/core/result.h"
@@ -39,6 +83,7 @@ struct ClientConfig {
 
 enum class NextLinkMode { kNone, kCorrect, kMalformed };
 
+// The faults (see the list at the top of this file).
 struct Faults {
   double error_rate = 0;                  // share of API requests answered 500/503
   int latency_ms = 0;                     // added to every API and token request
@@ -48,7 +93,23 @@ struct Faults {
   int throttle_retry_after_s = 2;         // the Retry-After of those
   double throttle_no_retry_after_rate = 0;  // share answered 429 without Retry-After
   bool token_outage = false;              // the token endpoint answers 503
+  double future_timestamps = 0;           // share of versions stamped 2100-01-01T00:00:00Z+
+  bool pretty_json = false;               // the API's JSON bodies pretty-printed
+  double foreign_next_link = 0;           // share of Graph nextLinks naming 127.0.0.2
+  std::string throttle_retry_after;       // set: throttle_rate's Retry-After text, verbatim
 };
+
+// The host foreign_next_link's links name, and the address its listener binds.
+inline constexpr const char* kForeignHost = "127.0.0.2";
+
+// `json` (valid JSON, compact or not) as pretty_json serves it: a newline and two spaces per
+// level after `{`, `[` and `,` and before `}` and `]`, `": "` between a key and its value,
+// `{}` and `[]` when empty; strings unchanged. Parses to the same value.
+std::string prettyJson(std::string_view json);
+
+// True when `text` can be a throttle_retry_after: printable ASCII (0x20..0x7e), at most 200
+// characters, no leading or trailing space (empty: unset, also true).
+bool isRetryAfterText(std::string_view text);
 
 struct EmulatorConfig {
   std::string host = "127.0.0.1";
@@ -63,7 +124,7 @@ struct EmulatorConfig {
   OrderMode orderby = OrderMode::kHonour;
   NextLinkMode next_link = NextLinkMode::kNone;
   Faults faults;
-  std::uint64_t fault_seed = 7;
+  std::uint64_t fault_seed = 7;           // the faults' random choices (and future stamps)
   std::string tls_cert;                   // PEM files: both set -> HTTPS
   std::string tls_key;
 };

@@ -3,7 +3,16 @@
 // ground truth of every alert version that became visible and whether it was served.
 //
 // Determinism: the world at emulated time T depends only on the options and T, never on
-// when or how often it is advanced or queried (events are drawn in emulated time).
+// when or how often it is advanced or queried (events are drawn in emulated time). A run-time
+// setFutureRate() applies from the emulated time it is made.
+//
+// Future timestamps (a fault): a share of versions are stamped with a lastUpdateTime far in
+// the future, kFutureTime plus n seconds (n: the version's number within its alert, 0 for
+// the first, so that two versions of one alert never share a time). The stamp is drawn per
+// version (from its alert id, its number and `future_seed`, never from the world's own
+// random stream: the world's events are the same with or without the fault) when the version
+// is created, and kept: the version is served, filtered, ordered and reported by versions()
+// with that time, always the same. Its visibility follows its real time.
 #pragma once
 
 #include <chrono>
@@ -21,6 +30,10 @@
 
 namespace mdec::emulator {
 
+// The lastUpdateTime of a future-stamped version (plus its number within its alert, in
+// seconds): 2100-01-01T00:00:00Z.
+inline constexpr Timestamp kFutureTime{std::chrono::sys_days{std::chrono::year{2100} / 1 / 1}};
+
 struct WorldOptions {
   std::uint64_t seed = 1;
   std::size_t initial_alerts = 1000;
@@ -31,6 +44,10 @@ struct WorldOptions {
   double updates_per_hour = 120;                // status changes after start
   double late_fraction = 0.2;                   // share of versions that become visible late
   std::chrono::milliseconds late_max{5 * 60 * 1000};  // how late, at most
+  // The share (0..1) of versions stamped with a time in the future (see above; the server
+  // sets both from Faults::future_timestamps and its fault_seed).
+  double future_rate = 0;
+  std::uint64_t future_seed = 0;
 };
 
 enum class OrderMode { kHonour, kIgnore, kReject };
@@ -42,6 +59,7 @@ struct VersionInfo {
   Timestamp visible_since;
   bool latest = false;  // the newest visible version of its alert
   bool served = false;  // some API response included it
+  bool future = false;  // stamped with a time in the future (last_update_time is that time)
 };
 
 struct QueryPage {
@@ -85,15 +103,22 @@ class World {
   Timestamp now() const { return now_; }
   std::size_t alertCount() const { return slots_.size(); }
 
+  // The share of versions created after now() that are future-stamped; versions created
+  // before keep their time. Call advanceTo first.
+  void setFutureRate(double rate) { options_.future_rate = rate; }
+  // Future-stamped versions that some response included (each counted once).
+  std::size_t futureVersionsServed() const { return future_served_; }
+
  private:
   struct Version {
-    Timestamp last_update_time;
+    Timestamp last_update_time;  // as served: the alert's, or a future stamp
     Timestamp visible_since;
     Timestamp created;
     std::size_t evidence = 0;
     std::string status;
     std::string severity;
     bool served = false;
+    bool future = false;        // last_update_time is a future stamp
     std::string json_expanded;  // dropped once a newer version is visible
     std::string json_plain;
     // What a Graph $filter looks at, in Graph's spelling.
@@ -115,6 +140,9 @@ class World {
   };
 
   void addVersion(std::size_t slot_index);
+  // True when version number `index` of alert `id` is to be future-stamped.
+  bool drawFuture(std::string_view id, std::size_t index) const;
+  void markServed(Version& version);
   // Renders the Graph JSON of the newest version of `slot` from slot.alert, if not yet.
   void renderGraph(Slot& slot);
   // The Graph JSON of a visible version (rendered before: see renderGraph).
@@ -139,6 +167,7 @@ class World {
   std::chrono::nanoseconds new_gap_mean_{};
   std::chrono::nanoseconds update_gap_mean_{};
   std::vector<std::size_t> open_;       // slots that are not Resolved (update candidates)
+  std::size_t future_served_ = 0;
 };
 
 }  // namespace mdec::emulator

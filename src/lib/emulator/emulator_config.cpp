@@ -95,7 +95,9 @@ void readFaults(Reader& r, const YAML::Node& node, const std::string& section, F
   r.onlyKeys(node, section,
              {"error_rate", "latency_ms", "truncate_rate", "drop_rate", "throttle_rate",
               "throttle_retry_after_s", "throttle_no_retry_after_rate", "token_outage",
+              "future_timestamps", "pretty_json", "foreign_next_link", "throttle_retry_after",
               "orderby", "next_link"});
+  if (!node.IsMap()) return;
   const std::string p = section.empty() ? "" : section + ".";
   r.rate(node, "error_rate", p + "error_rate", f.error_rate);
   r.scalar(node, "latency_ms", p + "latency_ms", f.latency_ms);
@@ -107,6 +109,23 @@ void readFaults(Reader& r, const YAML::Node& node, const std::string& section, F
   r.rate(node, "throttle_no_retry_after_rate", p + "throttle_no_retry_after_rate",
          f.throttle_no_retry_after_rate);
   r.scalar(node, "token_outage", p + "token_outage", f.token_outage);
+  r.rate(node, "future_timestamps", p + "future_timestamps", f.future_timestamps);
+  r.scalar(node, "pretty_json", p + "pretty_json", f.pretty_json);
+  r.rate(node, "foreign_next_link", p + "foreign_next_link", f.foreign_next_link);
+  if (const YAML::Node text = node["throttle_retry_after"]; text.IsDefined()) {
+    if (text.IsNull()) {
+      f.throttle_retry_after.clear();
+    } else if (!text.IsScalar()) {
+      r.problem(text, "'" + p + "throttle_retry_after' must be text (a Retry-After value)");
+    } else if (!isRetryAfterText(text.Scalar())) {
+      r.problem(text, "'" + p +
+                          "throttle_retry_after' must be printable ASCII of at most 200 "
+                          "characters without leading or trailing spaces, not '" +
+                          text.Scalar() + "'");
+    } else {
+      f.throttle_retry_after = text.Scalar();
+    }
+  }
 }
 
 void readModes(Reader& r, const YAML::Node& node, OrderMode& orderby, NextLinkMode& next_link) {

@@ -1,8 +1,11 @@
 // The emulator's HTTP side: Microsoft Entra ID's client-credentials token endpoints (v1 and
 // v2), the Defender for Endpoint alerts API, Microsoft Graph's alerts_v2 over the same world,
 // quota, faults and the test-only endpoints.
+#include "mdecollect/emulator/server.h"
+
 #include <httplib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <ctime>
@@ -14,7 +17,6 @@
 #include "ecs/json_writer.h"
 #include "mdecollect/emulator/graph_json.h"
 #include "mdecollect/emulator/graph_odata.h"
-#include "mdecollect/emulator/server.h"
 
 namespace mdec::emulator {
 namespace {
@@ -129,7 +131,83 @@ bool endsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
+// The world the server runs: its options, with the future_timestamps fault.
+WorldOptions worldOptionsOf(const EmulatorConfig& config) {
+  WorldOptions options = config.world;
+  options.future_rate = config.faults.future_timestamps;
+  options.future_seed = config.fault_seed;
+  return options;
+}
+
 }  // namespace
+
+std::string prettyJson(std::string_view json) {
+  std::string out;
+  out.reserve(json.size() + json.size() / 2);
+  std::size_t depth = 0;
+  auto newline = [&out, &depth] {
+    out.push_back('\n');
+    out.append(depth * 2, ' ');
+  };
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  for (std::size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    switch (c) {
+      case '"': {  // a string, escapes and all, as it is
+        std::size_t end = i + 1;
+        while (end < json.size() && json[end] != '"') end += json[end] == '\\' ? 2 : 1;
+        end = std::min(end + 1, json.size());
+        out.append(json.substr(i, end - i));
+        i = end - 1;
+        break;
+      }
+      case '{':
+      case '[': {
+        std::size_t next = i + 1;
+        while (next < json.size() && space(json[next])) ++next;
+        out.push_back(c);
+        if (next < json.size() && json[next] == (c == '{' ? '}' : ']')) {
+          out.push_back(json[next]);  // empty: {} or []
+          i = next;
+        } else {
+          ++depth;
+          newline();
+        }
+        break;
+      }
+      case '}':
+      case ']':
+        if (depth > 0) --depth;
+        newline();
+        out.push_back(c);
+        break;
+      case ',':
+        out.push_back(',');
+        newline();
+        break;
+      case ':':
+        out += ": ";
+        break;
+      case ' ':
+      case '\t':
+      case '\n':
+      case '\r':
+        break;  // the layout is ours
+      default:
+        out.push_back(c);
+    }
+  }
+  return out;
+}
+
+bool isRetryAfterText(std::string_view text) {
+  if (text.size() > 200) return false;
+  if (!text.empty() && (text.front() == ' ' || text.back() == ' ')) return false;
+  for (char c : text) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
 
 struct EmulatorServer::Impl {
   struct Token {
@@ -164,13 +242,24 @@ struct EmulatorServer::Impl {
   std::uint64_t graph_early_retries = 0;
   std::uint64_t skiptoken_key = 0;        // authenticates Graph's $skiptoken values
   std::uint64_t tokens_issued = 0;
+  std::uint64_t pretty_bodies = 0;         // API bodies sent pretty-printed (pretty_json)
+  std::uint64_t foreign_links_served = 0;  // foreign nextLinks in bodies delivered whole
+  std::uint64_t throttled_absurd = 0;      // 429s with the throttle_retry_after text
+
+  // foreign_next_link's listener on kForeignHost: opened when the rate is first above 0,
+  // stopped after the main server. Its handler counts and answers 404, never touching `mu`.
+  std::unique_ptr<httplib::Server> foreign;
+  std::thread foreign_thread;
+  int foreign_port = 0;
+  std::atomic<std::uint64_t> foreign_requests{0};
+  std::atomic<std::uint64_t> foreign_requests_with_token{0};
 
   std::mutex stop_mu;
   std::condition_variable stop_cv;
   bool stopped = false;
 
   explicit Impl(EmulatorConfig c)
-      : config(std::move(c)), world(config.world), rng(config.fault_seed) {
+      : config(std::move(c)), world(worldOptionsOf(config)), rng(config.fault_seed) {
     if (config.clients.empty()) {
       config.clients.push_back({kDefaultTenant, kDefaultClientId, kDefaultClientSecret, true});
     }
@@ -207,9 +296,55 @@ struct EmulatorServer::Impl {
     if (latency > 0) std::this_thread::sleep_for(milliseconds(latency));
   }
 
-  static void setJson(httplib::Response& res, int status, const std::string& body) {
+  // An API answer's JSON body: pretty-printed under pretty_json.
+  std::string apiBody(std::string body) {
+    if (!config.faults.pretty_json) return body;
+    ++pretty_bodies;
+    return prettyJson(body);
+  }
+
+  void setJson(httplib::Response& res, int status, std::string body,
+               std::string_view content_type = kJson) {
+    res.status = status;
+    res.set_content(apiBody(std::move(body)), std::string(content_type));
+  }
+
+  // The test-only endpoints' bodies: always compact.
+  static void setTestJson(httplib::Response& res, int status, const std::string& body) {
     res.status = status;
     res.set_content(body, std::string(kJson));
+  }
+
+  // Opens foreign_next_link's listener on kForeignHost (any port), once. Call with `mu` held
+  // (or before serving).
+  mdec::Status openForeignListener() {
+    if (foreign) return okStatus();
+    auto listener = std::make_unique<httplib::Server>();
+    listener->set_keep_alive_timeout(1);
+    listener->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      ++foreign_requests;
+      if (req.has_header("Authorization")) ++foreign_requests_with_token;
+      res.status = 404;
+      res.set_content("not this host\n", "text/plain");
+      return httplib::Server::HandlerResponse::Handled;
+    });
+    const int port = listener->bind_to_any_port(kForeignHost);
+    if (port < 0) {
+      return Error(ErrorCode::kIo, std::string("'foreign_next_link': cannot listen on ") +
+                                       kForeignHost + " (any port)");
+    }
+    foreign_port = port;
+    foreign = std::move(listener);
+    foreign_thread = std::thread([this] { foreign->listen_after_bind(); });
+    for (int i = 0; i < 500 && !foreign->is_running(); ++i) {
+      std::this_thread::sleep_for(milliseconds(2));
+    }
+    return okStatus();
+  }
+
+  std::string foreignBase() const {
+    return foreign ? std::string("http://") + kForeignHost + ":" + std::to_string(foreign_port)
+                   : std::string();
   }
 
   // ---- Token endpoint ----
@@ -481,7 +616,11 @@ struct EmulatorServer::Impl {
       return false;
     }
     if (roll(config.faults.throttle_rate)) {
-      throttle(api, req, res, state, config.faults.throttle_retry_after_s);
+      if (config.faults.throttle_retry_after.empty()) {
+        throttle(api, req, res, state, config.faults.throttle_retry_after_s);
+      } else {
+        throttleVerbatim(api, req, res, config.faults.throttle_retry_after);
+      }
       return false;
     }
     if (roll(config.faults.throttle_no_retry_after_rate)) {
@@ -515,10 +654,22 @@ struct EmulatorServer::Impl {
     res.set_header("Retry-After", std::to_string(retry_after));
   }
 
+  // A 429 whose Retry-After is `text` as it is (throttle_retry_after): perhaps absurd, so it
+  // sets no not_before (the next request is no early retry).
+  void throttleVerbatim(Api api, const httplib::Request& req, httplib::Response& res,
+                        const std::string& text) {
+    ++(api == Api::kGraph ? graph_throttled : throttled);
+    ++throttled_absurd;
+    fail(api, req, res, 429, "TooManyRequests", "Rate limit is exceeded. Try again later.",
+         "TooManyRequests", "Too many requests.");
+    res.set_header("Retry-After", text);
+  }
+
   // Sends `body`, or cuts it short / drops the connection when a fault says so.
   void deliver(httplib::Response& res, std::string body, bool truncate, bool drop,
                std::string_view content_type = kJson) {
     res.status = 200;
+    body = apiBody(std::move(body));
     if (!truncate && !drop) {
       res.set_content(std::move(body), std::string(content_type));
       return;
@@ -711,10 +862,14 @@ struct EmulatorServer::Impl {
     const bool more =
         page.count > 0 && page.count == query->top && query->skip + page.count < page.matched;
     if (more) {
+      // foreign_next_link: the same path and query on another host.
+      const bool foreign_link = foreign && roll(config.faults.foreign_next_link);
+      if (foreign_link && !drop && !truncate) ++foreign_links_served;
       body += ",\"@odata.nextLink\":";
-      ecs::appendString(body, origin(req) + std::string(kGraphAlertsPath) + "?$skiptoken=" +
-                                  makeGraphSkipToken(*query, query->skip + page.count,
-                                                     skiptoken_key));
+      ecs::appendString(
+          body,
+          (foreign_link ? foreignBase() : origin(req)) + std::string(kGraphAlertsPath) +
+              "?$skiptoken=" + makeGraphSkipToken(*query, query->skip + page.count, skiptoken_key));
     }
     body += ",\"value\":";
     body += page.value_json;
@@ -738,8 +893,7 @@ struct EmulatorServer::Impl {
         ecs::appendString(body, origin(req) + "/v1.0/$metadata#security/alerts_v2/$entity");
         body += "," + json->substr(1);
         graphHeaders(req, res, include_unknown);
-        res.status = 200;
-        res.set_content(std::move(body), std::string(kGraphJson));
+        setJson(res, 200, std::move(body), kGraphJson);
       }
     }
     count("GET " + std::string(kGraphAlertsPath) + "/{id}", res.status);
@@ -761,7 +915,8 @@ struct EmulatorServer::Impl {
       body += ",\"lastUpdateTime\":\"" + formatApiTime(v.last_update_time) +
               "\",\"evidence\":" + std::to_string(v.evidence) + ",\"visibleSince\":\"" +
               formatApiTime(v.visible_since) + "\",\"latest\":" + (v.latest ? "true" : "false") +
-              ",\"served\":" + (v.served ? "true" : "false") + "}";
+              ",\"served\":" + (v.served ? "true" : "false") +
+              ",\"future\":" + (v.future ? "true" : "false") + "}";
     }
     body += "]}";
     return body;
@@ -797,12 +952,20 @@ struct EmulatorServer::Impl {
       }
       body += "}";
     }
-    body += "},\"throttled\":" + std::to_string(throttled) +
-            ",\"early_retries\":" + std::to_string(early_retries) +
-            ",\"graph_requests\":" + std::to_string(graphRequests()) +
-            ",\"graph_throttled\":" + std::to_string(graph_throttled) +
-            ",\"graph_early_retries\":" + std::to_string(graph_early_retries) +
-            ",\"tokens_issued\":" + std::to_string(tokens_issued) + "}";
+    body +=
+        "},\"throttled\":" + std::to_string(throttled) +
+        ",\"early_retries\":" + std::to_string(early_retries) +
+        ",\"graph_requests\":" + std::to_string(graphRequests()) +
+        ",\"graph_throttled\":" + std::to_string(graph_throttled) +
+        ",\"graph_early_retries\":" + std::to_string(graph_early_retries) +
+        ",\"tokens_issued\":" + std::to_string(tokens_issued) +
+        ",\"future_versions_served\":" + std::to_string(world.futureVersionsServed()) +
+        ",\"pretty_bodies\":" + std::to_string(pretty_bodies) +
+        ",\"foreign_links_served\":" + std::to_string(foreign_links_served) +
+        ",\"foreign_requests\":" + std::to_string(foreign_requests.load()) +
+        ",\"foreign_requests_with_token\":" + std::to_string(foreign_requests_with_token.load()) +
+        ",\"foreign_base\":\"" + foreignBase() +
+        "\",\"throttled_absurd\":" + std::to_string(throttled_absurd) + "}";
     return body;
   }
 
@@ -820,6 +983,13 @@ struct EmulatorServer::Impl {
             ",\"throttle_no_retry_after_rate\":";
     ecs::appendDouble(body, f.throttle_no_retry_after_rate);
     body += std::string(",\"token_outage\":") + (f.token_outage ? "true" : "false");
+    body += ",\"future_timestamps\":";
+    ecs::appendDouble(body, f.future_timestamps);
+    body += std::string(",\"pretty_json\":") + (f.pretty_json ? "true" : "false");
+    body += ",\"foreign_next_link\":";
+    ecs::appendDouble(body, f.foreign_next_link);
+    body += ",\"throttle_retry_after\":";
+    ecs::appendString(body, f.throttle_retry_after);
     body += std::string(",\"orderby\":\"") +
             (config.orderby == OrderMode::kHonour   ? "honour"
              : config.orderby == OrderMode::kIgnore ? "ignore"
@@ -851,10 +1021,10 @@ struct EmulatorServer::Impl {
     s.Get(std::string(kGraphAlertsPath) + R"(/([^/?]+))",
           [this](const httplib::Request& q, httplib::Response& r) { handleGraphOne(q, r); });
     s.Get("/_emulator/versions", [this](const httplib::Request&, httplib::Response& r) {
-      setJson(r, 200, versionsJson());
+      setTestJson(r, 200, versionsJson());
     });
     s.Get("/_emulator/stats", [this](const httplib::Request&, httplib::Response& r) {
-      setJson(r, 200, statsJson());
+      setTestJson(r, 200, statsJson());
     });
     // Freezes or resumes emulated time (tests: a final poll over a world that stands still).
     s.Post("/_emulator/clock", [this](const httplib::Request& q, httplib::Response& r) {
@@ -871,12 +1041,13 @@ struct EmulatorServer::Impl {
             std::chrono::duration<double, std::nano>(static_cast<double>(ahead.count()) /
                                                      config.speed));
       }
-      setJson(r, 200, std::string("{\"frozen\":") + (frozen_at ? "true" : "false") +
-                          ",\"now\":\"" + formatApiTime(emulatedNow()) + "\"}");
+      setTestJson(r, 200,
+                  std::string("{\"frozen\":") + (frozen_at ? "true" : "false") + ",\"now\":\"" +
+                      formatApiTime(emulatedNow()) + "\"}");
     });
     s.Get("/_emulator/faults", [this](const httplib::Request&, httplib::Response& r) {
       std::lock_guard<std::mutex> lock(mu);
-      setJson(r, 200, faultsJson());
+      setTestJson(r, 200, faultsJson());
     });
     s.Post("/_emulator/faults", [this](const httplib::Request& q, httplib::Response& r) {
       std::lock_guard<std::mutex> lock(mu);
@@ -888,13 +1059,25 @@ struct EmulatorServer::Impl {
         std::string body = "{\"error\":";
         ecs::appendString(body, applied.error().message());
         body += "}";
-        setJson(r, 400, body);
+        setTestJson(r, 400, body);
         return;
       }
+      if (faults.foreign_next_link > 0) {
+        if (const mdec::Status opened = openForeignListener(); !opened) {
+          std::string body = "{\"error\":";
+          ecs::appendString(body, opened.error().message());
+          body += "}";
+          setTestJson(r, 400, body);
+          return;
+        }
+      }
+      // Versions created until now keep the rate they were created under.
+      world.advanceTo(emulatedNow());
+      world.setFutureRate(faults.future_timestamps);
       config.faults = faults;
       config.orderby = orderby;
       config.next_link = next_link;
-      setJson(r, 200, faultsJson());
+      setTestJson(r, 200, faultsJson());
     });
   }
 };
@@ -941,6 +1124,9 @@ mdec::Status EmulatorServer::start() {
     }
     m.bound_port = m.config.port;
   }
+  if (m.config.faults.foreign_next_link > 0) {
+    if (auto opened = m.openForeignListener(); !opened) return opened;
+  }
   m.thread = std::thread([&m] {
     m.server->listen_after_bind();
     std::lock_guard<std::mutex> lock(m.stop_mu);
@@ -963,6 +1149,9 @@ int EmulatorServer::port() const { return impl_->bound_port; }
 void EmulatorServer::stop() {
   if (impl_->server) impl_->server->stop();
   if (impl_->thread.joinable()) impl_->thread.join();
+  // After the main server: no handler can be opening the foreign listener now.
+  if (impl_->foreign) impl_->foreign->stop();
+  if (impl_->foreign_thread.joinable()) impl_->foreign_thread.join();
 }
 
 void EmulatorServer::wait() {

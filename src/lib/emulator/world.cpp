@@ -31,6 +31,22 @@ std::uint64_t fnv1a(std::string_view s) {
   return h;
 }
 
+std::uint64_t mix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// Renders `alert` with `served_time` as its lastUpdateTime (a future stamp or its own).
+template <typename Render>
+void renderWithTime(Alert& alert, Timestamp served_time, Render render) {
+  const Timestamp real = alert.last_update_time;
+  alert.last_update_time = served_time;
+  render(static_cast<const Alert&>(alert));
+  alert.last_update_time = real;
+}
+
 // A gap drawn uniformly from [0, 2*mean]: the mean rate is right and the draw is integer.
 nanoseconds drawGap(Rng& rng, nanoseconds mean) {
   const auto hi = std::max<std::int64_t>(1, mean.count() * 2);
@@ -113,10 +129,29 @@ Timestamp World::lateness(Rng& rng) {
   return Timestamp{} + milliseconds(rng.between(1, options_.late_max.count()));
 }
 
+bool World::drawFuture(std::string_view id, std::size_t index) const {
+  const double rate = options_.future_rate;
+  if (rate <= 0) return false;
+  if (rate >= 1) return true;
+  const std::uint64_t h = mix64(fnv1a(id) ^ mix64(options_.future_seed) ^
+                                (static_cast<std::uint64_t>(index) * 0x2545f4914f6cdd1dULL));
+  return static_cast<double>(h >> 11) * 0x1.0p-53 < rate;
+}
+
+void World::markServed(Version& version) {
+  if (!version.served && version.future) ++future_served_;
+  version.served = true;
+}
+
 void World::addVersion(std::size_t slot_index) {
   Slot& slot = slots_[slot_index];
   Version v;
-  v.last_update_time = slot.alert.last_update_time;
+  const std::size_t number = slot.versions.size();
+  v.future = drawFuture(slot.alert.id, number);
+  v.last_update_time = v.future
+                           ? kFutureTime + std::chrono::seconds(static_cast<std::int64_t>(number))
+                           : slot.alert.last_update_time;
+  // Visibility follows the real time, whatever the version is stamped with.
   v.visible_since =
       slot.alert.last_update_time + lateness(rng_).time_since_epoch();
   // A version never becomes visible before an earlier one of the same alert.
@@ -134,8 +169,10 @@ void World::addVersion(std::size_t slot_index) {
   }
   if (slot.alert.determination) v.graph_determination = lowerCamel(*slot.alert.determination);
   v.assigned_to = slot.alert.assigned_to;
-  appendAlertJson(slot.alert, true, v.json_expanded);
-  appendAlertJson(slot.alert, false, v.json_plain);
+  renderWithTime(slot.alert, v.last_update_time, [&v](const Alert& alert) {
+    appendAlertJson(alert, true, v.json_expanded);
+    appendAlertJson(alert, false, v.json_plain);
+  });
   slot.versions.push_back(std::move(v));
 }
 
@@ -264,7 +301,7 @@ QueryPage World::query(const AlertQuery& q, OrderMode mode, bool mark_served) {
     Version* v = candidates[i].second;
     if (i != begin) page.value_json.push_back(',');
     page.value_json.append(q.expand_evidence ? v->json_expanded : v->json_plain);
-    if (mark_served) v->served = true;
+    if (mark_served) markServed(*v);
     ++page.count;
   }
   page.value_json.push_back(']');
@@ -275,9 +312,11 @@ void World::renderGraph(Slot& slot) {
   Version& v = slot.versions.back();
   if (v.graph_rendered) return;
   v.graph_rendered = true;
-  appendGraphAlertJson(slot.alert, true, v.graph_json);
-  v.graph_differs = hasNewerGraphMembers(slot.alert);
-  if (v.graph_differs) appendGraphAlertJson(slot.alert, false, v.graph_json_legacy);
+  renderWithTime(slot.alert, v.last_update_time, [&v](const Alert& alert) {
+    appendGraphAlertJson(alert, true, v.graph_json);
+    v.graph_differs = hasNewerGraphMembers(alert);
+    if (v.graph_differs) appendGraphAlertJson(alert, false, v.graph_json_legacy);
+  });
 }
 
 const std::string& World::graphJson(Slot& slot, Version& version,
@@ -323,7 +362,7 @@ QueryPage World::queryGraph(const GraphQuery& q, OrderMode mode,
     auto [slot, v] = candidates[i];
     if (i != begin) page.value_json.push_back(',');
     page.value_json.append(graphJson(slots_[slot], *v, include_unknown_enum_members));
-    if (mark_served) v->served = true;
+    if (mark_served) markServed(*v);
     ++page.count;
   }
   page.value_json.push_back(']');
@@ -338,7 +377,7 @@ std::optional<std::string> World::alertGraphJson(std::string_view id,
   Slot& slot = slots_[it->second];
   Version* v = visibleVersion(slot);
   if (v == nullptr) return std::nullopt;
-  if (mark_served) v->served = true;
+  if (mark_served) markServed(*v);
   return graphJson(slot, *v, include_unknown_enum_members);
 }
 
@@ -348,7 +387,7 @@ std::optional<std::string> World::alertJson(std::string_view id, bool expand_evi
   if (it == by_id_.end()) return std::nullopt;
   Version* v = visibleVersion(slots_[it->second]);
   if (v == nullptr) return std::nullopt;
-  if (mark_served) v->served = true;
+  if (mark_served) markServed(*v);
   return expand_evidence ? v->json_expanded : v->json_plain;
 }
 
@@ -365,15 +404,15 @@ std::vector<VersionInfo> World::versions() const {
       info.visible_since = v.visible_since;
       info.latest = &v == visible;
       info.served = v.served;
+      info.future = v.future;
       out.push_back(std::move(info));
     }
   }
   // Versions of one alert can share visible_since (a version held back behind a late one):
-  // they stay oldest first.
-  std::sort(out.begin(), out.end(), [](const VersionInfo& a, const VersionInfo& b) {
+  // they stay oldest first (as listed: a future stamp can make an older one's time later).
+  std::stable_sort(out.begin(), out.end(), [](const VersionInfo& a, const VersionInfo& b) {
     if (a.visible_since != b.visible_since) return a.visible_since < b.visible_since;
-    if (a.id != b.id) return a.id < b.id;
-    return a.last_update_time < b.last_update_time;
+    return a.id < b.id;
   });
   return out;
 }
