@@ -68,8 +68,8 @@ enum class StatusClass {
 StatusClass classifyStatus(int status);
 
 // The API's own error message from its error body ({"error":{"code","message"}}), read
-// with a real parser; the start of the body when it is not that shape. At most 300 bytes,
-// control characters replaced.
+// with a real parser ("<code>: <message>"); the start of the body when it is not that
+// shape. At most 400 bytes, on one line (control characters replaced by spaces).
 std::string apiErrorMessage(std::string_view body);
 
 // What differs between the two APIs for the client.

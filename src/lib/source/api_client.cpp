@@ -64,13 +64,6 @@ class Reader {
     }
     return false;
   }
-  bool skipUntil(char c) {  // past the next `c`
-    const auto p = s_.find(c, i_);
-    if (p == std::string_view::npos) return false;
-    i_ = p + 1;
-    return true;
-  }
-
  private:
   std::string_view s_;
   std::size_t i_ = 0;
@@ -80,6 +73,8 @@ constexpr std::array<std::string_view, 12> kMonths = {"Jan", "Feb", "Mar", "Apr"
                                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 constexpr std::array<std::string_view, 7> kDays = {"Mon", "Tue", "Wed", "Thu",
                                                    "Fri", "Sat", "Sun"};
+constexpr std::array<std::string_view, 7> kLongDays = {
+    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"};
 
 std::optional<std::int64_t> unixSeconds(unsigned year, unsigned month, unsigned day,
                                         unsigned hour, unsigned minute, unsigned second) {
@@ -134,7 +129,7 @@ std::optional<std::int64_t> parseHttpDate(std::string_view text) {
   {  // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT (two-digit years: 1970..2069)
     Reader r(text);
     unsigned yy = 0;
-    if (r.skipUntil(',') && r.lit(" ") && r.num(2, day) && r.lit("-") &&
+    if (r.oneOf(kLongDays, ignored) && r.lit(", ") && r.num(2, day) && r.lit("-") &&
         r.oneOf(kMonths, month) && r.lit("-") && r.num(2, yy) && r.lit(" ") && r.num(2, hour) &&
         r.lit(":") && r.num(2, minute) && r.lit(":") && r.num(2, second) && r.lit(" GMT") &&
         r.done()) {
@@ -287,7 +282,7 @@ void RequestPacer::load(const std::string& path, std::chrono::system_clock::time
       }
       continue;
     }
-    if (*ms > now_ms || now_ms - *ms >= 3'600'000) continue;
+    if (*ms > now_ms || *ms <= now_ms - 3'600'000) continue;  // no subtraction can overflow
     sent_.push_back(steady_now - milliseconds(now_ms - *ms));
   }
   std::sort(sent_.begin(), sent_.end());
@@ -398,7 +393,6 @@ Result<std::string> ApiClient::get(const std::string& url, std::stop_token stop,
     }
     if (!wait(pacer_.waitBefore(clock_.steadyNow()), stop)) break;
     auto token = tokens_.token(refresh_next);
-    refresh_next = false;
     if (m != nullptr) m->token_refreshes = tokens_.refreshes();
     if (!token) {
       if (!token.error().retryable()) {
@@ -411,6 +405,7 @@ Result<std::string> ApiClient::get(const std::string& url, std::stop_token stop,
       if (final_attempt || !wait(backoff(attempt), stop)) break;
       continue;
     }
+    refresh_next = false;  // renewed (a failed renewal is tried again before the next send)
     http::HttpRequest req;
     req.url = url;
     req.headers = {{"Authorization", "Bearer " + *token},

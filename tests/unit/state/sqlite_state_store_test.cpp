@@ -186,7 +186,7 @@ TEST(SqliteStateStore, RefusesANewerSchema) {
   ASSERT_FALSE(store.has_value());
   EXPECT_NE(store.error().message().find(
                 "state.db was written by a newer mdecollect (schema 7); this version "
-                "understands up to 2"),
+                "understands up to 3"),
             std::string::npos)
       << store.error().message();
   EXPECT_FALSE(store.error().retryable());
