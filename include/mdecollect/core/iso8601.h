@@ -30,4 +30,7 @@ std::optional<std::int64_t> nanosBetween(const Instant& a, const Instant& b);
 std::string formatRfc3339(const Instant& instant, int frac_digits = 3);
 Instant toInstant(std::chrono::system_clock::time_point tp);
 
+// Days since 1970-01-01 of a proleptic Gregorian date (month 1..12).
+std::int64_t daysFromCivil(std::int64_t y, unsigned m, unsigned d);
+
 }  // namespace mdec::core

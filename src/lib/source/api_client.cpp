@@ -24,16 +24,6 @@ using std::chrono::seconds;
 
 constexpr std::string_view kUserAgent = "MdatpPartner-mdecollect/" MDEC_VERSION_STRING;
 
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-std::int64_t daysFromCivil(std::int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2 ? 1 : 0;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
 class Reader {
  public:
   explicit Reader(std::string_view s) : s_(s) {}
@@ -86,7 +76,8 @@ std::optional<std::int64_t> unixSeconds(unsigned year, unsigned month, unsigned 
   }
   const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
   if (month == 1 && day == 29 && !leap) return std::nullopt;
-  return daysFromCivil(year, month + 1, day) * 86400 + hour * 3600 + minute * 60 + second;
+  return core::daysFromCivil(year, month + 1, day) * 86400 + hour * 3600 + minute * 60 +
+         second;
 }
 
 // Writes `text` to `path` through a temporary file created 0600 and renamed over it.
