@@ -152,8 +152,10 @@ std::optional<seconds> parseRetryAfter(std::string_view value, std::int64_t serv
     return seconds(std::min<std::int64_t>(n, kMaxRetryAfter.count()));
   }
   if (auto at = parseHttpDate(value)) {
-    const std::int64_t d = *at - server_now;  // both within 1970..9999: no overflow
-    return seconds(std::clamp<std::int64_t>(d, 0, kMaxRetryAfter.count()));
+    // Compared before subtracting: server_now may be anything an int64 holds.
+    if (server_now >= *at) return seconds(0);
+    if (server_now <= *at - kMaxRetryAfter.count()) return kMaxRetryAfter;
+    return seconds(*at - server_now);  // within (0, kMaxRetryAfter)
   }
   return std::nullopt;
 }
