@@ -214,9 +214,13 @@ Status WindowPager::run(Instant from, std::optional<Instant> until, std::optiona
           replaced = true;
           continue;
         }
+        // Wider than 64 bits of nanoseconds (292 years: alerts stamped far in the future) is
+        // split by whole seconds; only a window under a millisecond is paged with $skip.
         const auto width = core::nanosBetween(w.from, *w.to);
-        if (width && *width > kMinWindowNanos) {
-          const Instant mid = addNanos(w.from, *width / 2);
+        if (!width || *width > kMinWindowNanos) {
+          const Instant mid =
+              width ? addNanos(w.from, *width / 2)
+                    : Instant{w.from.seconds + (w.to->seconds - w.from.seconds) / 2, w.from.nanos};
           windows.pop_front();
           windows.push_front(Window{mid, *w.to});
           windows.push_front(Window{w.from, mid});

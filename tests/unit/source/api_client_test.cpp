@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "support/scoped_umask.h"
 #include "support/temp_dir.h"
 
 namespace mdec::source {
@@ -490,18 +491,6 @@ unsigned modeOf(const std::string& path) {
   return static_cast<unsigned>(st.st_mode & 07777);
 }
 
-// Restores the process umask when the test ends, whatever happens.
-class UmaskGuard {
- public:
-  explicit UmaskGuard(mode_t mask) : old_(::umask(mask)) {}
-  ~UmaskGuard() { ::umask(old_); }
-  UmaskGuard(const UmaskGuard&) = delete;
-  UmaskGuard& operator=(const UmaskGuard&) = delete;
-
- private:
-  mode_t old_;
-};
-
 const WallTime kWall{seconds(kClockStart)};
 const SteadyTime kSteady{hours(5)};
 constexpr std::int64_t kWallMs = kClockStart * 1000;
@@ -514,7 +503,7 @@ TEST(RequestPacerTest, SaveCreatesTheFile0600EvenUnderUmask0) {
   RequestPacer pacer(100, 1500);
   pacer.record(kSteady - seconds(10));
   {
-    UmaskGuard zero(0);
+    mdec::testing::ScopedUmask zero(0);
     pacer.save(path, kWall, kSteady);
   }
   EXPECT_EQ(modeOf(path), 0600u);
@@ -530,7 +519,7 @@ TEST(RequestPacerTest, SaveFixesTheModeOfALeftoverTemporaryFile) {
   RequestPacer pacer(100, 1500);
   pacer.deferUntil(kSteady + seconds(30), kSteady);
   {
-    UmaskGuard zero(0);
+    mdec::testing::ScopedUmask zero(0);
     pacer.save(path, kWall, kSteady);
   }
   EXPECT_EQ(modeOf(path), 0600u);
@@ -1060,7 +1049,7 @@ TEST_F(ApiClientTest, ThePacingFileIsWritten0600AndPacesARestart) {
   config.requests_per_minute = 1;
   http.answer(200, kPage);
   {
-    UmaskGuard zero(0);
+    mdec::testing::ScopedUmask zero(0);
     make(mdeProfile(), options);
     ASSERT_TRUE(get().has_value());
   }

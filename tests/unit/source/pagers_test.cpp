@@ -313,6 +313,26 @@ TEST(WindowPagerTest, MoreFutureStampedAlertsThanAPageHolds) {
   }
 }
 
+// Windows centuries wide (more than 64 bits of nanoseconds) are split too: $skip is only for
+// alerts within one millisecond.
+TEST(WindowPagerTest, CenturiesWideWindowsAreSplitNotPagedWithSkip) {
+  ScriptedApi api;
+  api.order = Order::kById;
+  for (int year = 2100; year <= 9900; year += 600) {
+    api.alerts.push_back({"y" + std::to_string(year),
+                          *core::parseIsoDateTime(std::to_string(year) + "-06-01T00:00:00Z")});
+  }
+  auto pager = api.pager(2);
+  const Instant from = addNanos(api.now, -3600 * kSecond);
+  ASSERT_TRUE(pager.run(from, std::nullopt, std::nullopt, true, {}));
+  EXPECT_TRUE(api.missing(from).empty());
+  for (const auto& q : api.queries) {
+    EXPECT_TRUE(q.probe || q.skip == 0) << "paged with $skip from "
+                                        << core::formatRfc3339(q.window.from, 7);
+  }
+  EXPECT_TRUE(api.watermarks.empty()) << "no alert at or before the server's time";
+}
+
 TEST(WindowPagerTest, ServerClockBehindAndAheadOfOurs) {
   for (std::int64_t skew_s : {-3600, -300, 0, 300, 3600}) {
     ScriptedApi api;
