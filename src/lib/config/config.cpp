@@ -16,8 +16,8 @@
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
-#include <map>
 #include <functional>
+#include <map>
 #include <memory>
 #include <ostream>
 #include <span>
@@ -478,12 +478,11 @@ std::string namespaceProblem(const std::string& name) {
 }
 
 std::string sourceNameProblem(const std::string& name) {
-  const bool good =
-      !name.empty() && name != "." && name != ".." &&
-      std::all_of(name.begin(), name.end(), [](char c) {
-        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-               c == '_' || c == '.' || c == '-';
-      });
+  const bool good = !name.empty() && name != "." && name != ".." &&
+                    std::all_of(name.begin(), name.end(), [](char c) {
+                      return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                             (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+                    });
   if (good) return {};
   return "'" + name + "' must be letters, digits, '_', '.' and '-' (it names the source's state)";
 }
@@ -564,16 +563,16 @@ std::string aSource(SourceType type) {
   return std::string(type == SourceType::kMde ? "an " : "a ") + sourceTypeName(type) + " source";
 }
 
-// Where a mapping is decoded: inside a source of a known type, or of an unknown one.
+// Where a mapping is decoded. In a source of a known type, keys of the other types are
+// problems; in one of unknown type, any source key is accepted.
 struct Scope {
-  bool in_source = false;
   std::optional<SourceType> type;  // in a source: its type when valid
 };
 
 struct Bounds {
-  std::int64_t min = 0;        // kInteger, kDuration (ms), kSize (bytes)
-  std::int64_t max = 0;        // kInteger
-  std::int64_t graph_max = 0;  // kInteger in a graph source, when lower than max
+  std::int64_t min = 0;                       // kInteger, kDuration (ms), kSize (bytes)
+  std::int64_t max = 0;                       // kInteger
+  std::int64_t graph_max = 0;                 // kInteger in a graph source, when lower than max
   std::span<const std::string_view> choices;  // kChoice
   bool non_empty = false;                     // text: "" is a problem
   std::string_view empty_list;                // kList: the problem when the list is empty
@@ -594,8 +593,8 @@ struct Codec {
   // The value as check-config prints it, for the reference's default column ("" for none).
   std::string (*shown)(const S&, const Key<S>&) = nullptr;
   // A mapping: its keys' rows (flat) or its own section in the reference.
-  void (*reference)(ReferenceWriter&, const Key<S>&, const std::string& path,
-                    const S& defaults, const std::type_identity_t<S>* graph_defaults) = nullptr;
+  void (*reference)(ReferenceWriter&, const Key<S>&, const std::string& path, const S& defaults,
+                    const std::type_identity_t<S>* graph_defaults) = nullptr;
 };
 
 template <class S>
@@ -611,13 +610,15 @@ struct Key {
   Bounds bounds;
   unsigned types = kEveryType;
   bool required = false;
-  bool decode_null = false;                 // a null value is decoded too (not "the default")
+  bool decode_null = false;                  // a null value is decoded too (not "the default")
   bool (*printed_when)(const S&) = nullptr;  // check-config prints the key only then
-  bool flat = false;                        // a mapping listed as name.key in its parent's table
-  std::string_view label;  // the reference's type, when the kind does not say it
-  std::string_view note;   // the reference's default, when the struct's does not say it
+  bool flat = false;                         // a mapping listed as name.key in its parent's table
+  std::string_view label;                    // the reference's type, when the kind does not say it
+  std::string_view note;  // the reference's default, when the struct's does not say it
 
-  constexpr Key min(std::int64_t v) const { return with([&](Key& k) { k.bounds.min = v; }); }
+  constexpr Key min(std::int64_t v) const {
+    return with([&](Key& k) { k.bounds.min = v; });
+  }
   constexpr Key range(std::int64_t lo, std::int64_t hi) const {
     return with([&](Key& k) {
       k.bounds.min = lo;
@@ -627,7 +628,9 @@ struct Key {
   constexpr Key graphMax(std::int64_t v) const {
     return with([&](Key& k) { k.bounds.graph_max = v; });
   }
-  constexpr Key nonEmpty() const { return with([](Key& k) { k.bounds.non_empty = true; }); }
+  constexpr Key nonEmpty() const {
+    return with([](Key& k) { k.bounds.non_empty = true; });
+  }
   constexpr Key emptyList(std::string_view problem) const {
     return with([&](Key& k) { k.bounds.empty_list = problem; });
   }
@@ -637,12 +640,18 @@ struct Key {
   constexpr Key of(unsigned source_types) const {
     return with([&](Key& k) { k.types = source_types; });
   }
-  constexpr Key isRequired() const { return with([](Key& k) { k.required = true; }); }
-  constexpr Key nullToo() const { return with([](Key& k) { k.decode_null = true; }); }
+  constexpr Key isRequired() const {
+    return with([](Key& k) { k.required = true; });
+  }
+  constexpr Key nullToo() const {
+    return with([](Key& k) { k.decode_null = true; });
+  }
   constexpr Key printedWhen(bool (*fn)(const S&)) const {
     return with([&](Key& k) { k.printed_when = fn; });
   }
-  constexpr Key flatten() const { return with([](Key& k) { k.flat = true; }); }
+  constexpr Key flatten() const {
+    return with([](Key& k) { k.flat = true; });
+  }
   constexpr Key typeLabel(std::string_view text) const {
     return with([&](Key& k) { k.label = text; });
   }
@@ -828,12 +837,12 @@ template <class S>
 void emitKeys(YAML::Emitter& out, const S& s, std::span<const Key<S>> keys, unsigned types);
 template <class S>
 void referenceKeys(ReferenceWriter& r, std::span<const Key<S>> keys, const std::string& prefix,
-                   const std::string& section, const S& defaults, const std::type_identity_t<S>* graph_defaults,
-                   unsigned types);
+                   const std::string& section, const S& defaults,
+                   const std::type_identity_t<S>* graph_defaults, unsigned types);
 template <class S>
 void referenceSection(ReferenceWriter& r, std::span<const Key<S>> keys, const std::string& path,
-                      const std::string& intro, const S& defaults, const std::type_identity_t<S>* graph_defaults,
-                      unsigned types);
+                      const std::string& intro, const S& defaults,
+                      const std::type_identity_t<S>* graph_defaults, unsigned types);
 
 // A nested mapping whose keys are the table Keys and whose values go into the member M. A
 // Finish, when given, runs after its keys are decoded (cross-key rules).
@@ -927,8 +936,7 @@ constexpr Key<StructOf<M>> mapping(std::string_view name, std::string_view doc) 
 // ---- Keys with their own decoding.
 
 // One PEM file: a path, or a list of exactly one; it must be readable.
-void decodeCaFile(Decoder& d, const Field& f, TlsConfig& ssl, const Key<TlsConfig>&,
-                  const Scope&) {
+void decodeCaFile(Decoder& d, const Field& f, TlsConfig& ssl, const Key<TlsConfig>&, const Scope&) {
   if (f.node.IsSequence()) {
     auto list = d.stringList(f, true);
     if (!list) return;
@@ -959,9 +967,9 @@ void decodeListen(Decoder& d, const Field& f, HttpConfig& http, const Key<HttpCo
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
-  const bool digits = !port.empty() && port.size() <= 5 &&
-                      std::all_of(port.begin(), port.end(),
-                                  [](char ch) { return ch >= '0' && ch <= '9'; });
+  const bool digits =
+      !port.empty() && port.size() <= 5 &&
+      std::all_of(port.begin(), port.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
   if (host.empty() || !digits || std::stoi(port) > 65535) {
     d.problem(f, "expected host:port (for example 127.0.0.1:5066), got '" + listen + "'");
     return;
@@ -972,8 +980,7 @@ void decodeListen(Decoder& d, const Field& f, HttpConfig& http, const Key<HttpCo
 }
 
 // The type is read before the other keys (it decides which keys a source has).
-void decodeNothing(Decoder&, const Field&, SourceConfig&, const Key<SourceConfig>&,
-                   const Scope&) {}
+void decodeNothing(Decoder&, const Field&, SourceConfig&, const Key<SourceConfig>&, const Scope&) {}
 
 struct TypeSlot {
   static void emit(YAML::Emitter& out, const SourceConfig& s, const Key<SourceConfig>& key) {
@@ -1002,8 +1009,7 @@ struct TagsSlot {
 };
 
 // Declared here, defined after the tables they read.
-void decodeSourceList(Decoder& d, const Field& f, Config& config, const Key<Config>&,
-                      const Scope&);
+void decodeSourceList(Decoder& d, const Field& f, Config& config, const Key<Config>&, const Scope&);
 void emitSourceList(YAML::Emitter& out, const Config& config, const Key<Config>& key);
 void referenceSources(ReferenceWriter& r, const Key<Config>& key, const std::string& path,
                       const Config& defaults, const Config* graph_defaults);
@@ -1068,8 +1074,9 @@ constexpr Key<FileOutputConfig> kFileOutputKeys[] = {
         "path", "a directory: files `microsoft_defender_endpoint-<YYYYMMDD>.ndjson` (UTC date)")
         .defaultNote("`<state_dir>/output`"),
     size<&FileOutputConfig::rotate_bytes>(
-        "rotate_bytes", "a new file when the next page would pass it (a file can pass it by one "
-                        "page)"),
+        "rotate_bytes",
+        "a new file when the next page would pass it (a file can pass it by one "
+        "page)"),
     integer<&FileOutputConfig::keep_files>("keep_files", 1, kMaxKeepFiles,
                                            "older files are deleted"),
 };
@@ -1120,8 +1127,8 @@ constexpr Key<SourceConfig> kSourceKeys[] = {
                       "NDJSON files"}
         .typeLabel("`mde`, `graph` or `file`")
         .defaultNote("required"),
-    text<&SourceConfig::tenant_id>(
-        "tenant_id", "the Directory (tenant) ID: a GUID or `contoso.onmicrosoft.com`")
+    text<&SourceConfig::tenant_id>("tenant_id",
+                                   "the Directory (tenant) ID: a GUID or `contoso.onmicrosoft.com`")
         .nonEmpty()
         .check(&tenantIdProblem)
         .of(kApiTypes)
@@ -1148,10 +1155,9 @@ constexpr Key<SourceConfig> kSourceKeys[] = {
     list<&SourceConfig::scopes>("scopes", "set: the v2 token flow (`scope=`); unset: the v1 flow")
         .emptyList("must list at least one scope (or leave 'scopes' out for the v1 flow)")
         .of(kApiTypes),
-    url<&SourceConfig::api_url>(
-        "api_url",
-        "also regional hosts (`https://api-eu.security.microsoft.com`) or "
-        "`https://api-gov.securitycenter.microsoft.us`")
+    url<&SourceConfig::api_url>("api_url",
+                                "also regional hosts (`https://api-eu.security.microsoft.com`) or "
+                                "`https://api-gov.securitycenter.microsoft.us`")
         .of(kApiTypes),
     list<&SourceConfig::service_sources>("service_sources",
                                          "graph only: the products; `[]`: alerts of every product")
@@ -1193,8 +1199,8 @@ constexpr Key<SourceConfig> kSourceKeys[] = {
                                   "`graph`: Graph `alerts_v2` alerts or pages")
         .of(kFileType),
     Key<SourceConfig>{"tags", Kind::kList, TagsSlot::codec(), "the documents' `tags`"},
-    flag<&SourceConfig::preserve_original_event>(
-        "preserve_original_event", "keep the alert as JSON text in `event.original`"),
+    flag<&SourceConfig::preserve_original_event>("preserve_original_event",
+                                                 "keep the alert as JSON text in `event.original`"),
     text<&SourceConfig::data_stream_namespace>(
         "namespace",
         "`data_stream.namespace`: lower case, at most 100 bytes, none of "
@@ -1226,11 +1232,9 @@ constexpr Key<Config> kTopKeys[] = {
         "(see below)"),
     mapping<&Config::logging, kLoggingKeys>("logging", "the log"),
     mapping<&Config::http, kHttpKeys>("http", "the monitoring endpoint"),
-    mapping<&Config::tracing, kTracingKeys>("tracing",
-                                            "see [Request tracing](#request-tracing)"),
+    mapping<&Config::tracing, kTracingKeys>("tracing", "see [Request tracing](#request-tracing)"),
     Key<Config>{"sources", Kind::kSources,
-                Codec<Config>{&decodeSourceList, &emitSourceList, &shownNothing,
-                              &referenceSources},
+                Codec<Config>{&decodeSourceList, &emitSourceList, &shownNothing, &referenceSources},
                 "where alerts come from"}
         .nullToo()
         .typeLabel("list")
@@ -1382,7 +1386,9 @@ std::string typeLabel(const Key<S>& k) {
     case Kind::kChoice: {
       std::string list;
       for (std::size_t i = 0; i < b.choices.size(); ++i) {
-        list += (i == 0 ? "" : i + 1 == b.choices.size() ? " or " : ", ") +
+        list += (i == 0                      ? ""
+                 : i + 1 == b.choices.size() ? " or "
+                                             : ", ") +
                 code(std::string(b.choices[i]));
       }
       return list;
@@ -1413,16 +1419,21 @@ std::string typeLabel(const Key<S>& k) {
 }
 
 template <class S>
-std::string defaultText(const Key<S>& k, const S& defaults, const std::type_identity_t<S>* graph_defaults) {
+std::string defaultText(const Key<S>& k, const S& defaults,
+                        const std::type_identity_t<S>* graph_defaults) {
   if (!k.note.empty()) return std::string(k.note);
   if (k.kind == Kind::kSecret) return k.required ? "required (one of the two)" : "none";
   if (k.required) return "required";
   const std::string value = k.codec.shown(defaults, k);
   if (k.kind == Kind::kMapping || k.kind == Kind::kSources) return "";
-  std::string text = value.empty() || value == "\"\"" ? "none" : code(value);
+  // "" and [] print as "none": unset.
+  const auto cell = [](const std::string& v) {
+    return v.empty() || v == "\"\"" || v == "[]" ? std::string("none") : code(v);
+  };
+  std::string text = cell(value);
   if (graph_defaults != nullptr && (k.types & kGraphType) != 0) {
     const std::string graph = k.codec.shown(*graph_defaults, k);
-    if (graph != value) text += " (graph: " + code(graph) + ")";
+    if (graph != value) text += " (graph: " + cell(graph) + ")";
   }
   return text;
 }
@@ -1431,8 +1442,8 @@ std::string defaultText(const Key<S>& k, const S& defaults, const std::type_iden
 // flat, or as a section of its own (section.key) after this table.
 template <class S>
 void referenceKeys(ReferenceWriter& r, std::span<const Key<S>> keys, const std::string& prefix,
-                   const std::string& section, const S& defaults, const std::type_identity_t<S>* graph_defaults,
-                   unsigned types) {
+                   const std::string& section, const S& defaults,
+                   const std::type_identity_t<S>* graph_defaults, unsigned types) {
   for (const auto& k : keys) {
     if ((k.types & types) == 0) continue;
     const std::string name = prefix + std::string(k.name);
@@ -1440,14 +1451,14 @@ void referenceKeys(ReferenceWriter& r, std::span<const Key<S>> keys, const std::
       k.codec.reference(r, k, name, defaults, graph_defaults);
       continue;
     }
-    const std::string key_cell = k.kind == Kind::kSecret
-                                     ? code(name) + " / " + code(name + "_file")
-                                     : code(name);
+    const std::string key_cell =
+        k.kind == Kind::kSecret ? code(name) + " / " + code(name + "_file") : code(name);
     r.row(key_cell, typeLabel(k), defaultText(k, defaults, graph_defaults), k.doc);
     if (k.codec.reference != nullptr) {
       const Key<S>* key = &k;
       const S* d = &defaults;
-      std::string path = section.empty() ? std::string(k.name) : section + "." + std::string(k.name);
+      std::string path =
+          section.empty() ? std::string(k.name) : section + "." + std::string(k.name);
       r.later([&r, key, d, path] { key->codec.reference(r, *key, path, *d, nullptr); });
     }
   }
@@ -1455,8 +1466,8 @@ void referenceKeys(ReferenceWriter& r, std::span<const Key<S>> keys, const std::
 
 template <class S>
 void referenceSection(ReferenceWriter& r, std::span<const Key<S>> keys, const std::string& path,
-                      const std::string& intro, const S& defaults, const std::type_identity_t<S>* graph_defaults,
-                      unsigned types) {
+                      const std::string& intro, const S& defaults,
+                      const std::type_identity_t<S>* graph_defaults, unsigned types) {
   r.heading(code(path));
   if (!intro.empty()) r.paragraph(intro);
   r.tableStart();
@@ -1498,7 +1509,7 @@ void decodeSource(Decoder& d, const Field& f, SourceConfig& s) {
     s.type = *type;
     applyTypeDefaults(s);  // keys set below override them
   }
-  const Scope scope{true, type};
+  const Scope scope{type};
   decodeKeys(d, f, *m, s, all(kSourceKeys), scope);
   checkKeys(d, f, *m, all(kSourceKeys), scope);
   if ((type == SourceType::kMde || type == SourceType::kGraph) && m->get("token_url") == nullptr) {
@@ -1559,9 +1570,8 @@ void referenceSources(ReferenceWriter& r, const Key<Config>&, const std::string&
     r.paragraph(intro);
     r.tableStart();
     for (const auto& k : kSourceKeys) {
-      const bool listed =
-          types == kEveryType ? k.types == kEveryType
-                              : k.types != kEveryType && (k.types & types) != 0;
+      const bool listed = types == kEveryType ? k.types == kEveryType
+                                              : k.types != kEveryType && (k.types & types) != 0;
       if (!listed) continue;
       const bool both = types == kApiTypes;
       referenceKeys(r, std::span<const Key<SourceConfig>>(&k, 1), "", path, mde,
@@ -1645,8 +1655,8 @@ void emitElasticsearch(YAML::Emitter& out, const Config& config, const Key<Confi
 
 void referenceElasticsearch(ReferenceWriter& r, const Key<Config>&, const std::string& path,
                             const Config&, const Config*) {
-  referenceSection(r, all(kElasticsearchKeys), path, std::string(),
-                   ElasticsearchOutputConfig{}, nullptr, kEveryType);
+  referenceSection(r, all(kElasticsearchKeys), path, std::string(), ElasticsearchOutputConfig{},
+                   nullptr, kEveryType);
 }
 
 void decodeRoot(Decoder& d, const YAML::Node& root, Config& config) {
