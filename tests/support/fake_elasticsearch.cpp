@@ -20,13 +20,13 @@
 #include <thread>
 #include <utility>
 
-#include "ecs/json_writer.h"
+#include "mdecollect/core/json_writer.h"
 
 namespace mdec::testing {
 namespace {
 
-using mdec::ecs::appendString;
-using mdec::ecs::ObjectWriter;
+using mdec::core::appendString;
+using mdec::core::ObjectWriter;
 
 constexpr std::string_view kJson = "application/json";
 constexpr std::size_t kMaxIdBytes = 512;
@@ -982,7 +982,7 @@ struct FakeElasticsearch::Impl {
   // escaping).
   static std::string escaped(std::string_view key) {
     std::string out;
-    mdec::ecs::appendEscapedLossy(out, key);
+    mdec::core::appendEscapedLossy(out, key);
     return out;
   }
 };

@@ -212,10 +212,6 @@ Timestamp coarseUpdateTime(Timestamp t);
 void appendApiTime(Timestamp t, std::string& out);
 std::string formatApiTime(Timestamp t);
 
-// A JSON string literal (with quotes): `"` `\` and control characters escaped, UTF-8 bytes
-// passed through unchanged.
-void appendJsonString(std::string_view text, std::string& out);
-
 // The alert as compact JSON, as the API sends it. Without `expand_evidence` the evidence
 // array is written empty (`"evidence":[]`), as the API does without `$expand=evidence`.
 void appendAlertJson(const Alert& alert, bool expand_evidence, std::string& out);

@@ -13,10 +13,10 @@
 #include <cstring>
 #include <optional>
 
-#include "ecs/json_writer.h"
 #include "ecs/line_scanner.h"
 #include "ecs/url_parts.h"
 #include "mdecollect/core/iso8601.h"
+#include "mdecollect/core/json_writer.h"
 
 namespace mdec::ecs {
 
@@ -24,6 +24,13 @@ static_assert(kLinePadding >= simdjson::SIMDJSON_PADDING);
 
 namespace {
 
+using core::appendDouble;
+using core::appendEscaped;
+using core::appendEscapedLossy;
+using core::appendInt;
+using core::appendString;
+using core::appendUint;
+using core::ObjectWriter;
 using simdjson::dom::element;
 using simdjson::dom::element_type;
 

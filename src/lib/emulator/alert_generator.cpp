@@ -7,9 +7,12 @@
 #include <initializer_list>
 #include <utility>
 
+#include "mdecollect/core/json_writer.h"
+
 namespace mdec::emulator {
 namespace {
 
+using core::appendInt;
 using std::chrono::nanoseconds;
 
 // ---------------------------------------------------------------------------------------
@@ -58,12 +61,6 @@ std::size_t weighted(Rng& rng, std::initializer_list<std::uint32_t> weights) {
     ++index;
   }
   return weights.size() - 1;
-}
-
-void appendInt(std::string& out, std::int64_t value) {
-  char buf[24];
-  auto res = std::to_chars(buf, buf + sizeof buf, value);
-  out.append(buf, res.ptr);
 }
 
 std::string intText(std::int64_t value) {
@@ -997,7 +994,7 @@ Comment makeComment(Rng& rng, std::string_view author, std::string_view user, Ti
 
 void appendJsonNull(std::string& out) { out += "null"; }
 
-void appendValue(std::string& out, const std::string& v) { appendJsonString(v, out); }
+void appendValue(std::string& out, const std::string& v) { core::appendString(out, v); }
 void appendValue(std::string& out, std::int64_t v) { appendInt(out, v); }
 void appendValue(std::string& out, Timestamp v) {
   out += '"';
@@ -1226,47 +1223,6 @@ std::string formatApiTime(Timestamp t) {
 // ---------------------------------------------------------------------------------------
 // JSON
 
-void appendJsonString(std::string_view text, std::string& out) {
-  out += '"';
-  std::size_t run = 0;  // start of the pending run of bytes that need no escaping
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(text.data() + run, i - run);
-    run = i + 1;
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      default:
-        out += "\\u00";
-        out += kHexDigits[c >> 4];
-        out += kHexDigits[c & 0xf];
-        break;
-    }
-  }
-  out.append(text.data() + run, text.size() - run);
-  out += '"';
-}
-
 void appendAlertJson(const Alert& a, bool expand_evidence, std::string& out) {
   out += '{';
   member(out, "id", a.id, true);
@@ -1297,7 +1253,7 @@ void appendAlertJson(const Alert& a, bool expand_evidence, std::string& out) {
   out += ",\"mitreTechniques\":[";
   for (std::size_t i = 0; i < a.mitre_techniques.size(); ++i) {
     if (i != 0) out += ',';
-    appendJsonString(a.mitre_techniques[i], out);
+    core::appendString(out, a.mitre_techniques[i]);
   }
   out += "],\"relatedUser\":";
   if (a.related_user) {
@@ -1330,7 +1286,7 @@ void appendAlertJson(const Alert& a, bool expand_evidence, std::string& out) {
 void appendPageJson(std::span<const Alert> alerts, std::string_view odata_context,
                     bool expand_evidence, std::string& out) {
   out += "{\"@odata.context\":";
-  appendJsonString(odata_context, out);
+  core::appendString(out, odata_context);
   out += ",\"value\":[";
   for (std::size_t i = 0; i < alerts.size(); ++i) {
     if (i != 0) out += ',';

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <utility>
 
+#include "mdecollect/core/json_writer.h"
+
 namespace mdec::emulator {
 namespace {
 
@@ -152,18 +154,6 @@ void appendHex(std::uint64_t v, int digits, std::string& out) {
   for (int i = digits - 1; i >= 0; --i) out.push_back(kHex[(v >> (4 * i)) & 0xf]);
 }
 
-void appendInt(std::int64_t v, std::string& out) {
-  char buf[24];
-  auto res = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, res.ptr);
-}
-
-void appendUint(std::uint64_t v, std::string& out) {
-  char buf[24];
-  auto res = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, res.ptr);
-}
-
 // A version-4 GUID from a hash.
 void appendGuid(std::uint64_t h, std::string& out) {
   const std::uint64_t a = mix(h);
@@ -211,7 +201,7 @@ class Obj {
     return out_;
   }
   void null(std::string_view k) { key(k).append("null"); }
-  void str(std::string_view k, std::string_view v) { appendJsonString(v, key(k)); }
+  void str(std::string_view k, std::string_view v) { core::appendString(key(k), v); }
   void str(std::string_view k, const char* v) { str(k, std::string_view(v)); }
   void str(std::string_view k, const std::optional<std::string>& v) {
     if (v) {
@@ -225,7 +215,7 @@ class Obj {
       null(k);
       return;
     }
-    appendJsonString(lowerCamel(*pascal), key(k));
+    core::appendString(key(k), lowerCamel(*pascal));
   }
   void time(std::string_view k, Timestamp t) {
     std::string& out = key(k);
@@ -240,7 +230,7 @@ class Obj {
       null(k);
     }
   }
-  void integer(std::string_view k, std::int64_t v) { appendInt(v, key(k)); }
+  void integer(std::string_view k, std::int64_t v) { core::appendInt(key(k), v); }
   void integer(std::string_view k, const std::optional<std::int64_t>& v) {
     if (v) {
       integer(k, *v);
@@ -262,7 +252,7 @@ void appendStringArray(std::initializer_list<std::string_view> items, std::strin
   for (std::string_view item : items) {
     if (!first) out.push_back(',');
     first = false;
-    appendJsonString(item, out);
+    core::appendString(out, item);
   }
   out.push_back(']');
 }
@@ -539,11 +529,11 @@ void appendDeviceEvidence(const Alert& a, std::string& out) {
   o.str("defenderAvStatus", "updated");
   std::string& ips = o.key("ipInterfaces");
   ips.append("[\"10.");
-  appendUint((h >> 8) & 0xff, ips);
+  core::appendUint(ips, (h >> 8) & 0xff);
   ips.push_back('.');
-  appendUint((h >> 16) & 0xff, ips);
+  core::appendUint(ips, (h >> 16) & 0xff);
   ips.push_back('.');
-  appendUint(1 + (h >> 24) % 254, ips);
+  core::appendUint(ips, 1 + (h >> 24) % 254);
   ips.append("\",\"fe80::");
   appendHex((h >> 32) & 0xffff, 4, ips);
   ips.push_back(':');
@@ -573,9 +563,7 @@ void appendDeviceEvidence(const Alert& a, std::string& out) {
     resource.append("\"/subscriptions/");
     appendGuid(subscription, resource);
     resource.append("/resourceGroups/rg-servers/providers/Microsoft.Compute/virtualMachines/");
-    std::string escaped;
-    appendJsonString(dns.substr(0, dot), escaped);
-    resource.append(escaped, 1, escaped.size() - 2);
+    core::appendEscaped(resource, dns.substr(0, dot));
     resource.push_back('"');
     std::string& sub = m.key("subscriptionId");
     sub.push_back('"');
@@ -865,7 +853,7 @@ void appendGraphAlertJson(const Alert& a, bool include_unknown_enum_members, std
   o.str("providerAlertId", std::string_view(a.id));
   std::string& incident = o.key("incidentId");
   incident.push_back('"');
-  appendInt(a.incident_id, incident);
+  core::appendInt(incident, a.incident_id);
   incident.push_back('"');
   o.str("status", graphStatusName(a.status));
   o.str("severity", graphSeverityName(a.severity));
@@ -898,7 +886,7 @@ void appendGraphAlertJson(const Alert& a, bool include_unknown_enum_members, std
     if (a.aad_tenant_id) url += "?tid=" + *a.aad_tenant_id;
     o.str("alertWebUrl", std::string_view(url));
     url = "https://security.microsoft.com/incidents/";
-    appendInt(a.incident_id, url);
+    core::appendInt(url, a.incident_id);
     if (a.aad_tenant_id) url += "?tid=" + *a.aad_tenant_id;
     o.str("incidentWebUrl", std::string_view(url));
   }
@@ -909,7 +897,7 @@ void appendGraphAlertJson(const Alert& a, bool include_unknown_enum_members, std
   mitre.push_back('[');
   for (std::size_t i = 0; i < a.mitre_techniques.size(); ++i) {
     if (i != 0) mitre.push_back(',');
-    appendJsonString(a.mitre_techniques[i], mitre);
+    core::appendString(mitre, a.mitre_techniques[i]);
   }
   mitre.push_back(']');
   o.time("createdDateTime", a.alert_creation_time);
@@ -958,14 +946,14 @@ void appendGraphPageJson(std::span<const Alert> alerts, std::string_view odata_c
                          bool include_unknown_enum_members, std::string& out,
                          std::string_view next_link, std::int64_t count) {
   out += "{\"@odata.context\":";
-  appendJsonString(odata_context, out);
+  core::appendString(out, odata_context);
   if (count >= 0) {
     out += ",\"@odata.count\":";
-    appendInt(count, out);
+    core::appendInt(out, count);
   }
   if (!next_link.empty()) {
     out += ",\"@odata.nextLink\":";
-    appendJsonString(next_link, out);
+    core::appendString(out, next_link);
   }
   out += ",\"value\":[";
   for (std::size_t i = 0; i < alerts.size(); ++i) {

@@ -9,7 +9,7 @@
 #include <utility>
 
 #include "emulator/odata_lexer.h"
-#include "ecs/json_writer.h"
+#include "mdecollect/core/json_writer.h"
 #include "mdecollect/emulator/graph_json.h"
 
 namespace mdec::emulator {
@@ -685,15 +685,15 @@ std::string formatGraphError(std::string_view code, std::string_view message, st
   std::string out;
   out.reserve(160 + message.size());
   out += "{\"error\":{\"code\":\"";
-  ecs::appendEscapedLossy(out, code);
+  core::appendEscapedLossy(out, code);
   out += "\",\"message\":\"";
-  ecs::appendEscapedLossy(out, message);
+  core::appendEscapedLossy(out, message);
   out += "\",\"innerError\":{\"date\":\"";
-  ecs::appendEscapedLossy(out, date);
+  core::appendEscapedLossy(out, date);
   out += "\",\"request-id\":\"";
-  ecs::appendEscapedLossy(out, request_id);
+  core::appendEscapedLossy(out, request_id);
   out += "\",\"client-request-id\":\"";
-  ecs::appendEscapedLossy(out, client_request_id);
+  core::appendEscapedLossy(out, client_request_id);
   out += "\"}}}";
   return out;
 }

@@ -11,7 +11,7 @@
 #include <utility>
 
 #include "emulator/odata_lexer.h"
-#include "ecs/json_writer.h"
+#include "mdecollect/core/json_writer.h"
 
 namespace mdec::emulator {
 namespace {
@@ -406,16 +406,6 @@ mdec::Status parseExpand(std::string_view text, AlertQuery& query) {
   return unknownProperty(text);
 }
 
-// ---------------------------------------------------------------------------------------
-// JSON text for the error envelope
-
-// Appends `s` as a JSON string; bytes that are not UTF-8 become U+FFFD.
-void appendJsonString(std::string& out, std::string_view s) {
-  out.push_back('"');
-  ecs::appendEscapedLossy(out, s);
-  out.push_back('"');
-}
-
 }  // namespace
 
 std::optional<core::Instant> parseODataDateTime(std::string_view s) {
@@ -485,11 +475,11 @@ std::string formatODataError(std::string_view code, std::string_view message,
   std::string out;
   out.reserve(48 + code.size() + message.size() + target.size());
   out.append(R"({"error":{"code":)");
-  appendJsonString(out, code);
+  core::appendStringLossy(out, code);
   out.append(R"(,"message":)");
-  appendJsonString(out, message);
+  core::appendStringLossy(out, message);
   out.append(R"(,"target":)");
-  appendJsonString(out, target);
+  core::appendStringLossy(out, target);
   out.append("}}");
   return out;
 }

@@ -14,7 +14,7 @@
 #include <mutex>
 #include <thread>
 
-#include "ecs/json_writer.h"
+#include "mdecollect/core/json_writer.h"
 #include "mdecollect/emulator/graph_json.h"
 #include "mdecollect/emulator/graph_odata.h"
 
@@ -357,13 +357,13 @@ struct EmulatorServer::Impl {
     const std::string trace = guid(rng);
     const std::string correlation = guid(rng);
     std::string body = "{\"error\":";
-    ecs::appendString(body, error);
+    core::appendString(body, error);
     body += ",\"error_description\":";
-    ecs::appendString(body, "AADSTS" + std::to_string(code) + ": " + description +
+    core::appendString(body, "AADSTS" + std::to_string(code) + ": " + description +
                                 "\r\nTrace ID: " + trace + "\r\nCorrelation ID: " + correlation +
                                 "\r\nTimestamp: " + when);
     body += ",\"error_codes\":[" + std::to_string(code) + "],\"timestamp\":";
-    ecs::appendString(body, when);
+    core::appendString(body, when);
     body += ",\"trace_id\":\"" + trace + "\",\"correlation_id\":\"" + correlation +
             "\",\"error_uri\":\"https://login.microsoftonline.com/error?code=" +
             std::to_string(code) + "\"}";
@@ -505,7 +505,7 @@ struct EmulatorServer::Impl {
              "\",\"ext_expires_in\":\"" + lifetime + "\",\"expires_on\":\"" +
              std::to_string(now_s + config.token_lifetime.count()) + "\",\"not_before\":\"" +
              std::to_string(now_s) + "\",\"resource\":";
-      ecs::appendString(body, resource);
+      core::appendString(body, resource);
       body += ",\"access_token\":\"" + token + "\"}";
     }
     setJson(res, 200, body);
@@ -516,9 +516,9 @@ struct EmulatorServer::Impl {
   void apiError(httplib::Response& res, int status, std::string_view code,
                 const std::string& message) {
     std::string body = "{\"error\":{\"code\":";
-    ecs::appendString(body, code);
+    core::appendString(body, code);
     body += ",\"message\":";
-    ecs::appendString(body, message);
+    core::appendString(body, message);
     body += ",\"target\":\"" + guid(rng) + "\"}}";
     setJson(res, status, body);
   }
@@ -729,7 +729,7 @@ struct EmulatorServer::Impl {
     world.advanceTo(emulatedNow());
     const QueryPage page = world.query(*query, config.orderby, !drop && !truncate);
     std::string body = "{\"@odata.context\":";
-    ecs::appendString(body, origin(req) + "/api/$metadata#Alerts");
+    core::appendString(body, origin(req) + "/api/$metadata#Alerts");
     body += ",\"value\":";
     body += page.value_json;
     // $top=0 has no next page: a link back to the same $skip would never end.
@@ -737,7 +737,7 @@ struct EmulatorServer::Impl {
         page.count > 0 && page.count == query->top && query->skip + page.count < page.matched;
     if (more && config.next_link != NextLinkMode::kNone) {
       body += ",\"@odata.nextLink\":";
-      ecs::appendString(body, nextLink(req, path, query->skip + page.count));
+      core::appendString(body, nextLink(req, path, query->skip + page.count));
     }
     body += "}";
     deliver(res, std::move(body), truncate, drop);
@@ -773,7 +773,7 @@ struct EmulatorServer::Impl {
                  "Alert with id " + req.matches[1].str() + " was not found");
       } else {
         std::string body = "{\"@odata.context\":";
-        ecs::appendString(body, origin(req) + "/api/$metadata#Alerts/$entity");
+        core::appendString(body, origin(req) + "/api/$metadata#Alerts/$entity");
         body += "," + json->substr(1);
         setJson(res, 200, body);
       }
@@ -856,7 +856,7 @@ struct EmulatorServer::Impl {
     const QueryPage page =
         world.queryGraph(*query, config.orderby, include_unknown, !drop && !truncate);
     std::string body = "{\"@odata.context\":";
-    ecs::appendString(body, origin(req) + "/v1.0/$metadata#security/alerts_v2");
+    core::appendString(body, origin(req) + "/v1.0/$metadata#security/alerts_v2");
     if (query->count) body += ",\"@odata.count\":" + std::to_string(page.matched);
     // The next page continues the same query after what was sent; none after the last.
     const bool more =
@@ -866,7 +866,7 @@ struct EmulatorServer::Impl {
       const bool foreign_link = foreign && roll(config.faults.foreign_next_link);
       if (foreign_link && !drop && !truncate) ++foreign_links_served;
       body += ",\"@odata.nextLink\":";
-      ecs::appendString(
+      core::appendString(
           body,
           (foreign_link ? foreignBase() : origin(req)) + std::string(kGraphAlertsPath) +
               "?$skiptoken=" + makeGraphSkipToken(*query, query->skip + page.count, skiptoken_key));
@@ -890,7 +890,7 @@ struct EmulatorServer::Impl {
                    "Alert with id " + req.matches[1].str() + " was not found.");
       } else {
         std::string body = "{\"@odata.context\":";
-        ecs::appendString(body, origin(req) + "/v1.0/$metadata#security/alerts_v2/$entity");
+        core::appendString(body, origin(req) + "/v1.0/$metadata#security/alerts_v2/$entity");
         body += "," + json->substr(1);
         graphHeaders(req, res, include_unknown);
         setJson(res, 200, std::move(body), kGraphJson);
@@ -911,7 +911,7 @@ struct EmulatorServer::Impl {
       if (!first) body.push_back(',');
       first = false;
       body += "{\"id\":";
-      ecs::appendString(body, v.id);
+      core::appendString(body, v.id);
       body += ",\"lastUpdateTime\":\"" + formatApiTime(v.last_update_time) +
               "\",\"evidence\":" + std::to_string(v.evidence) + ",\"visibleSince\":\"" +
               formatApiTime(v.visible_since) + "\",\"latest\":" + (v.latest ? "true" : "false") +
@@ -936,13 +936,13 @@ struct EmulatorServer::Impl {
     std::lock_guard<std::mutex> lock(mu);
     world.advanceTo(emulatedNow());
     std::string body = "{\"now\":\"" + formatApiTime(world.now()) + "\",\"speed\":";
-    ecs::appendDouble(body, config.speed);
+    core::appendDouble(body, config.speed);
     body += ",\"alerts\":" + std::to_string(world.alertCount()) + ",\"requests\":{";
     bool first = true;
     for (const auto& [path, statuses] : requests) {
       if (!first) body.push_back(',');
       first = false;
-      ecs::appendString(body, path);
+      core::appendString(body, path);
       body += ":{";
       bool inner_first = true;
       for (const auto& [status, n] : statuses) {
@@ -972,24 +972,24 @@ struct EmulatorServer::Impl {
   std::string faultsJson() {
     const Faults& f = config.faults;
     std::string body = "{\"error_rate\":";
-    ecs::appendDouble(body, f.error_rate);
+    core::appendDouble(body, f.error_rate);
     body += ",\"latency_ms\":" + std::to_string(f.latency_ms) + ",\"truncate_rate\":";
-    ecs::appendDouble(body, f.truncate_rate);
+    core::appendDouble(body, f.truncate_rate);
     body += ",\"drop_rate\":";
-    ecs::appendDouble(body, f.drop_rate);
+    core::appendDouble(body, f.drop_rate);
     body += ",\"throttle_rate\":";
-    ecs::appendDouble(body, f.throttle_rate);
+    core::appendDouble(body, f.throttle_rate);
     body += ",\"throttle_retry_after_s\":" + std::to_string(f.throttle_retry_after_s) +
             ",\"throttle_no_retry_after_rate\":";
-    ecs::appendDouble(body, f.throttle_no_retry_after_rate);
+    core::appendDouble(body, f.throttle_no_retry_after_rate);
     body += std::string(",\"token_outage\":") + (f.token_outage ? "true" : "false");
     body += ",\"future_timestamps\":";
-    ecs::appendDouble(body, f.future_timestamps);
+    core::appendDouble(body, f.future_timestamps);
     body += std::string(",\"pretty_json\":") + (f.pretty_json ? "true" : "false");
     body += ",\"foreign_next_link\":";
-    ecs::appendDouble(body, f.foreign_next_link);
+    core::appendDouble(body, f.foreign_next_link);
     body += ",\"throttle_retry_after\":";
-    ecs::appendString(body, f.throttle_retry_after);
+    core::appendString(body, f.throttle_retry_after);
     body += std::string(",\"orderby\":\"") +
             (config.orderby == OrderMode::kHonour   ? "honour"
              : config.orderby == OrderMode::kIgnore ? "ignore"
@@ -1057,7 +1057,7 @@ struct EmulatorServer::Impl {
       const mdec::Status applied = applyFaultsText(q.body, faults, orderby, next_link);
       if (!applied) {
         std::string body = "{\"error\":";
-        ecs::appendString(body, applied.error().message());
+        core::appendString(body, applied.error().message());
         body += "}";
         setTestJson(r, 400, body);
         return;
@@ -1065,7 +1065,7 @@ struct EmulatorServer::Impl {
       if (faults.foreign_next_link > 0) {
         if (const mdec::Status opened = openForeignListener(); !opened) {
           std::string body = "{\"error\":";
-          ecs::appendString(body, opened.error().message());
+          core::appendString(body, opened.error().message());
           body += "}";
           setTestJson(r, 400, body);
           return;

@@ -17,8 +17,8 @@
 #include <optional>
 #include <utility>
 
-#include "ecs/json_writer.h"
 #include "mdecollect/core/base64.h"
+#include "mdecollect/core/json_writer.h"
 
 namespace mdec::http {
 
@@ -175,7 +175,7 @@ std::size_t utf8SafeCut(std::string_view text, std::size_t floor, std::size_t en
     const auto b = static_cast<unsigned char>(text[lead]);
     if ((b & 0xC0) == 0x80) continue;  // a continuation byte: look further back
     if (b < 0x80) return end;
-    const std::size_t n = ecs::utf8SequenceLength(text.substr(lead));
+    const std::size_t n = core::utf8SequenceLength(text.substr(lead));
     return n != 0 && lead + n > end ? lead : end;
   }
   return end;
@@ -251,7 +251,7 @@ std::string percentDecode(std::string_view s) {
 
 std::string escapedLossy(std::string_view s) {
   std::string out;
-  ecs::appendEscapedLossy(out, s);
+  core::appendEscapedLossy(out, s);
   return out;
 }
 
@@ -309,7 +309,7 @@ struct TraceWriter::Redactor {
       }
       // As it appears inside a JSON string in a body: escaped, "/" maybe as "\/".
       std::string json;
-      ecs::appendEscaped(json, s);
+      core::appendEscaped(json, s);
       addUnique(raw_forms, json);
       if (json.find('/') != std::string::npos) {
         std::string slashed;
@@ -376,7 +376,7 @@ struct TraceWriter::Redactor {
   // text, matched only on whole escape sequences so the output stays valid JSON.
   void appendEscaped(std::string& out, std::string_view text) const {
     const std::size_t start = out.size();
-    ecs::appendEscapedLossy(out, text);
+    core::appendEscapedLossy(out, text);
     const std::string_view e = std::string_view(out).substr(start);
     bool any = false;
     for (const std::string& f : escaped_forms) {
@@ -485,7 +485,7 @@ void appendHeaders(std::string& line, const Redactor& red, const Headers& header
   for (const auto& [name, value] : headers) {
     if (!first) line.push_back(',');
     first = false;
-    ecs::appendString(line, name);
+    core::appendString(line, name);
     line.append(":\"");
     red.append(line, value, headerRanges(name, value));
     line.push_back('"');
@@ -508,11 +508,11 @@ std::string TraceWriter::formatLine(std::string_view component, const HttpReques
   line.append("{\"@timestamp\":\"");
   line.append(timestampOf(sent));
   line.append("\",\"component\":");
-  ecs::appendString(line, component);
+  core::appendString(line, component);
 
   // request
   line.append(",\"request\":{\"method\":");
-  ecs::appendString(line, request.method);
+  core::appendString(line, request.method);
   line.append(",\"url\":\"");
   {
     std::vector<Range> ranges;
@@ -537,7 +537,7 @@ std::string TraceWriter::formatLine(std::string_view component, const HttpReques
   }
   if (!gzip) cut = red.appendBody(line, request.body, isForm(request_type), max_body);
   line.append("\",\"body_bytes\":");
-  ecs::appendUint(line, request.body.size());
+  core::appendUint(line, request.body.size());
   if (gzip) line.append(",\"body_encoding\":\"gzip\"");
   if (cut) line.append(",\"body_truncated\":true");
   line.push_back('}');
@@ -545,13 +545,13 @@ std::string TraceWriter::formatLine(std::string_view component, const HttpReques
   if (response) {
     const HttpResponse& r = *response;
     line.append(",\"response\":{\"status\":");
-    ecs::appendInt(line, r.status);
+    core::appendInt(line, r.status);
     line.append(",\"headers\":");
     appendHeaders(line, red, r.headers);
     line.append(",\"body\":\"");
     cut = red.appendBody(line, r.body, isForm(r.header("content-type")), max_body);
     line.append("\",\"body_bytes\":");
-    ecs::appendUint(line, r.body.size());
+    core::appendUint(line, r.body.size());
     if (cut) line.append(",\"body_truncated\":true");
     line.push_back('}');
   } else {
@@ -564,7 +564,7 @@ std::string TraceWriter::formatLine(std::string_view component, const HttpReques
     line.push_back('"');
   }
   line.append(",\"duration_ms\":");
-  ecs::appendDouble(line, static_cast<double>(elapsed.count()) / 1000.0);
+  core::appendDouble(line, static_cast<double>(elapsed.count()) / 1000.0);
   line.push_back('}');
   return line;
 }

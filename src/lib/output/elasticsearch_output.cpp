@@ -17,8 +17,8 @@
 #include <set>
 #include <utility>
 
-#include "ecs/json_writer.h"
 #include "mdecollect/core/base64.h"
+#include "mdecollect/core/json_writer.h"
 #include "mdecollect/core/private_file.h"
 #include "mdecollect/output/es_setup.h"
 #include "mdecollect/output/es_template.h"
@@ -89,9 +89,9 @@ std::string dataStreamOf(std::string_view document) {
 void appendCreate(std::string& body, std::string_view index, std::string_view id,
                   std::string_view document) {
   body += R"({"create":{"_index":)";
-  ecs::appendString(body, index);
+  core::appendString(body, index);
   body += R"(,"_id":)";
-  ecs::appendString(body, id);
+  core::appendString(body, id);
   body += "}}\n";
   body += document;
   body += '\n';
@@ -476,12 +476,12 @@ class ElasticsearchOutput final : public Output {
       if (!item.dead) continue;
       ++count;
       lines += R"({"@timestamp":")" + nowRfc3339() + R"(","output":"elasticsearch","_index":)";
-      ecs::appendString(lines, item.index);
+      core::appendString(lines, item.index);
       lines += R"(,"_id":)";
-      ecs::appendString(lines, item.doc->id);
+      core::appendString(lines, item.doc->id);
       lines += R"(,"status":)" + std::to_string(item.status) + R"(,"error":)";
       lines += '"';
-      ecs::appendEscapedLossy(lines, item.error);
+      core::appendEscapedLossy(lines, item.error);
       lines += '"';
       lines += R"(,"document":)";
       lines += item.doc->body;

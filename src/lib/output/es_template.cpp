@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "ecs/json_writer.h"
+#include "mdecollect/core/json_writer.h"
 #include "output/es_template_data.h"
 
 namespace mdec::output {
@@ -25,21 +25,21 @@ std::string buildBody(const IndexTemplateOptions& options, int version) {
   std::string out;
   out.reserve(generated::kMappingsJson.size() + 256);
   out.append("{\"index_patterns\":[");
-  ecs::appendString(out, kIndexPattern);
+  core::appendString(out, kIndexPattern);
   out.append("],\"data_stream\":{},\"priority\":");
-  ecs::appendInt(out, kIndexTemplatePriority);
+  core::appendInt(out, kIndexTemplatePriority);
   out.append(",\"composed_of\":[],\"template\":{\"settings\":{");
   if (!options.ilm_policy.empty()) {
     out.append("\"index\":{\"lifecycle\":{\"name\":");
-    ecs::appendString(out, options.ilm_policy);
+    core::appendString(out, options.ilm_policy);
     out.append("}}");
   }
   out.append("},\"mappings\":");
   out.append(generated::kMappingsJson);
   out.append("},\"_meta\":{\"managed_by\":");
-  ecs::appendString(out, kManagedBy);
+  core::appendString(out, kManagedBy);
   out.append(",\"version\":");
-  ecs::appendInt(out, version);
+  core::appendInt(out, version);
   out.append("}}");
   return out;
 }

@@ -17,12 +17,12 @@
 #include <system_error>
 #include <utility>
 
-#include "ecs/json_writer.h"
 #include "mdecollect/auth/token_provider.h"
-#include "mdecollect/source/api_client.h"
+#include "mdecollect/core/json_writer.h"
 #include "mdecollect/output/elasticsearch_output.h"
 #include "mdecollect/output/es_setup.h"
 #include "mdecollect/output/es_template.h"
+#include "mdecollect/source/api_client.h"
 
 namespace mdec::pipeline {
 namespace {
@@ -821,7 +821,7 @@ std::string renderCheckJson(const std::vector<CheckLine>& lines) {
     out += ",\"";
     out += key;
     out += "\":\"";
-    ecs::appendEscapedLossy(out, value);
+    core::appendEscapedLossy(out, value);
     out += '"';
   };
   for (std::size_t i = 0; i < lines.size(); ++i) {

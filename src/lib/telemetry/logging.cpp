@@ -9,7 +9,7 @@
 #include <mutex>
 #include <string_view>
 
-#include "ecs/json_writer.h"
+#include "mdecollect/core/json_writer.h"
 
 namespace mdec::telemetry {
 namespace {
@@ -33,11 +33,11 @@ class JsonFormatter final : public spdlog::formatter {
     line_ += stamp;
     line_ += R"(","log.level":)";
     const auto level = spdlog::level::to_string_view(msg.level);
-    ecs::appendString(line_, std::string_view(level.data(), level.size()));
+    core::appendString(line_, std::string_view(level.data(), level.size()));
     line_ += R"(,"log.logger":)";
-    ecs::appendString(line_, std::string_view(msg.logger_name.data(), msg.logger_name.size()));
+    core::appendString(line_, std::string_view(msg.logger_name.data(), msg.logger_name.size()));
     line_ += R"(,"message":")";
-    ecs::appendEscapedLossy(line_, std::string_view(msg.payload.data(), msg.payload.size()));
+    core::appendEscapedLossy(line_, std::string_view(msg.payload.data(), msg.payload.size()));
     line_ += "\"}\n";
     dest.append(line_.data(), line_.data() + line_.size());
   }
@@ -64,7 +64,7 @@ void appendEscapedText(std::string& out, std::string_view line) {
       continue;
     }
     if (c >= 0x80) {
-      const std::size_t n = ecs::utf8SequenceLength(line.substr(i));
+      const std::size_t n = core::utf8SequenceLength(line.substr(i));
       if (n == 2 && c == 0xc2 && static_cast<unsigned char>(line[i + 1]) < 0xa0) {
         const auto code = static_cast<unsigned char>(line[i + 1]);  // U+0080..U+009F
         out += "\\u00";

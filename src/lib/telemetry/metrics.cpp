@@ -4,8 +4,8 @@
 
 #include <algorithm>
 
-#include "ecs/json_writer.h"
 #include "mdecollect/core/iso8601.h"
+#include "mdecollect/core/json_writer.h"
 
 namespace mdec::telemetry {
 namespace {
@@ -355,22 +355,22 @@ Metrics::Health Metrics::health(std::chrono::system_clock::time_point now) const
     degraded = degraded || state == State::kDegraded;
     starting = starting || state == State::kStarting || state == State::kAuthenticating;
     if (sources.size() > 1) sources += ',';
-    ecs::appendString(sources, s->name());
+    core::appendString(sources, s->name());
     sources += R"(:{"type":)";
-    ecs::appendString(sources, s->type());
+    core::appendString(sources, s->type());
     sources += R"(,"state":)";
-    ecs::appendString(sources, stateName(state));
+    core::appendString(sources, stateName(state));
     if (!reason.empty()) {
       sources += R"(,"reason":)";
-      ecs::appendString(sources, reason);
+      core::appendString(sources, reason);
     }
     if (const std::int64_t t = s->last_success_unix_ms.load(); t != 0) {
       sources += R"(,"last_success":)";
-      ecs::appendString(sources, isoOfMillis(t));
+      core::appendString(sources, isoOfMillis(t));
     }
     if (const std::int64_t wm = s->watermark_unix_ms.load(); wm != 0) {
       sources += R"(,"watermark":)";
-      ecs::appendString(sources, isoOfMillis(wm));
+      core::appendString(sources, isoOfMillis(wm));
       sources += fmt::format(R"(,"lag_seconds":{})",
                              (unixMillis(now) + s->server_offset_ms.load() - wm) / 1000);
     }
@@ -384,12 +384,12 @@ Metrics::Health Metrics::health(std::chrono::system_clock::time_point now) const
     degraded = degraded || state == State::kDegraded;
     starting = starting || state == State::kStarting;
     if (outputs.size() > 1) outputs += ',';
-    ecs::appendString(outputs, o->name());
+    core::appendString(outputs, o->name());
     outputs += R"(:{"state":)";
-    ecs::appendString(outputs, stateName(state));
+    core::appendString(outputs, stateName(state));
     if (!reason.empty()) {
       outputs += R"(,"reason":)";
-      ecs::appendString(outputs, reason);
+      core::appendString(outputs, reason);
     }
     outputs += '}';
   }
@@ -398,7 +398,7 @@ Metrics::Health Metrics::health(std::chrono::system_clock::time_point now) const
   Health h;
   h.http_status = failing ? 503 : 200;
   h.json = R"({"status":)";
-  ecs::appendString(h.json, failing    ? "failing"
+  core::appendString(h.json, failing    ? "failing"
                             : degraded ? "degraded"
                             : starting ? "starting"
                                        : "ok");

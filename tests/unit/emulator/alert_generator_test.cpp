@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "mdecollect/core/json_writer.h"
+
 namespace mdec::emulator {
 namespace {
 
@@ -489,7 +491,7 @@ TEST(AlertGeneratorTest, TimeFormatMatchesTheApi) {
 TEST(AlertGeneratorTest, JsonStringEscaping) {
   const std::string text = "a\"b\\c\nd\te\r\x01\x1f/José 山田 🚀\x7f";
   std::string out;
-  appendJsonString(text, out);
+  core::appendString(out, text);
   EXPECT_EQ(out, "\"a\\\"b\\\\c\\nd\\te\\r\\u0001\\u001f/José 山田 🚀\x7f\"");
   simdjson::dom::parser parser;
   simdjson::dom::element parsed;

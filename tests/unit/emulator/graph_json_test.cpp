@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "mdecollect/core/json_writer.h"
+
 namespace mdec::emulator {
 namespace {
 
@@ -78,7 +80,7 @@ std::string pascal(std::string s) {
 
 std::string jsonQuoted(std::string_view s) {
   std::string out;
-  appendJsonString(s, out);
+  core::appendString(out, s);
   return out;
 }
 

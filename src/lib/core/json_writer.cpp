@@ -1,4 +1,4 @@
-#include "ecs/json_writer.h"
+#include "mdecollect/core/json_writer.h"
 
 #include <array>
 #include <charconv>
@@ -9,7 +9,7 @@
 #include <emmintrin.h>
 #endif
 
-namespace mdec::ecs {
+namespace mdec::core {
 namespace {
 
 constexpr std::array<bool, 256> makeEscapeTable() {
@@ -160,4 +160,4 @@ void appendDouble(std::string& out, double v) {
   out.append(buf.data(), static_cast<std::size_t>(r.ptr - buf.data()));
 }
 
-}  // namespace mdec::ecs
+}  // namespace mdec::core

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace mdec::ecs {
+namespace mdec::core {
 
 // Appends `s` (valid UTF-8) as JSON string contents, without the quotes.
 void appendEscaped(std::string& out, std::string_view s);
@@ -21,6 +21,12 @@ std::size_t utf8SequenceLength(std::string_view s);
 inline void appendString(std::string& out, std::string_view s) {
   out.push_back('"');
   appendEscaped(out, s);
+  out.push_back('"');
+}
+// Appends `"s"` for text that may not be valid UTF-8 (see appendEscapedLossy).
+inline void appendStringLossy(std::string& out, std::string_view s) {
+  out.push_back('"');
+  appendEscapedLossy(out, s);
   out.push_back('"');
 }
 void appendInt(std::string& out, std::int64_t v);
@@ -55,4 +61,4 @@ class ObjectWriter {
   bool first_ = true;
 };
 
-}  // namespace mdec::ecs
+}  // namespace mdec::core

@@ -1,10 +1,10 @@
-#include "ecs/json_writer.h"
+#include "mdecollect/core/json_writer.h"
 
 #include <gtest/gtest.h>
 
 #include <limits>
 
-namespace mdec::ecs {
+namespace mdec::core {
 namespace {
 
 TEST(JsonWriter, EscapesWhatJsonRequires) {
@@ -76,4 +76,4 @@ TEST(JsonWriter, ObjectWriterPlacesCommas) {
 }
 
 }  // namespace
-}  // namespace mdec::ecs
+}  // namespace mdec::core
