@@ -73,6 +73,71 @@ bool equalsNoCase(std::string_view a, std::string_view b) {
   return true;
 }
 
+int hexDigitValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// One name or value of an application/x-www-form-urlencoded body: '+' is a space and %XX a
+// byte; a '%' not followed by two hex digits is kept as it is.
+std::string formDecode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '+') {
+      out.push_back(' ');
+    } else if (s[i] == '%' && i + 2 < s.size() && hexDigitValue(s[i + 1]) >= 0 &&
+               hexDigitValue(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hexDigitValue(s[i + 1]) * 16 + hexDigitValue(s[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+// A token request's form body: name=value pairs joined by '&'. The first of repeated names
+// wins; pairs with an empty name are dropped.
+std::map<std::string, std::string, std::less<>> parseForm(std::string_view body) {
+  std::map<std::string, std::string, std::less<>> form;
+  while (!body.empty()) {
+    const std::size_t amp = body.find('&');
+    const std::string_view pair = body.substr(0, amp);
+    body = amp == std::string_view::npos ? std::string_view() : body.substr(amp + 1);
+    const std::size_t eq = pair.find('=');
+    std::string name = formDecode(pair.substr(0, eq));
+    if (name.empty()) continue;
+    form.emplace(std::move(name),
+                 eq == std::string_view::npos ? std::string() : formDecode(pair.substr(eq + 1)));
+  }
+  return form;
+}
+
+// A query parameter's name or value for a link: every byte but letters, digits and
+// -_.!~*'() as %XX (upper-case hex), as cpp-httplib encodes them.
+std::string encodeQueryParam(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    const auto b = static_cast<unsigned char>(c);
+    const bool plain = (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') ||
+                       (b >= 'A' && b <= 'Z') || std::string_view("-_.!~*'()").find(c) !=
+                                                     std::string_view::npos;
+    if (plain) {
+      out.push_back(c);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[b >> 4]);
+      out.push_back(kHex[b & 0xF]);
+    }
+  }
+  return out;
+}
+
 // True when a `Prefer` header asks for include-unknown-enum-members (Prefer values are
 // comma-separated and may come in several headers).
 bool prefersUnknownEnumMembers(const httplib::Request& req) {
@@ -385,8 +450,7 @@ struct EmulatorServer::Impl {
       return;
     }
     const std::string tenant = req.matches[1];
-    httplib::Params form;
-    httplib::detail::parse_query_text(req.body, form);
+    const auto form = parseForm(req.body);
     auto param = [&form](const char* name) -> const std::string* {
       auto it = form.find(name);
       return it == form.end() ? nullptr : &it->second;
@@ -755,8 +819,7 @@ struct EmulatorServer::Impl {
     }
     for (const auto& [key, value] : req.params) {
       if (key == "$skip") continue;
-      link += httplib::detail::encode_query_param(key) + "=" +
-              httplib::detail::encode_query_param(value) + "&";
+      link += encodeQueryParam(key) + "=" + encodeQueryParam(value) + "&";
     }
     return link + "%24skip=" + std::to_string(skip);
   }
