@@ -8,7 +8,7 @@
 #include <system_error>
 #include <utility>
 
-#include "emulator/odata_lexer.h"
+#include "odata_lexer.h"
 #include "mdecollect/core/json_writer.h"
 #include "mdecollect/emulator/graph_json.h"
 
