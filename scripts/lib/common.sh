@@ -3,22 +3,32 @@
 
 MDEC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
-# Debian packages the project needs to build, test, run the demo and the benchmarks.
-MDEC_PACKAGES=(
-  cmake ninja-build g++ clang lld libclang-rt-14-dev pkg-config python3 python3-yaml time curl openssl zlib1g-dev
+# Debian packages the demo needs: the compiler, the build tools and the libraries
+# mdecollect and mde-emulator link (python3-yaml: the index template generator; curl and
+# python3: the demo's summary).
+MDEC_DEMO_PACKAGES=(
+  cmake ninja-build g++ pkg-config python3 python3-yaml curl zlib1g-dev
   libsimdjson-dev liburiparser-dev libssl-dev libfmt-dev libspdlog-dev libcli11-dev
   libyaml-cpp-dev libsqlite3-dev libcurl4-openssl-dev libcpp-httplib-dev
+)
+# ... and what the tests, the fuzzers, the benchmarks and the package need on top.
+MDEC_PACKAGES=(
+  "${MDEC_DEMO_PACKAGES[@]}"
+  clang lld libclang-rt-14-dev time openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   dpkg-dev file systemd   # cpack's .deb (dpkg-shlibdeps), the packaging tests (systemd-analyze)
 )
 
 log() { printf '==> %s\n' "$*" >&2; }
 
-# Installs the packages that are missing (apt-get update once, only when needed).
+# Installs the packages that are missing (apt-get update once, only when needed): those
+# named as arguments, or all of MDEC_PACKAGES.
 ensure_deps() {
+  local wanted=("$@")
+  if [ ${#wanted[@]} -eq 0 ]; then wanted=("${MDEC_PACKAGES[@]}"); fi
   local missing=()
   local p
-  for p in "${MDEC_PACKAGES[@]}"; do
+  for p in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
       missing+=("$p")
     fi
@@ -35,13 +45,23 @@ ensure_deps() {
 
 jobs() { nproc 2>/dev/null || echo 2; }
 
-# build/: the build the tests, the demo and the integration tests use
-# (RelWithDebInfo with AddressSanitizer and UndefinedBehaviorSanitizer).
-build_main() {
-  log "building build/ (RelWithDebInfo, ASan+UBSan)"
+# build/: the demo's build, optimised (Release, hardened as the package is), with only the two
+# binaries: build/mdecollect and build/mde-emulator. No tests, no benchmarks.
+build_demo() {
+  log "building build/mdecollect and build/mde-emulator (Release)"
   cmake -S "$MDEC_ROOT" -B "$MDEC_ROOT/build" -G Ninja \
+    -DCMAKE_BUILD_TYPE=Release -DMDEC_TESTS=OFF -DMDEC_BENCH=OFF >/dev/null
+  cmake --build "$MDEC_ROOT/build" -j "$(jobs)" --target mdecollect mde-emulator
+}
+
+# build/test: everything, for the test suite (RelWithDebInfo with AddressSanitizer and
+# UndefinedBehaviorSanitizer, warnings as errors): build/test/mdecollect,
+# build/test/mde-emulator, build/test/tests/...
+build_test() {
+  log "building build/test (RelWithDebInfo, ASan+UBSan)"
+  cmake -S "$MDEC_ROOT" -B "$MDEC_ROOT/build/test" -G Ninja \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMDEC_SANITIZE=ON -DMDEC_WERROR=ON "$@" >/dev/null
-  cmake --build "$MDEC_ROOT/build" -j "$(jobs)"
+  cmake --build "$MDEC_ROOT/build/test" -j "$(jobs)"
 }
 
 # build/fuzz: clang with libFuzzer, the library and the fuzz targets only.
