@@ -72,17 +72,34 @@ std::string join(std::string_view host, std::string_view path) {
 // ---- pieces ----
 
 std::string dataStreamOf(std::string_view document) {
-  std::string_view ns = "default";
-  const auto ds = document.find("\"data_stream\":{");
-  if (ds != std::string_view::npos) {
-    const auto end = document.find('}', ds);
-    const auto key = document.find("\"namespace\":\"", ds);
-    if (key != std::string_view::npos && key < end) {
-      const auto start = key + 13;
-      const auto close = document.find('"', start);
-      if (close != std::string_view::npos && close > start) ns = document.substr(start, close - start);
+  // The document's top-level data_stream.namespace (the first of duplicate keys, as the
+  // mapper's document has it); "default" when it is missing, empty or not a string.
+  thread_local simdjson::ondemand::parser parser;
+  thread_local std::string padded;
+  padded.assign(document);
+  padded.append(simdjson::SIMDJSON_PADDING, '\0');
+  std::string_view ns;
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::object root;
+  if (parser.iterate(padded.data(), document.size(), padded.size()).get(doc) ==
+          simdjson::SUCCESS &&
+      doc.get_object().get(root) == simdjson::SUCCESS) {
+    for (auto field : root) {
+      std::string_view key;
+      if (field.unescaped_key().get(key) != simdjson::SUCCESS) break;
+      if (key != "data_stream") continue;
+      simdjson::ondemand::object ds;
+      if (field.value().get_object().get(ds) != simdjson::SUCCESS) break;
+      for (auto member : ds) {
+        if (member.unescaped_key().get(key) != simdjson::SUCCESS) break;
+        if (key != "namespace") continue;
+        if (member.value().get_string().get(ns) != simdjson::SUCCESS) ns = {};
+        break;
+      }
+      break;
     }
   }
+  if (ns.empty()) ns = "default";
   return std::string(kDataStreamPrefix) + std::string(ns);
 }
 

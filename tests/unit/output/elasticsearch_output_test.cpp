@@ -326,6 +326,17 @@ TEST(ElasticsearchPiecesTest, DataStreamComesFromTheDocumentsNamespace) {
   // A "namespace" elsewhere in the document is not the data stream's.
   EXPECT_EQ(dataStreamOf(R"({"data_stream":{"type":"logs"},"x":{"namespace":"evil"}})"),
             "logs-microsoft_defender_endpoint.log-default");
+  // Read as JSON, not searched as text: white space, key order, nesting and escapes.
+  EXPECT_EQ(dataStreamOf(R"({ "data_stream" : { "type" : "logs", "namespace" : "prod" } })"),
+            "logs-microsoft_defender_endpoint.log-prod");
+  EXPECT_EQ(dataStreamOf(
+                R"({"x":{"data_stream":{"namespace":"evil"}},"data_stream":{"namespace":"p\u0072od"}})"),
+            "logs-microsoft_defender_endpoint.log-prod");
+  EXPECT_EQ(dataStreamOf(R"({"data_stream":{"namespace":7}})"),
+            "logs-microsoft_defender_endpoint.log-default");
+  EXPECT_EQ(dataStreamOf(R"({"data_stream":{"namespace":""}})"),
+            "logs-microsoft_defender_endpoint.log-default");
+  EXPECT_EQ(dataStreamOf("not json"), "logs-microsoft_defender_endpoint.log-default");
 }
 
 TEST(ElasticsearchPiecesTest, CreateLinesEscapeTheirValues) {
