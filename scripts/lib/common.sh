@@ -14,7 +14,7 @@ MDEC_DEMO_PACKAGES=(
 # ... and what the tests, the fuzzers, the benchmarks and the package need on top.
 MDEC_PACKAGES=(
   "${MDEC_DEMO_PACKAGES[@]}"
-  clang lld libclang-rt-14-dev time openssl
+  clang lld libclang-rt-14-dev clang-format time openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   dpkg-dev file systemd   # cpack's .deb (dpkg-shlibdeps), the packaging tests (systemd-analyze)
 )
