@@ -1,6 +1,6 @@
 // The README's configuration reference is generated from the key declarations: this test fails
 // when the two differ. To regenerate the README's region after changing a declaration:
-//   MDEC_UPDATE_README=1 build-dev/tests/mdec_unit_tests --gtest_filter='ConfigReference.*'
+//   MDEC_UPDATE_README=1 build/test/tests/mdec_unit_tests --gtest_filter='ConfigReference.*'
 // then review the diff of README.md.
 #include <gtest/gtest.h>
 
@@ -45,7 +45,7 @@ TEST(ConfigReference, ReadmeMatchesTheDeclarations) {
   EXPECT_EQ(actual, expected)
       << "README.md's configuration reference differs from the declarations in "
          "src/lib/config/config.cpp; regenerate it with\n"
-         "  MDEC_UPDATE_README=1 build-dev/tests/mdec_unit_tests "
+         "  MDEC_UPDATE_README=1 build/test/tests/mdec_unit_tests "
          "--gtest_filter='ConfigReference.*'";
 }
 
