@@ -7,7 +7,9 @@ namespace mdec::core {
 
 Backoff::Backoff(Options options, std::optional<std::uint64_t> seed)
     : options_(options),
-      rng_(seed ? *seed : options.jitter ? std::random_device{}() : std::uint64_t{0}) {}
+      rng_(seed             ? *seed
+           : options.jitter ? std::random_device{}()
+                            : std::uint64_t{0}) {}
 
 std::chrono::milliseconds Backoff::step(int failures) const {
   const std::int64_t max = std::max<std::int64_t>(0, options_.max.count());

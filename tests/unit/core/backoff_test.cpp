@@ -63,8 +63,8 @@ TEST(Backoff, JitterIsHalfToAllOfTheStep) {
 }
 
 TEST(Backoff, TheSameSeedGivesTheSameWaits) {
-  const Backoff::Options options{.first = milliseconds(100), .max = milliseconds(10'000),
-                                 .jitter = true};
+  const Backoff::Options options{
+      .first = milliseconds(100), .max = milliseconds(10'000), .jitter = true};
   Backoff a(options, 7);
   Backoff b(options, 7);
   bool varied = false;
