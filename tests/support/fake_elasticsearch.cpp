@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "ecs/json_writer.h"
+#include "mdecollect/core/host_port.h"
 
 namespace mdec::testing {
 namespace {
@@ -1021,9 +1022,7 @@ FakeElasticsearch::~FakeElasticsearch() {
 int FakeElasticsearch::port() const { return impl_->bound_port; }
 
 std::string FakeElasticsearch::url() const {
-  const std::string& host = impl_->options.host;
-  const bool v6 = host.find(':') != std::string::npos;
-  return "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(impl_->bound_port);
+  return "http://" + core::formatHostPort(impl_->options.host, impl_->bound_port);
 }
 
 void FakeElasticsearch::scriptRequests(std::vector<int> statuses) {

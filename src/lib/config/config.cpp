@@ -18,6 +18,7 @@
 #include <system_error>
 #include <utility>
 
+#include "mdecollect/core/host_port.h"
 #include "mdecollect/core/units.h"
 #include "mdecollect/ecs/mapper.h"
 
@@ -960,23 +961,15 @@ void decodeHttp(Decoder& d, const Field& f, HttpConfig& http) {
       std::string listen;
       d.nonEmptyString(c, listen);
       if (listen.empty()) continue;
-      // host:port, [v6]:port
-      const auto colon = listen.rfind(':');
-      std::string host = colon == std::string::npos ? "" : listen.substr(0, colon);
-      const std::string port = colon == std::string::npos ? "" : listen.substr(colon + 1);
-      if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-        host = host.substr(1, host.size() - 2);
-      }
-      const bool digits = !port.empty() && port.size() <= 5 &&
-                          std::all_of(port.begin(), port.end(),
-                                      [](char ch) { return ch >= '0' && ch <= '9'; });
-      if (host.empty() || !digits || std::stoi(port) > 65535) {
-        d.problem(c, "expected host:port (for example 127.0.0.1:5066), got '" + listen + "'");
+      auto address = core::parseHostPort(listen);  // host:port, [v6]:port
+      if (!address) {
+        d.problem(c, "expected host:port (for example 127.0.0.1:5066), got '" + listen +
+                         "': " + address.error().message());
         continue;
       }
       http.listen = listen;
-      http.host = host;
-      http.port = std::stoi(port);
+      http.host = std::move(address->host);
+      http.port = address->port;
     }
   }
 }

@@ -2,6 +2,8 @@
 
 #include <uriparser/Uri.h>
 
+#include "mdecollect/core/host_port.h"
+
 namespace mdec::ecs {
 namespace {
 
@@ -126,12 +128,9 @@ std::optional<UrlParts> parseUrlParts(std::string_view url) {
     }
     parts.domain = std::string(host);
     if (!port.empty()) {
-      long value = 0;
-      for (char ch : port) {
-        value = value * 10 + (ch - '0');
-        if (value > 65535) return std::nullopt;
-      }
-      parts.port = static_cast<int>(value);
+      const auto number = core::parsePort(port);
+      if (!number) return std::nullopt;
+      parts.port = *number;
     }
   }
   parts.path = percentDecode(rest);

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "ecs/json_writer.h"
+#include "mdecollect/core/host_port.h"
 #include "mdecollect/emulator/graph_json.h"
 #include "mdecollect/emulator/graph_odata.h"
 
@@ -686,7 +687,7 @@ struct EmulatorServer::Impl {
 
   std::string origin(const httplib::Request& req) const {
     std::string host = req.get_header_value("Host");
-    if (host.empty()) host = config.host + ":" + std::to_string(bound_port);
+    if (host.empty()) host = core::formatHostPort(config.host, bound_port);
     return std::string(tls ? "https://" : "http://") + host;
   }
 
@@ -1140,8 +1141,8 @@ mdec::Status EmulatorServer::start() {
 }
 
 std::string EmulatorServer::baseUrl() const {
-  return std::string(impl_->tls ? "https://" : "http://") + impl_->config.host + ":" +
-         std::to_string(impl_->bound_port);
+  return std::string(impl_->tls ? "https://" : "http://") +
+         core::formatHostPort(impl_->config.host, impl_->bound_port);
 }
 
 int EmulatorServer::port() const { return impl_->bound_port; }
