@@ -11,7 +11,6 @@
 #include <charconv>
 #include <chrono>
 #include <cstdint>
-#include <ctime>
 #include <deque>
 #include <filesystem>
 #include <mutex>
@@ -22,6 +21,7 @@
 
 #include "ecs/json_writer.h"
 #include "mdecollect/core/host_port.h"
+#include "mdecollect/core/iso8601.h"
 
 namespace mdec::testing {
 namespace {
@@ -157,15 +157,6 @@ std::string itemError(std::string_view type, std::string_view reason, std::strin
   out.append(extra);
   out.push_back('}');
   return out;
-}
-
-std::string utcDate(const char* format) {
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, format, &tm);
-  return buf;
 }
 
 int portOf(const sockaddr_storage& address) {
@@ -385,7 +376,7 @@ struct FakeElasticsearch::Impl {
       const Template* t = templateFor(name);
       it->second.data_stream = t != nullptr && t->data_stream;
       it->second.answered_name =
-          it->second.data_stream ? ".ds-" + name + "-" + utcDate("%Y.%m.%d") + "-000001" : name;
+          it->second.data_stream ? ".ds-" + name + "-" + core::formatDate(core::toInstant(std::chrono::system_clock::now()), ".") + "-000001" : name;
     }
     return it->second;
   }

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <ctime>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -100,13 +99,7 @@ std::string graphErrorDate(Timestamp t) {
 }
 
 std::string httpDate(Timestamp t) {
-  const std::time_t secs = static_cast<std::time_t>(
-      duration_cast<seconds>(t.time_since_epoch()).count());
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  return buf;
+  return core::formatHttpDate(duration_cast<seconds>(t.time_since_epoch()).count());
 }
 
 std::string hexId(Rng& rng, int words) {

@@ -3,15 +3,12 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <limits>
 #include <optional>
@@ -19,6 +16,7 @@
 
 #include "ecs/json_writer.h"
 #include "mdecollect/core/base64.h"
+#include "mdecollect/core/iso8601.h"
 
 namespace mdec::http {
 
@@ -415,18 +413,6 @@ struct TraceWriter::Redactor {
 
 namespace {
 
-std::string timestampOf(std::chrono::system_clock::time_point t) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
-  const std::time_t secs = static_cast<std::time_t>(ms.count() / 1000);
-  std::tm tm{};
-  ::gmtime_r(&secs, &tm);
-  char buf[40];
-  const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  const int millis = static_cast<int>(((ms.count() % 1000) + 1000) % 1000);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", millis);
-  return buf;
-}
-
 std::vector<Range> headerRanges(std::string_view name, std::string_view value) {
   std::vector<Range> ranges;
   if (equalsIgnoreCase(name, "authorization") || equalsIgnoreCase(name, "proxy-authorization")) {
@@ -506,7 +492,7 @@ std::string TraceWriter::formatLine(std::string_view component, const HttpReques
   line.reserve(1024 + std::min(request.body.size(), max_body) +
                (response ? std::min(response->body.size(), max_body) : 0));
   line.append("{\"@timestamp\":\"");
-  line.append(timestampOf(sent));
+  line.append(core::formatRfc3339(core::toInstant(sent), 3));
   line.append("\",\"component\":");
   ecs::appendString(line, component);
 

@@ -11,7 +11,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <ctime>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -44,15 +43,7 @@ constexpr std::int64_t kClockStart = 1'800'000'000;    // Fri, 15 Jan 2027 08:00
 constexpr const char* kToken = "eyJ0-SECRET-access-token-1";
 constexpr const char* kHuge = "99999999999999999999";  // 20 digits: over int64
 
-// IMF-fixdate of a Unix time (gmtime_r: no time zone involved).
-std::string httpDate(std::int64_t unix_seconds) {
-  const auto t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char out[64];
-  const std::size_t n = std::strftime(out, sizeof out, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  return std::string(out, n);
-}
+using core::formatHttpDate;
 
 // ---- fakes ----
 
@@ -198,7 +189,7 @@ TEST(HttpDateTest, ParsesTheThreeFormsOfRfc9110) {
   EXPECT_EQ(parseHttpDate("Sun Nov  6 08:49:37 1994"), kRfcExample);        // asctime
   EXPECT_EQ(parseHttpDate("Wed Nov 16 08:49:37 1994"), kRfcExample + 10 * 86400);
   EXPECT_EQ(parseHttpDate("Thu, 01 Jan 1970 00:00:00 GMT"), 0);
-  EXPECT_EQ(parseHttpDate(httpDate(kClockStart)), kClockStart);
+  EXPECT_EQ(parseHttpDate(formatHttpDate(kClockStart)), kClockStart);
   EXPECT_EQ(parseHttpDate("Fri, 15 Jan 2027 08:00:00 GMT"), kClockStart);
 }
 
@@ -314,13 +305,13 @@ TEST(RetryAfterTest, JunkIsNotAValue) {
 }
 
 TEST(RetryAfterTest, HttpDateIsMeasuredFromTheServersNow) {
-  EXPECT_EQ(parseRetryAfter(httpDate(kClockStart + 30), kClockStart), seconds(30));
+  EXPECT_EQ(parseRetryAfter(formatHttpDate(kClockStart + 30), kClockStart), seconds(30));
   EXPECT_EQ(parseRetryAfter("Sun, 06 Nov 1994 08:50:07 GMT", kRfcExample), seconds(30));
   EXPECT_EQ(parseRetryAfter("Sun Nov  6 08:50:07 1994", kRfcExample), seconds(30));
-  EXPECT_EQ(parseRetryAfter(httpDate(kClockStart), kClockStart), seconds(0));
-  EXPECT_EQ(parseRetryAfter(httpDate(kClockStart - 30), kClockStart), seconds(0));  // past
+  EXPECT_EQ(parseRetryAfter(formatHttpDate(kClockStart), kClockStart), seconds(0));
+  EXPECT_EQ(parseRetryAfter(formatHttpDate(kClockStart - 30), kClockStart), seconds(0));  // past
   EXPECT_EQ(parseRetryAfter("Thu, 01 Jan 1970 00:00:00 GMT", kClockStart), seconds(0));
-  EXPECT_EQ(parseRetryAfter(httpDate(kClockStart + 7200), kClockStart), kMaxRetryAfter);
+  EXPECT_EQ(parseRetryAfter(formatHttpDate(kClockStart + 7200), kClockStart), kMaxRetryAfter);
   EXPECT_EQ(parseRetryAfter("Fri, 31 Dec 9999 23:59:59 GMT", kClockStart), kMaxRetryAfter);
   EXPECT_EQ(parseRetryAfter("Sat, 01 Jan 10000 00:00:00 GMT", kClockStart), std::nullopt);
 }
@@ -794,7 +785,7 @@ TEST_F(ApiClientTest, A429RetryAfterDateIsReadOnTheServersClock) {
   // The server is 5 minutes ahead and asks for 30 s on its clock: 30 s, not 5 min 30 s.
   const std::int64_t server_now = kClockStart + 300;
   http.answer(429, "",
-              {{"date", httpDate(server_now)}, {"retry-after", httpDate(server_now + 30)}});
+              {{"date", formatHttpDate(server_now)}, {"retry-after", formatHttpDate(server_now + 30)}});
   http.answer(200, kPage);
   make();
   auto r = get();
@@ -973,13 +964,13 @@ TEST_F(ApiClientTest, AStopDuringAThrottleWaitStops) {
 TEST_F(ApiClientTest, ServerNowFollowsTheDateHeader) {
   make();
   EXPECT_EQ(client->serverNow(), clockInstant());
-  http.answer(200, kPage, {{"date", httpDate(kClockStart + 300)}});
+  http.answer(200, kPage, {{"date", formatHttpDate(kClockStart + 300)}});
   ASSERT_TRUE(get().has_value());
   core::Instant expected = clockInstant();
   expected.seconds += 300;
   EXPECT_EQ(client->serverNow(), expected);
   // Behind works too.
-  http.answer(200, kPage, {{"date", httpDate(kClockStart - 600)}});
+  http.answer(200, kPage, {{"date", formatHttpDate(kClockStart - 600)}});
   ASSERT_TRUE(get().has_value());
   expected = clockInstant();
   expected.seconds -= 600;
@@ -989,7 +980,7 @@ TEST_F(ApiClientTest, ServerNowFollowsTheDateHeader) {
 TEST_F(ApiClientTest, ServerNowKeepsOurSubSecondPart) {
   clock.wall += milliseconds(250);
   make();
-  http.answer(200, kPage, {{"date", httpDate(kClockStart - 300)}});
+  http.answer(200, kPage, {{"date", formatHttpDate(kClockStart - 300)}});
   ASSERT_TRUE(get().has_value());
   const core::Instant s = client->serverNow();
   EXPECT_EQ(s.seconds, kClockStart - 300);
@@ -998,7 +989,7 @@ TEST_F(ApiClientTest, ServerNowKeepsOurSubSecondPart) {
 
 TEST_F(ApiClientTest, ADateWithinASecondIsNoOffset) {
   make();
-  http.answer(200, kPage, {{"date", httpDate(kClockStart + 1)}});
+  http.answer(200, kPage, {{"date", formatHttpDate(kClockStart + 1)}});
   ASSERT_TRUE(get().has_value());
   EXPECT_EQ(client->serverNow(), clockInstant());
 }
@@ -1007,7 +998,7 @@ TEST_F(ApiClientTest, ABrokenDateHeaderIsIgnored) {
   for (const std::string& date :
        {std::string("Fri, 31 Dec 9999 23:59:59 GMT"), std::string("Thu, 01 Jan 1970 00:00:00 GMT"),
         std::string("garbage"), std::string(""), std::string(kHuge),
-        httpDate(kClockStart + 2 * 365 * 86400)}) {
+        formatHttpDate(kClockStart + 2 * 365 * 86400)}) {
     http.answer(200, kPage, {{"date", date}});
     make();
     ASSERT_TRUE(get().has_value());
@@ -1017,7 +1008,7 @@ TEST_F(ApiClientTest, ABrokenDateHeaderIsIgnored) {
 
 TEST_F(ApiClientTest, ABrokenDateHeaderKeepsTheLastGoodOffset) {
   make();
-  http.answer(200, kPage, {{"date", httpDate(kClockStart + 300)}});
+  http.answer(200, kPage, {{"date", formatHttpDate(kClockStart + 300)}});
   http.answer(200, kPage, {{"date", "Fri, 31 Dec 9999 23:59:59 GMT"}});
   ASSERT_TRUE(get().has_value());
   ASSERT_TRUE(get().has_value());
