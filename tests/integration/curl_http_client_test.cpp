@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "mdecollect/core/unique_fd.h"
 #include "mdecollect/http/http_client.h"
 
 namespace mdec::http {
@@ -89,18 +90,17 @@ bool waitReadable(int fd, int timeout_ms) {
 class ScriptedServer {
  public:
   explicit ScriptedServer(Handler handler) : handler_(std::move(handler)) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (listen_fd_ < 0) return;
+    listen_fd_ = core::UniqueFd(::socket(AF_INET, SOCK_STREAM, 0));
+    if (!listen_fd_.valid()) return;
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = 0;
     socklen_t len = sizeof addr;
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::listen(listen_fd_, 16) != 0 ||
-        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      ::close(listen_fd_);
-      listen_fd_ = -1;
+    if (::bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(listen_fd_.get(), 16) != 0 ||
+        ::getsockname(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      listen_fd_.reset();
       return;
     }
     port_ = ntohs(addr.sin_port);
@@ -114,10 +114,9 @@ class ScriptedServer {
     stopping_ = true;
     if (acceptor_.joinable()) acceptor_.join();
     for (auto& t : connections_) t.join();  // the acceptor is gone: no one adds threads
-    if (listen_fd_ >= 0) ::close(listen_fd_);
   }
 
-  bool ok() const { return listen_fd_ >= 0; }
+  bool ok() const { return listen_fd_.valid(); }
   int port() const { return port_; }
   std::string url(std::string_view path) const {
     return "http://127.0.0.1:" + std::to_string(port_) + std::string(path);
@@ -134,8 +133,8 @@ class ScriptedServer {
     const auto deadline = Clock::now() + 30s;
     int count = 0;
     while (!expired(deadline)) {
-      if (!waitReadable(listen_fd_, 20)) continue;
-      int fd = ::accept(listen_fd_, nullptr, nullptr);
+      if (!waitReadable(listen_fd_.get(), 20)) continue;
+      int fd = ::accept(listen_fd_.get(), nullptr, nullptr);
       if (fd < 0) continue;
       const int connection = ++count;
       std::lock_guard lock(mu_);
@@ -216,7 +215,7 @@ class ScriptedServer {
   }
 
   Handler handler_;
-  int listen_fd_ = -1;
+  core::UniqueFd listen_fd_;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
   mutable std::mutex mu_;

@@ -559,27 +559,28 @@ std::string TraceWriter::formatLine(std::string_view component, const HttpReques
 
 namespace {
 
-int openAppend(const std::string& path, bool truncate) {
+core::UniqueFd openAppend(const std::string& path, bool truncate) {
   int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC;
   if (truncate) flags |= O_TRUNC;
   int fd;
   do {
     fd = ::open(path.c_str(), flags, 0600);
   } while (fd < 0 && errno == EINTR);
-  return fd;
+  return core::UniqueFd(fd);
 }
 
 std::string errnoText(int err) { return std::strerror(err); }
 
 }  // namespace
 
-TraceWriter::TraceWriter(TraceOptions options, std::unique_ptr<const Redactor> redactor, int fd,
-                         std::uint64_t size)
-    : options_(std::move(options)), redactor_(std::move(redactor)), fd_(fd), size_(size) {}
+TraceWriter::TraceWriter(TraceOptions options, std::unique_ptr<const Redactor> redactor,
+                         core::UniqueFd fd, std::uint64_t size)
+    : options_(std::move(options)),
+      redactor_(std::move(redactor)),
+      fd_(std::move(fd)),
+      size_(size) {}
 
-TraceWriter::~TraceWriter() {
-  if (fd_ >= 0) ::close(fd_);
-}
+TraceWriter::~TraceWriter() = default;
 
 Result<std::shared_ptr<TraceWriter>> TraceWriter::open(TraceOptions options,
                                                        std::vector<std::string> secrets) {
@@ -596,15 +597,15 @@ Result<std::shared_ptr<TraceWriter>> TraceWriter::open(TraceOptions options,
                        ec.message());
     }
   }
-  const int fd = openAppend(options.path, false);
-  if (fd < 0) {
+  core::UniqueFd fd = openAppend(options.path, false);
+  if (!fd.valid()) {
     return Error(ErrorCode::kIo, "trace file " + options.path + ": " + errnoText(errno));
   }
   struct stat st {};
-  const std::uint64_t size = ::fstat(fd, &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+  const std::uint64_t size = ::fstat(fd.get(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
   auto redactor = std::make_unique<const Redactor>(secrets);
   return std::shared_ptr<TraceWriter>(
-      new TraceWriter(std::move(options), std::move(redactor), fd, size));
+      new TraceWriter(std::move(options), std::move(redactor), std::move(fd), size));
 }
 
 void TraceWriter::reportError(const std::string& what) {
@@ -616,13 +617,12 @@ void TraceWriter::reportError(const std::string& what) {
 }
 
 void TraceWriter::rotateLocked() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
+  fd_.reset();
   size_ = 0;
   const std::string& path = options_.path;
   if (options_.keep_files <= 0) {
     fd_ = openAppend(path, true);
-    if (fd_ < 0) reportError("cannot reopen after rotation: " + errnoText(errno));
+    if (!fd_.valid()) reportError("cannot reopen after rotation: " + errnoText(errno));
     return;
   }
   auto numbered = [&](int i) { return path + "." + std::to_string(i); };
@@ -638,23 +638,23 @@ void TraceWriter::rotateLocked() {
     reportError("cannot rename to " + numbered(1) + ": " + errnoText(errno));
   }
   fd_ = openAppend(path, false);
-  if (fd_ < 0) {
+  if (!fd_.valid()) {
     reportError("cannot reopen after rotation: " + errnoText(errno));
     return;
   }
   struct stat st {};
-  if (::fstat(fd_, &st) == 0) size_ = static_cast<std::uint64_t>(st.st_size);
+  if (::fstat(fd_.get(), &st) == 0) size_ = static_cast<std::uint64_t>(st.st_size);
 }
 
 bool TraceWriter::writeLocked(const std::string& line) {
-  if (fd_ >= 0 && options_.rotate_bytes > 0 && size_ > 0 &&
+  if (fd_.valid() && options_.rotate_bytes > 0 && size_ > 0 &&
       size_ + line.size() > options_.rotate_bytes) {
     rotateLocked();
   }
-  if (fd_ < 0) {
+  if (!fd_.valid()) {
     fd_ = openAppend(options_.path, false);
     struct stat st {};
-    if (fd_ < 0 || ::fstat(fd_, &st) != 0) {
+    if (!fd_.valid() || ::fstat(fd_.get(), &st) != 0) {
       reportError("cannot open: " + errnoText(errno));
       return false;
     }
@@ -662,12 +662,12 @@ bool TraceWriter::writeLocked(const std::string& line) {
   }
   std::size_t done = 0;
   while (done < line.size()) {
-    const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
+    const ssize_t n = ::write(fd_.get(), line.data() + done, line.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       const int err = n < 0 ? errno : EIO;
       // No half line left behind: the next line starts where this one would have.
-      if (done > 0 && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
+      if (done > 0 && ::ftruncate(fd_.get(), static_cast<off_t>(size_)) != 0) {
         reportError("cannot cut a partial line: " + errnoText(errno));
       }
       reportError("write: " + errnoText(err));
