@@ -602,7 +602,8 @@ Result<std::shared_ptr<TraceWriter>> TraceWriter::open(TraceOptions options,
     return Error(ErrorCode::kIo, "trace file " + options.path + ": " + errnoText(errno));
   }
   struct stat st {};
-  const std::uint64_t size = ::fstat(fd.get(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+  const std::uint64_t size =
+      ::fstat(fd.get(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
   auto redactor = std::make_unique<const Redactor>(secrets);
   return std::shared_ptr<TraceWriter>(
       new TraceWriter(std::move(options), std::move(redactor), std::move(fd), size));
