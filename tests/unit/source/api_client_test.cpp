@@ -13,16 +13,15 @@
 #include <cstdint>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <limits>
 #include <optional>
-#include <sstream>
 #include <stop_token>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "support/files.h"
 #include "support/scoped_umask.h"
 #include "support/temp_dir.h"
 
@@ -464,23 +463,9 @@ TEST(RequestPacerTest, DeferUntilIsHonouredAndBounded) {
 
 namespace {
 
-std::string readAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void writeAll(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-}
-
-unsigned modeOf(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return 0;
-  return static_cast<unsigned>(st.st_mode & 07777);
-}
+using mdec::testing::permissionsOf;
+using mdec::testing::readFile;
+using mdec::testing::writeFile;
 
 const WallTime kWall{seconds(kClockStart)};
 const SteadyTime kSteady{hours(5)};
@@ -497,15 +482,15 @@ TEST(RequestPacerTest, SaveCreatesTheFile0600EvenUnderUmask0) {
     mdec::testing::ScopedUmask zero(0);
     pacer.save(path, kWall, kSteady);
   }
-  EXPECT_EQ(modeOf(path), 0600u);
-  EXPECT_EQ(readAll(path), std::to_string(kWallMs - 10'000) + "\n");
+  EXPECT_EQ(permissionsOf(path.c_str()), 0600);
+  EXPECT_EQ(readFile(path), std::to_string(kWallMs - 10'000) + "\n");
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
 }
 
 TEST(RequestPacerTest, SaveFixesTheModeOfALeftoverTemporaryFile) {
   TempDir dir;
   const std::string path = dir.sub("pacing");
-  writeAll(path + ".tmp", "left over\n");
+  writeFile(path + ".tmp", "left over\n");
   ASSERT_EQ(::chmod((path + ".tmp").c_str(), 0666), 0);
   RequestPacer pacer(100, 1500);
   pacer.deferUntil(kSteady + seconds(30), kSteady);
@@ -513,8 +498,8 @@ TEST(RequestPacerTest, SaveFixesTheModeOfALeftoverTemporaryFile) {
     mdec::testing::ScopedUmask zero(0);
     pacer.save(path, kWall, kSteady);
   }
-  EXPECT_EQ(modeOf(path), 0600u);
-  EXPECT_EQ(readAll(path), "defer " + std::to_string(kWallMs + 30'000) + "\n");
+  EXPECT_EQ(permissionsOf(path.c_str()), 0600);
+  EXPECT_EQ(readFile(path), "defer " + std::to_string(kWallMs + 30'000) + "\n");
 }
 
 TEST(RequestPacerTest, SaveAndLoadKeepTheLastHour) {
@@ -545,14 +530,14 @@ TEST(RequestPacerTest, LoadedDeferralIsBounded) {
       std::string("defer ") + kHuge,  // 20 digits: not a number we can hold
   };
   for (const auto& line : far_lines) {
-    writeAll(path, line + "\n");
+    writeFile(path, line + "\n");
     RequestPacer pacer(100, 1500);
     EXPECT_NO_THROW(pacer.load(path, kWall, kSteady)) << line;
     const auto wait = pacer.waitBefore(kSteady);
     EXPECT_LE(wait, kMaxRetryAfter + milliseconds(100)) << line;
     EXPECT_EQ(pacer.waitBefore(kSteady + kMaxRetryAfter), milliseconds(0)) << line;
   }
-  writeAll(path, "defer 253402300799000\n");
+  writeFile(path, "defer 253402300799000\n");
   RequestPacer pacer(100, 1500);
   pacer.load(path, kWall, kSteady);
   EXPECT_EQ(pacer.waitBefore(kSteady), kMaxRetryAfter + milliseconds(100));
@@ -562,9 +547,9 @@ TEST(RequestPacerTest, LoadIgnoresJunkLines) {
   TempDir dir;
   const std::string path = dir.sub("pacing");
   const std::string valid = std::to_string(kWallMs - 1000);
-  writeAll(path, "junk\n\nabc123\n12x\n 123\ndefer\ndefer \ndefer abc\ndefer -5\n1.5\n" + valid +
-                     "\n" + valid + "junk\n" + std::to_string(kWallMs + 60'000) +  // future
-                     "\n" + std::string(kHuge) + "\n\x01\xff\n");
+  writeFile(path, "junk\n\nabc123\n12x\n 123\ndefer\ndefer \ndefer abc\ndefer -5\n1.5\n" + valid +
+                      "\n" + valid + "junk\n" + std::to_string(kWallMs + 60'000) +  // future
+                      "\n" + std::string(kHuge) + "\n\x01\xff\n");
   RequestPacer two(2, 1500);
   two.load(path, kWall, kSteady);
   EXPECT_EQ(two.waitBefore(kSteady), milliseconds(0)) << "only one line is a request";
@@ -585,7 +570,7 @@ TEST(RequestPacerTest, LoadOfAMissingFileIsNothing) {
 TEST(RequestPacerTest, LoadIgnoresExtremeNegativeTimes) {
   TempDir dir;
   const std::string path = dir.sub("pacing");
-  writeAll(path, "-9223372036854775808\n-9000000000000000000\ndefer -9223372036854775808\n");
+  writeFile(path, "-9223372036854775808\n-9000000000000000000\ndefer -9223372036854775808\n");
   RequestPacer pacer(1, 1);
   pacer.load(path, kWall, kSteady);
   EXPECT_EQ(pacer.waitBefore(kSteady), milliseconds(0));
@@ -1044,8 +1029,8 @@ TEST_F(ApiClientTest, ThePacingFileIsWritten0600AndPacesARestart) {
     make(mdeProfile(), options);
     ASSERT_TRUE(get().has_value());
   }
-  EXPECT_EQ(modeOf(options.pacing_file), 0600u);
-  EXPECT_EQ(readAll(options.pacing_file), std::to_string(kClockStart * 1000) + "\n");
+  EXPECT_EQ(permissionsOf(options.pacing_file.c_str()), 0600);
+  EXPECT_EQ(readFile(options.pacing_file), std::to_string(kClockStart * 1000) + "\n");
   // A client made 10 s later waits out the minute before its first request.
   clock.wall += seconds(10);
   clock.steady += seconds(10);
