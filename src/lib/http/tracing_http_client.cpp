@@ -17,6 +17,7 @@
 #include "ecs/json_writer.h"
 #include "mdecollect/core/base64.h"
 #include "mdecollect/core/iso8601.h"
+#include "mdecollect/core/percent_decoding.h"
 
 namespace mdec::http {
 
@@ -223,27 +224,6 @@ Rebuilt rebuild(std::string_view text, std::vector<Range>& ranges, std::size_t l
   }
   if (!stopped) copy(text.size());
   out.truncated = pos < text.size();
-  return out;
-}
-
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string percentDecode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hexValue(s[i + 1]) >= 0 && hexValue(s[i + 2]) >= 0) {
-      out += static_cast<char>(hexValue(s[i + 1]) * 16 + hexValue(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
   return out;
 }
 
@@ -734,10 +714,9 @@ void addProxySecrets(std::vector<std::string>& out, const std::string& url) {
   const std::string password = url.substr(colon + 1, at - colon - 1);
   if (password.empty()) return;
   addUnique(out, password);
-  addUnique(out, percentDecode(password));
-  addUnique(out, core::base64Encode(percentDecode(url.substr(authority, colon - authority)) +
-                                    ":" +
-                        percentDecode(password)));
+  addUnique(out, core::percentDecode(password));
+  addUnique(out, core::base64Encode(core::percentDecode(url.substr(authority, colon - authority)) +
+                                    ":" + core::percentDecode(password)));
 }
 
 }  // namespace
