@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "mdecollect/core/ascii.h"
 #include "mdecollect/core/unique_fd.h"
 #include "mdecollect/http/http_client.h"
 
@@ -64,14 +65,6 @@ Reply reply(int status, std::string_view reason, const Headers& headers, std::st
 }
 
 using Handler = std::function<Reply(const ServedRequest&, const std::atomic<bool>& stopping)>;
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
@@ -193,7 +186,7 @@ class ScriptedServer {
             head.substr(start, eol == std::string_view::npos ? eol : eol - start);
         std::size_t colon = line.find(':');
         if (colon == std::string_view::npos) continue;
-        std::string name = lower(line.substr(0, colon));
+        std::string name = core::asciiLower(line.substr(0, colon));
         std::string value(trim(line.substr(colon + 1)));
         if (name == "content-length") content_length = std::stoul(value);
         request.headers.emplace_back(std::move(name), std::move(value));
@@ -458,7 +451,7 @@ TEST(CurlHttpClient, KeepsOnlyTheFinalHeaderBlockLowerCasedAndUnfolded) {
   EXPECT_EQ(*response->header("x-empty"), "");
   ASSERT_NE(response->header("content-length"), nullptr);
   for (const auto& [name, value] : response->headers) {
-    EXPECT_EQ(name, lower(name));
+    EXPECT_EQ(name, core::asciiLower(name));
     EXPECT_EQ(value.find_first_of("\r\n"), std::string::npos) << name;
   }
 }

@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "ecs/json_writer.h"
+#include "mdecollect/core/ascii.h"
 #include "mdecollect/core/host_port.h"
 #include "mdecollect/core/iso8601.h"
 
@@ -33,14 +34,6 @@ constexpr std::string_view kJson = "application/json";
 constexpr std::size_t kMaxIdBytes = 512;
 constexpr int kMaxIndexNameBytes = 255;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 std::string_view trim(std::string_view s) {
   std::size_t b = 0;
   std::size_t e = s.size();
@@ -50,7 +43,7 @@ std::string_view trim(std::string_view s) {
 }
 
 bool startsWithNoCase(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && lower(s.substr(0, prefix.size())) == lower(prefix);
+  return s.size() >= prefix.size() && core::equalsIgnoreCase(s.substr(0, prefix.size()), prefix);
 }
 
 std::string base64(std::string_view in) {
@@ -199,7 +192,8 @@ std::string contentTypeProblem(const httplib::Request& req) {
     return "{\"error\":\"Content-Type header is missing\",\"status\":406}";
   }
   const std::string value = req.get_header_value("Content-Type");
-  const std::string media = lower(trim(std::string_view(value).substr(0, value.find(';'))));
+  const std::string media =
+      core::asciiLower(trim(std::string_view(value).substr(0, value.find(';'))));
   if (media == "application/json" || media == "application/x-ndjson" ||
       media == "application/vnd.elasticsearch+json" ||
       media == "application/vnd.elasticsearch+x-ndjson") {
@@ -517,7 +511,7 @@ struct FakeElasticsearch::Impl {
 
   // Why Elasticsearch would refuse `name` as a new index name, or "".
   static std::string invalidIndexName(const std::string& name) {
-    if (name != lower(name)) return "must be lowercase";
+    if (name != core::asciiLower(name)) return "must be lowercase";
     if (name.empty() || name == "." || name == "..") return "must not be '.' or '..'";
     if (name[0] == '_' || name[0] == '-' || name[0] == '+') {
       return "must not start with '_', '-', or '+'";
@@ -706,7 +700,7 @@ struct FakeElasticsearch::Impl {
 
     std::lock_guard<std::mutex> lock(mu);
     ++stats.bulk_requests;
-    const std::string encoding = lower(req.get_header_value("Content-Encoding"));
+    const std::string encoding = core::asciiLower(req.get_header_value("Content-Encoding"));
     if (encoding.find("gzip") != std::string::npos) ++stats.gzip_requests;
     last_headers = req.headers;
     if (options.record_bodies && !too_large) bodies.push_back(body);

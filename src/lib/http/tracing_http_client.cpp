@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "ecs/json_writer.h"
+#include "mdecollect/core/ascii.h"
 #include "mdecollect/core/base64.h"
 #include "mdecollect/core/iso8601.h"
 #include "mdecollect/core/percent_decoding.h"
@@ -39,15 +40,8 @@ bool isOneOf(std::string_view name, const std::string_view (&names)[N]) {
   return std::find(std::begin(names), std::end(names), name) != std::end(names);
 }
 
-char asciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (asciiLower(a[i]) != asciiLower(b[i])) return false;
-  }
-  return true;
-}
+using core::asciiLower;
+using core::equalsIgnoreCase;
 
 bool containsIgnoreCase(std::string_view haystack, std::string_view needle) {
   if (needle.size() > haystack.size()) return false;
