@@ -21,6 +21,7 @@ namespace {
 struct RunArgs {
   std::string config;
   bool once = false;
+  bool reference = false;
 };
 
 int runRun(const RunArgs& args) {
@@ -44,6 +45,10 @@ int runRun(const RunArgs& args) {
 }
 
 int runCheckConfig(const RunArgs& args) {
+  if (args.reference) {
+    fmt::print("{}", config::referenceMarkdown());
+    return kExitOk;
+  }
   auto config = config::loadConfig(args.config);
   if (!config) {
     fmt::print(stderr, "mdecollect check-config: the configuration has problems:\n{}\n",
@@ -99,9 +104,17 @@ void addRunCommands(CLI::App& app, std::function<int()>& run) {
   CLI::App* check = app.add_subcommand(
       "check-config",
       "Validate the configuration and print it as it takes effect (defaults included,\n"
-      "secrets as ***). Exit 0 when valid, 2 otherwise (every problem listed with its line).");
-  check->add_option("-c,--config", args->config, "YAML configuration file")->required();
-  check->callback([args, &run] { run = [args] { return runCheckConfig(*args); }; });
+      "secrets as ***). Exit 0 when valid, 2 otherwise (every problem listed with its line).\n"
+      "--reference prints every key (type, default, bounds, what it does) as Markdown.");
+  auto* config_option =
+      check->add_option("-c,--config", args->config, "YAML configuration file");
+  check->add_flag("--reference", args->reference,
+                  "Print the reference of every configuration key (Markdown) and exit")
+      ->excludes(config_option);
+  check->callback([args, config_option, &run] {
+    if (!args->reference && config_option->count() == 0) throw CLI::RequiredError("--config");
+    run = [args] { return runCheckConfig(*args); };
+  });
 
   CLI::App* setup = app.add_subcommand(
       "setup",

@@ -44,6 +44,26 @@ class ForwardingStore : public state::StateStore {
     return inner_.fileCheckpoint(o);
   }
   Result<OutboxSize> outboxSize() override { return inner_.outboxSize(); }
+  Result<std::optional<std::string>> seenSince(const std::string& s) override {
+    return inner_.seenSince(s);
+  }
+  Result<std::vector<std::string>> registeredOutputs() override {
+    return inner_.registeredOutputs();
+  }
+  Status unregisterOutput(const std::string& o) override { return inner_.unregisterOutput(o); }
+  Result<std::int64_t> addBackfill(const state::BackfillJob& j) override {
+    return inner_.addBackfill(j);
+  }
+  Result<std::vector<state::BackfillJob>> backfills(const std::string& s) override {
+    return inner_.backfills(s);
+  }
+  Status updateBackfill(const state::BackfillJob& j) override { return inner_.updateBackfill(j); }
+  Result<std::optional<std::string>> collectedSince(const std::string& s) override {
+    return inner_.collectedSince(s);
+  }
+  Status setCollectedSince(const std::string& s, const std::string& f) override {
+    return inner_.setCollectedSince(s, f);
+  }
 
  private:
   state::StateStore& inner_;

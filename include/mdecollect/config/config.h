@@ -154,4 +154,9 @@ Result<Config> loadConfig(const std::string& path);
 // secrets as ***.
 std::string renderConfig(const Config& config);
 
+// The configuration reference as Markdown tables (key, type, default, meaning), made from the
+// same key declarations the loader and renderConfig use. The README's "Configuration
+// reference" holds it between generated-region markers; a unit test keeps the two equal.
+std::string referenceMarkdown();
+
 }  // namespace mdec::config

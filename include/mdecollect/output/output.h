@@ -48,6 +48,12 @@ class Output {
   virtual std::size_t maxBatchBytes() const { return 4u << 20; }
   // Non-null when the output can be written directly (see DirectWriter).
   virtual DirectWriter* direct() { return nullptr; }
+  // True when the output counts its documents per source in the metrics itself (item by
+  // item, as the Elasticsearch output does); otherwise the pipeline counts each batch
+  // deliver() acknowledged whole.
+  virtual bool countsDelivered() const { return false; }
+  // One line for the log when the run ends (empty: nothing to say).
+  virtual std::string summary() const { return {}; }
 };
 
 }  // namespace mdec::output

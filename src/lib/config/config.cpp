@@ -1,6 +1,11 @@
 // The collector's configuration file, decoded in this one place (spec: collection.md,
 // outputs.md). Every problem is collected and reported at once, one per line, as
 // "FILE:LINE: KEY: what is wrong". A secret's value never appears in a message.
+//
+// Each key is declared once, in the tables under "The keys" below: its name, where its value
+// lives in the structs of config.h, its kind and bounds, and one line of documentation. The
+// decoder, the check-config printer (renderConfig) and the README's reference
+// (referenceMarkdown) all read those tables; the defaults are the structs' own initializers.
 #include "mdecollect/config/config.h"
 
 #include <yaml-cpp/yaml.h>
@@ -11,11 +16,14 @@
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <map>
 #include <memory>
 #include <ostream>
+#include <span>
 #include <string_view>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 
 #include "mdecollect/core/host_port.h"
@@ -36,44 +44,12 @@ constexpr std::int64_t kMaxPageSize = 10'000;
 constexpr std::int64_t kMaxRequestRate = 1'000'000;
 constexpr std::int64_t kMaxKeepFiles = 100'000;
 
-constexpr std::array<std::string_view, 7> kTopKeys = {
-    "state_dir", "max_spool_bytes", "sources", "outputs", "logging", "http", "tracing"};
-constexpr std::array<std::string_view, 2> kHttpKeys = {"enabled", "listen"};
-constexpr std::array<std::string_view, 5> kTracingKeys = {"enabled", "path", "max_body_bytes",
-                                                          "rotate_bytes", "keep_files"};
-constexpr std::array<std::string_view, 5> kCommonSourceKeys = {
-    "name", "type", "tags", "preserve_original_event", "namespace"};
-// clang-format off
-constexpr std::array<std::string_view, 18> kMdeKeys = {
-    "tenant_id",         "client_id",       "client_secret",    "client_secret_file",
-    "login_url",         "token_url",       "azure_resource",   "scopes",
-    "api_url",           "interval",        "initial_interval", "late_arrival_window",
-    "page_size",         "proxy_url",       "ssl",              "requests_per_minute",
-    "requests_per_hour", "request_timeout"};
-// clang-format on
-constexpr std::array<std::string_view, 2> kFileKeys = {"paths", "format"};
-constexpr std::array<std::string_view, 1> kGraphOnlyKeys = {"service_sources"};
 constexpr std::int64_t kMaxGraphPageSize = 1000;  // Graph clamps $top at 1000
-constexpr std::array<std::string_view, 3> kOutputKeys = {"file", "stdout", "elasticsearch"};
-constexpr std::array<std::string_view, 4> kFileOutputKeys = {"enabled", "path", "rotate_bytes",
-                                                             "keep_files"};
-constexpr std::array<std::string_view, 1> kStdoutOutputKeys = {"enabled"};
-// clang-format off
-constexpr std::array<std::string_view, 14> kElasticsearchKeys = {
-    "enabled",        "hosts",         "api_key",        "api_key_file",
-    "username",       "password",      "password_file",  "ssl",
-    "proxy_url",      "compression",   "bulk_max_bytes", "bulk_max_docs",
-    "timeout",        "ilm_policy"};
-// clang-format on
-constexpr std::array<std::string_view, 2> kSslKeys = {"certificate_authorities",
-                                                      "verification_mode"};
-constexpr std::array<std::string_view, 2> kLoggingKeys = {"level", "format"};
 
 constexpr std::string_view kV1TokenUrl = "oauth2/token";
 constexpr std::string_view kV2TokenUrl = "oauth2/v2.0/token";
 
-template <std::size_t N>
-bool contains(const std::array<std::string_view, N>& keys, std::string_view key) {
+bool contains(std::span<const std::string_view> keys, std::string_view key) {
   return std::find(keys.begin(), keys.end(), key) != keys.end();
 }
 
@@ -182,8 +158,7 @@ std::size_t editDistance(std::string_view a, std::string_view b) {
 }
 
 // "; did you mean 'x'?" for a near miss among `known`, or nothing.
-template <std::size_t N>
-std::string suggestion(std::string_view key, const std::array<std::string_view, N>& known) {
+std::string suggestion(std::string_view key, const std::vector<std::string>& known) {
   std::string_view best;
   std::size_t best_distance = 3;
   for (std::string_view k : known) {
@@ -336,15 +311,14 @@ class Decoder {
   }
 
   // One of `choices`, or a problem that lists them.
-  template <std::size_t N>
-  std::optional<std::string> choice(const Field& f,
-                                    const std::array<std::string_view, N>& choices) {
+  std::optional<std::string> choice(const Field& f, std::span<const std::string_view> choices) {
     auto t = text(f);
     if (!t) return std::nullopt;
     if (contains(choices, *t)) return t;
     std::string list;
-    for (std::size_t i = 0; i < N; ++i) {
-      list += (i == 0 ? "" : i + 1 == N ? " or " : ", ") + std::string(choices[i]);
+    const std::size_t n = choices.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      list += (i == 0 ? "" : i + 1 == n ? " or " : ", ") + std::string(choices[i]);
     }
     problem(f, "must be " + list + ", not '" + *t + "'");
     return std::nullopt;
@@ -395,19 +369,19 @@ class Decoder {
     out = *d;
   }
 
-  void size(const Field& f, std::uint64_t& out) {
+  std::optional<std::uint64_t> size(const Field& f) {
     auto t = text(f);
-    if (!t) return;
+    if (!t) return std::nullopt;
     auto s = core::parseSize(*t);
     if (!s) {
       problem(f, s.error().message());
-      return;
+      return std::nullopt;
     }
     if (*s == 0) {
       problem(f, "must be more than 0 bytes");
-      return;
+      return std::nullopt;
     }
-    out = *s;
+    return *s;
   }
 
   // A list of strings; `non_empty_items` rejects "" items.
@@ -444,96 +418,83 @@ bool startsWith(std::string_view text, std::string_view prefix) {
   return text.substr(0, prefix.size()) == prefix;
 }
 
-void httpUrl(Decoder& d, const Field& f, std::string& out) {
-  std::string url;
-  d.nonEmptyString(f, url);
-  if (url.empty()) return;
-  if (!startsWith(url, "https://") && !startsWith(url, "http://")) {
-    d.problem(f, "must be an http:// or https:// URL, not '" + url + "'");
-    return;
-  }
-  out = std::move(url);
+std::string formatSize(std::uint64_t bytes) {
+  if (bytes != 0 && bytes % (1ull << 30) == 0) return std::to_string(bytes >> 30) + "GiB";
+  if (bytes != 0 && bytes % (1ull << 20) == 0) return std::to_string(bytes >> 20) + "MiB";
+  if (bytes != 0 && bytes % (1ull << 10) == 0) return std::to_string(bytes >> 10) + "KiB";
+  return std::to_string(bytes);
 }
 
-// The value is not quoted in messages: a proxy URL may carry a password.
-void proxyUrl(Decoder& d, const Field& f, std::string& out) {
-  std::string url;
-  d.string(f, url);
-  if (url.empty()) {
-    out.clear();
-    return;
-  }
+// The user:password of a proxy URL is replaced by ***.
+std::string maskUrlPassword(const std::string& url) {
+  const std::size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  const std::size_t start = scheme + 3;
+  const std::size_t end = url.find_first_of("/?#", start);
+  const std::size_t at = url.rfind('@', end == std::string::npos ? url.size() - 1 : end);
+  if (at == std::string::npos || at < start) return url;
+  const std::size_t colon = url.find(':', start);
+  if (colon == std::string::npos || colon > at) return url;
+  return url.substr(0, colon + 1) + Secret::kMask + url.substr(at);
+}
+
+// ---- Checks of one value: the problem, or "" when the value is good. Messages never quote
+// a value that may carry a secret (a proxy URL).
+
+std::string httpUrlProblem(const std::string& url) {
+  if (startsWith(url, "https://") || startsWith(url, "http://")) return {};
+  return "must be an http:// or https:// URL, not '" + url + "'";
+}
+
+std::string hostProblem(const std::string& host) {
+  if (startsWith(host, "https://") || startsWith(host, "http://")) return {};
+  return "'" + host + "' is not an http:// or https:// URL";
+}
+
+std::string proxyUrlProblem(const std::string& url) {
+  if (url.empty()) return {};
   for (std::string_view scheme :
        {"http://", "https://", "socks4://", "socks4a://", "socks5://", "socks5h://"}) {
-    if (startsWith(url, scheme)) {
-      out = std::move(url);
-      return;
-    }
+    if (startsWith(url, scheme)) return {};
   }
-  d.problem(f,
-            "must be a URL starting with http://, https://, socks4://, socks4a://, "
-            "socks5:// or socks5h://");
+  return "must be a URL starting with http://, https://, socks4://, socks4a://, socks5:// or "
+         "socks5h://";
 }
 
 // Elasticsearch's rules for the namespace part of a data stream name.
-void dataStreamNamespace(Decoder& d, const Field& f, std::string& out) {
-  auto t = d.text(f);
-  if (!t) return;
-  if (t->empty()) {
-    d.problem(f, "must not be empty");
-    return;
-  }
-  if (t->size() > kMaxNamespaceBytes) {
-    d.problem(f, "must be at most " + std::to_string(kMaxNamespaceBytes) + " bytes, not " +
-                     std::to_string(t->size()));
-    return;
+std::string namespaceProblem(const std::string& name) {
+  if (name.size() > kMaxNamespaceBytes) {
+    return "must be at most " + std::to_string(kMaxNamespaceBytes) + " bytes, not " +
+           std::to_string(name.size());
   }
   constexpr std::string_view kForbidden = "-\\/*?\"<>| ,#:";
-  for (char c : *t) {
-    if (c >= 'A' && c <= 'Z') {
-      d.problem(f, "'" + *t + "' must be lowercase");
-      return;
-    }
+  for (char c : name) {
+    if (c >= 'A' && c <= 'Z') return "'" + name + "' must be lowercase";
     if (kForbidden.find(c) != std::string_view::npos) {
-      d.problem(f, "'" + *t + "' must not contain '" + std::string(1, c) +
-                       "' (nor any of - \\ / * ? \" < > | , # : or a space)");
-      return;
+      return "'" + name + "' must not contain '" + std::string(1, c) +
+             "' (nor any of - \\ / * ? \" < > | , # : or a space)";
     }
   }
-  out = std::move(*t);
+  return {};
 }
 
-void sourceName(Decoder& d, const Field& f, std::string& out) {
-  auto t = d.text(f);
-  if (!t) return;
-  const bool good =
-      !t->empty() && *t != "." && *t != ".." && std::all_of(t->begin(), t->end(), [](char c) {
-        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-               c == '_' || c == '.' || c == '-';
-      });
-  if (!good) {
-    d.problem(f, "'" + *t +
-                     "' must be letters, digits, '_', '.' and '-' (it names the "
-                     "source's state)");
-    return;
-  }
-  out = std::move(*t);
+std::string sourceNameProblem(const std::string& name) {
+  const bool good = !name.empty() && name != "." && name != ".." &&
+                    std::all_of(name.begin(), name.end(), [](char c) {
+                      return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                             (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
+                    });
+  if (good) return {};
+  return "'" + name + "' must be letters, digits, '_', '.' and '-' (it names the source's state)";
 }
 
 // A tenant id goes into the token URL's path: a GUID or a domain name.
-void tenantId(Decoder& d, const Field& f, std::string& out) {
-  std::string id;
-  d.nonEmptyString(f, id);
-  if (id.empty()) return;
+std::string tenantIdProblem(const std::string& id) {
   const bool good = std::all_of(id.begin(), id.end(), [](char c) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
            c == '.' || c == '_';
   });
-  if (!good) {
-    d.problem(f, "'" + id + "' must be a tenant GUID or domain name");
-    return;
-  }
-  out = std::move(id);
+  return good ? std::string() : "'" + id + "' must be a tenant GUID or domain name";
 }
 
 // A secret read from the file `f` names (trailing whitespace dropped); `path` keeps the name.
@@ -557,69 +518,968 @@ void secretFile(Decoder& d, const Field& f, Secret& out, std::string& path) {
   out = Secret(std::move(secret));
 }
 
-void clientSecretFile(Decoder& d, const Field& f, SourceConfig& s) {
-  secretFile(d, f, s.client_secret, s.client_secret_file);
+// ---- The declaration scheme. A Key<S> is one key of a YAML mapping whose values go into the
+// struct S; a table of them is the mapping. The engine below (decodeKeys, checkKeys,
+// emitKeys, ReferenceWriter) reads the tables; nothing else names a key.
+
+// What a key holds: how it is read, and the reference's "type" column.
+enum class Kind {
+  kString,    // any text ("" allowed unless nonEmpty())
+  kPath,      // a file or directory name
+  kUrl,       // http:// or https://
+  kProxyUrl,  // printed with its password as ***
+  kChoice,    // one of bounds.choices (a bool member: the first choice is true)
+  kBool,
+  kInteger,   // bounds.min..bounds.max
+  kDuration,  // "30s"; at least bounds.min milliseconds
+  kSize,      // "5MiB"; more than 0, at least bounds.min bytes
+  kList,      // a list of non-empty strings
+  kSecret,    // NAME or NAME_file, not both; printed as ***
+  kMapping,   // a nested mapping with its own table
+  kSources,   // the list of sources
+  kCustom,    // decoded and printed by its own functions
+};
+
+// The source types a source key belongs to (other sections: every type).
+constexpr unsigned kMdeType = 1;
+constexpr unsigned kGraphType = 2;
+constexpr unsigned kFileType = 4;
+constexpr unsigned kApiTypes = kMdeType | kGraphType;
+constexpr unsigned kEveryType = kMdeType | kGraphType | kFileType;
+
+unsigned typeBit(SourceType type) {
+  switch (type) {
+    case SourceType::kMde:
+      return kMdeType;
+    case SourceType::kGraph:
+      return kGraphType;
+    case SourceType::kFile:
+      return kFileType;
+  }
+  return 0;
 }
 
-void decodeSsl(Decoder& d, const Field& f, TlsConfig& ssl) {
-  auto m = d.mapping(f);
-  if (!m) return;
-  for (const auto& e : m->entries) {
-    const Field& c = e.field;
-    if (!contains(kSslKeys, e.key)) {
-      d.problem(c, "unknown key" + suggestion(e.key, kSslKeys));
-    } else if (c.node.IsNull()) {
-      continue;
-    } else if (e.key == "certificate_authorities") {
-      if (c.node.IsSequence()) {
-        auto list = d.stringList(c, true);
-        if (!list) continue;
-        if (list->size() != 1) {
-          d.problem(c, "must name one PEM file (put several certificates in it), not " +
-                           std::to_string(list->size()));
-          continue;
-        }
-        ssl.ca_file = list->front();
+// "an mde source", for messages.
+std::string aSource(SourceType type) {
+  return std::string(type == SourceType::kMde ? "an " : "a ") + sourceTypeName(type) + " source";
+}
+
+// Where a mapping is decoded. In a source of a known type, keys of the other types are
+// problems; in one of unknown type, any source key is accepted.
+struct Scope {
+  std::optional<SourceType> type;  // in a source: its type when valid
+};
+
+struct Bounds {
+  std::int64_t min = 0;                       // kInteger, kDuration (ms), kSize (bytes)
+  std::int64_t max = 0;                       // kInteger
+  std::int64_t graph_max = 0;                 // kInteger in a graph source, when lower than max
+  std::span<const std::string_view> choices;  // kChoice
+  bool non_empty = false;                     // text: "" is a problem
+  std::string_view empty_list;                // kList: the problem when the list is empty
+  std::string (*check)(const std::string&) = nullptr;  // text or each list item
+};
+
+template <class S>
+struct Key;
+class ReferenceWriter;
+
+// How a key's value is read from YAML, printed by check-config, and described in the
+// reference. Built by the templates below from a pointer to the member it fills.
+template <class S>
+struct Codec {
+  void (*decode)(Decoder&, const Field&, S&, const Key<S>&, const Scope&) = nullptr;
+  // Writes "key: value" (or nothing).
+  void (*emit)(YAML::Emitter&, const S&, const Key<S>&) = nullptr;
+  // The value as check-config prints it, for the reference's default column ("" for none).
+  std::string (*shown)(const S&, const Key<S>&) = nullptr;
+  // A mapping: its keys' rows (flat) or its own section in the reference.
+  void (*reference)(ReferenceWriter&, const Key<S>&, const std::string& path, const S& defaults,
+                    const std::type_identity_t<S>* graph_defaults) = nullptr;
+};
+
+template <class S>
+struct Key {
+  constexpr Key(std::string_view key_name, Kind key_kind, Codec<S> key_codec,
+                std::string_view key_doc)
+      : name(key_name), kind(key_kind), codec(key_codec), doc(key_doc) {}
+
+  std::string_view name;
+  Kind kind = Kind::kString;
+  Codec<S> codec;
+  std::string_view doc;  // one line: the reference's "meaning" column
+  Bounds bounds;
+  unsigned types = kEveryType;
+  bool required = false;
+  bool decode_null = false;                  // a null value is decoded too (not "the default")
+  bool (*printed_when)(const S&) = nullptr;  // check-config prints the key only then
+  bool flat = false;                         // a mapping listed as name.key in its parent's table
+  std::string_view label;                    // the reference's type, when the kind does not say it
+  std::string_view note;  // the reference's default, when the struct's does not say it
+
+  constexpr Key min(std::int64_t v) const {
+    return with([&](Key& k) { k.bounds.min = v; });
+  }
+  constexpr Key range(std::int64_t lo, std::int64_t hi) const {
+    return with([&](Key& k) {
+      k.bounds.min = lo;
+      k.bounds.max = hi;
+    });
+  }
+  constexpr Key graphMax(std::int64_t v) const {
+    return with([&](Key& k) { k.bounds.graph_max = v; });
+  }
+  constexpr Key nonEmpty() const {
+    return with([](Key& k) { k.bounds.non_empty = true; });
+  }
+  constexpr Key emptyList(std::string_view problem) const {
+    return with([&](Key& k) { k.bounds.empty_list = problem; });
+  }
+  constexpr Key check(std::string (*fn)(const std::string&)) const {
+    return with([&](Key& k) { k.bounds.check = fn; });
+  }
+  constexpr Key of(unsigned source_types) const {
+    return with([&](Key& k) { k.types = source_types; });
+  }
+  constexpr Key isRequired() const {
+    return with([](Key& k) { k.required = true; });
+  }
+  constexpr Key nullToo() const {
+    return with([](Key& k) { k.decode_null = true; });
+  }
+  constexpr Key printedWhen(bool (*fn)(const S&)) const {
+    return with([&](Key& k) { k.printed_when = fn; });
+  }
+  constexpr Key flatten() const {
+    return with([](Key& k) { k.flat = true; });
+  }
+  constexpr Key typeLabel(std::string_view text) const {
+    return with([&](Key& k) { k.label = text; });
+  }
+  constexpr Key defaultNote(std::string_view text) const {
+    return with([&](Key& k) { k.note = text; });
+  }
+  constexpr Key decodeWith(void (*fn)(Decoder&, const Field&, S&, const Key&, const Scope&)) const {
+    return with([&](Key& k) { k.codec.decode = fn; });
+  }
+
+ private:
+  template <class F>
+  constexpr Key with(F change) const {
+    Key k = *this;
+    change(k);
+    return k;
+  }
+};
+
+template <class M>
+struct MemberTraits;
+template <class S, class V>
+struct MemberTraits<V S::*> {
+  using Struct = S;
+  using Value = V;
+};
+template <auto M>
+using StructOf = typename MemberTraits<decltype(M)>::Struct;
+template <auto M>
+using ValueOf = typename MemberTraits<decltype(M)>::Value;
+
+template <class>
+inline constexpr bool kUnsupported = false;
+
+// A scalar or list printed alone, as check-config prints it ("" when nothing is printed).
+template <class S>
+std::string printed(void (*emit_value)(YAML::Emitter&, const S&, const Key<S>&), const S& s,
+                    const Key<S>& key) {
+  YAML::Emitter out;
+  emit_value(out, s, key);
+  return out.c_str();
+}
+
+// The value of a plain member: text, bool, number, duration, size or list.
+template <auto M>
+struct Slot {
+  using S = StructOf<M>;
+  using V = ValueOf<M>;
+
+  static void decode(Decoder& d, const Field& f, S& s, const Key<S>& key, const Scope& scope) {
+    V& out = s.*M;
+    const Bounds& b = key.bounds;
+    if constexpr (std::is_same_v<V, std::string>) {
+      auto t = key.kind == Kind::kChoice ? d.choice(f, b.choices) : d.text(f);
+      if (!t) return;
+      if (b.non_empty && t->empty()) {
+        d.problem(f, "must not be empty");
+      } else if (const std::string p = b.check ? b.check(*t) : ""; !p.empty()) {
+        d.problem(f, p);
       } else {
-        d.string(c, ssl.ca_file);
+        out = std::move(*t);
       }
-      if (!ssl.ca_file.empty()) {
-        auto content = readSmallFile(ssl.ca_file, kMaxConfigBytes);
-        if (!content)
-          d.problem(c, "cannot read '" + ssl.ca_file + "': " + content.error().message());
+    } else if constexpr (std::is_same_v<V, bool>) {
+      if (key.kind == Kind::kChoice) {
+        if (auto t = d.choice(f, b.choices)) out = *t == b.choices.front();
+      } else {
+        d.boolean(f, out);
       }
-    } else if (e.key == "verification_mode") {
-      constexpr std::array<std::string_view, 2> kModes = {"full", "none"};
-      if (auto mode = d.choice(c, kModes)) ssl.verify = *mode == "full";
+    } else if constexpr (std::is_same_v<V, milliseconds>) {
+      d.duration(f, out, milliseconds(b.min));
+    } else if constexpr (std::is_integral_v<V>) {
+      if (key.kind == Kind::kSize) {
+        auto v = d.size(f);
+        if (!v) return;
+        out = static_cast<V>(*v);
+        if (*v < static_cast<std::uint64_t>(b.min)) {
+          d.problem(f, "must be at least " + formatSize(static_cast<std::uint64_t>(b.min)));
+        }
+      } else {
+        const bool graph = scope.type == SourceType::kGraph && b.graph_max != 0;
+        if (auto v = d.integer(f, b.min, graph ? b.graph_max : b.max)) out = static_cast<V>(*v);
+      }
+    } else if constexpr (std::is_same_v<V, std::vector<std::string>> ||
+                         std::is_same_v<V, std::optional<std::vector<std::string>>>) {
+      auto list = d.stringList(f, true);
+      if (!list) return;
+      bool good = true;
+      if (list->empty() && !b.empty_list.empty()) {
+        d.problem(f, std::string(b.empty_list));
+        good = false;
+      }
+      for (const auto& item : *list) {
+        if (const std::string p = b.check ? b.check(item) : ""; !p.empty()) {
+          d.problem(f, p);
+          good = false;
+        }
+      }
+      if (good) out = std::move(*list);
+    } else {
+      static_assert(kUnsupported<V>, "no decoder for this member type");
+    }
+  }
+
+  static void emitValue(YAML::Emitter& out, const S& s, const Key<S>& key) {
+    const V& v = s.*M;
+    if constexpr (std::is_same_v<V, std::string>) {
+      out << escapeEnv(key.kind == Kind::kProxyUrl ? maskUrlPassword(v) : v);
+    } else if constexpr (std::is_same_v<V, bool>) {
+      if (key.kind == Kind::kChoice) {
+        out << std::string(key.bounds.choices[v ? 0 : 1]);
+      } else {
+        out << v;
+      }
+    } else if constexpr (std::is_same_v<V, milliseconds>) {
+      out << core::formatDuration(v);
+    } else if constexpr (std::is_integral_v<V>) {
+      if (key.kind == Kind::kSize) {
+        out << formatSize(static_cast<std::uint64_t>(v));
+      } else {
+        out << v;
+      }
+    } else if constexpr (std::is_same_v<V, std::vector<std::string>>) {
+      out << YAML::Flow << YAML::BeginSeq;
+      for (const auto& item : v) out << escapeEnv(item);
+      out << YAML::EndSeq;
+    }
+  }
+
+  static void emit(YAML::Emitter& out, const S& s, const Key<S>& key) {
+    out << YAML::Key << std::string(key.name) << YAML::Value;
+    emitValue(out, s, key);
+  }
+
+  static std::string shown(const S& s, const Key<S>& key) { return printed(&emitValue, s, key); }
+
+  static constexpr Codec<S> codec() { return {&decode, &emit, &shown, nullptr}; }
+};
+
+// NAME (inline) or NAME_file (read when loading; its path kept in File). Printed as the file's
+// path, or as *** (or "" when required and unset); an unset optional secret is not printed.
+template <auto M, auto File>
+struct SecretSlot {
+  using S = StructOf<M>;
+
+  static void decode(Decoder& d, const Field& f, S& s, const Key<S>&, const Scope&) {
+    if (f.path.ends_with("_file")) {
+      secretFile(d, f, s.*M, s.*File);
+      return;
+    }
+    std::string value;
+    d.nonEmptyString(f, value);
+    if (!value.empty()) s.*M = Secret(std::move(value));
+  }
+
+  static void emit(YAML::Emitter& out, const S& s, const Key<S>& key) {
+    if (!(s.*File).empty()) {
+      out << YAML::Key << std::string(key.name) + "_file" << YAML::Value << escapeEnv(s.*File);
+    } else if (!(s.*M).empty() || key.required) {
+      out << YAML::Key << std::string(key.name) << YAML::Value
+          << ((s.*M).empty() ? "" : Secret::kMask);
+    }
+  }
+
+  static std::string shown(const S&, const Key<S>&) { return {}; }
+
+  static constexpr Codec<S> codec() { return {&decode, &emit, &shown, nullptr}; }
+};
+
+// A table as a span (the engine's functions deduce S from it).
+template <class S, std::size_t N>
+constexpr std::span<const Key<S>> all(const Key<S> (&keys)[N]) {
+  return {keys, N};
+}
+
+template <class S>
+void decodeKeys(Decoder& d, const Field& f, const Mapping& m, S& s, std::span<const Key<S>> keys,
+                const Scope& scope, std::string_view unknown = "unknown key",
+                std::string_view unknown_note = "");
+template <class S>
+void checkKeys(Decoder& d, const Field& f, const Mapping& m, std::span<const Key<S>> keys,
+               const Scope& scope);
+template <class S>
+void emitKeys(YAML::Emitter& out, const S& s, std::span<const Key<S>> keys, unsigned types);
+template <class S>
+void referenceKeys(ReferenceWriter& r, std::span<const Key<S>> keys, const std::string& prefix,
+                   const std::string& section, const S& defaults,
+                   const std::type_identity_t<S>* graph_defaults, unsigned types);
+template <class S>
+void referenceSection(ReferenceWriter& r, std::span<const Key<S>> keys, const std::string& path,
+                      const std::string& intro, const S& defaults,
+                      const std::type_identity_t<S>* graph_defaults, unsigned types);
+
+// A nested mapping whose keys are the table Keys and whose values go into the member M. A
+// Finish, when given, runs after its keys are decoded (cross-key rules).
+template <auto M, const auto& Keys>
+struct MappingSlot {
+  using S = StructOf<M>;
+  using V = ValueOf<M>;
+
+  static void decode(Decoder& d, const Field& f, S& s, const Key<S>&, const Scope& scope) {
+    auto m = d.mapping(f);
+    if (!m) return;
+    decodeKeys(d, f, *m, s.*M, all(Keys), scope);
+    checkKeys(d, f, *m, all(Keys), scope);
+  }
+
+  static void emit(YAML::Emitter& out, const S& s, const Key<S>& key) {
+    out << YAML::Key << std::string(key.name) << YAML::Value << YAML::BeginMap;
+    emitKeys(out, s.*M, all(Keys), kEveryType);
+    out << YAML::EndMap;
+  }
+
+  static std::string shown(const S&, const Key<S>&) { return {}; }
+
+  static void reference(ReferenceWriter& r, const Key<S>& key, const std::string& path,
+                        const S& defaults, const std::type_identity_t<S>* graph_defaults) {
+    if (key.flat) {
+      referenceKeys(r, all(Keys), path + ".", std::string(), defaults.*M,
+                    graph_defaults != nullptr ? &(graph_defaults->*M) : nullptr, kEveryType);
+    } else {
+      referenceSection(r, all(Keys), path, std::string(), V{}, nullptr, kEveryType);
+    }
+  }
+
+  static constexpr Codec<S> codec() { return {&decode, &emit, &shown, &reference}; }
+};
+
+template <auto M>
+constexpr Key<StructOf<M>> text(std::string_view name, std::string_view doc) {
+  return {name, Kind::kString, Slot<M>::codec(), doc};
+}
+template <auto M>
+constexpr Key<StructOf<M>> path(std::string_view name, std::string_view doc) {
+  return Key<StructOf<M>>{name, Kind::kPath, Slot<M>::codec(), doc}.nonEmpty();
+}
+template <auto M>
+constexpr Key<StructOf<M>> url(std::string_view name, std::string_view doc) {
+  return Key<StructOf<M>>{name, Kind::kUrl, Slot<M>::codec(), doc}.nonEmpty().check(
+      &httpUrlProblem);
+}
+template <auto M>
+constexpr Key<StructOf<M>> proxyUrl(std::string_view name, std::string_view doc) {
+  return Key<StructOf<M>>{name, Kind::kProxyUrl, Slot<M>::codec(), doc}.check(&proxyUrlProblem);
+}
+template <auto M>
+constexpr Key<StructOf<M>> choice(std::string_view name, std::span<const std::string_view> choices,
+                                  std::string_view doc) {
+  Key<StructOf<M>> k{name, Kind::kChoice, Slot<M>::codec(), doc};
+  k.bounds.choices = choices;
+  return k;
+}
+template <auto M>
+constexpr Key<StructOf<M>> flag(std::string_view name, std::string_view doc) {
+  return {name, Kind::kBool, Slot<M>::codec(), doc};
+}
+template <auto M>
+constexpr Key<StructOf<M>> integer(std::string_view name, std::int64_t min, std::int64_t max,
+                                   std::string_view doc) {
+  return Key<StructOf<M>>{name, Kind::kInteger, Slot<M>::codec(), doc}.range(min, max);
+}
+template <auto M>
+constexpr Key<StructOf<M>> duration(std::string_view name, std::string_view doc) {
+  return {name, Kind::kDuration, Slot<M>::codec(), doc};
+}
+template <auto M>
+constexpr Key<StructOf<M>> size(std::string_view name, std::string_view doc) {
+  return {name, Kind::kSize, Slot<M>::codec(), doc};
+}
+template <auto M>
+constexpr Key<StructOf<M>> list(std::string_view name, std::string_view doc) {
+  return {name, Kind::kList, Slot<M>::codec(), doc};
+}
+template <auto M, auto File>
+constexpr Key<StructOf<M>> secret(std::string_view name, std::string_view doc) {
+  return {name, Kind::kSecret, SecretSlot<M, File>::codec(), doc};
+}
+template <auto M, const auto& Keys>
+constexpr Key<StructOf<M>> mapping(std::string_view name, std::string_view doc) {
+  return {name, Kind::kMapping, MappingSlot<M, Keys>::codec(), doc};
+}
+
+// ---- Keys with their own decoding.
+
+// One PEM file: a path, or a list of exactly one; it must be readable.
+void decodeCaFile(Decoder& d, const Field& f, TlsConfig& ssl, const Key<TlsConfig>&, const Scope&) {
+  if (f.node.IsSequence()) {
+    auto list = d.stringList(f, true);
+    if (!list) return;
+    if (list->size() != 1) {
+      d.problem(f, "must name one PEM file (put several certificates in it), not " +
+                       std::to_string(list->size()));
+      return;
+    }
+    ssl.ca_file = list->front();
+  } else {
+    d.string(f, ssl.ca_file);
+  }
+  if (!ssl.ca_file.empty()) {
+    auto content = readSmallFile(ssl.ca_file, kMaxConfigBytes);
+    if (!content) d.problem(f, "cannot read '" + ssl.ca_file + "': " + content.error().message());
+  }
+}
+
+// host:port or [v6]:port; sets host and port too.
+void decodeListen(Decoder& d, const Field& f, HttpConfig& http, const Key<HttpConfig>&,
+                  const Scope&) {
+  std::string listen;
+  d.nonEmptyString(f, listen);
+  if (listen.empty()) return;
+  auto address = core::parseHostPort(listen);
+  if (!address) {
+    d.problem(f, "expected host:port (for example 127.0.0.1:5066), got '" + listen +
+                     "': " + address.error().message());
+    return;
+  }
+  http.listen = listen;
+  http.host = std::move(address->host);
+  http.port = address->port;
+}
+
+// The type is read before the other keys (it decides which keys a source has).
+void decodeNothing(Decoder&, const Field&, SourceConfig&, const Key<SourceConfig>&, const Scope&) {}
+
+struct TypeSlot {
+  static void emit(YAML::Emitter& out, const SourceConfig& s, const Key<SourceConfig>& key) {
+    out << YAML::Key << std::string(key.name) << YAML::Value << sourceTypeName(s.type);
+  }
+  static std::string shown(const SourceConfig&, const Key<SourceConfig>&) { return {}; }
+  static constexpr Codec<SourceConfig> codec() { return {&decodeNothing, &emit, &shown, nullptr}; }
+};
+
+// tags: unset means the mapper's default tags, and prints as them.
+struct TagsSlot {
+  using Base = Slot<&SourceConfig::tags>;
+  static void emitValue(YAML::Emitter& out, const SourceConfig& s, const Key<SourceConfig>&) {
+    out << YAML::Flow << YAML::BeginSeq;
+    for (const auto& tag : s.tags ? *s.tags : ecs::MapOptions{}.tags) out << escapeEnv(tag);
+    out << YAML::EndSeq;
+  }
+  static void emit(YAML::Emitter& out, const SourceConfig& s, const Key<SourceConfig>& key) {
+    out << YAML::Key << std::string(key.name) << YAML::Value;
+    emitValue(out, s, key);
+  }
+  static std::string shown(const SourceConfig& s, const Key<SourceConfig>& key) {
+    return printed(&emitValue, s, key);
+  }
+  static constexpr Codec<SourceConfig> codec() { return {&Base::decode, &emit, &shown, nullptr}; }
+};
+
+// Declared here, defined after the tables they read.
+void decodeSourceList(Decoder& d, const Field& f, Config& config, const Key<Config>&, const Scope&);
+void emitSourceList(YAML::Emitter& out, const Config& config, const Key<Config>& key);
+void referenceSources(ReferenceWriter& r, const Key<Config>& key, const std::string& path,
+                      const Config& defaults, const Config* graph_defaults);
+void decodeOutputs(Decoder& d, const Field& f, Config& config, const Key<Config>&, const Scope&);
+void emitOutputs(YAML::Emitter& out, const Config& config, const Key<Config>& key);
+void referenceOutputs(ReferenceWriter& r, const Key<Config>& key, const std::string& path,
+                      const Config& defaults, const Config* graph_defaults);
+void decodeElasticsearch(Decoder& d, const Field& f, Config& config, const Key<Config>&,
+                         const Scope& scope);
+void emitElasticsearch(YAML::Emitter& out, const Config& config, const Key<Config>& key);
+void referenceElasticsearch(ReferenceWriter& r, const Key<Config>& key, const std::string& path,
+                            const Config& defaults, const Config* graph_defaults);
+std::string shownNothing(const Config&, const Key<Config>&) { return {}; }
+
+// ---- The keys. Each table is in check-config's order. The reference's default column
+// is the struct's default as check-config prints it, unless a defaultNote says otherwise.
+
+constexpr std::array<std::string_view, 2> kVerificationModes = {"full", "none"};
+constexpr std::array<std::string_view, 4> kLogLevels = {"debug", "info", "warn", "error"};
+constexpr std::array<std::string_view, 2> kLogFormats = {"text", "json"};
+constexpr std::array<std::string_view, 2> kFileFormats = {"mde", "graph"};
+
+constexpr Key<TlsConfig> kSslKeys[] = {
+    path<&TlsConfig::ca_file>("certificate_authorities",
+                              "one PEM file (several certificates in it are fine)")
+        .decodeWith(&decodeCaFile)
+        .defaultNote("the system's CAs"),
+    choice<&TlsConfig::verify>("verification_mode", kVerificationModes,
+                               "`none` turns certificate and host name checks off"),
+};
+
+constexpr Key<LoggingConfig> kLoggingKeys[] = {
+    choice<&LoggingConfig::level>("level", kLogLevels, "the least severe level logged"),
+    choice<&LoggingConfig::format>("format", kLogFormats, "`json`: one JSON object a line"),
+};
+
+constexpr Key<HttpConfig> kHttpKeys[] = {
+    flag<&HttpConfig::enabled>("enabled", "serve `/metrics` (Prometheus) and `/health` (JSON)"),
+    text<&HttpConfig::listen>("listen", "`HOST:PORT` or `[::1]:PORT`; port `0`: any free port")
+        .decodeWith(&decodeListen)
+        .typeLabel("host:port"),
+};
+
+constexpr Key<TracingConfig> kTracingKeys[] = {
+    flag<&TracingConfig::enabled>("enabled",
+                                  "every HTTP request and response, one NDJSON line each"),
+    path<&TracingConfig::path>("path", "the trace file")
+        .defaultNote("`<state_dir>/trace/requests.ndjson`"),
+    size<&TracingConfig::max_body_bytes>("max_body_bytes", "each body is cut to this size"),
+    size<&TracingConfig::rotate_bytes>("rotate_bytes", "a new file when the trace reaches it")
+        .min(4096),
+    integer<&TracingConfig::keep_files>(
+        "keep_files", 0, kMaxKeepFiles,
+        "rotated files kept besides the current one; `0` starts the one file over when it is full"),
+};
+
+constexpr Key<FileOutputConfig> kFileOutputKeys[] = {
+    flag<&FileOutputConfig::enabled>("enabled", "NDJSON files")
+        .defaultNote("`true` when the `file` section is present, or when no other output is "
+                     "enabled"),
+    path<&FileOutputConfig::path>(
+        "path", "a directory: files `microsoft_defender_endpoint-<YYYYMMDD>.ndjson` (UTC date)")
+        .defaultNote("`<state_dir>/output`"),
+    size<&FileOutputConfig::rotate_bytes>(
+        "rotate_bytes",
+        "a new file when the next page would pass it (a file can pass it by one "
+        "page)"),
+    integer<&FileOutputConfig::keep_files>("keep_files", 1, kMaxKeepFiles,
+                                           "older files are deleted"),
+};
+
+constexpr Key<StdoutOutputConfig> kStdoutOutputKeys[] = {
+    flag<&StdoutOutputConfig::enabled>("enabled", "the same lines on standard output"),
+};
+
+constexpr Key<ElasticsearchOutputConfig> kElasticsearchKeys[] = {
+    flag<&ElasticsearchOutputConfig::enabled>("enabled",
+                                              "`false` keeps the section but turns the output off")
+        .defaultNote("`true`"),
+    list<&ElasticsearchOutputConfig::hosts>("hosts", "tried in turn when a connection fails")
+        .emptyList("must list at least one URL")
+        .check(&hostProblem)
+        .isRequired()
+        .typeLabel("list of URLs"),
+    secret<&ElasticsearchOutputConfig::api_key, &ElasticsearchOutputConfig::api_key_file>(
+        "api_key", "`id:api_key`, or the `encoded` form Elasticsearch prints"),
+    text<&ElasticsearchOutputConfig::username>(
+        "username", "basic authentication, with `password` (not with `api_key`)")
+        .nonEmpty()
+        .printedWhen([](const ElasticsearchOutputConfig& es) { return !es.username.empty(); }),
+    secret<&ElasticsearchOutputConfig::password, &ElasticsearchOutputConfig::password_file>(
+        "password", "basic authentication, with `username`"),
+    mapping<&ElasticsearchOutputConfig::ssl, kSslKeys>("ssl", "").flatten(),
+    proxyUrl<&ElasticsearchOutputConfig::proxy_url>("proxy_url", "as for sources"),
+    flag<&ElasticsearchOutputConfig::compression>("compression", "gzip request bodies"),
+    size<&ElasticsearchOutputConfig::bulk_max_bytes>("bulk_max_bytes", "one `_bulk` request")
+        .min(1024),
+    integer<&ElasticsearchOutputConfig::bulk_max_docs>("bulk_max_docs", 1, 100000,
+                                                       "documents in one `_bulk` request"),
+    duration<&ElasticsearchOutputConfig::timeout>("timeout", "per request")
+        .min(kMinRequestTimeout.count()),
+    text<&ElasticsearchOutputConfig::ilm_policy>(
+        "ilm_policy",
+        "set: `setup` writes `index.lifecycle.name` into the template (the policy must exist)"),
+};
+
+constexpr Key<SourceConfig> kSourceKeys[] = {
+    text<&SourceConfig::name>("name",
+                              "unique; letters, digits, `_`, `.`, `-`. It names the source's "
+                              "state (watermark, seen-set): keep it once collecting")
+        .check(&sourceNameProblem)
+        .isRequired(),
+    Key<SourceConfig>{"type", Kind::kCustom, TypeSlot::codec(),
+                      "the Defender for Endpoint alerts API, Microsoft Graph `alerts_v2`, or "
+                      "NDJSON files"}
+        .typeLabel("`mde`, `graph` or `file`")
+        .defaultNote("required"),
+    text<&SourceConfig::tenant_id>("tenant_id",
+                                   "the Directory (tenant) ID: a GUID or `contoso.onmicrosoft.com`")
+        .nonEmpty()
+        .check(&tenantIdProblem)
+        .of(kApiTypes)
+        .isRequired(),
+    text<&SourceConfig::client_id>("client_id", "the app's Application (client) ID")
+        .nonEmpty()
+        .of(kApiTypes)
+        .isRequired(),
+    secret<&SourceConfig::client_secret, &SourceConfig::client_secret_file>(
+        "client_secret", "the secret's **Value**")
+        .of(kApiTypes)
+        .isRequired(),
+    url<&SourceConfig::login_url>("login_url",
+                                  "`https://login.microsoftonline.us` for GCC High / DoD")
+        .of(kApiTypes),
+    text<&SourceConfig::token_url>("token_url", "appended to `login_url/tenant_id/`")
+        .nonEmpty()
+        .of(kApiTypes)
+        .typeLabel("path")
+        .defaultNote("`oauth2/token` (v1); `oauth2/v2.0/token` when `scopes` is set"),
+    text<&SourceConfig::azure_resource>("azure_resource", "the v1 token flow's `resource`")
+        .nonEmpty()
+        .of(kApiTypes),
+    list<&SourceConfig::scopes>("scopes", "set: the v2 token flow (`scope=`); unset: the v1 flow")
+        .emptyList("must list at least one scope (or leave 'scopes' out for the v1 flow)")
+        .of(kApiTypes),
+    url<&SourceConfig::api_url>("api_url",
+                                "also regional hosts (`https://api-eu.security.microsoft.com`) or "
+                                "`https://api-gov.securitycenter.microsoft.us`")
+        .of(kApiTypes),
+    list<&SourceConfig::service_sources>("service_sources",
+                                         "graph only: the products; `[]`: alerts of every product")
+        .of(kGraphType),
+    duration<&SourceConfig::interval>("interval", "time between polls")
+        .min(kMinInterval.count())
+        .of(kApiTypes),
+    duration<&SourceConfig::initial_interval>("initial_interval",
+                                              "the first poll looks back this far")
+        .of(kApiTypes),
+    duration<&SourceConfig::late_arrival_window>(
+        "late_arrival_window", "each poll reads again this much before the watermark")
+        .of(kApiTypes),
+    integer<&SourceConfig::page_size>("page_size", 1, kMaxPageSize, "`$top`")
+        .graphMax(kMaxGraphPageSize)
+        .of(kApiTypes),
+    proxyUrl<&SourceConfig::proxy_url>(
+        "proxy_url",
+        "`http://`, `https://`, `socks4://`, `socks4a://`, `socks5://`, `socks5h://`; "
+        "`user:password@` allowed (printed as `***`)")
+        .of(kApiTypes),
+    mapping<&SourceConfig::ssl, kSslKeys>("ssl", "").flatten().of(kApiTypes),
+    integer<&SourceConfig::requests_per_minute>(
+        "requests_per_minute", 1, kMaxRequestRate,
+        "client-side pacing: the API's quota per app and tenant")
+        .of(kApiTypes),
+    integer<&SourceConfig::requests_per_hour>("requests_per_hour", 1, kMaxRequestRate,
+                                              "the same, per hour")
+        .of(kApiTypes),
+    duration<&SourceConfig::request_timeout>("request_timeout", "per request")
+        .min(kMinRequestTimeout.count())
+        .of(kApiTypes),
+    list<&SourceConfig::paths>("paths", "files or globs: `[/var/log/defender/*.ndjson]`")
+        .emptyList("must list at least one file or glob")
+        .of(kFileType)
+        .isRequired()
+        .typeLabel("list of globs"),
+    choice<&SourceConfig::format>("format", kFileFormats,
+                                  "`graph`: Graph `alerts_v2` alerts or pages")
+        .of(kFileType),
+    Key<SourceConfig>{"tags", Kind::kList, TagsSlot::codec(), "the documents' `tags`"},
+    flag<&SourceConfig::preserve_original_event>("preserve_original_event",
+                                                 "keep the alert as JSON text in `event.original`"),
+    text<&SourceConfig::data_stream_namespace>(
+        "namespace",
+        "`data_stream.namespace`: lower case, at most 100 bytes, none of "
+        "`- \\ / * ? \" < > | , # :` or a space")
+        .nonEmpty()
+        .check(&namespaceProblem),
+};
+
+constexpr Key<Config> kOutputKeys[] = {
+    mapping<&Config::file_output, kFileOutputKeys>("file", "NDJSON files"),
+    mapping<&Config::stdout_output, kStdoutOutputKeys>("stdout", "standard output"),
+    Key<Config>{"elasticsearch", Kind::kMapping,
+                Codec<Config>{&decodeElasticsearch, &emitElasticsearch, &shownNothing,
+                              &referenceElasticsearch},
+                "present means enabled"}
+        .nullToo()
+        .printedWhen([](const Config& c) { return c.elasticsearch.enabled; }),
+};
+
+constexpr Key<Config> kTopKeys[] = {
+    path<&Config::state_dir>(
+        "state_dir",
+        "`state.db` (watermarks, seen-set, outbox, file positions, backfill jobs), "
+        "`pacing-<source>.txt`, `dead-letter-elasticsearch.ndjson`, and the default homes of "
+        "the file output and the trace (relative: to the working directory)"),
+    size<&Config::max_spool_bytes>(
+        "max_spool_bytes",
+        "the outbox's bound: when it holds this much, polling pauses until the outputs catch up "
+        "(see below)"),
+    mapping<&Config::logging, kLoggingKeys>("logging", "the log"),
+    mapping<&Config::http, kHttpKeys>("http", "the monitoring endpoint"),
+    mapping<&Config::tracing, kTracingKeys>("tracing", "see [Request tracing](#request-tracing)"),
+    Key<Config>{"sources", Kind::kSources,
+                Codec<Config>{&decodeSourceList, &emitSourceList, &shownNothing, &referenceSources},
+                "where alerts come from"}
+        .nullToo()
+        .typeLabel("list")
+        .defaultNote("— (at least one)"),
+    Key<Config>{"outputs", Kind::kMapping,
+                Codec<Config>{&decodeOutputs, &emitOutputs, &shownNothing, &referenceOutputs},
+                "where documents go; at least one output must be enabled"}
+        .defaultNote("the file output"),
+};
+
+// ---- The engine.
+
+template <class S>
+std::vector<std::string> namesOf(std::span<const Key<S>> keys, const Scope& scope) {
+  std::vector<std::string> names;
+  for (const auto& k : keys) {
+    if (scope.type && (k.types & typeBit(*scope.type)) == 0) continue;
+    names.emplace_back(k.name);
+    if (k.kind == Kind::kSecret) names.push_back(std::string(k.name) + "_file");
+  }
+  return names;
+}
+
+template <class S>
+const Key<S>* findKey(std::span<const Key<S>> keys, std::string_view name) {
+  for (const auto& k : keys) {
+    if (k.name == name) return &k;
+    if (k.kind == Kind::kSecret && name.size() == k.name.size() + 5 &&
+        name.substr(0, k.name.size()) == k.name && name.ends_with("_file")) {
+      return &k;
+    }
+  }
+  return nullptr;
+}
+
+// Each entry of `m` decoded by its key; unknown keys, and keys of another source type, are
+// problems.
+template <class S>
+void decodeKeys(Decoder& d, const Field& /*f*/, const Mapping& m, S& s,
+                std::span<const Key<S>> keys, const Scope& scope, std::string_view unknown,
+                std::string_view unknown_note) {
+  for (const auto& e : m.entries) {
+    const Key<S>* key = findKey(keys, e.key);
+    if (key == nullptr) {
+      d.problem(e.field, std::string(unknown) + suggestion(e.key, namesOf(keys, scope)) +
+                             std::string(unknown_note));
+      continue;
+    }
+    if (scope.type && (key->types & typeBit(*scope.type)) == 0) {
+      d.problem(e.field, *scope.type == SourceType::kMde && key->types == kGraphType
+                             ? "'" + e.key + "' is a key of graph sources only"
+                             : "'" + e.key + "' is not a key of " + aSource(*scope.type));
+      continue;
+    }
+    if (e.field.node.IsNull() && !key->decode_null) continue;
+    key->codec.decode(d, e.field, s, *key, scope);
+  }
+}
+
+// Required keys that are missing, and secrets given both inline and as a file. In a source of
+// unknown type only the keys of every type are checked.
+template <class S>
+void checkKeys(Decoder& d, const Field& f, const Mapping& m, std::span<const Key<S>> keys,
+               const Scope& scope) {
+  for (const auto& k : keys) {
+    const bool applies = k.types == kEveryType || (scope.type && (k.types & typeBit(*scope.type)));
+    if (!applies) continue;
+    const std::string name(k.name);
+    if (k.kind == Kind::kSecret) {
+      const Field* inline_value = m.get(name);
+      const Field* file = m.get(name + "_file");
+      if (inline_value != nullptr && file != nullptr) {
+        d.problem(std::max(inline_value->line, file->line), f.path,
+                  "set " + name + " or " + name + "_file, not both");
+      } else if (k.required && inline_value == nullptr && file == nullptr) {
+        d.problem(f.line, childPath(f.path, name),
+                  "missing (set " + name + " or " + name + "_file)");
+      }
+    } else if (k.required && m.get(name) == nullptr) {
+      d.problem(f.line, childPath(f.path, name),
+                k.types == kEveryType ? std::string("missing")
+                                      : "missing (required for " + aSource(*scope.type) + ")");
     }
   }
 }
 
-// Which keys a source of `type` may have; nullopt type (missing or invalid): any source
-// key. The message for a key that is not allowed, or empty.
-std::string sourceKeyProblem(std::string_view key, std::optional<SourceType> type) {
-  const bool common = contains(kCommonSourceKeys, key);
-  const bool mde = contains(kMdeKeys, key);
-  const bool file = contains(kFileKeys, key);
-  const bool graph_only = contains(kGraphOnlyKeys, key);
-  if (common) return {};
-  if (!type) {
-    if (mde || file || graph_only) return {};
-  } else if (*type == SourceType::kMde) {
-    if (mde) return {};
-    if (file) return "'" + std::string(key) + "' is not a key of an mde source";
-    if (graph_only) return "'" + std::string(key) + "' is a key of graph sources only";
-  } else if (*type == SourceType::kGraph) {
-    if (mde || graph_only) return {};
-    if (file) return "'" + std::string(key) + "' is not a key of a graph source";
-  } else if (*type == SourceType::kFile) {
-    if (file) return {};
-    if (mde || graph_only) return "'" + std::string(key) + "' is not a key of a file source";
+template <class S>
+void emitKeys(YAML::Emitter& out, const S& s, std::span<const Key<S>> keys, unsigned types) {
+  for (const auto& k : keys) {
+    if ((k.types & types) == 0) continue;
+    if (k.printed_when != nullptr && !k.printed_when(s)) continue;
+    k.codec.emit(out, s, k);
   }
-  std::string hint = suggestion(key, kCommonSourceKeys);
-  if (hint.empty() && (!type || *type == SourceType::kMde)) hint = suggestion(key, kMdeKeys);
-  if (hint.empty() && (!type || *type == SourceType::kFile)) hint = suggestion(key, kFileKeys);
-  return "unknown key" + hint;
+}
+
+// ---- The reference: Markdown tables, one per mapping, from the tables above.
+
+std::string markdownCell(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    if (c == '|') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+class ReferenceWriter {
+ public:
+  void paragraph(const std::string& text) { out_ += text + "\n\n"; }
+  void heading(const std::string& text) { out_ += "### " + text + "\n\n"; }
+  void tableStart() { out_ += "| key | type | default | meaning |\n|---|---|---|---|\n"; }
+  void row(const std::string& key, const std::string& type, const std::string& def,
+           std::string_view doc) {
+    out_ += "| " + key + " | " + markdownCell(type) + " | " + markdownCell(def) + " | " +
+            markdownCell(doc) + " |\n";
+  }
+  void tableEnd() { out_ += "\n"; }
+  // Sections come after the table that names them.
+  void later(std::function<void()> section) { later_.push_back(std::move(section)); }
+  void flushLater() {
+    auto sections = std::move(later_);
+    later_.clear();
+    for (auto& section : sections) section();
+  }
+  std::string take() {
+    while (!out_.empty() && out_.back() == '\n') out_.pop_back();
+    return out_ + "\n";
+  }
+
+ private:
+  std::string out_;
+  std::vector<std::function<void()>> later_;
+};
+
+std::string code(const std::string& text) { return "`" + text + "`"; }
+
+template <class S>
+std::string typeLabel(const Key<S>& k) {
+  if (!k.label.empty()) return std::string(k.label);
+  const Bounds& b = k.bounds;
+  switch (k.kind) {
+    case Kind::kString:
+      return "string";
+    case Kind::kPath:
+      return "path";
+    case Kind::kUrl:
+    case Kind::kProxyUrl:
+      return "URL";
+    case Kind::kChoice: {
+      std::string list;
+      for (std::size_t i = 0; i < b.choices.size(); ++i) {
+        list += (i == 0                      ? ""
+                 : i + 1 == b.choices.size() ? " or "
+                                             : ", ") +
+                code(std::string(b.choices[i]));
+      }
+      return list;
+    }
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInteger:
+      return "integer " + std::to_string(b.min) + "–" + std::to_string(b.max) +
+             (b.graph_max != 0 ? " (graph: at most " + std::to_string(b.graph_max) + ")" : "");
+    case Kind::kDuration:
+      return b.min > 0 ? "duration, at least " + code(core::formatDuration(milliseconds(b.min)))
+                       : "duration";
+    case Kind::kSize:
+      return b.min > 0 ? "size, at least " + code(formatSize(static_cast<std::uint64_t>(b.min)))
+                       : "size";
+    case Kind::kList:
+      return "list of strings";
+    case Kind::kSecret:
+      return "secret";
+    case Kind::kMapping:
+      return "mapping";
+    case Kind::kSources:
+      return "list";
+    case Kind::kCustom:
+      break;
+  }
+  return "";
+}
+
+template <class S>
+std::string defaultText(const Key<S>& k, const S& defaults,
+                        const std::type_identity_t<S>* graph_defaults) {
+  if (!k.note.empty()) return std::string(k.note);
+  if (k.kind == Kind::kSecret) return k.required ? "required (one of the two)" : "none";
+  if (k.required) return "required";
+  const std::string value = k.codec.shown(defaults, k);
+  if (k.kind == Kind::kMapping || k.kind == Kind::kSources) return "";
+  // "" and [] print as "none": unset.
+  const auto cell = [](const std::string& v) {
+    return v.empty() || v == "\"\"" || v == "[]" ? std::string("none") : code(v);
+  };
+  std::string text = cell(value);
+  if (graph_defaults != nullptr && (k.types & kGraphType) != 0) {
+    const std::string graph = k.codec.shown(*graph_defaults, k);
+    if (graph != value) text += " (graph: " + cell(graph) + ")";
+  }
+  return text;
+}
+
+// The rows of `keys` that belong to `types`, named prefix + key; a nested mapping is listed
+// flat, or as a section of its own (section.key) after this table.
+template <class S>
+void referenceKeys(ReferenceWriter& r, std::span<const Key<S>> keys, const std::string& prefix,
+                   const std::string& section, const S& defaults,
+                   const std::type_identity_t<S>* graph_defaults, unsigned types) {
+  for (const auto& k : keys) {
+    if ((k.types & types) == 0) continue;
+    const std::string name = prefix + std::string(k.name);
+    if (k.codec.reference != nullptr && k.flat) {
+      k.codec.reference(r, k, name, defaults, graph_defaults);
+      continue;
+    }
+    const std::string key_cell =
+        k.kind == Kind::kSecret ? code(name) + " / " + code(name + "_file") : code(name);
+    r.row(key_cell, typeLabel(k), defaultText(k, defaults, graph_defaults), k.doc);
+    if (k.codec.reference != nullptr) {
+      const Key<S>* key = &k;
+      const S* d = &defaults;
+      std::string path =
+          section.empty() ? std::string(k.name) : section + "." + std::string(k.name);
+      r.later([&r, key, d, path] { key->codec.reference(r, *key, path, *d, nullptr); });
+    }
+  }
+}
+
+template <class S>
+void referenceSection(ReferenceWriter& r, std::span<const Key<S>> keys, const std::string& path,
+                      const std::string& intro, const S& defaults,
+                      const std::type_identity_t<S>* graph_defaults, unsigned types) {
+  r.heading(code(path));
+  if (!intro.empty()) r.paragraph(intro);
+  r.tableStart();
+  referenceKeys(r, keys, std::string(), path, defaults, graph_defaults, types);
+  r.tableEnd();
+  r.flushLater();
+}
+
+// ---- The sections with rules across keys.
+
+// The defaults a source type has besides the struct's (graph.md).
+void applyTypeDefaults(SourceConfig& s) {
+  if (s.type == SourceType::kGraph) {
+    s.api_url = "https://graph.microsoft.com";
+    s.scopes = {"https://graph.microsoft.com/.default"};
+    s.requests_per_minute = 150;
+    s.requests_per_hour = 150 * 60;
+  }
 }
 
 // Reads one source; with a missing or unknown type only the keys no type has are errors.
@@ -631,136 +1491,32 @@ void decodeSource(Decoder& d, const Field& f, SourceConfig& s) {
   std::optional<SourceType> type;
   if (const Field* t = m->get("type")) {
     if (auto name = d.text(*t)) {
-      if (*name == "mde") {
-        type = SourceType::kMde;
-      } else if (*name == "file") {
-        type = SourceType::kFile;
-      } else if (*name == "graph") {
-        type = SourceType::kGraph;
-        // Graph's defaults (graph.md); keys set below override them.
-        s.api_url = "https://graph.microsoft.com";
-        s.scopes = {"https://graph.microsoft.com/.default"};
-        s.requests_per_minute = 150;
-        s.requests_per_hour = 150 * 60;
-      } else {
-        d.problem(*t, "must be mde, graph or file, not '" + *name + "'");
+      for (SourceType candidate : {SourceType::kMde, SourceType::kFile, SourceType::kGraph}) {
+        if (*name == sourceTypeName(candidate)) type = candidate;
       }
+      if (!type) d.problem(*t, "must be mde, graph or file, not '" + *name + "'");
     }
   } else {
     d.problem(f.line, childPath(f.path, "type"), "missing (mde, graph or file)");
   }
-  if (type) s.type = *type;
-
-  const Field* secret = nullptr;
-  const Field* secret_file = nullptr;
-  bool token_url_set = false;
-  for (const auto& e : m->entries) {
-    const Field& c = e.field;
-    if (e.key == "type") continue;
-    if (const std::string p = sourceKeyProblem(e.key, type); !p.empty()) {
-      d.problem(c, p);
-      continue;
-    }
-    if (c.node.IsNull()) continue;
-    const std::string& k = e.key;
-    if (k == "name") {
-      sourceName(d, c, s.name);
-    } else if (k == "tenant_id") {
-      tenantId(d, c, s.tenant_id);
-    } else if (k == "client_id") {
-      d.nonEmptyString(c, s.client_id);
-    } else if (k == "client_secret") {
-      secret = &c;
-      std::string value;
-      d.nonEmptyString(c, value);
-      if (!value.empty()) s.client_secret = Secret(std::move(value));
-    } else if (k == "client_secret_file") {
-      secret_file = &c;
-      clientSecretFile(d, c, s);
-    } else if (k == "login_url") {
-      httpUrl(d, c, s.login_url);
-    } else if (k == "token_url") {
-      token_url_set = true;
-      d.nonEmptyString(c, s.token_url);
-    } else if (k == "azure_resource") {
-      d.nonEmptyString(c, s.azure_resource);
-    } else if (k == "scopes") {
-      if (auto list = d.stringList(c, true)) {
-        if (list->empty()) {
-          d.problem(c, "must list at least one scope (or leave 'scopes' out for the v1 flow)");
-        } else {
-          s.scopes = std::move(*list);
-        }
-      }
-    } else if (k == "api_url") {
-      httpUrl(d, c, s.api_url);
-    } else if (k == "interval") {
-      d.duration(c, s.interval, kMinInterval);
-    } else if (k == "initial_interval") {
-      d.duration(c, s.initial_interval, milliseconds(0));
-    } else if (k == "late_arrival_window") {
-      d.duration(c, s.late_arrival_window, milliseconds(0));
-    } else if (k == "page_size") {
-      const std::int64_t max =
-          type && *type == SourceType::kGraph ? kMaxGraphPageSize : kMaxPageSize;
-      if (auto v = d.integer(c, 1, max)) s.page_size = static_cast<std::size_t>(*v);
-    } else if (k == "service_sources") {
-      if (auto list = d.stringList(c, true)) s.service_sources = std::move(*list);
-    } else if (k == "proxy_url") {
-      proxyUrl(d, c, s.proxy_url);
-    } else if (k == "ssl") {
-      decodeSsl(d, c, s.ssl);
-    } else if (k == "requests_per_minute") {
-      if (auto v = d.integer(c, 1, kMaxRequestRate)) s.requests_per_minute = static_cast<int>(*v);
-    } else if (k == "requests_per_hour") {
-      if (auto v = d.integer(c, 1, kMaxRequestRate)) s.requests_per_hour = static_cast<int>(*v);
-    } else if (k == "request_timeout") {
-      d.duration(c, s.request_timeout, kMinRequestTimeout);
-    } else if (k == "paths") {
-      if (auto list = d.stringList(c, true)) {
-        if (list->empty()) {
-          d.problem(c, "must list at least one file or glob");
-        } else {
-          s.paths = std::move(*list);
-        }
-      }
-    } else if (k == "format") {
-      constexpr std::array<std::string_view, 2> kFormats = {"mde", "graph"};
-      if (auto format = d.choice(c, kFormats)) s.format = *format;
-    } else if (k == "tags") {
-      if (auto list = d.stringList(c, true)) s.tags = std::move(*list);
-    } else if (k == "preserve_original_event") {
-      d.boolean(c, s.preserve_original_event);
-    } else if (k == "namespace") {
-      dataStreamNamespace(d, c, s.data_stream_namespace);
-    }
+  if (type) {
+    s.type = *type;
+    applyTypeDefaults(s);  // keys set below override them
   }
-
-  if (m->get("name") == nullptr) d.problem(f.line, childPath(f.path, "name"), "missing");
-  if (type == SourceType::kMde || type == SourceType::kGraph) {
-    const std::string what = type == SourceType::kMde ? "an mde source" : "a graph source";
-    if (m->get("tenant_id") == nullptr) {
-      d.problem(f.line, childPath(f.path, "tenant_id"), "missing (required for " + what + ")");
-    }
-    if (m->get("client_id") == nullptr) {
-      d.problem(f.line, childPath(f.path, "client_id"), "missing (required for " + what + ")");
-    }
-    if (secret != nullptr && secret_file != nullptr) {
-      d.problem(std::max(secret->line, secret_file->line), f.path,
-                "set client_secret or client_secret_file, not both");
-    } else if (secret == nullptr && secret_file == nullptr) {
-      d.problem(f.line, childPath(f.path, "client_secret"),
-                "missing (set client_secret or client_secret_file)");
-    }
-    if (!token_url_set) s.token_url = std::string(s.scopes.empty() ? kV1TokenUrl : kV2TokenUrl);
-  } else if (type == SourceType::kFile) {
-    if (m->get("paths") == nullptr) {
-      d.problem(f.line, childPath(f.path, "paths"), "missing (required for a file source)");
-    }
+  const Scope scope{type};
+  decodeKeys(d, f, *m, s, all(kSourceKeys), scope);
+  checkKeys(d, f, *m, all(kSourceKeys), scope);
+  if ((type == SourceType::kMde || type == SourceType::kGraph) && m->get("token_url") == nullptr) {
+    s.token_url = std::string(s.scopes.empty() ? kV1TokenUrl : kV2TokenUrl);
   }
 }
 
-void decodeSources(Decoder& d, const Field& f, Config& config) {
+void decodeSourceList(Decoder& d, const Field& f, Config& config, const Key<Config>&,
+                      const Scope&) {
+  if (f.node.IsNull()) {
+    d.problem(f, "at least one source is required");
+    return;
+  }
   if (!f.node.IsSequence()) {
     d.problem(f, "must be a list of sources");
     return;
@@ -787,7 +1543,80 @@ void decodeSources(Decoder& d, const Field& f, Config& config) {
   }
 }
 
-void decodeElasticsearch(Decoder& d, const Field& f, ElasticsearchOutputConfig& es) {
+void emitSourceList(YAML::Emitter& out, const Config& config, const Key<Config>& key) {
+  out << YAML::Key << std::string(key.name) << YAML::Value << YAML::BeginSeq;
+  for (const auto& s : config.sources) {
+    out << YAML::BeginMap;
+    emitKeys(out, s, all(kSourceKeys), typeBit(s.type));
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+}
+
+void referenceSources(ReferenceWriter& r, const Key<Config>&, const std::string& path,
+                      const Config&, const Config*) {
+  const SourceConfig mde;
+  SourceConfig graph;
+  graph.type = SourceType::kGraph;
+  applyTypeDefaults(graph);
+  // Three tables: the keys of every type, of mde and graph, of file.
+  const auto table = [&](unsigned types, const std::string& intro) {
+    r.paragraph(intro);
+    r.tableStart();
+    for (const auto& k : kSourceKeys) {
+      const bool listed = types == kEveryType ? k.types == kEveryType
+                                              : k.types != kEveryType && (k.types & types) != 0;
+      if (!listed) continue;
+      const bool both = types == kApiTypes;
+      referenceKeys(r, std::span<const Key<SourceConfig>>(&k, 1), "", path, mde,
+                    both ? &graph : nullptr, k.types);
+    }
+    r.tableEnd();
+  };
+  r.heading(code(path));
+  table(kEveryType, "A list; every source has:");
+  table(kApiTypes,
+        "`type: mde` (the Defender for Endpoint alerts API) and `type: graph` (Microsoft Graph "
+        "`alerts_v2`) take the same keys; where `graph`'s default differs it is in parentheses:");
+  table(kFileType,
+        "`type: file` reads NDJSON files (API pages or alerts, one per line, as `mdecollect map` "
+        "does) and follows them as they grow; it looks for new lines every second:");
+}
+
+// Without an outputs.file section the file output is on unless another output is.
+void decodeOutputs(Decoder& d, const Field& f, Config& config, const Key<Config>&,
+                   const Scope& scope) {
+  auto m = d.mapping(f);
+  if (!m) return;
+  decodeKeys(d, f, *m, config, all(kOutputKeys), scope, "unknown output",
+             " (the outputs are file, stdout and elasticsearch)");
+  if (m->find("file") == nullptr) {
+    config.file_output.enabled = !config.stdout_output.enabled && !config.elasticsearch.enabled;
+  }
+}
+
+void emitOutputs(YAML::Emitter& out, const Config& config, const Key<Config>& key) {
+  out << YAML::Key << std::string(key.name) << YAML::Value << YAML::BeginMap;
+  emitKeys(out, config, all(kOutputKeys), kEveryType);
+  out << YAML::EndMap;
+}
+
+void referenceOutputs(ReferenceWriter& r, const Key<Config>&, const std::string& path,
+                      const Config& defaults, const Config*) {
+  r.heading(code(path));
+  r.tableStart();
+  referenceKeys(r, all(kOutputKeys), "", path, defaults, nullptr, kEveryType);
+  r.tableEnd();
+  r.paragraph(
+      "With `elasticsearch` (or `stdout`) enabled and no `file` section, the file output is "
+      "off; add `file: {enabled: true}` to keep both.");
+  r.flushLater();
+}
+
+// Present (even empty) means enabled; api_key and username/password exclude each other.
+void decodeElasticsearch(Decoder& d, const Field& f, Config& config, const Key<Config>&,
+                         const Scope& scope) {
+  ElasticsearchOutputConfig& es = config.elasticsearch;
   es.enabled = true;
   es.line = f.line;
   if (f.node.IsNull()) {
@@ -796,75 +1625,11 @@ void decodeElasticsearch(Decoder& d, const Field& f, ElasticsearchOutputConfig& 
   }
   auto m = d.mapping(f);
   if (!m) return;
-  const Field* api_key = nullptr;
-  const Field* api_key_file = nullptr;
-  const Field* password = nullptr;
-  const Field* password_file = nullptr;
-  for (const auto& e : m->entries) {
-    const Field& c = e.field;
-    const std::string& k = e.key;
-    if (!contains(kElasticsearchKeys, k)) {
-      d.problem(c, "unknown key" + suggestion(k, kElasticsearchKeys));
-    } else if (c.node.IsNull()) {
-      continue;
-    } else if (k == "enabled") {
-      d.boolean(c, es.enabled);
-    } else if (k == "hosts") {
-      if (auto list = d.stringList(c, true)) {
-        if (list->empty()) d.problem(c, "must list at least one URL");
-        for (const auto& host : *list) {
-          if (host.rfind("http://", 0) != 0 && host.rfind("https://", 0) != 0) {
-            d.problem(c, "'" + host + "' is not an http:// or https:// URL");
-          }
-        }
-        es.hosts = std::move(*list);
-      }
-    } else if (k == "api_key") {
-      api_key = &c;
-      std::string value;
-      d.nonEmptyString(c, value);
-      if (!value.empty()) es.api_key = Secret(std::move(value));
-    } else if (k == "api_key_file") {
-      api_key_file = &c;
-      secretFile(d, c, es.api_key, es.api_key_file);
-    } else if (k == "username") {
-      d.nonEmptyString(c, es.username);
-    } else if (k == "password") {
-      password = &c;
-      std::string value;
-      d.nonEmptyString(c, value);
-      if (!value.empty()) es.password = Secret(std::move(value));
-    } else if (k == "password_file") {
-      password_file = &c;
-      secretFile(d, c, es.password, es.password_file);
-    } else if (k == "ssl") {
-      decodeSsl(d, c, es.ssl);
-    } else if (k == "proxy_url") {
-      proxyUrl(d, c, es.proxy_url);
-    } else if (k == "compression") {
-      d.boolean(c, es.compression);
-    } else if (k == "bulk_max_bytes") {
-      d.size(c, es.bulk_max_bytes);
-      if (es.bulk_max_bytes < 1024) d.problem(c, "must be at least 1KiB");
-    } else if (k == "bulk_max_docs") {
-      if (auto n = d.integer(c, 1, 100000)) es.bulk_max_docs = static_cast<std::size_t>(*n);
-    } else if (k == "timeout") {
-      d.duration(c, es.timeout, kMinRequestTimeout);
-    } else if (k == "ilm_policy") {
-      d.string(c, es.ilm_policy);  // empty: none
-    }
-  }
-  if (m->get("hosts") == nullptr) d.problem(f.line, childPath(f.path, "hosts"), "missing");
-  if (api_key != nullptr && api_key_file != nullptr) {
-    d.problem(std::max(api_key->line, api_key_file->line), f.path,
-              "set api_key or api_key_file, not both");
-  }
-  if (password != nullptr && password_file != nullptr) {
-    d.problem(std::max(password->line, password_file->line), f.path,
-              "set password or password_file, not both");
-  }
-  const bool has_key = api_key != nullptr || api_key_file != nullptr;
-  const bool has_password = password != nullptr || password_file != nullptr;
+  const auto keys = all(kElasticsearchKeys);
+  decodeKeys(d, f, *m, es, keys, scope);
+  checkKeys(d, f, *m, keys, scope);
+  const bool has_key = m->get("api_key") != nullptr || m->get("api_key_file") != nullptr;
+  const bool has_password = m->get("password") != nullptr || m->get("password_file") != nullptr;
   if (has_key && (has_password || !es.username.empty())) {
     d.problem(f, "set api_key or username/password, not both");
   }
@@ -876,170 +1641,28 @@ void decodeElasticsearch(Decoder& d, const Field& f, ElasticsearchOutputConfig& 
   }
 }
 
-// True when `outputs.file` is present (then its `enabled` defaults to true).
-bool decodeOutputs(Decoder& d, const Field& f, Config& config) {
-  bool file_present = false;
-  auto m = d.mapping(f);
-  if (!m) return false;
-  for (const auto& e : m->entries) {
-    const Field& c = e.field;
-    if (e.key == "elasticsearch") {
-      decodeElasticsearch(d, c, config.elasticsearch);
-    } else if (!contains(kOutputKeys, e.key)) {
-      d.problem(c, "unknown output" + suggestion(e.key, kOutputKeys) +
-                       " (the outputs are file, stdout and elasticsearch)");
-    } else if (e.key == "file") {
-      file_present = true;
-      if (c.node.IsNull()) continue;
-      auto fm = d.mapping(c);
-      if (!fm) continue;
-      FileOutputConfig& out = config.file_output;
-      for (const auto& fe : fm->entries) {
-        const Field& v = fe.field;
-        if (!contains(kFileOutputKeys, fe.key)) {
-          d.problem(v, "unknown key" + suggestion(fe.key, kFileOutputKeys));
-        } else if (v.node.IsNull()) {
-          continue;
-        } else if (fe.key == "enabled") {
-          d.boolean(v, out.enabled);
-        } else if (fe.key == "path") {
-          d.nonEmptyString(v, out.path);
-        } else if (fe.key == "rotate_bytes") {
-          d.size(v, out.rotate_bytes);
-        } else if (fe.key == "keep_files") {
-          if (auto n = d.integer(v, 1, kMaxKeepFiles)) out.keep_files = static_cast<int>(*n);
-        }
-      }
-    } else if (e.key == "stdout") {
-      if (c.node.IsNull()) continue;
-      auto sm = d.mapping(c);
-      if (!sm) continue;
-      for (const auto& se : sm->entries) {
-        const Field& v = se.field;
-        if (!contains(kStdoutOutputKeys, se.key)) {
-          d.problem(v, "unknown key" + suggestion(se.key, kStdoutOutputKeys));
-        } else if (!v.node.IsNull()) {
-          d.boolean(v, config.stdout_output.enabled);
-        }
-      }
-    }
-  }
-  return file_present;
+void emitElasticsearch(YAML::Emitter& out, const Config& config, const Key<Config>& key) {
+  out << YAML::Key << std::string(key.name) << YAML::Value << YAML::BeginMap;
+  emitKeys(out, config.elasticsearch, all(kElasticsearchKeys), kEveryType);
+  out << YAML::EndMap;
 }
 
-void decodeLogging(Decoder& d, const Field& f, LoggingConfig& logging) {
-  auto m = d.mapping(f);
-  if (!m) return;
-  for (const auto& e : m->entries) {
-    const Field& c = e.field;
-    if (!contains(kLoggingKeys, e.key)) {
-      d.problem(c, "unknown key" + suggestion(e.key, kLoggingKeys));
-    } else if (c.node.IsNull()) {
-      continue;
-    } else if (e.key == "level") {
-      constexpr std::array<std::string_view, 4> kLevels = {"debug", "info", "warn", "error"};
-      if (auto level = d.choice(c, kLevels)) logging.level = *level;
-    } else if (e.key == "format") {
-      constexpr std::array<std::string_view, 2> kFormats = {"text", "json"};
-      if (auto format = d.choice(c, kFormats)) logging.format = *format;
-    }
-  }
-}
-
-void decodeHttp(Decoder& d, const Field& f, HttpConfig& http) {
-  auto m = d.mapping(f);
-  if (!m) return;
-  for (const auto& e : m->entries) {
-    const Field& c = e.field;
-    if (!contains(kHttpKeys, e.key)) {
-      d.problem(c, "unknown key" + suggestion(e.key, kHttpKeys));
-    } else if (c.node.IsNull()) {
-      continue;
-    } else if (e.key == "enabled") {
-      d.boolean(c, http.enabled);
-    } else if (e.key == "listen") {
-      std::string listen;
-      d.nonEmptyString(c, listen);
-      if (listen.empty()) continue;
-      auto address = core::parseHostPort(listen);  // host:port, [v6]:port
-      if (!address) {
-        d.problem(c, "expected host:port (for example 127.0.0.1:5066), got '" + listen +
-                         "': " + address.error().message());
-        continue;
-      }
-      http.listen = listen;
-      http.host = std::move(address->host);
-      http.port = address->port;
-    }
-  }
-}
-
-void decodeTracing(Decoder& d, const Field& f, TracingConfig& tracing) {
-  auto m = d.mapping(f);
-  if (!m) return;
-  for (const auto& e : m->entries) {
-    const Field& c = e.field;
-    if (!contains(kTracingKeys, e.key)) {
-      d.problem(c, "unknown key" + suggestion(e.key, kTracingKeys));
-    } else if (c.node.IsNull()) {
-      continue;
-    } else if (e.key == "enabled") {
-      d.boolean(c, tracing.enabled);
-    } else if (e.key == "path") {
-      d.nonEmptyString(c, tracing.path);
-    } else if (e.key == "max_body_bytes") {
-      d.size(c, tracing.max_body_bytes);
-    } else if (e.key == "rotate_bytes") {
-      d.size(c, tracing.rotate_bytes);
-      if (tracing.rotate_bytes < 4096) d.problem(c, "must be at least 4KiB");
-    } else if (e.key == "keep_files") {
-      if (auto n = d.integer(c, 0, kMaxKeepFiles)) tracing.keep_files = static_cast<int>(*n);
-    }
-  }
+void referenceElasticsearch(ReferenceWriter& r, const Key<Config>&, const std::string& path,
+                            const Config&, const Config*) {
+  referenceSection(r, all(kElasticsearchKeys), path, std::string(), ElasticsearchOutputConfig{},
+                   nullptr, kEveryType);
 }
 
 void decodeRoot(Decoder& d, const YAML::Node& root, Config& config) {
-  bool sources_seen = false;
-  bool file_present = false;
-  int outputs_line = 1;
+  std::optional<Mapping> m;
   if (!root.IsNull()) {
-    auto m = d.mapping(Field{"", lineOf(root, 1), root});
+    const Field top{"", lineOf(root, 1), root};
+    m = d.mapping(top);
     if (!m) return;
-    for (const auto& e : m->entries) {
-      const Field& c = e.field;
-      if (!contains(kTopKeys, e.key)) {
-        d.problem(c, "unknown key" + suggestion(e.key, kTopKeys));
-      } else if (e.key == "sources") {
-        sources_seen = true;
-        if (c.node.IsNull()) {
-          d.problem(c, "at least one source is required");
-        } else {
-          decodeSources(d, c, config);
-        }
-      } else if (c.node.IsNull()) {
-        continue;
-      } else if (e.key == "state_dir") {
-        d.nonEmptyString(c, config.state_dir);
-      } else if (e.key == "max_spool_bytes") {
-        d.size(c, config.max_spool_bytes);
-      } else if (e.key == "outputs") {
-        outputs_line = c.line;
-        file_present = decodeOutputs(d, c, config);
-      } else if (e.key == "logging") {
-        decodeLogging(d, c, config.logging);
-      } else if (e.key == "http") {
-        decodeHttp(d, c, config.http);
-      } else if (e.key == "tracing") {
-        decodeTracing(d, c, config.tracing);
-      }
-    }
+    decodeKeys(d, top, *m, config, all(kTopKeys), Scope{});
   }
-  if (!sources_seen) d.problem(1, "sources", "at least one source is required");
-
-  // Without an outputs.file section the file output is the default: on unless another
-  // output is.
-  if (!file_present) {
-    config.file_output.enabled = !config.stdout_output.enabled && !config.elasticsearch.enabled;
+  if (!m || m->find("sources") == nullptr) {
+    d.problem(1, "sources", "at least one source is required");
   }
   if (config.file_output.path.empty()) {
     config.file_output.path = joinPath(config.state_dir, "output");
@@ -1049,111 +1672,9 @@ void decodeRoot(Decoder& d, const YAML::Node& root, Config& config) {
   }
   if (!config.file_output.enabled && !config.stdout_output.enabled &&
       !config.elasticsearch.enabled) {
-    d.problem(outputs_line, "outputs", "no output is enabled");
+    const Field* outputs = m ? m->get("outputs") : nullptr;
+    d.problem(outputs != nullptr ? outputs->line : 1, "outputs", "no output is enabled");
   }
-}
-
-std::string formatSize(std::uint64_t bytes) {
-  if (bytes != 0 && bytes % (1ull << 30) == 0) return std::to_string(bytes >> 30) + "GiB";
-  if (bytes != 0 && bytes % (1ull << 20) == 0) return std::to_string(bytes >> 20) + "MiB";
-  if (bytes != 0 && bytes % (1ull << 10) == 0) return std::to_string(bytes >> 10) + "KiB";
-  return std::to_string(bytes);
-}
-
-// The user:password of a proxy URL is replaced by ***.
-std::string maskUrlPassword(const std::string& url) {
-  const std::size_t scheme = url.find("://");
-  if (scheme == std::string::npos) return url;
-  const std::size_t start = scheme + 3;
-  const std::size_t end = url.find_first_of("/?#", start);
-  const std::size_t at = url.rfind('@', end == std::string::npos ? url.size() - 1 : end);
-  if (at == std::string::npos || at < start) return url;
-  const std::size_t colon = url.find(':', start);
-  if (colon == std::string::npos || colon > at) return url;
-  return url.substr(0, colon + 1) + Secret::kMask + url.substr(at);
-}
-
-void emitString(YAML::Emitter& out, const char* key, const std::string& value) {
-  out << YAML::Key << key << YAML::Value << escapeEnv(value);
-}
-
-void emitList(YAML::Emitter& out, const char* key, const std::vector<std::string>& values) {
-  out << YAML::Key << key << YAML::Value << YAML::Flow << YAML::BeginSeq;
-  for (const auto& v : values) out << escapeEnv(v);
-  out << YAML::EndSeq;
-}
-
-void emitSource(YAML::Emitter& out, const SourceConfig& s) {
-  out << YAML::BeginMap;
-  emitString(out, "name", s.name);
-  out << YAML::Key << "type" << YAML::Value << sourceTypeName(s.type);
-  if (s.type != SourceType::kFile) {
-    emitString(out, "tenant_id", s.tenant_id);
-    emitString(out, "client_id", s.client_id);
-    if (!s.client_secret_file.empty()) {
-      emitString(out, "client_secret_file", s.client_secret_file);
-    } else {
-      out << YAML::Key << "client_secret" << YAML::Value
-          << (s.client_secret.empty() ? "" : Secret::kMask);
-    }
-    emitString(out, "login_url", s.login_url);
-    emitString(out, "token_url", s.token_url);
-    emitString(out, "azure_resource", s.azure_resource);
-    emitList(out, "scopes", s.scopes);
-    emitString(out, "api_url", s.api_url);
-    if (s.type == SourceType::kGraph) emitList(out, "service_sources", s.service_sources);
-    out << YAML::Key << "interval" << YAML::Value << core::formatDuration(s.interval);
-    out << YAML::Key << "initial_interval" << YAML::Value
-        << core::formatDuration(s.initial_interval);
-    out << YAML::Key << "late_arrival_window" << YAML::Value
-        << core::formatDuration(s.late_arrival_window);
-    out << YAML::Key << "page_size" << YAML::Value << s.page_size;
-    emitString(out, "proxy_url", maskUrlPassword(s.proxy_url));
-    out << YAML::Key << "ssl" << YAML::Value << YAML::BeginMap;
-    emitString(out, "certificate_authorities", s.ssl.ca_file);
-    out << YAML::Key << "verification_mode" << YAML::Value << (s.ssl.verify ? "full" : "none");
-    out << YAML::EndMap;
-    out << YAML::Key << "requests_per_minute" << YAML::Value << s.requests_per_minute;
-    out << YAML::Key << "requests_per_hour" << YAML::Value << s.requests_per_hour;
-    out << YAML::Key << "request_timeout" << YAML::Value << core::formatDuration(s.request_timeout);
-  }
-  if (s.type == SourceType::kFile) {
-    emitList(out, "paths", s.paths);
-    emitString(out, "format", s.format);
-  }
-  emitList(out, "tags", s.tags ? *s.tags : ecs::MapOptions{}.tags);
-  out << YAML::Key << "preserve_original_event" << YAML::Value << s.preserve_original_event;
-  emitString(out, "namespace", s.data_stream_namespace);
-  out << YAML::EndMap;
-}
-
-void emitSecret(YAML::Emitter& out, const char* key, const char* file_key, const Secret& secret,
-                const std::string& file) {
-  if (!file.empty()) {
-    emitString(out, file_key, file);
-  } else if (!secret.empty()) {
-    out << YAML::Key << key << YAML::Value << Secret::kMask;
-  }
-}
-
-void emitElasticsearch(YAML::Emitter& out, const ElasticsearchOutputConfig& es) {
-  out << YAML::Key << "elasticsearch" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "enabled" << YAML::Value << es.enabled;
-  emitList(out, "hosts", es.hosts);
-  emitSecret(out, "api_key", "api_key_file", es.api_key, es.api_key_file);
-  if (!es.username.empty()) emitString(out, "username", es.username);
-  emitSecret(out, "password", "password_file", es.password, es.password_file);
-  out << YAML::Key << "ssl" << YAML::Value << YAML::BeginMap;
-  emitString(out, "certificate_authorities", es.ssl.ca_file);
-  out << YAML::Key << "verification_mode" << YAML::Value << (es.ssl.verify ? "full" : "none");
-  out << YAML::EndMap;
-  emitString(out, "proxy_url", maskUrlPassword(es.proxy_url));
-  out << YAML::Key << "compression" << YAML::Value << es.compression;
-  out << YAML::Key << "bulk_max_bytes" << YAML::Value << formatSize(es.bulk_max_bytes);
-  out << YAML::Key << "bulk_max_docs" << YAML::Value << es.bulk_max_docs;
-  out << YAML::Key << "timeout" << YAML::Value << core::formatDuration(es.timeout);
-  emitString(out, "ilm_policy", es.ilm_policy);
-  out << YAML::EndMap;
 }
 
 }  // namespace
@@ -1206,40 +1727,20 @@ std::string renderConfig(const Config& config) {
                        (config.file.empty() ? std::string() : " of " + config.file) +
                        "; secrets are shown as ***");
   out << YAML::BeginMap;
-  emitString(out, "state_dir", config.state_dir);
-  out << YAML::Key << "max_spool_bytes" << YAML::Value << formatSize(config.max_spool_bytes);
-  out << YAML::Key << "logging" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "level" << YAML::Value << config.logging.level;
-  out << YAML::Key << "format" << YAML::Value << config.logging.format;
-  out << YAML::EndMap;
-  out << YAML::Key << "http" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "enabled" << YAML::Value << config.http.enabled;
-  emitString(out, "listen", config.http.listen);
-  out << YAML::EndMap;
-  out << YAML::Key << "tracing" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "enabled" << YAML::Value << config.tracing.enabled;
-  emitString(out, "path", config.tracing.path);
-  out << YAML::Key << "max_body_bytes" << YAML::Value << formatSize(config.tracing.max_body_bytes);
-  out << YAML::Key << "rotate_bytes" << YAML::Value << formatSize(config.tracing.rotate_bytes);
-  out << YAML::Key << "keep_files" << YAML::Value << config.tracing.keep_files;
-  out << YAML::EndMap;
-  out << YAML::Key << "sources" << YAML::Value << YAML::BeginSeq;
-  for (const auto& s : config.sources) emitSource(out, s);
-  out << YAML::EndSeq;
-  out << YAML::Key << "outputs" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "file" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "enabled" << YAML::Value << config.file_output.enabled;
-  emitString(out, "path", config.file_output.path);
-  out << YAML::Key << "rotate_bytes" << YAML::Value << formatSize(config.file_output.rotate_bytes);
-  out << YAML::Key << "keep_files" << YAML::Value << config.file_output.keep_files;
-  out << YAML::EndMap;
-  out << YAML::Key << "stdout" << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "enabled" << YAML::Value << config.stdout_output.enabled;
-  out << YAML::EndMap;
-  if (config.elasticsearch.enabled) emitElasticsearch(out, config.elasticsearch);
-  out << YAML::EndMap;
+  emitKeys(out, config, all(kTopKeys), kEveryType);
   out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
+}
+
+std::string referenceMarkdown() {
+  ReferenceWriter r;
+  const Config defaults;
+  r.heading("Top level");
+  r.tableStart();
+  referenceKeys(r, all(kTopKeys), "", "", defaults, nullptr, kEveryType);
+  r.tableEnd();
+  r.flushLater();
+  return r.take();
 }
 
 }  // namespace mdec::config

@@ -300,6 +300,15 @@ class ElasticsearchOutput final : public Output {
         counters_(counters ? std::move(counters) : std::make_shared<ElasticsearchCounters>()) {}
 
   const std::string& name() const override { return name_; }
+  bool countsDelivered() const override { return true; }
+  std::string summary() const override {
+    return fmt::format(
+        "{} created, {} duplicates (already stored), {} dead-lettered, {} items sent again, "
+        "{} bulk requests ({} failed)",
+        counters_->created.load(), counters_->duplicates.load(), counters_->dead_lettered.load(),
+        counters_->item_retries.load(), counters_->bulk_requests.load(),
+        counters_->failed_requests.load());
+  }
 
   Status open(state::StateStore& store) override {
     if (auto s = store.registerOutput(name_); !s) return s;

@@ -221,44 +221,34 @@ class FileOutput final : public Output, public DirectWriter {
     return okStatus();
   }
 
+  // A batch from the outbox (the documents that waited from before a restart) goes the
+  // same way as a page: begun, written, made durable, then acknowledged with its checkpoint.
   Status deliver(const std::vector<state::OutboxDocument>& batch,
                  state::StateStore& store) override {
     if (batch.empty()) return okStatus();
-    std::lock_guard lock(mu_);
-    const std::size_t bytes = batchBytes(batch);
-    if (auto s = prepare(store, bytes); !s) return s;
-    appendBatch(batch, buffer_);
-    dirty_ = true;  // until acknowledged
-    const std::string path = pathOf(*current_);
-    if (const int err = writeAll(fd_.get(), buffer_); err != 0) {
-      return fail(ioError("file output: write " + path, err));
+    std::string lines;
+    appendBatch(batch, lines);
+    if (auto s = begin(store, lines.size()); !s) return s;
+    Status done = write(lines);
+    if (done) {
+      auto checkpoint = syncPage();
+      if (!checkpoint) {
+        done = checkpoint.error();
+      } else if (auto s = store.acknowledge(name_, batch.back().seq, *checkpoint); !s) {
+        done = storeError(s.error(), "file output: acknowledge");
+      }
     }
-    if (auto s = sync(); !s) return s;
-    const std::uint64_t end = offset_ + bytes;
-    if (auto s = store.acknowledge(name_, batch.back().seq, state::FileCheckpoint{path, end}); !s) {
-      return fail(storeError(s.error(), "file output: acknowledge"));
-    }
-    offset_ = end;
-    dirty_ = false;
-    return okStatus();
+    endPage(done.has_value());
+    return done;
   }
 
   DirectWriter* direct() override { return this; }
 
   // ---- DirectWriter: a page goes in whole or not at all, acknowledged by its commit ----
 
-  Status beginPage(state::StateStore& store) override {
-    mu_.lock();
-    // The page's size is not known yet: it rotates before the page when the file is full,
-    // so a file can pass rotate_bytes by one page.
-    if (auto s = prepare(store, 0); !s) {
-      mu_.unlock();
-      return s;
-    }
-    dirty_ = true;  // until the page commits
-    page_bytes_ = 0;
-    return okStatus();
-  }
+  // The page's size is not known yet: it rotates before the page when the file is full,
+  // so a file can pass rotate_bytes by one page.
+  Status beginPage(state::StateStore& store) override { return begin(store, 0); }
 
   Status write(std::string_view lines) override {
     if (const int err = writeAll(fd_.get(), lines); err != 0) {
@@ -285,6 +275,19 @@ class FileOutput final : public Output, public DirectWriter {
   }
 
  private:
+  // Holds the output for one page or batch of about `bytes` (0: unknown); on failure the
+  // output is not held.
+  Status begin(state::StateStore& store, std::size_t bytes) {
+    mu_.lock();
+    if (auto s = prepare(store, bytes); !s) {
+      mu_.unlock();
+      return s;
+    }
+    dirty_ = true;  // until the page commits
+    page_bytes_ = 0;
+    return okStatus();
+  }
+
   // Opens what needs opening, rotates when `bytes` more would pass rotate_bytes, and
   // positions the fd at the acknowledged end of the current file.
   Status prepare(state::StateStore& store, std::size_t bytes) {
@@ -445,9 +448,8 @@ class FileOutput final : public Output, public DirectWriter {
   UniqueFd fd_;                     // open on current_, or not yet
   bool dirty_ = false;              // bytes past offset_ may be in the file
   bool dir_needs_sync_ = false;     // the current file was created, not yet made durable
-  std::string buffer_;
-  std::uint64_t page_bytes_ = 0;  // written by the direct page in progress
-  std::mutex mu_;                 // one delivery or direct page at a time
+  std::uint64_t page_bytes_ = 0;  // written by the page in progress
+  std::mutex mu_;                 // one page (or batch) at a time
 };
 
 class FdOutput final : public Output {

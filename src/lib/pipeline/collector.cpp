@@ -11,9 +11,6 @@
 #include "mdecollect/auth/token_provider.h"
 #include "mdecollect/http/http_client.h"
 #include "mdecollect/http/tracing_http_client.h"
-#include "mdecollect/output/elasticsearch_output.h"
-#include "mdecollect/output/es_setup.h"
-#include "mdecollect/output/file_output.h"
 #include "mdecollect/source/file_source.h"
 #include "mdecollect/source/source.h"
 #include "mdecollect/pipeline/supervise.h"
@@ -28,6 +25,7 @@ namespace {
 using std::chrono::milliseconds;
 
 struct Shared {
+  const CollectorParts& parts;
   state::StateStore& store;
   output::Delivery& delivery;
   const config::Config& config;
@@ -197,14 +195,9 @@ SourceParts makeSource(Shared& shared, const config::SourceConfig& source,
     parts.source = source::makeFileSourceOf(source, shared.delivery, std::move(options));
     return parts;
   }
-  http::CurlClientOptions http_options;
-  http_options.proxy_url = source.proxy_url;
-  http_options.tls.verify = source.ssl.verify;
-  http_options.tls.ca_file = source.ssl.ca_file;
-  http_options.user_agent = "MdatpPartner-mdecollect/" MDEC_VERSION_STRING;
-  parts.client = http::makeTracingClient(http::makeCurlClient(http_options), shared.trace,
+  parts.client = http::makeTracingClient(shared.parts.source_client(source), shared.trace,
                                          "source." + source.name);
-  parts.tokens = auth::makeClientCredentialsProvider(source, *parts.client, shared.clock);
+  parts.tokens = shared.parts.tokens(source, *parts.client, shared.clock);
   options.api.pacing_file = shared.config.state_dir + "/pacing-" + source.name + ".txt";
   parts.source = source::makeApiSource(source, shared.delivery, *parts.client, *parts.tokens,
                                        shared.clock, std::move(options));
@@ -305,11 +298,11 @@ void runSource(Shared& shared, const config::SourceConfig& config, bool once,
   if (!ok) shared.source_failed = true;
 }
 
-// Counts a batch an output acknowledged whole, per source (the Elasticsearch output counts
-// its items itself).
+// Counts a batch an output acknowledged whole, per source (unless the output counts its
+// items itself).
 void countDelivered(telemetry::Metrics& metrics, const output::Output& out,
                     const std::vector<state::OutboxDocument>& batch) {
-  if (out.name() == "elasticsearch") return;
+  if (out.countsDelivered()) return;
   telemetry::DocumentTally tally;
   for (const auto& d : batch) tally.add(d.source, telemetry::Outcome::kDelivered);
   tally.flush(&metrics, out.name());
@@ -382,22 +375,6 @@ bool runOutput(Shared& shared, output::Output& out, bool once, std::stop_token s
   }
 }
 
-// Says how to fix a missing or outdated index template; never stops the run (the
-// documents wait in the outbox while the cluster is unreachable).
-void checkIndexTemplate(const config::ElasticsearchOutputConfig& config) {
-  output::EsTransport transport(config);
-  auto state = output::templateState(config, transport);
-  if (!state) {
-    spdlog::warn("elasticsearch: cannot check the index template: {}", state.error().message());
-  } else if (*state == output::TemplateState::kMissing) {
-    spdlog::warn("elasticsearch: the index template is missing, so documents would get "
-                 "Elasticsearch's default mappings; install it with: mdecollect setup -c FILE");
-  } else if (*state == output::TemplateState::kOutdated) {
-    spdlog::warn("elasticsearch: the index template is from another version of mdecollect "
-                 "(or another ILM policy); update it with: mdecollect setup -c FILE");
-  }
-}
-
 // Delivers to `out` what waits for it in the outbox (from before a restart), so that it
 // can then be written directly.
 Status catchUp(state::StateStore& store, output::Output& out, telemetry::Metrics& metrics) {
@@ -418,194 +395,249 @@ Status catchUp(state::StateStore& store, output::Output& out, telemetry::Metrics
   return okStatus();
 }
 
+// One output's thread: fed from the outbox under supervision (a throw is reported failing
+// and the output started again after a backoff). Returns false when it gave up.
+bool superviseOutput(Shared& shared, output::Output& out, bool once, std::stop_token stop) {
+  bool delivered = true;
+  SuperviseOptions supervision;
+  supervision.once = once;
+  const bool ok = supervise(
+      [&] { delivered = runOutput(shared, out, once, stop); },
+      [&](const std::string& reason, milliseconds wait) {
+        const std::string said =
+            "the output failed unexpectedly (" + reason + ")" +
+            (wait.count() > 0 ? "; started again in " + std::to_string(wait.count() / 1000) + " s"
+                              : std::string());
+        shared.metrics.output(out.name()).setState(telemetry::State::kFailing, said);
+        spdlog::error("output {}: {}", out.name(), said);
+      },
+      shared.clock, stop, supervision);
+  return ok && delivered;
+}
+
+// A collector being assembled, step by step, then run. Each step that fails says why in
+// the log and makes run() return 2.
+class Collector {
+ public:
+  Collector(const config::Config& config, const RunOptions& options, const CollectorParts& parts,
+            core::Clock& clock)
+      : config_(config), options_(options), parts_(parts), clock_(clock) {}
+
+  int run(std::stop_token stop) {
+    if (!lockStateDir() || !openStore()) return 2;
+    // The outbox probe reads the store: it goes before the store does.
+    struct ProbeReset {
+      telemetry::Metrics& m;
+      ~ProbeReset() { m.setOutboxProbe(nullptr, 0); }
+    } probe_reset{*metrics_};
+    if (!startTracing() || !startMonitoring() || !openOutputs() || !forgetRemovedOutputs()) {
+      return 2;
+    }
+    return runThreads(stop);
+  }
+
+ private:
+  bool lockStateDir() {
+    if (options_.lock_held) return true;
+    auto acquired = state::RunLock::tryAcquire(config_.state_dir);
+    if (!acquired) {
+      log_->error("{}", acquired.error().message());
+      return false;
+    }
+    if (!*acquired) {
+      log_->error("another mdecollect run (pid {}) is using the state directory '{}'; one "
+                  "collector per state_dir",
+                  state::RunLock::holder(config_.state_dir), config_.state_dir);
+      return false;
+    }
+    lock_ = std::move(*acquired);
+    return true;
+  }
+
+  bool openStore() {
+    auto store = parts_.open_store(config_.state_dir);
+    if (!store) {
+      log_->error("cannot open the state in '{}': {}", config_.state_dir,
+                  store.error().message());
+      return false;
+    }
+    store_ = std::move(*store);
+    metrics_ = options_.metrics ? options_.metrics : std::make_shared<telemetry::Metrics>();
+    // Every source is listed from the start (state "starting").
+    for (const auto& source : config_.sources) {
+      metrics_->source(source.name, config::sourceTypeName(source.type));
+    }
+    metrics_->setOutboxProbe(
+        [store = store_.get()]() -> std::optional<telemetry::Metrics::OutboxSize> {
+          auto size = store->outboxSize();
+          if (!size) return std::nullopt;
+          return telemetry::Metrics::OutboxSize{size->documents, size->bytes};
+        },
+        config_.max_spool_bytes);
+    return true;
+  }
+
+  bool startTracing() {
+    if (!config_.tracing.enabled) return true;
+    http::TraceOptions t;
+    t.path = config_.tracing.path;
+    t.max_body_bytes = config_.tracing.max_body_bytes;
+    t.rotate_bytes = config_.tracing.rotate_bytes;
+    t.keep_files = config_.tracing.keep_files;
+    auto opened = http::TraceWriter::open(t, http::secretValues(config_));
+    if (!opened) {
+      log_->error("tracing: {}", opened.error().message());
+      return false;
+    }
+    trace_ = std::move(*opened);
+    log_->warn("tracing every HTTP request and response to {} (secrets redacted; turn "
+               "tracing.enabled off when done)",
+               config_.tracing.path);
+    return true;
+  }
+
+  bool startMonitoring() {
+    if (!config_.http.enabled) return true;
+    auto server =
+        telemetry::startMonitorServer(config_.http.host, config_.http.port, *metrics_, clock_);
+    if (!server) {
+      log_->error("{}", server.error().message());
+      return false;
+    }
+    monitor_ = std::move(*server);
+    log_->info("monitoring on http://{}:{} (/metrics, /health)",
+               config_.http.host.find(':') != std::string::npos ? "[" + config_.http.host + "]"
+                                                                : config_.http.host,
+               monitor_->port());
+    return true;
+  }
+
+  // Registers and opens every output. An output that can be written directly first
+  // delivers what waits for it in the outbox (from before a restart), then takes each page
+  // as it is mapped; the others are fed from the outbox by a thread of their own.
+  bool openOutputs() {
+    outputs_ = parts_.outputs(config_, output::OutputContext{metrics_.get(), trace_});
+    for (auto& out : outputs_) {
+      metrics_->output(out->name());
+      Status s = store_->registerOutput(out->name());
+      if (s) s = out->open(*store_);
+      if (s && out->direct() != nullptr) s = catchUp(*store_, *out, *metrics_);
+      if (!s) {
+        log_->error("output {}: {}", out->name(), s.error().message());
+        return false;
+      }
+      if (out->direct() != nullptr) {
+        metrics_->output(out->name()).setState(telemetry::State::kOk);
+        direct_.push_back(out.get());
+      } else {
+        queued_.push_back(out.get());
+      }
+    }
+    return true;
+  }
+
+  // An output no longer configured is forgotten: otherwise the documents waiting for it
+  // would stay in the outbox for ever, count against max_spool_bytes and pause polling.
+  bool forgetRemovedOutputs() {
+    auto registered = store_->registeredOutputs();
+    if (!registered) return true;
+    for (const auto& name : *registered) {
+      const bool configured = std::any_of(outputs_.begin(), outputs_.end(),
+                                          [&name](const auto& o) { return o->name() == name; });
+      if (configured) continue;
+      log_->warn("output {} is no longer configured: forgotten, with the documents that waited "
+                 "only for it (configured again, it starts with the documents collected from "
+                 "then on)",
+                 name);
+      if (auto s = store_->unregisterOutput(name); !s) {
+        log_->error("{}", s.error().message());
+        return false;
+      }
+    }
+    return true;
+  }
+
+  int runThreads(std::stop_token stop) {
+    output::Delivery delivery(*store_, direct_, !queued_.empty());
+    delivery.setMetrics(metrics_.get());
+    Shared shared{parts_, *store_, delivery, config_, clock_, *metrics_, trace_};
+    log_->info("mdecollect {} starting: {} source(s), {} output(s), state in {}{}",
+               MDEC_VERSION_STRING, config_.sources.size(), outputs_.size(), config_.state_dir,
+               options_.once ? " (--once)" : "");
+    std::stop_source stopper;
+    std::stop_callback forward(stop, [&stopper] { stopper.request_stop(); });
+    std::atomic<int> output_failures{0};
+    {
+      std::vector<std::jthread> threads;
+      shared.sources_running = static_cast<int>(config_.sources.size());
+      for (const auto& source : config_.sources) {
+        threads.emplace_back([this, &shared, &source, token = stopper.get_token()] {
+          runSource(shared, source, options_.once, options_.backfill_only, token);
+          --shared.sources_running;
+        });
+      }
+      for (output::Output* out : queued_) {
+        threads.emplace_back([this, &shared, out, &output_failures, token = stopper.get_token()] {
+          if (!superviseOutput(shared, *out, options_.once, token)) ++output_failures;
+        });
+      }
+    }  // joins every thread
+    for (const auto& out : outputs_) {
+      if (auto said = out->summary(); !said.empty()) log_->info("{}: {}", out->name(), said);
+    }
+    if (stop.stop_requested()) {
+      log_->info("stopped");
+      return 0;
+    }
+    if (shared.source_failed || output_failures > 0) return 1;
+    return 0;
+  }
+
+  const config::Config& config_;
+  const RunOptions& options_;
+  const CollectorParts& parts_;
+  core::Clock& clock_;
+  std::shared_ptr<spdlog::logger> log_ = spdlog::default_logger();
+  std::optional<state::RunLock> lock_;
+  std::unique_ptr<state::StateStore> store_;
+  std::shared_ptr<telemetry::Metrics> metrics_;
+  std::shared_ptr<http::TraceWriter> trace_;
+  std::unique_ptr<telemetry::MonitorServer> monitor_;
+  // Outputs go after the monitoring server (it reads their metrics) and before the store.
+  std::vector<std::unique_ptr<output::Output>> outputs_;
+  std::vector<output::Output*> direct_;
+  std::vector<output::Output*> queued_;
+};
+
 }  // namespace
+
+CollectorParts realParts() {
+  CollectorParts parts;
+  parts.open_store = [](const std::string& state_dir) { return state::openSqliteStore(state_dir); };
+  parts.source_client = [](const config::SourceConfig& source) {
+    http::CurlClientOptions options;
+    options.proxy_url = source.proxy_url;
+    options.tls.verify = source.ssl.verify;
+    options.tls.ca_file = source.ssl.ca_file;
+    options.user_agent = "MdatpPartner-mdecollect/" MDEC_VERSION_STRING;
+    return http::makeCurlClient(options);
+  };
+  parts.tokens = [](const config::SourceConfig& source, http::HttpClient& client,
+                    core::Clock& clock) {
+    return auth::makeClientCredentialsProvider(source, client, clock);
+  };
+  parts.outputs = output::makeOutputs;
+  return parts;
+}
+
+int runCollector(const config::Config& config, const RunOptions& options,
+                 const CollectorParts& parts, core::Clock& clock, std::stop_token stop) {
+  return Collector(config, options, parts, clock).run(stop);
+}
 
 int runCollector(const config::Config& config, const RunOptions& options, core::Clock& clock,
                  std::stop_token stop) {
-  auto log = spdlog::default_logger();
-  std::optional<state::RunLock> lock;
-  if (!options.lock_held) {
-    auto acquired = state::RunLock::tryAcquire(config.state_dir);
-    if (!acquired) {
-      log->error("{}", acquired.error().message());
-      return 2;
-    }
-    if (!*acquired) {
-      log->error("another mdecollect run (pid {}) is using the state directory '{}'; one "
-                 "collector per state_dir",
-                 state::RunLock::holder(config.state_dir), config.state_dir);
-      return 2;
-    }
-    lock = std::move(*acquired);
-  }
-  auto store = state::openSqliteStore(config.state_dir);
-  if (!store) {
-    log->error("cannot open the state in '{}': {}", config.state_dir, store.error().message());
-    return 2;
-  }
-  auto metrics = options.metrics ? options.metrics : std::make_shared<telemetry::Metrics>();
-  // Every source and output is listed from the start (state "starting").
-  for (const auto& source : config.sources) {
-    metrics->source(source.name, config::sourceTypeName(source.type));
-  }
-  metrics->setOutboxProbe(
-      [&store]() -> std::optional<telemetry::Metrics::OutboxSize> {
-        auto size = (*store)->outboxSize();
-        if (!size) return std::nullopt;
-        return telemetry::Metrics::OutboxSize{size->documents, size->bytes};
-      },
-      config.max_spool_bytes);
-  // The probe reads this store: it goes before the store does.
-  struct ProbeReset {
-    telemetry::Metrics& m;
-    ~ProbeReset() { m.setOutboxProbe(nullptr, 0); }
-  } probe_reset{*metrics};
-  std::shared_ptr<http::TraceWriter> trace;
-  if (config.tracing.enabled) {
-    http::TraceOptions t;
-    t.path = config.tracing.path;
-    t.max_body_bytes = config.tracing.max_body_bytes;
-    t.rotate_bytes = config.tracing.rotate_bytes;
-    t.keep_files = config.tracing.keep_files;
-    auto opened = http::TraceWriter::open(t, http::secretValues(config));
-    if (!opened) {
-      log->error("tracing: {}", opened.error().message());
-      return 2;
-    }
-    trace = std::move(*opened);
-    log->warn("tracing every HTTP request and response to {} (secrets redacted; turn "
-              "tracing.enabled off when done)",
-              config.tracing.path);
-  }
-  std::unique_ptr<telemetry::MonitorServer> monitor;
-  if (config.http.enabled) {
-    auto server = telemetry::startMonitorServer(config.http.host, config.http.port, *metrics,
-                                                clock);
-    if (!server) {
-      log->error("{}", server.error().message());
-      return 2;
-    }
-    monitor = std::move(*server);
-    log->info("monitoring on http://{}:{} (/metrics, /health)",
-              config.http.host.find(':') != std::string::npos ? "[" + config.http.host + "]"
-                                                               : config.http.host,
-              monitor->port());
-  }
-  std::vector<std::unique_ptr<output::Output>> outputs;
-  if (config.file_output.enabled) outputs.push_back(output::makeFileOutput(config.file_output));
-  if (config.stdout_output.enabled) outputs.push_back(output::makeFdOutput(1, "stdout"));
-  auto es_counters = options.es_counters ? options.es_counters
-                                         : std::make_shared<output::ElasticsearchCounters>();
-  if (config.elasticsearch.enabled) {
-    checkIndexTemplate(config.elasticsearch);
-    output::ElasticsearchOutputOptions es;
-    es.dead_letter_path = config.state_dir + "/dead-letter-elasticsearch.ndjson";
-    es.metrics = metrics.get();
-    if (trace) {
-      es.client = http::makeTracingClient(output::makeElasticsearchClient(config.elasticsearch),
-                                          trace, "output.elasticsearch");
-    }
-    outputs.push_back(
-        output::makeElasticsearchOutput(config.elasticsearch, std::move(es), es_counters));
-  }
-  for (auto& out : outputs) {
-    metrics->output(out->name());
-    if (auto s = (*store)->registerOutput(out->name()); !s) {
-      log->error("output {}: {}", out->name(), s.error().message());
-      return 2;
-    }
-    if (auto s = out->open(**store); !s) {
-      log->error("output {}: {}", out->name(), s.error().message());
-      return 2;
-    }
-  }
-  // An output no longer configured is forgotten: otherwise the documents waiting for it
-  // would stay in the outbox for ever, count against max_spool_bytes and pause polling.
-  if (auto registered = (*store)->registeredOutputs()) {
-    for (const auto& name : *registered) {
-      const bool configured = std::any_of(outputs.begin(), outputs.end(),
-                                          [&name](const auto& o) { return o->name() == name; });
-      if (configured) continue;
-      log->warn("output {} is no longer configured: forgotten, with the documents that waited "
-                "only for it (configured again, it starts with the documents collected from "
-                "then on)",
-                name);
-      if (auto s = (*store)->unregisterOutput(name); !s) {
-        log->error("{}", s.error().message());
-        return 2;
-      }
-    }
-  }
-  // Outputs that can be written directly take each page as it is mapped; the others are
-  // fed from the outbox by a thread of their own.
-  std::vector<output::Output*> direct;
-  std::vector<output::Output*> queued;
-  for (auto& out : outputs) {
-    if (out->direct() != nullptr) {
-      if (auto s = catchUp(**store, *out, *metrics); !s) {
-        log->error("output {}: {}", out->name(), s.error().message());
-        return 2;
-      }
-      metrics->output(out->name()).setState(telemetry::State::kOk);
-      direct.push_back(out.get());
-    } else {
-      queued.push_back(out.get());
-    }
-  }
-  output::Delivery delivery(**store, direct, !queued.empty());
-  delivery.setMetrics(metrics.get());
-  Shared shared{**store, delivery, config, clock, *metrics, trace};
-  log->info("mdecollect {} starting: {} source(s), {} output(s), state in {}{}",
-            MDEC_VERSION_STRING, config.sources.size(), outputs.size(), config.state_dir,
-            options.once ? " (--once)" : "");
-
-  std::stop_source stopper;
-  std::stop_callback forward(stop, [&stopper] { stopper.request_stop(); });
-  std::atomic<int> output_failures{0};
-  {
-    std::vector<std::jthread> threads;
-    shared.sources_running = static_cast<int>(config.sources.size());
-    for (const auto& source : config.sources) {
-      threads.emplace_back([&shared, &source, &options, token = stopper.get_token()] {
-        runSource(shared, source, options.once, options.backfill_only, token);
-        --shared.sources_running;
-      });
-    }
-    for (output::Output* out : queued) {
-      threads.emplace_back([&shared, out, &options, &output_failures,
-                            token = stopper.get_token()] {
-        bool delivered = true;
-        SuperviseOptions supervision;
-        supervision.once = options.once;
-        const bool ok = supervise(
-            [&] { delivered = runOutput(shared, *out, options.once, token); },
-            [&](const std::string& reason, milliseconds wait) {
-              const std::string said =
-                  "the output failed unexpectedly (" + reason + ")" +
-                  (wait.count() > 0
-                       ? "; started again in " + std::to_string(wait.count() / 1000) + " s"
-                       : std::string());
-              shared.metrics.output(out->name()).setState(telemetry::State::kFailing, said);
-              spdlog::error("output {}: {}", out->name(), said);
-            },
-            shared.clock, token, supervision);
-        if (!ok || !delivered) ++output_failures;
-      });
-    }
-  }  // joins every thread
-  if (config.elasticsearch.enabled) {
-    log->info("elasticsearch: {} created, {} duplicates (already stored), {} dead-lettered, "
-              "{} items sent again, {} bulk requests ({} failed)",
-              es_counters->created.load(), es_counters->duplicates.load(),
-              es_counters->dead_lettered.load(), es_counters->item_retries.load(),
-              es_counters->bulk_requests.load(), es_counters->failed_requests.load());
-  }
-  if (stop.stop_requested()) {
-    log->info("stopped");
-    return 0;
-  }
-  if (shared.source_failed || output_failures > 0) return 1;
-  return 0;
+  return runCollector(config, options, realParts(), clock, stop);
 }
 
 }  // namespace mdec::pipeline

@@ -313,6 +313,18 @@ TEST_F(ConfigTest, KeysOfTheOtherSourceType) {
   expectProblem(e, 5, "sources[0].client_id", "'client_id' is not a key of a file source");
 }
 
+// Every source type suggests its own keys (a graph source once got no suggestion).
+TEST_F(ConfigTest, NearMissesOfEveryType) {
+  std::string e = errorOf(
+      "sources:\n  - name: g\n    type: graph\n    tenant_id: t\n    client_id: c\n"
+      "    client_secret: S3cr3t-Value-123\n    servce_sources: [x]\n");
+  expectProblem(e, 7, "sources[0].servce_sources", "did you mean 'service_sources'?");
+  e = errorOf("sources:\n  - name: f\n    type: file\n    paths: [x]\n    formt: mde\n");
+  expectProblem(e, 5, "sources[0].formt", "did you mean 'format'?");
+  e = errorOf(kMinimal + "    client_secret_fil: x\n");
+  expectProblem(e, 7, "sources[0].client_secret_fil", "did you mean 'client_secret_file'?");
+}
+
 TEST_F(ConfigTest, DuplicateYamlKeys) {
   const std::string e = errorOf(kMinimal + "    client_id: again\n");
   expectProblem(e, 7, "sources[0].client_id", "duplicate key");

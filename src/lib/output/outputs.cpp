@@ -1,0 +1,50 @@
+#include "mdecollect/output/outputs.h"
+
+#include <spdlog/spdlog.h>
+
+#include "mdecollect/http/tracing_http_client.h"
+#include "mdecollect/output/elasticsearch_output.h"
+#include "mdecollect/output/es_setup.h"
+#include "mdecollect/output/file_output.h"
+
+namespace mdec::output {
+namespace {
+
+// Says how to fix a missing or outdated index template; never stops the run (the
+// documents wait in the outbox while the cluster is unreachable).
+void checkIndexTemplate(const config::ElasticsearchOutputConfig& config) {
+  EsTransport transport(config);
+  auto state = templateState(config, transport);
+  if (!state) {
+    spdlog::warn("elasticsearch: cannot check the index template: {}", state.error().message());
+  } else if (*state == TemplateState::kMissing) {
+    spdlog::warn("elasticsearch: the index template is missing, so documents would get "
+                 "Elasticsearch's default mappings; install it with: mdecollect setup -c FILE");
+  } else if (*state == TemplateState::kOutdated) {
+    spdlog::warn("elasticsearch: the index template is from another version of mdecollect "
+                 "(or another ILM policy); update it with: mdecollect setup -c FILE");
+  }
+}
+
+}  // namespace
+
+std::vector<std::unique_ptr<Output>> makeOutputs(const config::Config& config,
+                                                 const OutputContext& context) {
+  std::vector<std::unique_ptr<Output>> outputs;
+  if (config.file_output.enabled) outputs.push_back(makeFileOutput(config.file_output));
+  if (config.stdout_output.enabled) outputs.push_back(makeFdOutput(1, "stdout"));
+  if (config.elasticsearch.enabled) {
+    checkIndexTemplate(config.elasticsearch);
+    ElasticsearchOutputOptions es;
+    es.dead_letter_path = config.state_dir + "/dead-letter-elasticsearch.ndjson";
+    es.metrics = context.metrics;
+    if (context.trace) {
+      es.client = http::makeTracingClient(makeElasticsearchClient(config.elasticsearch),
+                                          context.trace, "output.elasticsearch");
+    }
+    outputs.push_back(makeElasticsearchOutput(config.elasticsearch, std::move(es), nullptr));
+  }
+  return outputs;
+}
+
+}  // namespace mdec::output
