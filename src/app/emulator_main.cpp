@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "mdecollect/core/host_port.h"
 #include "mdecollect/core/iso8601.h"
 #include "mdecollect/core/units.h"
 #include "mdecollect/emulator/server.h"
@@ -95,14 +96,10 @@ int main(int argc, char** argv) {
       return kExitUsage;
     };
     if (!listen.empty()) {
-      const auto colon = listen.rfind(':');
-      if (colon == std::string::npos) return fail("--listen must be HOST:PORT");
-      try {
-        config.port = std::stoi(listen.substr(colon + 1));
-      } catch (const std::exception&) {
-        return fail("--listen must be HOST:PORT");
-      }
-      config.host = listen.substr(0, colon);
+      auto address = mdec::core::parseHostPort(listen);
+      if (!address) return fail("--listen must be HOST:PORT: " + address.error().message());
+      config.host = std::move(address->host);
+      config.port = address->port;
     }
     if (tenants.size() != client_ids.size() || tenants.size() != client_secrets.size()) {
       return fail("--tenant, --client-id and --client-secret must be given the same number of "

@@ -18,12 +18,12 @@ using mdec::ecs::GraphTranslator;
 using mdec::ecs::LineContext;
 using mdec::ecs::MapOptions;
 using mdec::ecs::Mapper;
-using mdec::test_support::CollectingSink;
-using mdec::test_support::diffEcsDocuments;
-using mdec::test_support::joinLines;
-using mdec::test_support::JsonDoc;
-using mdec::test_support::nonBlankLines;
-using mdec::test_support::readLines;
+using mdec::testing::CollectingSink;
+using mdec::testing::diffEcsDocuments;
+using mdec::testing::joinLines;
+using mdec::testing::JsonDoc;
+using mdec::testing::nonBlankLines;
+using mdec::testing::readLines;
 
 std::string goldenPath(const std::string& file) {
   return std::string(MDEC_GOLDEN_DIR) + "/" + file;

@@ -23,6 +23,8 @@
 #include <utility>
 #include <vector>
 
+#include "mdecollect/core/ascii.h"
+#include "mdecollect/core/unique_fd.h"
 #include "mdecollect/http/http_client.h"
 
 namespace mdec::http {
@@ -64,14 +66,6 @@ Reply reply(int status, std::string_view reason, const Headers& headers, std::st
 
 using Handler = std::function<Reply(const ServedRequest&, const std::atomic<bool>& stopping)>;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 std::string_view trim(std::string_view s) {
   while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
   while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
@@ -89,18 +83,17 @@ bool waitReadable(int fd, int timeout_ms) {
 class ScriptedServer {
  public:
   explicit ScriptedServer(Handler handler) : handler_(std::move(handler)) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (listen_fd_ < 0) return;
+    listen_fd_ = core::UniqueFd(::socket(AF_INET, SOCK_STREAM, 0));
+    if (!listen_fd_.valid()) return;
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = 0;
     socklen_t len = sizeof addr;
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::listen(listen_fd_, 16) != 0 ||
-        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      ::close(listen_fd_);
-      listen_fd_ = -1;
+    if (::bind(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+        ::listen(listen_fd_.get(), 16) != 0 ||
+        ::getsockname(listen_fd_.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      listen_fd_.reset();
       return;
     }
     port_ = ntohs(addr.sin_port);
@@ -114,10 +107,9 @@ class ScriptedServer {
     stopping_ = true;
     if (acceptor_.joinable()) acceptor_.join();
     for (auto& t : connections_) t.join();  // the acceptor is gone: no one adds threads
-    if (listen_fd_ >= 0) ::close(listen_fd_);
   }
 
-  bool ok() const { return listen_fd_ >= 0; }
+  bool ok() const { return listen_fd_.valid(); }
   int port() const { return port_; }
   std::string url(std::string_view path) const {
     return "http://127.0.0.1:" + std::to_string(port_) + std::string(path);
@@ -134,8 +126,8 @@ class ScriptedServer {
     const auto deadline = Clock::now() + 30s;
     int count = 0;
     while (!expired(deadline)) {
-      if (!waitReadable(listen_fd_, 20)) continue;
-      int fd = ::accept(listen_fd_, nullptr, nullptr);
+      if (!waitReadable(listen_fd_.get(), 20)) continue;
+      int fd = ::accept(listen_fd_.get(), nullptr, nullptr);
       if (fd < 0) continue;
       const int connection = ++count;
       std::lock_guard lock(mu_);
@@ -194,7 +186,7 @@ class ScriptedServer {
             head.substr(start, eol == std::string_view::npos ? eol : eol - start);
         std::size_t colon = line.find(':');
         if (colon == std::string_view::npos) continue;
-        std::string name = lower(line.substr(0, colon));
+        std::string name = core::asciiLower(line.substr(0, colon));
         std::string value(trim(line.substr(colon + 1)));
         if (name == "content-length") content_length = std::stoul(value);
         request.headers.emplace_back(std::move(name), std::move(value));
@@ -216,7 +208,7 @@ class ScriptedServer {
   }
 
   Handler handler_;
-  int listen_fd_ = -1;
+  core::UniqueFd listen_fd_;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
   mutable std::mutex mu_;
@@ -459,7 +451,7 @@ TEST(CurlHttpClient, KeepsOnlyTheFinalHeaderBlockLowerCasedAndUnfolded) {
   EXPECT_EQ(*response->header("x-empty"), "");
   ASSERT_NE(response->header("content-length"), nullptr);
   for (const auto& [name, value] : response->headers) {
-    EXPECT_EQ(name, lower(name));
+    EXPECT_EQ(name, core::asciiLower(name));
     EXPECT_EQ(value.find_first_of("\r\n"), std::string::npos) << name;
   }
 }

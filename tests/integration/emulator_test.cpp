@@ -15,12 +15,10 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -31,6 +29,7 @@
 #include "mdecollect/emulator/server.h"
 #include "mdecollect/http/http_client.h"
 #include "support/background_process.h"
+#include "support/files.h"
 #include "support/process.h"
 #include "support/json_pointer.h"
 #include "support/temp_dir.h"
@@ -1130,19 +1129,9 @@ TEST(EmulatorVersions, AgreeWithTheApiWhileAlertsChange) {
 // ---------------------------------------------------------------------------------------
 // The real binary
 
+using mdec::testing::readFile;
 using mdec::testing::TempDir;
-
-void writeFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-}
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using mdec::testing::writeFile;
 
 TEST(EmulatorBinary, ServesAlertsThatMapCleanlyAndStopsOnSigterm) {
   TempDir dir{"mdec-emulator-test"};

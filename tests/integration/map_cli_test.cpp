@@ -3,11 +3,11 @@
 #include <simdjson.h>
 
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "support/files.h"
 #include "support/process.h"
 
 namespace {
@@ -24,12 +24,7 @@ std::vector<std::string> lines(const std::string& text) {
   return out;
 }
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using mdec::testing::readFile;
 
 std::string field(const std::string& doc, const char* pointer) {
   simdjson::dom::parser parser;

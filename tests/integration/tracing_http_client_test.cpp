@@ -5,7 +5,6 @@
 #include <httplib.h>
 
 #include <chrono>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -13,6 +12,7 @@
 
 #include "mdecollect/http/http_client.h"
 #include "mdecollect/http/tracing_http_client.h"
+#include "support/files.h"
 #include "support/json_pointer.h"
 #include "support/temp_dir.h"
 
@@ -107,10 +107,7 @@ TEST(TracingHttpClientIntegrationTest, TokenAndApiExchangesAreTracedWithoutSecre
   EXPECT_EQ((*trace)->lines(), 2u);
   EXPECT_EQ((*trace)->writeErrors(), 0u);
 
-  std::ifstream in(options.path, std::ios::binary);
-  std::stringstream content;
-  content << in.rdbuf();
-  const std::string text = content.str();
+  const std::string text = mdec::testing::readFile(options.path);
   EXPECT_EQ(text.find(kClientSecret), std::string::npos) << text;
   EXPECT_EQ(text.find(urlEncode(kClientSecret)), std::string::npos) << text;
   EXPECT_EQ(text.find(kToken), std::string::npos) << text;

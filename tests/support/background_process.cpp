@@ -33,12 +33,11 @@ BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv,
     ::_exit(127);
   }
   ::close(out[1]);
-  out_fd_ = out[0];
+  out_fd_ = core::UniqueFd(out[0]);
 }
 
 BackgroundProcess::~BackgroundProcess() {
   if (running()) stop(SIGKILL, std::chrono::seconds(10));
-  if (out_fd_ >= 0) ::close(out_fd_);
 }
 
 std::optional<std::string> BackgroundProcess::readLine(std::chrono::milliseconds timeout) {
@@ -51,15 +50,14 @@ std::optional<std::string> BackgroundProcess::readLine(std::chrono::milliseconds
     }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0 || out_fd_ < 0) return std::nullopt;
-    pollfd p{out_fd_, POLLIN, 0};
+    if (left.count() <= 0 || !out_fd_.valid()) return std::nullopt;
+    pollfd p{out_fd_.get(), POLLIN, 0};
     const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
     if (ready <= 0) continue;
     char buf[4096];
-    const ssize_t n = ::read(out_fd_, buf, sizeof buf);
+    const ssize_t n = ::read(out_fd_.get(), buf, sizeof buf);
     if (n <= 0) {
-      ::close(out_fd_);
-      out_fd_ = -1;
+      out_fd_.reset();
       return std::nullopt;
     }
     buffer_.append(buf, static_cast<std::size_t>(n));

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "mdecollect/core/unique_fd.h"
+
 namespace mdec::testing {
 
 class BackgroundProcess {
@@ -30,7 +32,7 @@ class BackgroundProcess {
 
  private:
   pid_t pid_ = -1;
-  int out_fd_ = -1;
+  core::UniqueFd out_fd_;
   std::string buffer_;
   std::optional<int> exit_;
 };

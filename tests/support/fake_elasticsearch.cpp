@@ -11,7 +11,6 @@
 #include <charconv>
 #include <chrono>
 #include <cstdint>
-#include <ctime>
 #include <deque>
 #include <filesystem>
 #include <mutex>
@@ -20,6 +19,9 @@
 #include <thread>
 #include <utility>
 
+#include "mdecollect/core/ascii.h"
+#include "mdecollect/core/host_port.h"
+#include "mdecollect/core/iso8601.h"
 #include "mdecollect/core/json_writer.h"
 
 namespace mdec::testing {
@@ -32,14 +34,6 @@ constexpr std::string_view kJson = "application/json";
 constexpr std::size_t kMaxIdBytes = 512;
 constexpr int kMaxIndexNameBytes = 255;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 std::string_view trim(std::string_view s) {
   std::size_t b = 0;
   std::size_t e = s.size();
@@ -49,7 +43,7 @@ std::string_view trim(std::string_view s) {
 }
 
 bool startsWithNoCase(std::string_view s, std::string_view prefix) {
-  return s.size() >= prefix.size() && lower(s.substr(0, prefix.size())) == lower(prefix);
+  return s.size() >= prefix.size() && core::equalsIgnoreCase(s.substr(0, prefix.size()), prefix);
 }
 
 std::string base64(std::string_view in) {
@@ -158,15 +152,6 @@ std::string itemError(std::string_view type, std::string_view reason, std::strin
   return out;
 }
 
-std::string utcDate(const char* format) {
-  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, format, &tm);
-  return buf;
-}
-
 int portOf(const sockaddr_storage& address) {
   if (address.ss_family == AF_INET) {
     return ntohs(reinterpret_cast<const sockaddr_in&>(address).sin_port);
@@ -207,7 +192,8 @@ std::string contentTypeProblem(const httplib::Request& req) {
     return "{\"error\":\"Content-Type header is missing\",\"status\":406}";
   }
   const std::string value = req.get_header_value("Content-Type");
-  const std::string media = lower(trim(std::string_view(value).substr(0, value.find(';'))));
+  const std::string media =
+      core::asciiLower(trim(std::string_view(value).substr(0, value.find(';'))));
   if (media == "application/json" || media == "application/x-ndjson" ||
       media == "application/vnd.elasticsearch+json" ||
       media == "application/vnd.elasticsearch+x-ndjson") {
@@ -384,7 +370,7 @@ struct FakeElasticsearch::Impl {
       const Template* t = templateFor(name);
       it->second.data_stream = t != nullptr && t->data_stream;
       it->second.answered_name =
-          it->second.data_stream ? ".ds-" + name + "-" + utcDate("%Y.%m.%d") + "-000001" : name;
+          it->second.data_stream ? ".ds-" + name + "-" + core::formatDate(core::toInstant(std::chrono::system_clock::now()), ".") + "-000001" : name;
     }
     return it->second;
   }
@@ -525,7 +511,7 @@ struct FakeElasticsearch::Impl {
 
   // Why Elasticsearch would refuse `name` as a new index name, or "".
   static std::string invalidIndexName(const std::string& name) {
-    if (name != lower(name)) return "must be lowercase";
+    if (name != core::asciiLower(name)) return "must be lowercase";
     if (name.empty() || name == "." || name == "..") return "must not be '.' or '..'";
     if (name[0] == '_' || name[0] == '-' || name[0] == '+') {
       return "must not start with '_', '-', or '+'";
@@ -714,7 +700,7 @@ struct FakeElasticsearch::Impl {
 
     std::lock_guard<std::mutex> lock(mu);
     ++stats.bulk_requests;
-    const std::string encoding = lower(req.get_header_value("Content-Encoding"));
+    const std::string encoding = core::asciiLower(req.get_header_value("Content-Encoding"));
     if (encoding.find("gzip") != std::string::npos) ++stats.gzip_requests;
     last_headers = req.headers;
     if (options.record_bodies && !too_large) bodies.push_back(body);
@@ -1021,9 +1007,7 @@ FakeElasticsearch::~FakeElasticsearch() {
 int FakeElasticsearch::port() const { return impl_->bound_port; }
 
 std::string FakeElasticsearch::url() const {
-  const std::string& host = impl_->options.host;
-  const bool v6 = host.find(':') != std::string::npos;
-  return "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(impl_->bound_port);
+  return "http://" + core::formatHostPort(impl_->options.host, impl_->bound_port);
 }
 
 void FakeElasticsearch::scriptRequests(std::vector<int> statuses) {

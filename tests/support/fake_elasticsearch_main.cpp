@@ -19,16 +19,12 @@
 #include <string>
 #include <string_view>
 
+#include "mdecollect/core/host_port.h"
 #include "support/fake_elasticsearch.h"
 
 namespace {
 
 constexpr int kExitUsage = 2;
-
-bool parsePort(std::string_view text, int& out) {
-  const auto r = std::from_chars(text.data(), text.data() + text.size(), out);
-  return r.ec == std::errc{} && r.ptr == text.data() + text.size() && out >= 0 && out <= 65535;
-}
 
 bool parseCount(std::string_view text, long long& out) {
   const auto r = std::from_chars(text.data(), text.data() + text.size(), out);
@@ -64,17 +60,10 @@ int main(int argc, char** argv) {
       const std::string value = argv[++i];
       long long n = 0;
       if (arg == "--listen") {
-        const auto colon = value.rfind(':');
-        int port = 0;
-        if (colon == std::string::npos || !parsePort(value.substr(colon + 1), port)) {
-          return usage("--listen must be HOST:PORT");
-        }
-        std::string host = value.substr(0, colon);
-        if (host.size() > 1 && host.front() == '[' && host.back() == ']') {
-          host = host.substr(1, host.size() - 2);
-        }
-        options.host = host;
-        options.port = port;
+        auto address = mdec::core::parseHostPort(value);
+        if (!address) return usage("--listen must be HOST:PORT: " + address.error().message());
+        options.host = std::move(address->host);
+        options.port = address->port;
       } else if (arg == "--api-key") {
         options.api_key = value;
       } else if (arg == "--username") {

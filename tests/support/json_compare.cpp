@@ -9,7 +9,7 @@
 #include <sstream>
 #include <utility>
 
-namespace mdec::test_support {
+namespace mdec::testing {
 namespace {
 
 namespace dom = simdjson::dom;
@@ -410,4 +410,4 @@ std::vector<std::string> JsonDoc::allKeys() const {
   return names;
 }
 
-}  // namespace mdec::test_support
+}  // namespace mdec::testing

@@ -16,7 +16,7 @@
 
 #include "mdecollect/ecs/mapper.h"
 
-namespace mdec::test_support {
+namespace mdec::testing {
 
 // Differences between two ECS documents under the ecsdiff rules, as "path: expected X got Y"
 // lines; empty when they match. A text that is not JSON is reported as a difference.
@@ -86,4 +86,4 @@ class JsonDoc {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace mdec::test_support
+}  // namespace mdec::testing

@@ -29,6 +29,12 @@ std::optional<std::int64_t> nanosBetween(const Instant& a, const Instant& b);
 // RFC 3339 UTC text with `frac_digits` (0..9) fractional digits: 2026-11-27T23:57:17.123Z.
 std::string formatRfc3339(const Instant& instant, int frac_digits = 3);
 Instant toInstant(std::chrono::system_clock::time_point tp);
+// The UTC date alone, its parts joined by `separator`: "2026-11-27", "20261127" (""),
+// "2026.11.27" (".").
+std::string formatDate(const Instant& instant, std::string_view separator = "-");
+// An HTTP Date header (RFC 9110 IMF-fixdate, in English whatever the locale):
+// "Sun, 06 Nov 1994 08:49:37 GMT". source::parseHttpDate reads it back.
+std::string formatHttpDate(std::int64_t unix_seconds);
 
 // Days since 1970-01-01 of a proleptic Gregorian date (month 1..12).
 std::int64_t daysFromCivil(std::int64_t y, unsigned m, unsigned d);

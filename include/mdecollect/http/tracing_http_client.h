@@ -13,6 +13,7 @@
 
 #include "mdecollect/config/config.h"
 #include "mdecollect/core/result.h"
+#include "mdecollect/core/unique_fd.h"
 #include "mdecollect/http/http_client.h"
 
 namespace mdec::http {
@@ -67,7 +68,7 @@ class TraceWriter {
 
  private:
   struct Redactor;
-  TraceWriter(TraceOptions options, std::unique_ptr<const Redactor> redactor, int fd,
+  TraceWriter(TraceOptions options, std::unique_ptr<const Redactor> redactor, core::UniqueFd fd,
               std::uint64_t size);
   bool writeLocked(const std::string& line);
   void rotateLocked();
@@ -76,7 +77,7 @@ class TraceWriter {
   TraceOptions options_;
   std::unique_ptr<const Redactor> redactor_;
   std::mutex mu_;
-  int fd_ = -1;              // guarded by mu_
+  core::UniqueFd fd_;        // guarded by mu_
   std::uint64_t size_ = 0;   // guarded by mu_: bytes in the current file
   std::atomic<std::uint64_t> lines_{0};
   std::atomic<std::uint64_t> write_errors_{0};

@@ -13,7 +13,6 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <random>
 #include <stop_token>
 #include <string>
 #include <string_view>
@@ -22,6 +21,7 @@
 
 #include "mdecollect/auth/token_provider.h"
 #include "mdecollect/config/config.h"
+#include "mdecollect/core/backoff.h"
 #include "mdecollect/core/clock.h"
 #include "mdecollect/core/iso8601.h"
 #include "mdecollect/core/result.h"
@@ -149,7 +149,6 @@ class ApiClient {
   void savePacing();
 
  private:
-  std::chrono::milliseconds backoff(int attempt);
   bool wait(std::chrono::milliseconds d, std::stop_token stop);
   void learnServerTime(const http::HttpResponse& res);
   Error statusError(const http::HttpResponse& res, StatusClass cls);
@@ -161,7 +160,7 @@ class ApiClient {
   core::Clock& clock_;
   ApiClientOptions options_;
   RequestPacer pacer_;
-  std::mt19937_64 rng_;
+  core::Backoff backoff_;  // by attempt number, jittered
   std::chrono::nanoseconds server_offset_{0};
   Counters counters_;
   std::shared_ptr<spdlog::logger> log_;

@@ -5,8 +5,10 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "mdecollect/core/result.h"
+#include "mdecollect/core/unique_fd.h"
 
 namespace mdec::state {
 
@@ -18,15 +20,12 @@ class RunLock {
   // The pid recorded by the holder (0 when unknown).
   static long holder(const std::string& state_dir);
 
-  RunLock(RunLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
-  RunLock& operator=(RunLock&& other) noexcept;
-  RunLock(const RunLock&) = delete;
-  RunLock& operator=(const RunLock&) = delete;
-  ~RunLock();
+  // Movable, not copyable; the lock goes with the descriptor (the kernel releases the
+  // flock when it is closed).
 
  private:
-  explicit RunLock(int fd) : fd_(fd) {}
-  int fd_ = -1;
+  explicit RunLock(core::UniqueFd fd) : fd_(std::move(fd)) {}
+  core::UniqueFd fd_;
 };
 
 }  // namespace mdec::state

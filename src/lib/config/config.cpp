@@ -26,6 +26,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "mdecollect/core/host_port.h"
 #include "mdecollect/core/units.h"
 #include "mdecollect/ecs/mapper.h"
 
@@ -961,22 +962,15 @@ void decodeListen(Decoder& d, const Field& f, HttpConfig& http, const Key<HttpCo
   std::string listen;
   d.nonEmptyString(f, listen);
   if (listen.empty()) return;
-  const auto colon = listen.rfind(':');
-  std::string host = colon == std::string::npos ? "" : listen.substr(0, colon);
-  const std::string port = colon == std::string::npos ? "" : listen.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  const bool digits =
-      !port.empty() && port.size() <= 5 &&
-      std::all_of(port.begin(), port.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
-  if (host.empty() || !digits || std::stoi(port) > 65535) {
-    d.problem(f, "expected host:port (for example 127.0.0.1:5066), got '" + listen + "'");
+  auto address = core::parseHostPort(listen);
+  if (!address) {
+    d.problem(f, "expected host:port (for example 127.0.0.1:5066), got '" + listen +
+                     "': " + address.error().message());
     return;
   }
   http.listen = listen;
-  http.host = host;
-  http.port = std::stoi(port);
+  http.host = std::move(address->host);
+  http.port = address->port;
 }
 
 // The type is read before the other keys (it decides which keys a source has).

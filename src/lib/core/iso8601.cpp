@@ -157,43 +157,94 @@ std::optional<std::int64_t> nanosBetween(const Instant& a, const Instant& b) {
   return ns;
 }
 
-std::string formatRfc3339(const Instant& instant, int frac_digits) {
-  std::int64_t days = instant.seconds / 86400;
-  std::int64_t rem = instant.seconds % 86400;
+namespace {
+
+// Appends `v` (>= 0) as exactly `width` digits (the lowest ones).
+void appendDigits(std::string& out, std::int64_t v, int width) {
+  std::array<char, 20> buf{};
+  for (int k = width - 1; k >= 0; --k) {
+    buf[static_cast<std::size_t>(k)] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+  out.append(buf.data(), static_cast<std::size_t>(width));
+}
+
+struct DayAndTime {
+  std::int64_t days;           // since 1970-01-01
+  std::int64_t second_of_day;  // 0..86399
+};
+
+DayAndTime split(std::int64_t seconds) {
+  std::int64_t days = seconds / 86400;
+  std::int64_t rem = seconds % 86400;
   if (rem < 0) {
     rem += 86400;
     --days;
   }
-  const Civil civil = civilFromDays(days);
+  return {days, rem};
+}
+
+void appendDate(std::string& out, const Civil& civil, std::string_view separator) {
+  appendDigits(out, civil.y, 4);
+  out.append(separator);
+  appendDigits(out, civil.m, 2);
+  out.append(separator);
+  appendDigits(out, civil.d, 2);
+}
+
+void appendTime(std::string& out, std::int64_t second_of_day) {
+  appendDigits(out, second_of_day / 3600, 2);
+  out.push_back(':');
+  appendDigits(out, second_of_day / 60 % 60, 2);
+  out.push_back(':');
+  appendDigits(out, second_of_day % 60, 2);
+}
+
+}  // namespace
+
+std::string formatRfc3339(const Instant& instant, int frac_digits) {
+  const DayAndTime t = split(instant.seconds);
   std::string out;
   out.reserve(32);
-  auto put = [&out](std::int64_t v, int width) {
-    std::array<char, 20> buf{};
-    for (int k = width - 1; k >= 0; --k) {
-      buf[static_cast<std::size_t>(k)] = static_cast<char>('0' + v % 10);
-      v /= 10;
-    }
-    out.append(buf.data(), static_cast<std::size_t>(width));
-  };
-  put(civil.y, 4);
-  out.push_back('-');
-  put(civil.m, 2);
-  out.push_back('-');
-  put(civil.d, 2);
+  appendDate(out, civilFromDays(t.days), "-");
   out.push_back('T');
-  put(rem / 3600, 2);
-  out.push_back(':');
-  put(rem / 60 % 60, 2);
-  out.push_back(':');
-  put(rem % 60, 2);
+  appendTime(out, t.second_of_day);
   if (frac_digits > 0) {
     if (frac_digits > 9) frac_digits = 9;
     std::int64_t frac = instant.nanos;
     for (int k = frac_digits; k < 9; ++k) frac /= 10;
     out.push_back('.');
-    put(frac, frac_digits);
+    appendDigits(out, frac, frac_digits);
   }
   out.push_back('Z');
+  return out;
+}
+
+std::string formatDate(const Instant& instant, std::string_view separator) {
+  std::string out;
+  appendDate(out, civilFromDays(split(instant.seconds).days), separator);
+  return out;
+}
+
+std::string formatHttpDate(std::int64_t unix_seconds) {
+  static constexpr std::array<std::string_view, 7> kDays = {
+      "Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"};  // from 1970-01-01
+  static constexpr std::array<std::string_view, 12> kMonths = {
+      "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  const DayAndTime t = split(unix_seconds);
+  const Civil civil = civilFromDays(t.days);
+  std::string out;
+  out.reserve(29);
+  out.append(kDays[static_cast<std::size_t>((t.days % 7 + 7) % 7)]);
+  out.append(", ");
+  appendDigits(out, civil.d, 2);
+  out.push_back(' ');
+  out.append(kMonths[civil.m - 1]);
+  out.push_back(' ');
+  appendDigits(out, civil.y, 4);
+  out.push_back(' ');
+  appendTime(out, t.second_of_day);
+  out.append(" GMT");
   return out;
 }
 

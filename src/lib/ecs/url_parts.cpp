@@ -2,33 +2,15 @@
 
 #include <uriparser/Uri.h>
 
+#include "mdecollect/core/host_port.h"
+#include "mdecollect/core/percent_decoding.h"
+
 namespace mdec::ecs {
 namespace {
 
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // java.net.URI decodes %XX into UTF-8; where that is not valid UTF-8 we keep the text.
 std::string percentDecode(std::string_view s) {
-  if (s.find('%') == std::string_view::npos) return std::string(s);
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      const int hi = hexValue(s[i + 1]);
-      const int lo = hexValue(s[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        out.push_back(static_cast<char>(hi * 16 + lo));
-        i += 2;
-        continue;
-      }
-    }
-    out.push_back(s[i]);
-  }
+  std::string out = core::percentDecode(s);
   if (!isValidUtf8(out)) return std::string(s);
   return out;
 }
@@ -126,12 +108,9 @@ std::optional<UrlParts> parseUrlParts(std::string_view url) {
     }
     parts.domain = std::string(host);
     if (!port.empty()) {
-      long value = 0;
-      for (char ch : port) {
-        value = value * 10 + (ch - '0');
-        if (value > 65535) return std::nullopt;
-      }
-      parts.port = static_cast<int>(value);
+      const auto number = core::parsePort(port);
+      if (!number) return std::nullopt;
+      parts.port = *number;
     }
   }
   parts.path = percentDecode(rest);

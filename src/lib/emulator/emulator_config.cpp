@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "mdecollect/core/host_port.h"
 #include "mdecollect/core/iso8601.h"
 #include "mdecollect/core/units.h"
 #include "mdecollect/emulator/server.h"
@@ -166,18 +167,12 @@ mdec::Status loadEmulatorConfig(const std::string& path, EmulatorConfig& config)
 
   if (root["listen"].IsDefined()) {
     const std::string listen = Reader::text(root["listen"]);
-    const auto colon = listen.rfind(':');
-    int port = -1;
-    try {
-      port = colon == std::string::npos ? -1 : std::stoi(listen.substr(colon + 1));
-    } catch (const std::exception&) {
-      port = -1;
-    }
-    if (port < 0 || port > 65535) {
-      r.problem(root["listen"], "'listen' must be HOST:PORT, not '" + listen + "'");
+    if (auto address = core::parseHostPort(listen); !address) {
+      r.problem(root["listen"],
+                "'listen' must be HOST:PORT, not '" + listen + "': " + address.error().message());
     } else {
-      config.host = listen.substr(0, colon);
-      config.port = port;
+      config.host = std::move(address->host);
+      config.port = address->port;
     }
   }
   r.scalar(root, "seed", "seed", config.world.seed);

@@ -8,12 +8,12 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <ctime>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <thread>
 
+#include "mdecollect/core/host_port.h"
 #include "mdecollect/core/json_writer.h"
 #include "mdecollect/emulator/graph_json.h"
 #include "mdecollect/emulator/graph_odata.h"
@@ -164,13 +164,7 @@ std::string graphErrorDate(Timestamp t) {
 }
 
 std::string httpDate(Timestamp t) {
-  const std::time_t secs = static_cast<std::time_t>(
-      duration_cast<seconds>(t.time_since_epoch()).count());
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  return buf;
+  return core::formatHttpDate(duration_cast<seconds>(t.time_since_epoch()).count());
 }
 
 std::string hexId(Rng& rng, int words) {
@@ -750,7 +744,7 @@ struct EmulatorServer::Impl {
 
   std::string origin(const httplib::Request& req) const {
     std::string host = req.get_header_value("Host");
-    if (host.empty()) host = config.host + ":" + std::to_string(bound_port);
+    if (host.empty()) host = core::formatHostPort(config.host, bound_port);
     return std::string(tls ? "https://" : "http://") + host;
   }
 
@@ -1203,8 +1197,8 @@ mdec::Status EmulatorServer::start() {
 }
 
 std::string EmulatorServer::baseUrl() const {
-  return std::string(impl_->tls ? "https://" : "http://") + impl_->config.host + ":" +
-         std::to_string(impl_->bound_port);
+  return std::string(impl_->tls ? "https://" : "http://") +
+         core::formatHostPort(impl_->config.host, impl_->bound_port);
 }
 
 int EmulatorServer::port() const { return impl_->bound_port; }

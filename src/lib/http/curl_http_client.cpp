@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "mdecollect/core/ascii.h"
 #include "mdecollect/http/http_client.h"
 
 namespace mdec::http {
@@ -95,14 +96,6 @@ std::string_view trimOws(std::string_view s) {
   return s;
 }
 
-std::string toLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 // The URL as it may appear in an error message: no query string or fragment (filters, tokens),
 // no user:password@, control characters replaced, bounded length.
 std::string redactUrl(std::string_view url) {
@@ -146,7 +139,7 @@ std::string urlProblem(const std::string& url) {
   if (curl_url_get(parsed.get(), CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK || scheme == nullptr) {
     return "URL without a scheme";
   }
-  std::string lowered = toLower(scheme);
+  std::string lowered = core::asciiLower(scheme);
   curl_free(scheme);
   if (lowered != "http" && lowered != "https") {
     return "unsupported URL scheme \"" + lowered + "\" (http and https only)";
@@ -193,7 +186,7 @@ struct Transfer {
     }
     auto colon = line.find(':');
     if (colon == std::string_view::npos) return;
-    std::string name = toLower(trimOws(line.substr(0, colon)));
+    std::string name = core::asciiLower(trimOws(line.substr(0, colon)));
     if (name.empty()) return;
     response.headers[name] = std::string(trimOws(line.substr(colon + 1)));  // last one wins
     last_header = std::move(name);
@@ -300,7 +293,7 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request) {
       return failure(ErrorCode::kInvalidArgument, request,
                      "invalid value for request header " + name);
     }
-    if (toLower(name) == "expect") user_set_expect = true;
+    if (core::asciiLower(name) == "expect") user_set_expect = true;
     // "Name:" would make curl drop the header; "Name;" sends it with an empty value.
     std::string line = value.empty() ? name + ";" : name + ": " + value;
     if (!headers.append(line)) return failure(ErrorCode::kInternal, request, "out of memory");

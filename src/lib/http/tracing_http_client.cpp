@@ -3,22 +3,22 @@
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <limits>
 #include <optional>
 #include <utility>
 
+#include "mdecollect/core/ascii.h"
 #include "mdecollect/core/base64.h"
+#include "mdecollect/core/iso8601.h"
 #include "mdecollect/core/json_writer.h"
+#include "mdecollect/core/percent_decoding.h"
 
 namespace mdec::http {
 
@@ -40,15 +40,8 @@ bool isOneOf(std::string_view name, const std::string_view (&names)[N]) {
   return std::find(std::begin(names), std::end(names), name) != std::end(names);
 }
 
-char asciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool equalsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (asciiLower(a[i]) != asciiLower(b[i])) return false;
-  }
-  return true;
-}
+using core::asciiLower;
+using core::equalsIgnoreCase;
 
 bool containsIgnoreCase(std::string_view haystack, std::string_view needle) {
   if (needle.size() > haystack.size()) return false;
@@ -228,27 +221,6 @@ Rebuilt rebuild(std::string_view text, std::vector<Range>& ranges, std::size_t l
   return out;
 }
 
-int hexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string percentDecode(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hexValue(s[i + 1]) >= 0 && hexValue(s[i + 2]) >= 0) {
-      out += static_cast<char>(hexValue(s[i + 1]) * 16 + hexValue(s[i + 2]));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 std::string escapedLossy(std::string_view s) {
   std::string out;
   core::appendEscapedLossy(out, s);
@@ -415,18 +387,6 @@ struct TraceWriter::Redactor {
 
 namespace {
 
-std::string timestampOf(std::chrono::system_clock::time_point t) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
-  const std::time_t secs = static_cast<std::time_t>(ms.count() / 1000);
-  std::tm tm{};
-  ::gmtime_r(&secs, &tm);
-  char buf[40];
-  const std::size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  const int millis = static_cast<int>(((ms.count() % 1000) + 1000) % 1000);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", millis);
-  return buf;
-}
-
 std::vector<Range> headerRanges(std::string_view name, std::string_view value) {
   std::vector<Range> ranges;
   if (equalsIgnoreCase(name, "authorization") || equalsIgnoreCase(name, "proxy-authorization")) {
@@ -506,7 +466,7 @@ std::string TraceWriter::formatLine(std::string_view component, const HttpReques
   line.reserve(1024 + std::min(request.body.size(), max_body) +
                (response ? std::min(response->body.size(), max_body) : 0));
   line.append("{\"@timestamp\":\"");
-  line.append(timestampOf(sent));
+  line.append(core::formatRfc3339(core::toInstant(sent), 3));
   line.append("\",\"component\":");
   core::appendString(line, component);
 
@@ -573,27 +533,28 @@ std::string TraceWriter::formatLine(std::string_view component, const HttpReques
 
 namespace {
 
-int openAppend(const std::string& path, bool truncate) {
+core::UniqueFd openAppend(const std::string& path, bool truncate) {
   int flags = O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC;
   if (truncate) flags |= O_TRUNC;
   int fd;
   do {
     fd = ::open(path.c_str(), flags, 0600);
   } while (fd < 0 && errno == EINTR);
-  return fd;
+  return core::UniqueFd(fd);
 }
 
 std::string errnoText(int err) { return std::strerror(err); }
 
 }  // namespace
 
-TraceWriter::TraceWriter(TraceOptions options, std::unique_ptr<const Redactor> redactor, int fd,
-                         std::uint64_t size)
-    : options_(std::move(options)), redactor_(std::move(redactor)), fd_(fd), size_(size) {}
+TraceWriter::TraceWriter(TraceOptions options, std::unique_ptr<const Redactor> redactor,
+                         core::UniqueFd fd, std::uint64_t size)
+    : options_(std::move(options)),
+      redactor_(std::move(redactor)),
+      fd_(std::move(fd)),
+      size_(size) {}
 
-TraceWriter::~TraceWriter() {
-  if (fd_ >= 0) ::close(fd_);
-}
+TraceWriter::~TraceWriter() = default;
 
 Result<std::shared_ptr<TraceWriter>> TraceWriter::open(TraceOptions options,
                                                        std::vector<std::string> secrets) {
@@ -610,15 +571,16 @@ Result<std::shared_ptr<TraceWriter>> TraceWriter::open(TraceOptions options,
                        ec.message());
     }
   }
-  const int fd = openAppend(options.path, false);
-  if (fd < 0) {
+  core::UniqueFd fd = openAppend(options.path, false);
+  if (!fd.valid()) {
     return Error(ErrorCode::kIo, "trace file " + options.path + ": " + errnoText(errno));
   }
   struct stat st {};
-  const std::uint64_t size = ::fstat(fd, &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+  const std::uint64_t size =
+      ::fstat(fd.get(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
   auto redactor = std::make_unique<const Redactor>(secrets);
   return std::shared_ptr<TraceWriter>(
-      new TraceWriter(std::move(options), std::move(redactor), fd, size));
+      new TraceWriter(std::move(options), std::move(redactor), std::move(fd), size));
 }
 
 void TraceWriter::reportError(const std::string& what) {
@@ -630,13 +592,12 @@ void TraceWriter::reportError(const std::string& what) {
 }
 
 void TraceWriter::rotateLocked() {
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
+  fd_.reset();
   size_ = 0;
   const std::string& path = options_.path;
   if (options_.keep_files <= 0) {
     fd_ = openAppend(path, true);
-    if (fd_ < 0) reportError("cannot reopen after rotation: " + errnoText(errno));
+    if (!fd_.valid()) reportError("cannot reopen after rotation: " + errnoText(errno));
     return;
   }
   auto numbered = [&](int i) { return path + "." + std::to_string(i); };
@@ -652,23 +613,23 @@ void TraceWriter::rotateLocked() {
     reportError("cannot rename to " + numbered(1) + ": " + errnoText(errno));
   }
   fd_ = openAppend(path, false);
-  if (fd_ < 0) {
+  if (!fd_.valid()) {
     reportError("cannot reopen after rotation: " + errnoText(errno));
     return;
   }
   struct stat st {};
-  if (::fstat(fd_, &st) == 0) size_ = static_cast<std::uint64_t>(st.st_size);
+  if (::fstat(fd_.get(), &st) == 0) size_ = static_cast<std::uint64_t>(st.st_size);
 }
 
 bool TraceWriter::writeLocked(const std::string& line) {
-  if (fd_ >= 0 && options_.rotate_bytes > 0 && size_ > 0 &&
+  if (fd_.valid() && options_.rotate_bytes > 0 && size_ > 0 &&
       size_ + line.size() > options_.rotate_bytes) {
     rotateLocked();
   }
-  if (fd_ < 0) {
+  if (!fd_.valid()) {
     fd_ = openAppend(options_.path, false);
     struct stat st {};
-    if (fd_ < 0 || ::fstat(fd_, &st) != 0) {
+    if (!fd_.valid() || ::fstat(fd_.get(), &st) != 0) {
       reportError("cannot open: " + errnoText(errno));
       return false;
     }
@@ -676,12 +637,12 @@ bool TraceWriter::writeLocked(const std::string& line) {
   }
   std::size_t done = 0;
   while (done < line.size()) {
-    const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
+    const ssize_t n = ::write(fd_.get(), line.data() + done, line.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       const int err = n < 0 ? errno : EIO;
       // No half line left behind: the next line starts where this one would have.
-      if (done > 0 && ::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
+      if (done > 0 && ::ftruncate(fd_.get(), static_cast<off_t>(size_)) != 0) {
         reportError("cannot cut a partial line: " + errnoText(errno));
       }
       reportError("write: " + errnoText(err));
@@ -747,10 +708,9 @@ void addProxySecrets(std::vector<std::string>& out, const std::string& url) {
   const std::string password = url.substr(colon + 1, at - colon - 1);
   if (password.empty()) return;
   addUnique(out, password);
-  addUnique(out, percentDecode(password));
-  addUnique(out, core::base64Encode(percentDecode(url.substr(authority, colon - authority)) +
-                                    ":" +
-                        percentDecode(password)));
+  addUnique(out, core::percentDecode(password));
+  addUnique(out, core::base64Encode(core::percentDecode(url.substr(authority, colon - authority)) +
+                                    ":" + core::percentDecode(password)));
 }
 
 }  // namespace

@@ -13,11 +13,11 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <ctime>
 #include <set>
 #include <utility>
 
 #include "mdecollect/core/base64.h"
+#include "mdecollect/core/iso8601.h"
 #include "mdecollect/core/json_writer.h"
 #include "mdecollect/core/private_file.h"
 #include "mdecollect/output/es_setup.h"
@@ -27,16 +27,7 @@ namespace mdec::output {
 namespace {
 
 std::string nowRfc3339() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  ::gmtime_r(&t, &tm);
-  char out[32];
-  std::strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%S", &tm);
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
-  char frac[8];
-  std::snprintf(frac, sizeof frac, ".%03dZ", static_cast<int>(ms.count()));
-  return std::string(out) + frac;
+  return core::formatRfc3339(core::toInstant(std::chrono::system_clock::now()), 3);
 }
 
 // An HTTP status that is not 2xx as an error with Elasticsearch's own message.

@@ -26,7 +26,6 @@
 #include <cerrno>
 #include <compare>
 #include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <mutex>
 #include <optional>
@@ -35,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "mdecollect/core/iso8601.h"
 #include "mdecollect/core/private_file.h"
 #include "mdecollect/core/unique_fd.h"
 
@@ -103,12 +103,7 @@ std::optional<FileKey> parseFileName(std::string_view name) {
 }
 
 std::string systemToday() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  ::gmtime_r(&now, &tm);
-  char out[16];
-  std::strftime(out, sizeof out, "%Y%m%d", &tm);
-  return out;
+  return core::formatDate(core::toInstant(std::chrono::system_clock::now()), "");
 }
 
 // Writes all of `data`; EINTR and partial writes are continued, EAGAIN waits for the fd.

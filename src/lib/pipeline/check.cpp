@@ -18,7 +18,9 @@
 #include <utility>
 
 #include "mdecollect/auth/token_provider.h"
+#include "mdecollect/core/ascii.h"
 #include "mdecollect/core/json_writer.h"
+#include "mdecollect/source/api_client.h"
 #include "mdecollect/output/elasticsearch_output.h"
 #include "mdecollect/output/es_setup.h"
 #include "mdecollect/output/es_template.h"
@@ -31,14 +33,8 @@ namespace fs = std::filesystem;
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 bool containsNoCase(std::string_view haystack, std::string_view needle) {
-  return lower(haystack).find(lower(needle)) != std::string::npos;
+  return core::asciiLower(haystack).find(core::asciiLower(needle)) != std::string::npos;
 }
 
 // The number after "AADSTS" in an identity platform message ("AADSTS7000215: ...").

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <random>
 #include <thread>
 #include <vector>
 
@@ -14,6 +13,8 @@
 #include "mdecollect/source/file_source.h"
 #include "mdecollect/source/source.h"
 #include "mdecollect/pipeline/supervise.h"
+#include "mdecollect/core/backoff.h"
+#include "mdecollect/core/host_port.h"
 #include "mdecollect/core/iso8601.h"
 #include "mdecollect/state/run_lock.h"
 #include "mdecollect/state/state_store.h"
@@ -313,9 +314,11 @@ void countDelivered(telemetry::Metrics& metrics, const output::Output& out,
 bool runOutput(Shared& shared, output::Output& out, bool once, std::stop_token stop) {
   auto log = spdlog::default_logger()->clone("output." + out.name());
   telemetry::OutputMetrics& metrics = shared.metrics.output(out.name());
-  int failures = 0;
   std::uint64_t delivered = 0;
-  std::mt19937_64 rng(std::random_device{}());
+  // Exponential backoff with jitter (half to all of the step): 1 s doubling to 30 s;
+  // refused credentials wait a minute.
+  core::Backoff backoff({.first = milliseconds(1000), .max = milliseconds(30'000), .jitter = true});
+  core::Backoff refused({.first = milliseconds(60'000), .max = milliseconds(60'000), .jitter = true});
   for (;;) {
     // A stop request ends delivery after the batch in hand; the rest waits in the outbox.
     if (stop.stop_requested()) return true;
@@ -346,7 +349,7 @@ bool runOutput(Shared& shared, output::Output& out, bool once, std::stop_token s
     }
     auto s = out.deliver(*batch, shared.store);
     if (s) {
-      failures = 0;
+      backoff.reset();
       delivered += batch->size();
       countDelivered(shared.metrics, out, *batch);
       metrics.setState(telemetry::State::kOk);
@@ -359,19 +362,14 @@ bool runOutput(Shared& shared, output::Output& out, bool once, std::stop_token s
     // A delivery that acknowledged part of the batch (some items must be sent again) made
     // progress: the backoff starts over rather than growing.
     auto now_acked = shared.store.ackedSeq(out.name());
-    failures = (now_acked && *now_acked > *acked) ? 1 : failures + 1;
+    if (now_acked && *now_acked > *acked) backoff.reset();
     log->error("delivery failed ({} documents wait in the outbox): {}", batch->size(),
                s.error().message());
     if (!s.error().retryable() && once) return false;
-    // Exponential backoff with jitter (half to all of the step), at most 30 s; refused
-    // credentials wait longer.
-    const std::int64_t cap = s.error().code() == ErrorCode::kAuth
-                                 ? 60'000
-                                 : std::min<std::int64_t>(30'000, 500LL << std::min(failures, 6));
-    std::uniform_int_distribution<std::int64_t> jitter(cap / 2, cap);
-    const milliseconds backoff(jitter(rng));
+    const milliseconds wait =
+        s.error().code() == ErrorCode::kAuth ? refused.delay(0) : backoff.next();
     // On a stop request the documents stay in the outbox for the next start.
-    if (!shared.clock.sleepFor(backoff, stop)) return false;
+    if (!shared.clock.sleepFor(wait, stop)) return false;
   }
 }
 
@@ -505,10 +503,8 @@ class Collector {
       return false;
     }
     monitor_ = std::move(*server);
-    log_->info("monitoring on http://{}:{} (/metrics, /health)",
-               config_.http.host.find(':') != std::string::npos ? "[" + config_.http.host + "]"
-                                                                : config_.http.host,
-               monitor_->port());
+    log_->info("monitoring on http://{} (/metrics, /health)",
+               core::formatHostPort(config_.http.host, monitor_->port()));
     return true;
   }
 

@@ -1,14 +1,15 @@
 #include "mdecollect/pipeline/supervise.h"
 
-#include <algorithm>
 #include <exception>
+
+#include "mdecollect/core/backoff.h"
 
 namespace mdec::pipeline {
 
 bool supervise(const std::function<void()>& body,
                const std::function<void(const std::string&, std::chrono::milliseconds)>& failed,
                core::Clock& clock, std::stop_token stop, SuperviseOptions options) {
-  std::chrono::milliseconds wait = options.first_backoff;
+  core::Backoff backoff({.first = options.first_backoff, .max = options.max_backoff});
   for (int starts = 0;; ++starts) {
     std::string reason;
     try {
@@ -20,10 +21,10 @@ bool supervise(const std::function<void()>& body,
       reason = "an unknown exception";
     }
     const bool final = options.once || starts >= options.max_restarts;
-    failed(reason, final ? std::chrono::milliseconds(0) : wait);
+    const std::chrono::milliseconds wait = final ? std::chrono::milliseconds(0) : backoff.next();
+    failed(reason, wait);
     if (final) return false;
     if (!clock.sleepFor(wait, stop)) return true;  // stopped while waiting
-    wait = std::min(options.max_backoff, wait * 2);
   }
 }
 

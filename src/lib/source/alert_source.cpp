@@ -188,8 +188,9 @@ Result<PageFacts> AlertSource::fetch(const std::string& url, bool probe, bool ne
   // A page whose body is not a page of alerts is retried like a transport fault: the next
   // attempt may be whole (a proxy cut it, the API hiccuped).
   std::optional<Error> last;
+  core::Backoff backoff({.first = std::chrono::seconds(2), .max = std::chrono::seconds(4)});
   for (int attempt = 0; attempt < 3; ++attempt) {
-    if (attempt > 0 && !clock_.sleepFor(std::chrono::milliseconds(1000 << attempt), stop)) break;
+    if (attempt > 0 && !clock_.sleepFor(backoff.next(), stop)) break;
     std::string buffer = takeBuffer();
     auto body = api_.get(url, stop, &buffer);
     if (!body) return body.error();

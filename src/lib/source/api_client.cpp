@@ -293,7 +293,7 @@ ApiClient::ApiClient(const config::SourceConfig& config, ApiProfile profile,
       clock_(clock),
       options_(std::move(options)),
       pacer_(config.requests_per_minute, config.requests_per_hour),
-      rng_(std::random_device{}()),
+      backoff_({.first = options_.backoff_base, .max = options_.backoff_max, .jitter = true}),
       log_(sourceLogger(config.name)) {
   if (!options_.pacing_file.empty()) {
     pacer_.load(options_.pacing_file, clock_.now(), clock_.steadyNow());
@@ -318,14 +318,6 @@ void ApiClient::savePacing() {
   if (!options_.pacing_file.empty()) {
     pacer_.save(options_.pacing_file, clock_.now(), clock_.steadyNow());
   }
-}
-
-milliseconds ApiClient::backoff(int attempt) {
-  const auto cap = std::min<std::int64_t>(
-      options_.backoff_max.count(),
-      options_.backoff_base.count() * (std::int64_t{1} << std::clamp(attempt, 0, 20)));
-  std::uniform_int_distribution<std::int64_t> jitter(cap / 2, std::max<std::int64_t>(cap / 2, cap));
-  return milliseconds(jitter(rng_));
 }
 
 bool ApiClient::wait(milliseconds d, std::stop_token stop) {
@@ -395,7 +387,7 @@ Result<std::string> ApiClient::get(const std::string& url, std::stop_token stop,
         return token.error();
       }
       last = token.error();
-      if (final_attempt || !wait(backoff(attempt), stop)) break;
+      if (final_attempt || !wait(backoff_.delay(attempt), stop)) break;
       continue;
     }
     refresh_next = false;  // renewed (a failed renewal is tried again before the next send)
@@ -417,7 +409,7 @@ Result<std::string> ApiClient::get(const std::string& url, std::stop_token stop,
       if (res.error().code() == ErrorCode::kTooLarge) return res.error();
       last = res.error();
       log_->debug("request failed: {}", res.error().message());
-      if (final_attempt || !wait(backoff(attempt), stop)) break;
+      if (final_attempt || !wait(backoff_.delay(attempt), stop)) break;
       continue;
     }
     learnServerTime(*res);
@@ -446,7 +438,7 @@ Result<std::string> ApiClient::get(const std::string& url, std::stop_token stop,
         const std::string* header = res->header("retry-after");
         const auto asked =
             header != nullptr ? parseRetryAfter(*header, serverNow().seconds) : std::nullopt;
-        const milliseconds d = asked ? milliseconds(*asked) + milliseconds(50) : backoff(attempt);
+        const milliseconds d = asked ? milliseconds(*asked) + milliseconds(50) : backoff_.delay(attempt);
         if (header != nullptr && !asked) {
           log_->warn("the API sent a Retry-After that is not a number of seconds or a date; "
                        "backing off {} ms instead",
@@ -466,7 +458,7 @@ Result<std::string> ApiClient::get(const std::string& url, std::stop_token stop,
       }
       case StatusClass::kRetry:
         last = statusError(*res, cls);
-        if (final_attempt || !wait(backoff(attempt), stop)) attempt = options_.max_attempts;
+        if (final_attempt || !wait(backoff_.delay(attempt), stop)) attempt = options_.max_attempts;
         continue;
       case StatusClass::kBadRequest:
       case StatusClass::kFailed:

@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "ecs/url_parts.h"
+#include "mdecollect/core/ascii.h"
 
 namespace mdec::source {
 namespace {
@@ -30,12 +31,6 @@ int defaultPort(const std::string& scheme) {
   return -1;
 }
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
 }  // namespace
 
 Instant addNanos(Instant t, std::int64_t ns) {
@@ -53,10 +48,10 @@ bool sameOrigin(const std::string& link, const std::string& base) {
   const auto a = ecs::parseUrlParts(link);
   const auto b = ecs::parseUrlParts(base);
   if (!a || !b) return false;
-  const std::string scheme = lower(a->scheme);
+  const std::string scheme = core::asciiLower(a->scheme);
   if (scheme != "http" && scheme != "https") return false;
-  if (scheme != lower(b->scheme) || a->domain.empty()) return false;
-  if (lower(a->domain) != lower(b->domain)) return false;
+  if (scheme != core::asciiLower(b->scheme) || a->domain.empty()) return false;
+  if (core::asciiLower(a->domain) != core::asciiLower(b->domain)) return false;
   if (!a->user_info.empty()) return false;
   return a->port.value_or(defaultPort(scheme)) == b->port.value_or(defaultPort(scheme));
 }

@@ -19,22 +19,21 @@ Result<std::optional<RunLock>> RunLock::tryAcquire(const std::string& state_dir)
   std::error_code ec;
   std::filesystem::create_directories(state_dir, ec);
   const std::string path = lockPath(state_dir);
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) {
+  core::UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd.valid()) {
     return Error(ErrorCode::kIo, "cannot open " + path + ": " + std::strerror(errno));
   }
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
-    ::close(fd);
     if (err == EWOULDBLOCK) return std::optional<RunLock>();
     return Error(ErrorCode::kIo, "cannot lock " + path + ": " + std::strerror(err));
   }
   // The holder's pid, for the message another process prints.
   const std::string pid = std::to_string(::getpid()) + "\n";
-  if (::ftruncate(fd, 0) == 0) {
-    (void)!::pwrite(fd, pid.data(), pid.size(), 0);
+  if (::ftruncate(fd.get(), 0) == 0) {
+    (void)!::pwrite(fd.get(), pid.data(), pid.size(), 0);
   }
-  return std::optional<RunLock>(RunLock(fd));
+  return std::optional<RunLock>(RunLock(std::move(fd)));
 }
 
 long RunLock::holder(const std::string& state_dir) {
@@ -42,19 +41,6 @@ long RunLock::holder(const std::string& state_dir) {
   long pid = 0;
   if (in >> pid) return pid;
   return 0;
-}
-
-RunLock& RunLock::operator=(RunLock&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = other.fd_;
-    other.fd_ = -1;
-  }
-  return *this;
-}
-
-RunLock::~RunLock() {
-  if (fd_ >= 0) ::close(fd_);  // releases the flock
 }
 
 }  // namespace mdec::state

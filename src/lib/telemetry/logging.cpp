@@ -9,6 +9,7 @@
 #include <mutex>
 #include <string_view>
 
+#include "mdecollect/core/iso8601.h"
 #include "mdecollect/core/json_writer.h"
 
 namespace mdec::telemetry {
@@ -17,20 +18,9 @@ namespace {
 class JsonFormatter final : public spdlog::formatter {
  public:
   void format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) override {
-    using std::chrono::duration_cast;
-    const auto since = msg.time.time_since_epoch();
-    const auto secs = duration_cast<std::chrono::seconds>(since);
-    const auto millis = duration_cast<std::chrono::milliseconds>(since - secs).count();
-    const std::time_t t = static_cast<std::time_t>(secs.count());
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char stamp[40];
-    std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                  static_cast<int>(millis));
     line_.clear();
     line_ += R"({"@timestamp":")";
-    line_ += stamp;
+    line_ += core::formatRfc3339(core::toInstant(msg.time), 3);
     line_ += R"(","log.level":)";
     const auto level = spdlog::level::to_string_view(msg.level);
     core::appendString(line_, std::string_view(level.data(), level.size()));

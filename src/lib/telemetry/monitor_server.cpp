@@ -48,6 +48,7 @@
 #include <thread>
 #include <vector>
 
+#include "mdecollect/core/host_port.h"
 #include "mdecollect/core/unique_fd.h"
 
 namespace mdec::telemetry {
@@ -623,7 +624,7 @@ class HttplibMonitorServer final : public MonitorServer {
     if (port_ <= 0) {
       const int err = errno;
       return Error(ErrorCode::kInvalidArgument,
-                   "http.listen: cannot listen on " + host + ":" + std::to_string(port) + " (" +
+                   "http.listen: cannot listen on " + core::formatHostPort(host, port) + " (" +
                        (err != 0 ? std::strerror(err) : "bind failed") +
                        "); set http.listen to a free port, or http.enabled: false");
     }

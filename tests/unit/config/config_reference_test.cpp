@@ -5,11 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "mdecollect/config/config.h"
+#include "support/files.h"
 
 namespace mdec::config {
 namespace {
@@ -17,12 +16,7 @@ namespace {
 constexpr std::string_view kBegin = "<!-- BEGIN GENERATED CONFIG REFERENCE";
 constexpr std::string_view kEnd = "<!-- END GENERATED CONFIG REFERENCE -->";
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
+using mdec::testing::readFile;
 
 TEST(ConfigReference, ReadmeMatchesTheDeclarations) {
   const std::string readme_path = MDEC_README;
@@ -39,7 +33,7 @@ TEST(ConfigReference, ReadmeMatchesTheDeclarations) {
   const std::string actual = readme.substr(start, end - start);
   if (actual != expected && std::getenv("MDEC_UPDATE_README") != nullptr) {
     readme.replace(start, end - start, expected);
-    std::ofstream(readme_path, std::ios::binary) << readme;
+    mdec::testing::writeFile(readme_path, readme);
     GTEST_SKIP() << "rewrote the reference in " << readme_path << ": review the diff";
   }
   EXPECT_EQ(actual, expected)

@@ -1,6 +1,9 @@
 #include "mdecollect/core/iso8601.h"
 
 #include <gtest/gtest.h>
+#include <time.h>
+
+#include <ctime>
 
 namespace mdec::core {
 namespace {
@@ -71,6 +74,30 @@ TEST(Iso8601, FormatAndParseRoundTrip) {
     auto back = parseIsoDateTime(formatRfc3339(in, 3));
     ASSERT_TRUE(back) << s;
     EXPECT_EQ(*back, in);
+  }
+}
+
+TEST(Iso8601, FormatsTheDateAlone) {
+  const Instant t{1611693237, 722023900};  // 2021-01-26T20:33:57Z
+  EXPECT_EQ(formatDate(t), "2021-01-26");
+  EXPECT_EQ(formatDate(t, ""), "20210126");
+  EXPECT_EQ(formatDate(t, "."), "2021.01.26");
+  EXPECT_EQ(formatDate(Instant{-1, 0}, ""), "19691231");
+}
+
+TEST(Iso8601, FormatsHttpDates) {
+  EXPECT_EQ(formatHttpDate(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");  // RFC 9110's example
+  EXPECT_EQ(formatHttpDate(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+  EXPECT_EQ(formatHttpDate(-1), "Wed, 31 Dec 1969 23:59:59 GMT");
+  EXPECT_EQ(formatHttpDate(253402300799), "Fri, 31 Dec 9999 23:59:59 GMT");
+  // The same text as strftime in the C locale, over every weekday and month.
+  for (std::int64_t s = 951'782'400; s < 951'782'400 + 400LL * 86400; s += 86400 + 3607) {
+    const auto secs = static_cast<std::time_t>(s);
+    std::tm tm{};
+    ::gmtime_r(&secs, &tm);
+    char buf[64];
+    const std::size_t n = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    EXPECT_EQ(formatHttpDate(s), std::string(buf, n)) << s;
   }
 }
 

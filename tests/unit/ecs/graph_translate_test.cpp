@@ -27,11 +27,11 @@ using mdec::ecs::LineStats;
 using mdec::ecs::MapOptions;
 using mdec::ecs::Mapper;
 using mdec::ecs::mapGraphLine;
-using mdec::test_support::CollectedDocument;
-using mdec::test_support::CollectingSink;
-using mdec::test_support::diffJson;
-using mdec::test_support::joinLines;
-using mdec::test_support::JsonDoc;
+using mdec::testing::CollectedDocument;
+using mdec::testing::CollectingSink;
+using mdec::testing::diffJson;
+using mdec::testing::joinLines;
+using mdec::testing::JsonDoc;
 using Strings = std::vector<std::string>;
 
 constexpr char kNow[] = "2030-01-02T03:04:05.678Z";

@@ -2,37 +2,20 @@
 // throttle_retry_after, in the YAML `faults:` section and in POST /_emulator/faults bodies
 // (applyFaultsText); off by default; bad values name their key.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
-#include <fstream>
 #include <string>
 
 #include "mdecollect/emulator/server.h"
+#include "support/files.h"
 
 namespace mdec::emulator {
 namespace {
 
 // A config file in a fresh temp dir, removed at the end of the test.
-class ConfigFile {
+class ConfigFile : public testing::TempFile {
  public:
-  explicit ConfigFile(const std::string& text) {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("mdec-emufaults-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
-    std::filesystem::create_directories(dir_);
-    path_ = (dir_ / "emulator.yaml").string();
-    std::ofstream(path_) << text;
-  }
-  ~ConfigFile() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  static inline int counter_ = 0;
-  std::filesystem::path dir_;
-  std::string path_;
+  explicit ConfigFile(const std::string& text)
+      : TempFile("emulator.yaml", text, "mdec-emufaults") {}
 };
 
 // The problem text of loading `yaml` ("" when it loads).

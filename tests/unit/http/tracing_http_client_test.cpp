@@ -9,12 +9,12 @@
 #include <fstream>
 #include <functional>
 #include <regex>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "support/files.h"
 #include "support/json_pointer.h"
 #include "support/temp_dir.h"
 
@@ -52,12 +52,7 @@ std::vector<std::string> readLines(const std::string& path) {
   return lines;
 }
 
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using mdec::testing::readFile;
 
 class TracingTest : public ::testing::Test {
  protected:

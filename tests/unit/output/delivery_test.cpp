@@ -7,24 +7,19 @@
 
 #include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "mdecollect/output/file_output.h"
 #include "mdecollect/state/state_store.h"
+#include "support/files.h"
 #include "support/forwarding_store.h"
 #include "support/temp_dir.h"
 
 namespace mdec::output {
 namespace {
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using mdec::testing::readFile;
 
 std::string body(int i) { return "{\"n\":" + std::to_string(i) + "}"; }
 
@@ -90,7 +85,7 @@ TEST_F(DeliveryTest, APageIsWrittenToTheFileAndAcknowledgedByItsOwnCommit) {
   Delivery delivery(*store_, {file.get()}, /*use_outbox=*/false);
   ASSERT_TRUE(page(delivery, 0, 3));
   ASSERT_TRUE(page(delivery, 3, 2));
-  EXPECT_EQ(slurp(outFile()), lines(0, 5));
+  EXPECT_EQ(readFile(outFile()), lines(0, 5));
   auto cp = store_->fileCheckpoint("file");
   ASSERT_TRUE(cp && *cp);
   EXPECT_EQ((*cp)->file, outFile());
@@ -107,7 +102,7 @@ TEST_F(DeliveryTest, LargePagesAreWrittenInPiecesAndArriveWhole) {
   auto file = openFileOutput();
   Delivery delivery(*store_, {file.get()}, false);
   ASSERT_TRUE(page(delivery, 0, 200'000));  // several MiB: flushed before the commit
-  EXPECT_EQ(slurp(outFile()), lines(0, 200'000));
+  EXPECT_EQ(readFile(outFile()), lines(0, 200'000));
 }
 
 TEST_F(DeliveryTest, APageNeverCommittedLeavesNothingInTheFile) {
@@ -116,7 +111,7 @@ TEST_F(DeliveryTest, APageNeverCommittedLeavesNothingInTheFile) {
   ASSERT_TRUE(page(delivery, 0, 2));
   ASSERT_TRUE(page(delivery, 2, 100'000, /*commit=*/false));  // abandoned after flushing
   ASSERT_TRUE(page(delivery, 2, 1));
-  EXPECT_EQ(slurp(outFile()), lines(0, 3));
+  EXPECT_EQ(readFile(outFile()), lines(0, 3));
   EXPECT_EQ(store_->watermark("src").value(), std::optional<std::string>("w3"));
 }
 
@@ -131,7 +126,7 @@ TEST_F(DeliveryTest, AFailedCommitCutsThePageAndTheRetryWritesItOnce) {
   EXPECT_EQ(store_->watermark("src").value(), std::optional<std::string>("w2"));
   flaky_->fail = false;
   ASSERT_TRUE(page(delivery, 2, 3));
-  EXPECT_EQ(slurp(outFile()), lines(0, 5));
+  EXPECT_EQ(readFile(outFile()), lines(0, 5));
 }
 
 TEST_F(DeliveryTest, ACrashBeforeTheCommitIsCutWhenTheOutputOpensAgain) {
@@ -144,15 +139,15 @@ TEST_F(DeliveryTest, ACrashBeforeTheCommitIsCutWhenTheOutputOpensAgain) {
     ASSERT_TRUE(writer->beginPage(*store_));
     ASSERT_TRUE(writer->write(lines(2, 50'000)));
     ASSERT_TRUE(writer->syncPage());
-    EXPECT_EQ(slurp(outFile()), lines(0, 50'002));
+    EXPECT_EQ(readFile(outFile()), lines(0, 50'002));
     writer->endPage(false);  // (only so that this process can go on)
     std::ofstream(outFile(), std::ios::app) << lines(7, 7);  // more unacknowledged bytes
   }
   auto file = openFileOutput();
-  EXPECT_EQ(slurp(outFile()), lines(0, 2));
+  EXPECT_EQ(readFile(outFile()), lines(0, 2));
   Delivery delivery(*store_, {file.get()}, false);
   ASSERT_TRUE(page(delivery, 2, 1));
-  EXPECT_EQ(slurp(outFile()), lines(0, 3));
+  EXPECT_EQ(readFile(outFile()), lines(0, 3));
 }
 
 TEST_F(DeliveryTest, WithAnOutboxOutputTheDocumentsAreQueuedAndTheFileIsAcknowledgedPastThem) {
@@ -160,7 +155,7 @@ TEST_F(DeliveryTest, WithAnOutboxOutputTheDocumentsAreQueuedAndTheFileIsAcknowle
   auto file = openFileOutput();
   Delivery delivery(*store_, {file.get()}, /*use_outbox=*/true);
   ASSERT_TRUE(page(delivery, 0, 3));
-  EXPECT_EQ(slurp(outFile()), lines(0, 3));
+  EXPECT_EQ(readFile(outFile()), lines(0, 3));
   auto waiting = store_->readOutbox(store_->ackedSeq("stdout").value(), 100, 1 << 20);
   ASSERT_TRUE(waiting);
   ASSERT_EQ(waiting->size(), 3u);

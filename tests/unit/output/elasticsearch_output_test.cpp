@@ -9,9 +9,7 @@
 #include <simdjson.h>
 #include <zlib.h>
 
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -19,6 +17,7 @@
 #include "mdecollect/output/es_template.h"
 #include "mdecollect/state/state_store.h"
 #include "support/fake_elasticsearch.h"
+#include "support/files.h"
 #include "support/temp_dir.h"
 
 namespace mdec::output {
@@ -49,12 +48,7 @@ std::string gunzip(const std::string& data) {
   return out;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using mdec::testing::readFile;
 
 // An ECS-like document of namespace `ns`.
 std::string doc(int n, const std::string& ns = "default") {
@@ -192,7 +186,7 @@ TEST_F(ElasticsearchOutputTest, MixedItemsAcknowledgeWhatSettledAndRetryOnlyTheR
   EXPECT_EQ(writes.at("id-4"), 1);
   EXPECT_EQ(writes.count("id-3"), 0u);
   // The dead letter keeps the document and Elasticsearch's error.
-  const std::string dead = slurp(deadLetterPath());
+  const std::string dead = readFile(deadLetterPath());
   simdjson::dom::parser parser;
   simdjson::padded_string padded(dead.substr(0, dead.find('\n')));
   auto line = parser.parse(padded);
@@ -257,7 +251,7 @@ TEST_F(ElasticsearchOutputTest, A413SplitsTheBulkAndADocumentTooLargeAloneIsDead
   EXPECT_TRUE(waiting().empty());
   EXPECT_EQ(storedIn("logs-microsoft_defender_endpoint.log-default"), 16u);
   EXPECT_EQ(counters_->dead_lettered.load(), 1u);
-  const std::string dead = slurp(deadLetterPath());
+  const std::string dead = readFile(deadLetterPath());
   EXPECT_NE(dead.find("\"_id\":\"id-big\""), std::string::npos);
   EXPECT_NE(dead.find("\"status\":413"), std::string::npos);
 }

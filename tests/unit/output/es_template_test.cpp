@@ -34,9 +34,9 @@ using mdec::output::IndexTemplateOptions;
 using mdec::output::indexTemplateVersion;
 using mdec::output::mappedFields;
 using mdec::output::mappedType;
-using mdec::test_support::CollectingSink;
-using mdec::test_support::nonBlankLines;
-using mdec::test_support::readLines;
+using mdec::testing::CollectingSink;
+using mdec::testing::nonBlankLines;
+using mdec::testing::readLines;
 
 constexpr std::string_view kMd = "microsoft.defender_endpoint.";
 

@@ -17,17 +17,16 @@
 #include <cerrno>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "mdecollect/config/config.h"
 #include "mdecollect/state/state_store.h"
+#include "support/files.h"
 #include "support/forwarding_store.h"
 #include "support/scoped_umask.h"
 #include "support/temp_dir.h"
@@ -40,19 +39,9 @@ using state::FileCheckpoint;
 using state::OutboxDocument;
 using state::StateStore;
 
+using mdec::testing::readFile;
 using mdec::testing::TempDir;
-
-std::string readFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void writeFile(const std::string& path, const std::string& content, bool append = false) {
-  std::ofstream out(path, std::ios::binary | (append ? std::ios::app : std::ios::trunc));
-  out << content;
-}
+using mdec::testing::writeFile;
 
 // The files in `dir`, by name (which is not (date, N) order).
 std::vector<std::string> listDir(const std::string& dir) {

@@ -59,8 +59,8 @@ class CrashingStore final : private OwnedStore, public testing::ForwardingStore 
     std::stop_source* stop = nullptr;
   };
 
-  CrashingStore(std::unique_ptr<state::StateStore> inner, Plan& plan)
-      : OwnedStore{std::move(inner)}, ForwardingStore(*OwnedStore::inner), plan_(plan) {}
+  CrashingStore(std::unique_ptr<state::StateStore> real, Plan& plan)
+      : OwnedStore{std::move(real)}, ForwardingStore(*inner), plan_(plan) {}
 
   Result<std::optional<std::string>> watermark(const std::string& s) override {
     alive();

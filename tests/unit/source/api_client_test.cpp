@@ -11,19 +11,17 @@
 
 #include <chrono>
 #include <cstdint>
-#include <ctime>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <limits>
 #include <optional>
-#include <sstream>
 #include <stop_token>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "support/files.h"
 #include "support/scoped_umask.h"
 #include "support/temp_dir.h"
 
@@ -44,15 +42,7 @@ constexpr std::int64_t kClockStart = 1'800'000'000;    // Fri, 15 Jan 2027 08:00
 constexpr const char* kToken = "eyJ0-SECRET-access-token-1";
 constexpr const char* kHuge = "99999999999999999999";  // 20 digits: over int64
 
-// IMF-fixdate of a Unix time (gmtime_r: no time zone involved).
-std::string httpDate(std::int64_t unix_seconds) {
-  const auto t = static_cast<std::time_t>(unix_seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char out[64];
-  const std::size_t n = std::strftime(out, sizeof out, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  return std::string(out, n);
-}
+using core::formatHttpDate;
 
 // ---- fakes ----
 
@@ -198,7 +188,7 @@ TEST(HttpDateTest, ParsesTheThreeFormsOfRfc9110) {
   EXPECT_EQ(parseHttpDate("Sun Nov  6 08:49:37 1994"), kRfcExample);        // asctime
   EXPECT_EQ(parseHttpDate("Wed Nov 16 08:49:37 1994"), kRfcExample + 10 * 86400);
   EXPECT_EQ(parseHttpDate("Thu, 01 Jan 1970 00:00:00 GMT"), 0);
-  EXPECT_EQ(parseHttpDate(httpDate(kClockStart)), kClockStart);
+  EXPECT_EQ(parseHttpDate(formatHttpDate(kClockStart)), kClockStart);
   EXPECT_EQ(parseHttpDate("Fri, 15 Jan 2027 08:00:00 GMT"), kClockStart);
 }
 
@@ -314,13 +304,13 @@ TEST(RetryAfterTest, JunkIsNotAValue) {
 }
 
 TEST(RetryAfterTest, HttpDateIsMeasuredFromTheServersNow) {
-  EXPECT_EQ(parseRetryAfter(httpDate(kClockStart + 30), kClockStart), seconds(30));
+  EXPECT_EQ(parseRetryAfter(formatHttpDate(kClockStart + 30), kClockStart), seconds(30));
   EXPECT_EQ(parseRetryAfter("Sun, 06 Nov 1994 08:50:07 GMT", kRfcExample), seconds(30));
   EXPECT_EQ(parseRetryAfter("Sun Nov  6 08:50:07 1994", kRfcExample), seconds(30));
-  EXPECT_EQ(parseRetryAfter(httpDate(kClockStart), kClockStart), seconds(0));
-  EXPECT_EQ(parseRetryAfter(httpDate(kClockStart - 30), kClockStart), seconds(0));  // past
+  EXPECT_EQ(parseRetryAfter(formatHttpDate(kClockStart), kClockStart), seconds(0));
+  EXPECT_EQ(parseRetryAfter(formatHttpDate(kClockStart - 30), kClockStart), seconds(0));  // past
   EXPECT_EQ(parseRetryAfter("Thu, 01 Jan 1970 00:00:00 GMT", kClockStart), seconds(0));
-  EXPECT_EQ(parseRetryAfter(httpDate(kClockStart + 7200), kClockStart), kMaxRetryAfter);
+  EXPECT_EQ(parseRetryAfter(formatHttpDate(kClockStart + 7200), kClockStart), kMaxRetryAfter);
   EXPECT_EQ(parseRetryAfter("Fri, 31 Dec 9999 23:59:59 GMT", kClockStart), kMaxRetryAfter);
   EXPECT_EQ(parseRetryAfter("Sat, 01 Jan 10000 00:00:00 GMT", kClockStart), std::nullopt);
 }
@@ -473,23 +463,9 @@ TEST(RequestPacerTest, DeferUntilIsHonouredAndBounded) {
 
 namespace {
 
-std::string readAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void writeAll(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-}
-
-unsigned modeOf(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return 0;
-  return static_cast<unsigned>(st.st_mode & 07777);
-}
+using mdec::testing::permissionsOf;
+using mdec::testing::readFile;
+using mdec::testing::writeFile;
 
 const WallTime kWall{seconds(kClockStart)};
 const SteadyTime kSteady{hours(5)};
@@ -506,15 +482,15 @@ TEST(RequestPacerTest, SaveCreatesTheFile0600EvenUnderUmask0) {
     mdec::testing::ScopedUmask zero(0);
     pacer.save(path, kWall, kSteady);
   }
-  EXPECT_EQ(modeOf(path), 0600u);
-  EXPECT_EQ(readAll(path), std::to_string(kWallMs - 10'000) + "\n");
+  EXPECT_EQ(permissionsOf(path.c_str()), 0600);
+  EXPECT_EQ(readFile(path), std::to_string(kWallMs - 10'000) + "\n");
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
 }
 
 TEST(RequestPacerTest, SaveFixesTheModeOfALeftoverTemporaryFile) {
   TempDir dir;
   const std::string path = dir.sub("pacing");
-  writeAll(path + ".tmp", "left over\n");
+  writeFile(path + ".tmp", "left over\n");
   ASSERT_EQ(::chmod((path + ".tmp").c_str(), 0666), 0);
   RequestPacer pacer(100, 1500);
   pacer.deferUntil(kSteady + seconds(30), kSteady);
@@ -522,8 +498,8 @@ TEST(RequestPacerTest, SaveFixesTheModeOfALeftoverTemporaryFile) {
     mdec::testing::ScopedUmask zero(0);
     pacer.save(path, kWall, kSteady);
   }
-  EXPECT_EQ(modeOf(path), 0600u);
-  EXPECT_EQ(readAll(path), "defer " + std::to_string(kWallMs + 30'000) + "\n");
+  EXPECT_EQ(permissionsOf(path.c_str()), 0600);
+  EXPECT_EQ(readFile(path), "defer " + std::to_string(kWallMs + 30'000) + "\n");
 }
 
 TEST(RequestPacerTest, SaveAndLoadKeepTheLastHour) {
@@ -554,14 +530,14 @@ TEST(RequestPacerTest, LoadedDeferralIsBounded) {
       std::string("defer ") + kHuge,  // 20 digits: not a number we can hold
   };
   for (const auto& line : far_lines) {
-    writeAll(path, line + "\n");
+    writeFile(path, line + "\n");
     RequestPacer pacer(100, 1500);
     EXPECT_NO_THROW(pacer.load(path, kWall, kSteady)) << line;
     const auto wait = pacer.waitBefore(kSteady);
     EXPECT_LE(wait, kMaxRetryAfter + milliseconds(100)) << line;
     EXPECT_EQ(pacer.waitBefore(kSteady + kMaxRetryAfter), milliseconds(0)) << line;
   }
-  writeAll(path, "defer 253402300799000\n");
+  writeFile(path, "defer 253402300799000\n");
   RequestPacer pacer(100, 1500);
   pacer.load(path, kWall, kSteady);
   EXPECT_EQ(pacer.waitBefore(kSteady), kMaxRetryAfter + milliseconds(100));
@@ -571,9 +547,9 @@ TEST(RequestPacerTest, LoadIgnoresJunkLines) {
   TempDir dir;
   const std::string path = dir.sub("pacing");
   const std::string valid = std::to_string(kWallMs - 1000);
-  writeAll(path, "junk\n\nabc123\n12x\n 123\ndefer\ndefer \ndefer abc\ndefer -5\n1.5\n" + valid +
-                     "\n" + valid + "junk\n" + std::to_string(kWallMs + 60'000) +  // future
-                     "\n" + std::string(kHuge) + "\n\x01\xff\n");
+  writeFile(path, "junk\n\nabc123\n12x\n 123\ndefer\ndefer \ndefer abc\ndefer -5\n1.5\n" + valid +
+                      "\n" + valid + "junk\n" + std::to_string(kWallMs + 60'000) +  // future
+                      "\n" + std::string(kHuge) + "\n\x01\xff\n");
   RequestPacer two(2, 1500);
   two.load(path, kWall, kSteady);
   EXPECT_EQ(two.waitBefore(kSteady), milliseconds(0)) << "only one line is a request";
@@ -594,7 +570,7 @@ TEST(RequestPacerTest, LoadOfAMissingFileIsNothing) {
 TEST(RequestPacerTest, LoadIgnoresExtremeNegativeTimes) {
   TempDir dir;
   const std::string path = dir.sub("pacing");
-  writeAll(path, "-9223372036854775808\n-9000000000000000000\ndefer -9223372036854775808\n");
+  writeFile(path, "-9223372036854775808\n-9000000000000000000\ndefer -9223372036854775808\n");
   RequestPacer pacer(1, 1);
   pacer.load(path, kWall, kSteady);
   EXPECT_EQ(pacer.waitBefore(kSteady), milliseconds(0));
@@ -794,7 +770,7 @@ TEST_F(ApiClientTest, A429RetryAfterDateIsReadOnTheServersClock) {
   // The server is 5 minutes ahead and asks for 30 s on its clock: 30 s, not 5 min 30 s.
   const std::int64_t server_now = kClockStart + 300;
   http.answer(429, "",
-              {{"date", httpDate(server_now)}, {"retry-after", httpDate(server_now + 30)}});
+              {{"date", formatHttpDate(server_now)}, {"retry-after", formatHttpDate(server_now + 30)}});
   http.answer(200, kPage);
   make();
   auto r = get();
@@ -973,13 +949,13 @@ TEST_F(ApiClientTest, AStopDuringAThrottleWaitStops) {
 TEST_F(ApiClientTest, ServerNowFollowsTheDateHeader) {
   make();
   EXPECT_EQ(client->serverNow(), clockInstant());
-  http.answer(200, kPage, {{"date", httpDate(kClockStart + 300)}});
+  http.answer(200, kPage, {{"date", formatHttpDate(kClockStart + 300)}});
   ASSERT_TRUE(get().has_value());
   core::Instant expected = clockInstant();
   expected.seconds += 300;
   EXPECT_EQ(client->serverNow(), expected);
   // Behind works too.
-  http.answer(200, kPage, {{"date", httpDate(kClockStart - 600)}});
+  http.answer(200, kPage, {{"date", formatHttpDate(kClockStart - 600)}});
   ASSERT_TRUE(get().has_value());
   expected = clockInstant();
   expected.seconds -= 600;
@@ -989,7 +965,7 @@ TEST_F(ApiClientTest, ServerNowFollowsTheDateHeader) {
 TEST_F(ApiClientTest, ServerNowKeepsOurSubSecondPart) {
   clock.wall += milliseconds(250);
   make();
-  http.answer(200, kPage, {{"date", httpDate(kClockStart - 300)}});
+  http.answer(200, kPage, {{"date", formatHttpDate(kClockStart - 300)}});
   ASSERT_TRUE(get().has_value());
   const core::Instant s = client->serverNow();
   EXPECT_EQ(s.seconds, kClockStart - 300);
@@ -998,7 +974,7 @@ TEST_F(ApiClientTest, ServerNowKeepsOurSubSecondPart) {
 
 TEST_F(ApiClientTest, ADateWithinASecondIsNoOffset) {
   make();
-  http.answer(200, kPage, {{"date", httpDate(kClockStart + 1)}});
+  http.answer(200, kPage, {{"date", formatHttpDate(kClockStart + 1)}});
   ASSERT_TRUE(get().has_value());
   EXPECT_EQ(client->serverNow(), clockInstant());
 }
@@ -1007,7 +983,7 @@ TEST_F(ApiClientTest, ABrokenDateHeaderIsIgnored) {
   for (const std::string& date :
        {std::string("Fri, 31 Dec 9999 23:59:59 GMT"), std::string("Thu, 01 Jan 1970 00:00:00 GMT"),
         std::string("garbage"), std::string(""), std::string(kHuge),
-        httpDate(kClockStart + 2 * 365 * 86400)}) {
+        formatHttpDate(kClockStart + 2 * 365 * 86400)}) {
     http.answer(200, kPage, {{"date", date}});
     make();
     ASSERT_TRUE(get().has_value());
@@ -1017,7 +993,7 @@ TEST_F(ApiClientTest, ABrokenDateHeaderIsIgnored) {
 
 TEST_F(ApiClientTest, ABrokenDateHeaderKeepsTheLastGoodOffset) {
   make();
-  http.answer(200, kPage, {{"date", httpDate(kClockStart + 300)}});
+  http.answer(200, kPage, {{"date", formatHttpDate(kClockStart + 300)}});
   http.answer(200, kPage, {{"date", "Fri, 31 Dec 9999 23:59:59 GMT"}});
   ASSERT_TRUE(get().has_value());
   ASSERT_TRUE(get().has_value());
@@ -1053,8 +1029,8 @@ TEST_F(ApiClientTest, ThePacingFileIsWritten0600AndPacesARestart) {
     make(mdeProfile(), options);
     ASSERT_TRUE(get().has_value());
   }
-  EXPECT_EQ(modeOf(options.pacing_file), 0600u);
-  EXPECT_EQ(readAll(options.pacing_file), std::to_string(kClockStart * 1000) + "\n");
+  EXPECT_EQ(permissionsOf(options.pacing_file.c_str()), 0600);
+  EXPECT_EQ(readFile(options.pacing_file), std::to_string(kClockStart * 1000) + "\n");
   // A client made 10 s later waits out the minute before its first request.
   clock.wall += seconds(10);
   clock.steady += seconds(10);

@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -20,6 +19,7 @@
 
 #include "mdecollect/config/config.h"
 #include "mdecollect/state/state_store.h"
+#include "support/files.h"
 #include "support/forwarding_store.h"
 #include "support/json_compare.h"
 #include "support/temp_dir.h"
@@ -29,14 +29,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using state::StateStore;
-using test_support::JsonDoc;
 
+using mdec::testing::JsonDoc;
 using mdec::testing::TempDir;
-
-void writeFile(const std::string& path, const std::string& content, bool append = false) {
-  std::ofstream out(path, std::ios::binary | (append ? std::ios::app : std::ios::trunc));
-  out << content;
-}
+using mdec::testing::writeFile;
 
 // One alert line; `n` makes it distinct (its id).
 std::string alert(int n) {
