@@ -37,7 +37,8 @@ const std::vector<Doc>& documents() {
     for (int i = 0; i < 1000; ++i) page.push_back(generator.next());
     std::string json;
     mdec::emulator::appendPageJson(page, mdec::emulator::kAlertsOdataContext, true, json);
-    mdec::ecs::Mapper mapper(mdec::ecs::MapOptions{}, [] { return std::string("2025-11-03T00:00:00Z"); });
+    mdec::ecs::Mapper mapper(mdec::ecs::MapOptions{},
+                             [] { return std::string("2025-11-03T00:00:00Z"); });
     KeepSink sink;
     mapper.mapLine(json, sink);
     return sink.docs;
@@ -63,9 +64,9 @@ void BM_BuildBulk(benchmark::State& state) {
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
                           static_cast<std::int64_t>(bytes));
-  state.counters["docs"] = benchmark::Counter(
-      static_cast<double>(docs.size()) * static_cast<double>(state.iterations()),
-      benchmark::Counter::kIsRate);
+  state.counters["docs"] =
+      benchmark::Counter(static_cast<double>(docs.size()) * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_BuildBulk)->Unit(benchmark::kMillisecond);
 

@@ -1,13 +1,12 @@
 // `mdecollect backfill`: collect a past range of one source without moving its watermark.
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <memory>
 #include <thread>
 
 #include "commands.h"
-#include "stop_signals.h"
 #include "mdecollect/config/config.h"
 #include "mdecollect/core/clock.h"
 #include "mdecollect/core/iso8601.h"
@@ -17,6 +16,7 @@
 #include "mdecollect/state/run_lock.h"
 #include "mdecollect/state/state_store.h"
 #include "mdecollect/telemetry/logging.h"
+#include "stop_signals.h"
 
 namespace mdec::app {
 namespace {
@@ -41,10 +41,11 @@ std::optional<core::Instant> parseWhen(const std::string& text, core::Instant no
 }
 
 std::string progressLine(const state::BackfillJob& j) {
-  return fmt::format("backfill {} [{}]: up to {} of {} .. {}; {} slices, {} alerts fetched, {} "
-                     "documents{}",
-                     j.id, j.state, j.position, j.since, j.until, j.slices, j.alerts, j.documents,
-                     j.message.empty() ? "" : "; last error: " + j.message);
+  return fmt::format(
+      "backfill {} [{}]: up to {} of {} .. {}; {} slices, {} alerts fetched, {} "
+      "documents{}",
+      j.id, j.state, j.position, j.since, j.until, j.slices, j.alerts, j.documents,
+      j.message.empty() ? "" : "; last error: " + j.message);
 }
 
 std::optional<state::BackfillJob> findJob(state::StateStore& store, const std::string& source,
@@ -82,8 +83,8 @@ int runBackfill(const BackfillArgs& args) {
   }
   const core::Instant now = core::toInstant(std::chrono::system_clock::now());
   const auto since = parseWhen(args.since, now);
-  const auto until = args.until.empty() ? std::optional<core::Instant>(now)
-                                        : parseWhen(args.until, now);
+  const auto until =
+      args.until.empty() ? std::optional<core::Instant>(now) : parseWhen(args.until, now);
   if (!since || !until) {
     fmt::print(stderr,
                "mdecollect backfill: --since/--until take an ISO 8601 time "
@@ -116,21 +117,24 @@ int runBackfill(const BackfillArgs& args) {
   if (covered && *covered && !args.force) {
     if (auto from = core::parseIsoDateTime(**covered); from && *from < end) {
       if (!(*since < *from)) {
-        fmt::print("nothing to backfill: source {} has been collected live from {} on (use "
-                   "--force to collect that range again)\n",
-                   source->name, **covered);
+        fmt::print(
+            "nothing to backfill: source {} has been collected live from {} on (use "
+            "--force to collect that range again)\n",
+            source->name, **covered);
         return kExitOk;
       }
-      fmt::print("source {} has been collected live from {} on: the backfill stops there "
-                 "(--force collects the range again)\n",
-                 source->name, **covered);
+      fmt::print(
+          "source {} has been collected live from {} on: the backfill stops there "
+          "(--force collects the range again)\n",
+          source->name, **covered);
       end = *from;
     }
   } else if (covered && !*covered && watermark && *watermark && !args.force) {
-    fmt::print("note: the state does not record where source {}'s live collection began (it "
-               "is older than this version): alerts already collected in the range reach the "
-               "file output again (Elasticsearch stores them once)\n",
-               source->name);
+    fmt::print(
+        "note: the state does not record where source {}'s live collection began (it "
+        "is older than this version): alerts already collected in the range reach the "
+        "file output again (Elasticsearch stores them once)\n",
+        source->name);
   }
   state::BackfillJob job;
   job.source = source->name;
@@ -167,9 +171,10 @@ int runBackfill(const BackfillArgs& args) {
     auto done = findJob(**store, job.source, *id);
     if (done) fmt::print("{}\n", progressLine(*done));
     if (signals.stopped()) {
-      fmt::print("stopped at {}; the job stays recorded and the next `mdecollect run` on "
-                 "this state_dir goes on with it\n",
-                 done ? done->position : job.since);
+      fmt::print(
+          "stopped at {}; the job stays recorded and the next `mdecollect run` on "
+          "this state_dir goes on with it\n",
+          done ? done->position : job.since);
       return kExitOk;
     }
     if (rc != 0 || !done || done->state != "done") return kExitFailure;

@@ -1,8 +1,8 @@
 // mde-emulator: Microsoft's token endpoint and the Defender for Endpoint alerts API,
 // emulated on loopback for tests, the demo, benchmarks, and trying mdecollect without Azure.
-#include <CLI/CLI.hpp>
 #include <signal.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 
@@ -50,11 +50,13 @@ int main(int argc, char** argv) {
     std::string tls_key;
     bool no_graph_permission = false;
     std::optional<int> graph_quota;
-    app.add_option("--config", config_file, "YAML file with any of the settings below and more "
-                                            "(world rates, quota, faults)");
+    app.add_option("--config", config_file,
+                   "YAML file with any of the settings below and more "
+                   "(world rates, quota, faults)");
     app.add_option("--listen", listen, "HOST:PORT to listen on (default 127.0.0.1:0, any port)");
-    app.add_option("--tenant", tenants, "Tenant id of a client (repeat with --client-id and "
-                                        "--client-secret, one group per client)");
+    app.add_option("--tenant", tenants,
+                   "Tenant id of a client (repeat with --client-id and "
+                   "--client-secret, one group per client)");
     app.add_option("--client-id", client_ids, "Client (application) id");
     app.add_option("--client-secret", client_secrets, "Client secret");
     app.add_option("--alerts", alerts, "Initial population (default 1000)");
@@ -83,8 +85,8 @@ int main(int argc, char** argv) {
     }
 
     EmulatorConfig config;
-    config.world.start = std::chrono::time_point_cast<std::chrono::nanoseconds>(
-        std::chrono::system_clock::now());
+    config.world.start =
+        std::chrono::time_point_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now());
     if (!config_file.empty()) {
       if (auto s = mdec::emulator::loadEmulatorConfig(config_file, config); !s) {
         std::fprintf(stderr, "mde-emulator: %s\n", s.error().message().c_str());
@@ -102,8 +104,9 @@ int main(int argc, char** argv) {
       config.port = address->port;
     }
     if (tenants.size() != client_ids.size() || tenants.size() != client_secrets.size()) {
-      return fail("--tenant, --client-id and --client-secret must be given the same number of "
-                  "times (one group per client)");
+      return fail(
+          "--tenant, --client-id and --client-secret must be given the same number of "
+          "times (one group per client)");
     }
     if (!tenants.empty()) {
       config.clients.clear();
@@ -131,7 +134,8 @@ int main(int argc, char** argv) {
     if (orderby || next_link) {
       std::string text = "{";
       if (orderby) text += "\"orderby\": \"" + *orderby + "\"";
-      if (next_link) text += std::string(orderby ? "," : "") + "\"next_link\": \"" + *next_link + "\"";
+      if (next_link)
+        text += std::string(orderby ? "," : "") + "\"next_link\": \"" + *next_link + "\"";
       text += "}";
       if (auto s = mdec::emulator::applyFaultsText(text, config.faults, config.orderby,
                                                    config.next_link);
@@ -168,8 +172,10 @@ int main(int argc, char** argv) {
       return 1;
     }
     std::cout << server.baseUrl() << std::endl;
-    std::fprintf(stderr, "mde-emulator: serving %zu alerts for %zu client(s) at %s; "
-                 "Ctrl-C stops\n", population, clients, server.baseUrl().c_str());
+    std::fprintf(stderr,
+                 "mde-emulator: serving %zu alerts for %zu client(s) at %s; "
+                 "Ctrl-C stops\n",
+                 population, clients, server.baseUrl().c_str());
     int sig = 0;
     sigwait(&signals, &sig);
     std::fprintf(stderr, "mde-emulator: stopping (signal %d)\n", sig);

@@ -1,9 +1,9 @@
 // `mdecollect map`: NDJSON alerts or API pages in, one ECS document per line out.
-#include <CLI/CLI.hpp>
 #include <fcntl.h>
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -155,9 +155,9 @@ int runMap(const MapArgs& args) {
       }
       if (!line->has_value()) break;
       ++lines;
-      const ecs::LineStats s =
-          args.graph ? ecs::mapGraphLine(mapper, translator, **line, context, sink)
-                     : mapper.mapLine(**line, context, sink);
+      const ecs::LineStats s = args.graph
+                                   ? ecs::mapGraphLine(mapper, translator, **line, context, sink)
+                                   : mapper.mapLine(**line, context, sink);
       total.alerts += s.alerts;
       total.documents += s.documents;
       total.errors += s.errors;

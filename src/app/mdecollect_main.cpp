@@ -1,6 +1,5 @@
 // mdecollect: Microsoft Defender for Endpoint alerts -> Elastic Common Schema.
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -10,10 +9,9 @@
 
 int main(int argc, char** argv) {
   try {
-    CLI::App app{
-        "mdecollect " MDEC_VERSION
-        " - collects Microsoft Defender for Endpoint alerts and maps them to ECS 8.11\n"
-        "Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error."};
+    CLI::App app{"mdecollect " MDEC_VERSION
+                 " - collects Microsoft Defender for Endpoint alerts and maps them to ECS 8.11\n"
+                 "Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error."};
     app.set_version_flag("--version", [] {
       return std::string("mdecollect " MDEC_VERSION "\n") + mdec::core::buildInfo();
     });

@@ -1,19 +1,19 @@
 // `mdecollect run` and `mdecollect check-config`.
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
 #include <memory>
 #include <thread>
 
 #include "commands.h"
-#include "stop_signals.h"
 #include "mdecollect/config/config.h"
 #include "mdecollect/core/clock.h"
+#include "mdecollect/http/tracing_http_client.h"
 #include "mdecollect/output/es_setup.h"
 #include "mdecollect/pipeline/collector.h"
-#include "mdecollect/http/tracing_http_client.h"
 #include "mdecollect/telemetry/logging.h"
+#include "stop_signals.h"
 
 namespace mdec::app {
 namespace {
@@ -106,10 +106,10 @@ void addRunCommands(CLI::App& app, std::function<int()>& run) {
       "Validate the configuration and print it as it takes effect (defaults included,\n"
       "secrets as ***). Exit 0 when valid, 2 otherwise (every problem listed with its line).\n"
       "--reference prints every key (type, default, bounds, what it does) as Markdown.");
-  auto* config_option =
-      check->add_option("-c,--config", args->config, "YAML configuration file");
-  check->add_flag("--reference", args->reference,
-                  "Print the reference of every configuration key (Markdown) and exit")
+  auto* config_option = check->add_option("-c,--config", args->config, "YAML configuration file");
+  check
+      ->add_flag("--reference", args->reference,
+                 "Print the reference of every configuration key (Markdown) and exit")
       ->excludes(config_option);
   check->callback([args, config_option, &run] {
     if (!args->reference && config_option->count() == 0) throw CLI::RequiredError("--config");

@@ -166,7 +166,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::size_t capacity = size + mdec::ecs::kLinePadding;
   const auto zeros = padded(input, '\0');
   const auto tempting = padded(input, '"');
-  for (auto [scanner, key] : {std::pair{&mde, "lastUpdateTime"}, std::pair{&graph, "lastUpdateDateTime"}}) {
+  for (auto [scanner, key] :
+       {std::pair{&mde, "lastUpdateTime"}, std::pair{&graph, "lastUpdateDateTime"}}) {
     for (bool next_link : {true, false}) {
       auto a = scanner->scan(std::string_view(zeros.get(), capacity), size, next_link);
       auto b = scanner->scan(std::string_view(tempting.get(), capacity), size, next_link);

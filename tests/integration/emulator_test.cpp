@@ -30,8 +30,8 @@
 #include "mdecollect/http/http_client.h"
 #include "support/background_process.h"
 #include "support/files.h"
-#include "support/process.h"
 #include "support/json_pointer.h"
+#include "support/process.h"
 #include "support/temp_dir.h"
 
 namespace mdec::emulator {

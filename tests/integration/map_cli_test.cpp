@@ -29,7 +29,8 @@ using mdec::testing::readFile;
 std::string field(const std::string& doc, const char* pointer) {
   simdjson::dom::parser parser;
   simdjson::dom::element root;
-  if (parser.parse(simdjson::padded_string(doc)).get(root) != simdjson::SUCCESS) return "<bad json>";
+  if (parser.parse(simdjson::padded_string(doc)).get(root) != simdjson::SUCCESS)
+    return "<bad json>";
   simdjson::dom::element v;
   if (root.at_pointer(pointer).get(v) != simdjson::SUCCESS) return "<absent>";
   return simdjson::minify(v);
@@ -85,9 +86,9 @@ TEST(MapCli, HelpAndVersion) {
 
 TEST(MapCli, TagsNamespaceAndPreserveOriginal) {
   const std::string input = readFile(kGolden + "/seed-sample.input.ndjson");
-  auto r = runProcess({kBin, "map", "--tags", "soc,eu", "--namespace", "prod_eu",
-                       "--preserve-original-event"},
-                      input);
+  auto r = runProcess(
+      {kBin, "map", "--tags", "soc,eu", "--namespace", "prod_eu", "--preserve-original-event"},
+      input);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto docs = lines(r.out);
   ASSERT_EQ(docs.size(), 3u);
@@ -118,11 +119,13 @@ TEST(MapCli, APageOfTenThousandAlertsOnOneLine) {
   const auto start = page.find("\"value\":[") + 9;
   const auto end = page.rfind(']');
   const std::string alert = page.substr(start, end - start);
-  std::string line = R"({"@odata.context":"https://api.securitycenter.microsoft.com/api/$metadata#Alerts","value":[)";
+  std::string line =
+      R"({"@odata.context":"https://api.securitycenter.microsoft.com/api/$metadata#Alerts","value":[)";
   for (int i = 0; i < 10000; ++i) {
     if (i != 0) line.push_back(',');
     std::string a = alert;
-    a.replace(a.find("da637472900382838869_1364969609"), 31, "da6374729003828388_" + std::to_string(i));
+    a.replace(a.find("da637472900382838869_1364969609"), 31,
+              "da6374729003828388_" + std::to_string(i));
     line += a;
   }
   line += "]}\n";

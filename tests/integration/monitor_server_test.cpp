@@ -119,8 +119,9 @@ TEST(MonitorServerTest, ServesMetricsAndHealth) {
   EXPECT_EQ(res->status, 200);
   EXPECT_NE(res->get_header_value("Content-Type").find("text/plain; version=0.0.4"),
             std::string::npos);
-  EXPECT_NE(res->body.find(R"(mdecollect_source_state{source="a",type="mde",state="collecting"} 1)"),
-            std::string::npos)
+  EXPECT_NE(
+      res->body.find(R"(mdecollect_source_state{source="a",type="mde",state="collecting"} 1)"),
+      std::string::npos)
       << res->body;
 
   res = client.Get("/health");

@@ -1,6 +1,8 @@
 // The libcurl client wrapped by the request tracer, against a cpp-httplib server on 127.0.0.1
 // (port 0) that plays a token endpoint and an API: the trace holds both exchanges, and
 // neither the client secret nor the token it handed out.
+#include "mdecollect/http/tracing_http_client.h"
+
 #include <gtest/gtest.h>
 #include <httplib.h>
 
@@ -11,7 +13,6 @@
 #include <vector>
 
 #include "mdecollect/http/http_client.h"
-#include "mdecollect/http/tracing_http_client.h"
 #include "support/files.h"
 #include "support/json_pointer.h"
 #include "support/temp_dir.h"

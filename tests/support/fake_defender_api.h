@@ -88,9 +88,9 @@ class FakeApi : public http::HttpClient {
 
   void add(const std::string& id, const std::string& time, const std::string& title = "t") {
     const std::string sep = pretty ? "\": \"" : "\":\"";
-    std::string json = "{\"id" + sep + id + "\", \"title" + sep + title +
-                       "\",\n  \"severity" + sep + "High\", \"lastUpdateTime" + sep + time +
-                       "\", \"alertCreationTime" + sep + time + "\", \"evidence\": []}";
+    std::string json = "{\"id" + sep + id + "\", \"title" + sep + title + "\",\n  \"severity" +
+                       sep + "High\", \"lastUpdateTime" + sep + time + "\", \"alertCreationTime" +
+                       sep + time + "\", \"evidence\": []}";
     alerts.push_back({core::parseIsoDateTime(time), json});
   }
 

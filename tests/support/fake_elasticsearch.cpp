@@ -341,8 +341,7 @@ struct FakeElasticsearch::Impl {
         return;
       default:
         setJson(res, status,
-                errorBody(status, "exception",
-                          "fake: scripted answer " + std::to_string(status)));
+                errorBody(status, "exception", "fake: scripted answer " + std::to_string(status)));
         return;
     }
   }
@@ -370,7 +369,11 @@ struct FakeElasticsearch::Impl {
       const Template* t = templateFor(name);
       it->second.data_stream = t != nullptr && t->data_stream;
       it->second.answered_name =
-          it->second.data_stream ? ".ds-" + name + "-" + core::formatDate(core::toInstant(std::chrono::system_clock::now()), ".") + "-000001" : name;
+          it->second.data_stream
+              ? ".ds-" + name + "-" +
+                    core::formatDate(core::toInstant(std::chrono::system_clock::now()), ".") +
+                    "-000001"
+              : name;
     }
     return it->second;
   }
@@ -421,8 +424,8 @@ struct FakeElasticsearch::Impl {
                          std::string(simdjson::error_message(err)) + ")");
       }
       if (!root.is_object()) {
-        return malformed("expected START_OBJECT but found [" +
-                         std::string(tokenName(root.type())) + "]");
+        return malformed("expected START_OBJECT but found [" + std::string(tokenName(root.type())) +
+                         "]");
       }
       const simdjson::dom::object object = root.get_object().value_unsafe();
       if (object.size() == 0) return malformed("expected FIELD_NAME but found [END_OBJECT]");
@@ -432,9 +435,8 @@ struct FakeElasticsearch::Impl {
       op.action = std::string(first.key());
       if (op.action != "create" && op.action != "index" && op.action != "delete" &&
           op.action != "update") {
-        return malformed(
-            "expected field [create], [delete], [index] or [update] but found [" + op.action +
-            "]");
+        return malformed("expected field [create], [delete], [index] or [update] but found [" +
+                         op.action + "]");
       }
       const simdjson::dom::element meta = first.value();
       if (!meta.is_object()) {
@@ -442,11 +444,21 @@ struct FakeElasticsearch::Impl {
                          std::string(tokenName(meta.type())) + "]");
       }
       if (object.size() > 1) return malformed("expected END_OBJECT but found [FIELD_NAME]");
-      static const std::set<std::string_view> kKnown = {
-          "_index",          "_id",           "routing",          "op_type",
-          "version",         "version_type",  "if_seq_no",        "if_primary_term",
-          "retry_on_conflict", "pipeline",    "require_alias",    "require_data_stream",
-          "list_executed_pipelines", "_source", "dynamic_templates"};
+      static const std::set<std::string_view> kKnown = {"_index",
+                                                        "_id",
+                                                        "routing",
+                                                        "op_type",
+                                                        "version",
+                                                        "version_type",
+                                                        "if_seq_no",
+                                                        "if_primary_term",
+                                                        "retry_on_conflict",
+                                                        "pipeline",
+                                                        "require_alias",
+                                                        "require_data_stream",
+                                                        "list_executed_pipelines",
+                                                        "_source",
+                                                        "dynamic_templates"};
       std::set<std::string_view> seen;
       const simdjson::dom::object fields = meta.get_object().value_unsafe();
       for (auto field : fields) {
@@ -708,9 +720,9 @@ struct FakeElasticsearch::Impl {
     if (!authorized(req, res)) return;
     if (!read_ok) {
       res.set_header("Connection", "close");
-      answerBad(res, 400, "parse_exception",
-                "the request body could not be read (or inflated: Content-Encoding [" + encoding +
-                    "])");
+      answerBad(
+          res, 400, "parse_exception",
+          "the request body could not be read (or inflated: Content-Encoding [" + encoding + "])");
       return;
     }
     if (!scripted.empty()) {
@@ -803,8 +815,8 @@ struct FakeElasticsearch::Impl {
       t.priority = priority.get_int64().value_unsafe();
     }
     simdjson::dom::element data_stream;
-    t.data_stream = object["data_stream"].get(data_stream) == simdjson::SUCCESS &&
-                    data_stream.is_object();
+    t.data_stream =
+        object["data_stream"].get(data_stream) == simdjson::SUCCESS && data_stream.is_object();
     if (req.get_param_value("create") == "true" && templates.count(name) > 0) {
       answerBad(res, 400, "illegal_argument_exception",
                 "index template [" + name + "] already exists");
@@ -829,9 +841,8 @@ struct FakeElasticsearch::Impl {
     std::string list;
     bool any = false;
     for (const auto& [name, t] : templates) {
-      const bool match = std::any_of(wanted.begin(), wanted.end(), [&](const std::string& w) {
-        return globMatch(w, name);
-      });
+      const bool match = std::any_of(wanted.begin(), wanted.end(),
+                                     [&](const std::string& w) { return globMatch(w, name); });
       if (!match) continue;
       if (any) list.push_back(',');
       any = true;
@@ -857,8 +868,9 @@ struct FakeElasticsearch::Impl {
     std::lock_guard<std::mutex> lock(mu);
     if (!authorized(req, res)) return;
     if (templates.erase(name) == 0) {
-      setJson(res, 404,
-              errorBody(404, "resource_not_found_exception", "index_template [" + name + "] missing"));
+      setJson(
+          res, 404,
+          errorBody(404, "resource_not_found_exception", "index_template [" + name + "] missing"));
       return;
     }
     setJson(res, 200, "{\"acknowledged\":true}");
@@ -952,8 +964,8 @@ struct FakeElasticsearch::Impl {
     // Anything else: what Elasticsearch answers for a path it has no handler for.
     auto none = [this](const httplib::Request& req, httplib::Response& res) {
       std::string out = "{\"error\":";
-      appendString(out, "no handler found for uri [" + req.target + "] and method [" +
-                            req.method + "]");
+      appendString(out,
+                   "no handler found for uri [" + req.target + "] and method [" + req.method + "]");
       out.append(",\"status\":400}");
       setJson(res, 400, out);
     };

@@ -88,16 +88,16 @@ class FakeElasticsearch {
   };
 
   struct Stats {
-    int bulk_requests = 0;     // every bulk request received, answered or not
-    int items = 0;             // items answered
-    int created = 0;           // 201s
-    int updated = 0;           // 200s (`index` over an existing _id)
-    int conflicts = 0;         // 409s
-    int item_failures = 0;     // other item errors (400, 429, 5xx, ...)
-    int gzip_requests = 0;     // bulk requests with Content-Encoding gzip
-    int auth_failures = 0;     // 401s from the auth check (not scripted ones)
-    int bad_requests = 0;      // whole bulk requests refused by validation (400, 406, 413)
-    int scripted_requests = 0; // whole bulk requests answered from scriptRequests
+    int bulk_requests = 0;      // every bulk request received, answered or not
+    int items = 0;              // items answered
+    int created = 0;            // 201s
+    int updated = 0;            // 200s (`index` over an existing _id)
+    int conflicts = 0;          // 409s
+    int item_failures = 0;      // other item errors (400, 429, 5xx, ...)
+    int gzip_requests = 0;      // bulk requests with Content-Encoding gzip
+    int auth_failures = 0;      // 401s from the auth check (not scripted ones)
+    int bad_requests = 0;       // whole bulk requests refused by validation (400, 406, 413)
+    int scripted_requests = 0;  // whole bulk requests answered from scriptRequests
   };
 
   // Binds and starts serving on its own thread. port() is -1 when it could not listen.

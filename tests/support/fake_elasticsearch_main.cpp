@@ -97,19 +97,19 @@ int main(int argc, char** argv) {
     }
     if (fail_every > 0 || retry_every > 0) {
       // Runs on the server's threads with the fake's lock held: this state needs no lock.
-      fake.scriptItems([fail_every, retry_every, new_items = 0LL,
-                        failing = std::set<std::string>()](const std::string& id,
-                                                           int attempt) mutable {
-        if (failing.count(id) > 0) return 400;
-        if (attempt > 0) return 0;
-        ++new_items;
-        if (fail_every > 0 && new_items % fail_every == 0) {
-          failing.insert(id);
-          return 400;
-        }
-        if (retry_every > 0 && new_items % retry_every == 0) return 429;
-        return 0;
-      });
+      fake.scriptItems(
+          [fail_every, retry_every, new_items = 0LL, failing = std::set<std::string>()](
+              const std::string& id, int attempt) mutable {
+            if (failing.count(id) > 0) return 400;
+            if (attempt > 0) return 0;
+            ++new_items;
+            if (fail_every > 0 && new_items % fail_every == 0) {
+              failing.insert(id);
+              return 400;
+            }
+            if (retry_every > 0 && new_items % retry_every == 0) return 429;
+            return 0;
+          });
     }
     std::printf("%s\n", fake.url().c_str());
     std::fflush(stdout);

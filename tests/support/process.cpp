@@ -16,8 +16,7 @@ ProcessResult runProcess(const std::vector<std::string>& argv, const std::string
   int in[2];
   int out[2];
   int err[2];
-  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 ||
-      ::pipe2(err, O_CLOEXEC) != 0) {
+  if (::pipe2(in, O_CLOEXEC) != 0 || ::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
     throw std::runtime_error("pipe failed");
   }
   const pid_t pid = ::fork();
@@ -80,8 +79,10 @@ ProcessResult runProcess(const std::vector<std::string>& argv, const std::string
       if (r > 0) {
         (fds[i].fd == out[0] ? result.out : result.err).append(buf, static_cast<std::size_t>(r));
       } else if (r == 0 || errno != EINTR) {
-        if (fds[i].fd == out[0]) out_open = false;
-        else err_open = false;
+        if (fds[i].fd == out[0])
+          out_open = false;
+        else
+          err_open = false;
       }
     }
   }

@@ -31,8 +31,8 @@ class Secret {
 std::ostream& operator<<(std::ostream& out, const Secret& secret);
 
 struct TlsConfig {
-  bool verify = true;        // ssl.verification_mode: full (default) or none
-  std::string ca_file;       // ssl.certificate_authorities (one PEM file)
+  bool verify = true;   // ssl.verification_mode: full (default) or none
+  std::string ca_file;  // ssl.certificate_authorities (one PEM file)
 };
 
 enum class SourceType { kMde, kFile, kGraph };
@@ -48,21 +48,21 @@ struct SourceConfig {
   // type: mde and graph
   std::string tenant_id;
   std::string client_id;
-  Secret client_secret;                 // client_secret or client_secret_file
-  std::string client_secret_file;       // the path, when the secret was read from a file
+  Secret client_secret;            // client_secret or client_secret_file
+  std::string client_secret_file;  // the path, when the secret was read from a file
   std::string login_url = "https://login.microsoftonline.com";
-  std::string token_url;                // default oauth2/token, or oauth2/v2.0/token with scopes
-                                        // (loadConfig stores the effective value)
+  std::string token_url;  // default oauth2/token, or oauth2/v2.0/token with scopes
+                          // (loadConfig stores the effective value)
   std::string azure_resource = "https://api.securitycenter.microsoft.com";
-  std::vector<std::string> scopes;      // set: the v2 token flow
+  std::vector<std::string> scopes;  // set: the v2 token flow
   std::string api_url = "https://api.security.microsoft.com";
   std::chrono::milliseconds interval{5 * 60 * 1000};
   std::chrono::milliseconds initial_interval{24 * 3600 * 1000};
   std::chrono::milliseconds late_arrival_window{10 * 60 * 1000};
-  std::size_t page_size = 1000;         // 1..10000
+  std::size_t page_size = 1000;  // 1..10000
   std::string proxy_url;
   TlsConfig ssl;
-  int requests_per_minute = 100;        // client-side pacing (the API's quota)
+  int requests_per_minute = 100;  // client-side pacing (the API's quota)
   int requests_per_hour = 1500;
   std::chrono::milliseconds request_timeout{60 * 1000};
 
@@ -70,8 +70,8 @@ struct SourceConfig {
   std::vector<std::string> service_sources = {"microsoftDefenderForEndpoint"};  // []: all
 
   // type: file
-  std::vector<std::string> paths;       // globs
-  std::string format = "mde";           // mde (alerts/pages) or graph (alerts_v2)
+  std::vector<std::string> paths;  // globs
+  std::string format = "mde";      // mde (alerts/pages) or graph (alerts_v2)
 
   // every type
   std::optional<std::vector<std::string>> tags;  // unset: the default tags
@@ -80,8 +80,8 @@ struct SourceConfig {
 };
 
 struct FileOutputConfig {
-  bool enabled = true;                  // the default output when none is configured
-  std::string path;                     // default <state_dir>/output
+  bool enabled = true;  // the default output when none is configured
+  std::string path;     // default <state_dir>/output
   std::uint64_t rotate_bytes = 100ull << 20;
   int keep_files = 7;
 };
@@ -93,26 +93,26 @@ struct StdoutOutputConfig {
 // outputs.elasticsearch (outputs.md): bulk `create` into the data stream
 // logs-microsoft_defender_endpoint.log-<namespace>.
 struct ElasticsearchOutputConfig {
-  bool enabled = false;                 // true when the section is present (enabled: false)
+  bool enabled = false;  // true when the section is present (enabled: false)
   int line = 0;
-  std::vector<std::string> hosts;       // URLs, tried in turn on connection failure
-  Secret api_key;                       // api_key or api_key_file: "id:key" or its base64
+  std::vector<std::string> hosts;  // URLs, tried in turn on connection failure
+  Secret api_key;                  // api_key or api_key_file: "id:key" or its base64
   std::string api_key_file;
   std::string username;
-  Secret password;                      // password or password_file
+  Secret password;  // password or password_file
   std::string password_file;
   TlsConfig ssl;
   std::string proxy_url;
-  bool compression = true;              // gzip request bodies
+  bool compression = true;  // gzip request bodies
   std::uint64_t bulk_max_bytes = 5ull << 20;
   std::size_t bulk_max_docs = 1000;
   std::chrono::milliseconds timeout{90 * 1000};
-  std::string ilm_policy;               // set: the template's index.lifecycle.name
+  std::string ilm_policy;  // set: the template's index.lifecycle.name
 };
 
 struct LoggingConfig {
-  std::string level = "info";           // debug, info, warn, error
-  std::string format = "text";          // text or json
+  std::string level = "info";   // debug, info, warn, error
+  std::string format = "text";  // text or json
 };
 
 // http: the monitoring endpoint (/metrics, /health).
@@ -130,20 +130,20 @@ struct TracingConfig {
   std::string path;                     // default <state_dir>/trace/requests.ndjson
   std::uint64_t max_body_bytes = 4096;  // each body is cut to this size
   std::uint64_t rotate_bytes = 10ull << 20;
-  int keep_files = 3;                   // rotated files kept besides the current one
+  int keep_files = 3;  // rotated files kept besides the current one
 };
 
 struct Config {
-  std::string file;                     // the path it was loaded from
+  std::string file;  // the path it was loaded from
   std::string state_dir = "./data";
   std::uint64_t max_spool_bytes = 256ull << 20;  // the outbox bound
   std::vector<SourceConfig> sources;
-  FileOutputConfig file_output;         // outputs.file
-  StdoutOutputConfig stdout_output;     // outputs.stdout
+  FileOutputConfig file_output;             // outputs.file
+  StdoutOutputConfig stdout_output;         // outputs.stdout
   ElasticsearchOutputConfig elasticsearch;  // outputs.elasticsearch
   LoggingConfig logging;
-  HttpConfig http;                      // http
-  TracingConfig tracing;                // tracing
+  HttpConfig http;        // http
+  TracingConfig tracing;  // tracing
 };
 
 // Loads and validates; the error message lists every problem, one per line, each as

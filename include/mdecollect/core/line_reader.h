@@ -32,9 +32,9 @@ class LineReader {
   std::size_t padding_;
   std::size_t chunk_;
   std::vector<char> buf_;
-  std::size_t begin_ = 0;  // first unread byte
-  std::size_t end_ = 0;    // one past the last byte read
-  std::size_t scanned_ = 0;  // bytes after begin_ known to hold no '\n'
+  std::size_t begin_ = 0;      // first unread byte
+  std::size_t end_ = 0;        // one past the last byte read
+  std::size_t scanned_ = 0;    // bytes after begin_ known to hold no '\n'
   std::int64_t consumed_ = 0;  // stream offset of buf_[0]
   std::int64_t line_offset_ = 0;
   std::uint64_t lines_ = 0;

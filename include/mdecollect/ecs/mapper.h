@@ -51,9 +51,9 @@ class DocumentSink {
 };
 
 struct LineStats {
-  std::uint64_t alerts = 0;      // alert values met (page elements or whole-line alerts)
-  std::uint64_t documents = 0;   // documents produced, error documents included
-  std::uint64_t errors = 0;      // error documents produced
+  std::uint64_t alerts = 0;     // alert values met (page elements or whole-line alerts)
+  std::uint64_t documents = 0;  // documents produced, error documents included
+  std::uint64_t errors = 0;     // error documents produced
 };
 
 // Returns the current time as RFC 3339 UTC text; used for @timestamp when an alert has

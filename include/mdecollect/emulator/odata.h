@@ -24,14 +24,14 @@ struct TimeCondition {
 };
 
 struct AlertQuery {
-  std::vector<TimeCondition> times;       // all must hold (joined by `and`)
-  std::optional<std::string> status;      // status eq 'New'
-  std::optional<std::string> severity;    // severity eq 'High'
-  std::optional<TimeField> order_by;      // $orderby field
-  bool descending = false;                // $orderby ... desc
-  std::size_t top = 10000;                // $top (default and maximum 10,000)
-  std::size_t skip = 0;                   // $skip
-  bool expand_evidence = false;           // $expand=evidence
+  std::vector<TimeCondition> times;     // all must hold (joined by `and`)
+  std::optional<std::string> status;    // status eq 'New'
+  std::optional<std::string> severity;  // severity eq 'High'
+  std::optional<TimeField> order_by;    // $orderby field
+  bool descending = false;              // $orderby ... desc
+  std::size_t top = 10000;              // $top (default and maximum 10,000)
+  std::size_t skip = 0;                 // $skip
+  bool expand_evidence = false;         // $expand=evidence
 };
 
 struct QueryParams {

@@ -85,18 +85,18 @@ enum class NextLinkMode { kNone, kCorrect, kMalformed };
 
 // The faults (see the list at the top of this file).
 struct Faults {
-  double error_rate = 0;                  // share of API requests answered 500/503
-  int latency_ms = 0;                     // added to every API and token request
-  double truncate_rate = 0;               // share of 200 bodies cut short (connection closed)
-  double drop_rate = 0;                   // share of API requests whose connection drops
-  double throttle_rate = 0;               // share answered 429 with Retry-After
-  int throttle_retry_after_s = 2;         // the Retry-After of those
+  double error_rate = 0;                    // share of API requests answered 500/503
+  int latency_ms = 0;                       // added to every API and token request
+  double truncate_rate = 0;                 // share of 200 bodies cut short (connection closed)
+  double drop_rate = 0;                     // share of API requests whose connection drops
+  double throttle_rate = 0;                 // share answered 429 with Retry-After
+  int throttle_retry_after_s = 2;           // the Retry-After of those
   double throttle_no_retry_after_rate = 0;  // share answered 429 without Retry-After
-  bool token_outage = false;              // the token endpoint answers 503
-  double future_timestamps = 0;           // share of versions stamped 2100-01-01T00:00:00Z+
-  bool pretty_json = false;               // the API's JSON bodies pretty-printed
-  double foreign_next_link = 0;           // share of Graph nextLinks naming 127.0.0.2
-  std::string throttle_retry_after;       // set: throttle_rate's Retry-After text, verbatim
+  bool token_outage = false;                // the token endpoint answers 503
+  double future_timestamps = 0;             // share of versions stamped 2100-01-01T00:00:00Z+
+  bool pretty_json = false;                 // the API's JSON bodies pretty-printed
+  double foreign_next_link = 0;             // share of Graph nextLinks naming 127.0.0.2
+  std::string throttle_retry_after;         // set: throttle_rate's Retry-After text, verbatim
 };
 
 // The host foreign_next_link's links name, and the address its listener binds.
@@ -113,19 +113,19 @@ bool isRetryAfterText(std::string_view text);
 
 struct EmulatorConfig {
   std::string host = "127.0.0.1";
-  int port = 0;                           // 0: any free port
-  std::vector<ClientConfig> clients;      // empty: one default client (see kDefault*)
+  int port = 0;                       // 0: any free port
+  std::vector<ClientConfig> clients;  // empty: one default client (see kDefault*)
   WorldOptions world;
-  double speed = 1.0;                     // emulated seconds per real second
+  double speed = 1.0;                         // emulated seconds per real second
   std::chrono::seconds token_lifetime{3599};  // emulated
-  int quota_per_minute = 100;             // per (tenant, client), real time
+  int quota_per_minute = 100;                 // per (tenant, client), real time
   int quota_per_hour = 1500;
-  int graph_quota_per_minute = 150;       // Graph's, per (tenant, client), real time
+  int graph_quota_per_minute = 150;  // Graph's, per (tenant, client), real time
   OrderMode orderby = OrderMode::kHonour;
   NextLinkMode next_link = NextLinkMode::kNone;
   Faults faults;
-  std::uint64_t fault_seed = 7;           // the faults' random choices (and future stamps)
-  std::string tls_cert;                   // PEM files: both set -> HTTPS
+  std::uint64_t fault_seed = 7;  // the faults' random choices (and future stamps)
+  std::string tls_cert;          // PEM files: both set -> HTTPS
   std::string tls_key;
 };
 
@@ -139,7 +139,7 @@ mdec::Status loadEmulatorConfig(const std::string& path, EmulatorConfig& config)
 // Applies a faults/behaviour change (JSON or YAML text; the keys of the `faults:` section
 // plus `orderby` and `next_link`).
 mdec::Status applyFaultsText(const std::string& text, Faults& faults, OrderMode& orderby,
-                       NextLinkMode& next_link);
+                             NextLinkMode& next_link);
 
 class EmulatorServer {
  public:

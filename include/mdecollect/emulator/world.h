@@ -37,12 +37,12 @@ inline constexpr Timestamp kFutureTime{std::chrono::sys_days{std::chrono::year{2
 struct WorldOptions {
   std::uint64_t seed = 1;
   std::size_t initial_alerts = 1000;
-  Timestamp start{};                            // emulated time when the world opens
-  std::chrono::seconds history{24 * 3600};      // the initial alerts: about this long, ending
-                                                // before `start`
-  double new_alerts_per_hour = 120;             // arrivals after start
-  double updates_per_hour = 120;                // status changes after start
-  double late_fraction = 0.2;                   // share of versions that become visible late
+  Timestamp start{};                                  // emulated time when the world opens
+  std::chrono::seconds history{24 * 3600};            // the initial alerts: about this long, ending
+                                                      // before `start`
+  double new_alerts_per_hour = 120;                   // arrivals after start
+  double updates_per_hour = 120;                      // status changes after start
+  double late_fraction = 0.2;                         // share of versions that become visible late
   std::chrono::milliseconds late_max{5 * 60 * 1000};  // how late, at most
   // The share (0..1) of versions stamped with a time in the future (see above; the server
   // sets both from Faults::future_timestamps and its fault_seed).
@@ -63,9 +63,9 @@ struct VersionInfo {
 };
 
 struct QueryPage {
-  std::string value_json;    // the JSON array of alerts: "[...]"
-  std::size_t count = 0;     // alerts in it
-  std::size_t matched = 0;   // alerts that matched before $skip/$top
+  std::string value_json;   // the JSON array of alerts: "[...]"
+  std::size_t count = 0;    // alerts in it
+  std::size_t matched = 0;  // alerts that matched before $skip/$top
 };
 
 class World {
@@ -93,8 +93,7 @@ class World {
                        bool mark_served = true);
 
   // The newest visible version of one alert as Graph shows it; nullopt when unknown.
-  std::optional<std::string> alertGraphJson(std::string_view id,
-                                            bool include_unknown_enum_members,
+  std::optional<std::string> alertGraphJson(std::string_view id, bool include_unknown_enum_members,
                                             bool mark_served = true);
 
   // Every version that has become visible so far, in order of visibility.
@@ -129,12 +128,12 @@ class World {
     std::optional<std::string> assigned_to;
     // Graph's representation, rendered on first use (renderGraph) and dropped with the rest.
     bool graph_rendered = false;
-    bool graph_differs = false;   // graph_json_legacy differs (a newer enum member)
+    bool graph_differs = false;     // graph_json_legacy differs (a newer enum member)
     std::string graph_json;         // with newer enum members
     std::string graph_json_legacy;  // without (unknownFutureValue); empty unless it differs
   };
   struct Slot {
-    Alert alert;                 // the newest version created
+    Alert alert;                   // the newest version created
     std::deque<Version> versions;  // oldest first; the last visible one is what the API shows
     std::uint64_t order_key = 0;   // the arbitrary order when $orderby is ignored
   };
@@ -162,11 +161,11 @@ class World {
   Timestamp now_{};
   std::vector<Slot> slots_;
   std::unordered_map<std::string, std::size_t> by_id_;
-  std::optional<Alert> next_new_;       // generated ahead: added when its time comes
+  std::optional<Alert> next_new_;  // generated ahead: added when its time comes
   Timestamp next_update_{};
   std::chrono::nanoseconds new_gap_mean_{};
   std::chrono::nanoseconds update_gap_mean_{};
-  std::vector<std::size_t> open_;       // slots that are not Resolved (update candidates)
+  std::vector<std::size_t> open_;  // slots that are not Resolved (update candidates)
   std::size_t future_served_ = 0;
 };
 

@@ -15,8 +15,8 @@
 namespace mdec::http {
 
 struct TlsOptions {
-  bool verify = true;             // verify the peer certificate and host name
-  std::string ca_file;            // extra CA bundle (PEM); empty: the system's
+  bool verify = true;   // verify the peer certificate and host name
+  std::string ca_file;  // extra CA bundle (PEM); empty: the system's
 };
 
 struct HttpRequest {
@@ -24,9 +24,9 @@ struct HttpRequest {
   std::string url;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
-  std::chrono::milliseconds timeout{60000};          // whole transfer
+  std::chrono::milliseconds timeout{60000};  // whole transfer
   std::chrono::milliseconds connect_timeout{10000};
-  std::size_t max_response_bytes = 256u << 20;        // larger bodies fail with kTooLarge
+  std::size_t max_response_bytes = 256u << 20;  // larger bodies fail with kTooLarge
   // When set, the response body is built in this string (emptied first, its capacity
   // kept) and then moved into the response: a caller that hands the previous body back
   // reuses one allocation for every page instead of faulting in fresh memory each time.
@@ -50,16 +50,17 @@ class HttpClient {
   virtual ~HttpClient() = default;
   // Any HTTP status is a response (the caller decides what it means); only transport-level
   // failures are errors: ErrorCode::kNetwork (connect, reset, timeout, truncated body, TLS)
-  // or ErrorCode::kInvalidArgument (a malformed URL) or ErrorCode::kTooLarge (body over max_response_bytes), with a message that never includes
-  // request headers or bodies (they may hold secrets).
+  // or ErrorCode::kInvalidArgument (a malformed URL) or ErrorCode::kTooLarge (body over
+  // max_response_bytes), with a message that never includes request headers or bodies (they may
+  // hold secrets).
   virtual Result<HttpResponse> send(const HttpRequest& request) = 0;
 };
 
 struct CurlClientOptions {
-  std::string proxy_url;   // empty: none (environment proxies are ignored)
+  std::string proxy_url;  // empty: none (environment proxies are ignored)
   TlsOptions tls;
-  std::string user_agent;  // empty: curl's default
-  bool accept_gzip = true; // send Accept-Encoding and decode transparently
+  std::string user_agent;   // empty: curl's default
+  bool accept_gzip = true;  // send Accept-Encoding and decode transparently
 };
 
 // libcurl-backed client; keeps one easy handle so connections are reused. Not thread-safe:

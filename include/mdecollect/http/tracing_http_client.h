@@ -20,9 +20,9 @@ namespace mdec::http {
 
 struct TraceOptions {
   std::string path;
-  std::uint64_t max_body_bytes = 4096;        // each body is cut to this size
-  std::uint64_t rotate_bytes = 10ull << 20;   // 0: never rotate
-  int keep_files = 3;                         // rotated files kept besides the current one
+  std::uint64_t max_body_bytes = 4096;       // each body is cut to this size
+  std::uint64_t rotate_bytes = 10ull << 20;  // 0: never rotate
+  int keep_files = 3;                        // rotated files kept besides the current one
 };
 
 // One NDJSON trace file shared by every traced client. Thread-safe: each line is built
@@ -77,8 +77,8 @@ class TraceWriter {
   TraceOptions options_;
   std::unique_ptr<const Redactor> redactor_;
   std::mutex mu_;
-  core::UniqueFd fd_;        // guarded by mu_
-  std::uint64_t size_ = 0;   // guarded by mu_: bytes in the current file
+  core::UniqueFd fd_;       // guarded by mu_
+  std::uint64_t size_ = 0;  // guarded by mu_: bytes in the current file
   std::atomic<std::uint64_t> lines_{0};
   std::atomic<std::uint64_t> write_errors_{0};
   std::atomic<bool> warned_{false};

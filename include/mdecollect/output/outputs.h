@@ -18,7 +18,7 @@ class Metrics;
 namespace mdec::output {
 
 struct OutputContext {
-  telemetry::Metrics* metrics = nullptr;      // where outputs that count items count them
+  telemetry::Metrics* metrics = nullptr;     // where outputs that count items count them
   std::shared_ptr<http::TraceWriter> trace;  // null: tracing off
 };
 

@@ -47,8 +47,8 @@ struct CollectorParts {
   // The HTTP client of an API source (tracing is wrapped around it by the collector).
   std::function<std::unique_ptr<http::HttpClient>(const config::SourceConfig&)> source_client;
   // The token provider of an API source, talking through its client.
-  std::function<std::unique_ptr<auth::TokenProvider>(const config::SourceConfig&,
-                                                     http::HttpClient&, core::Clock&)>
+  std::function<std::unique_ptr<auth::TokenProvider>(const config::SourceConfig&, http::HttpClient&,
+                                                     core::Clock&)>
       tokens;
   // The configured outputs (all treated alike: none is special-cased by name).
   std::function<std::vector<std::unique_ptr<output::Output>>(const config::Config&,

@@ -24,9 +24,9 @@ struct SuperviseOptions {
 // throws, calls `failed(reason, wait)` with the exception's text and the wait before the
 // next start, then starts it again. False when it failed and was not started again (once,
 // or max_restarts reached).
-bool supervise(const std::function<void()>& body,
-               const std::function<void(const std::string& reason,
-                                        std::chrono::milliseconds wait)>& failed,
-               core::Clock& clock, std::stop_token stop, SuperviseOptions options = {});
+bool supervise(
+    const std::function<void()>& body,
+    const std::function<void(const std::string& reason, std::chrono::milliseconds wait)>& failed,
+    core::Clock& clock, std::stop_token stop, SuperviseOptions options = {});
 
 }  // namespace mdec::pipeline

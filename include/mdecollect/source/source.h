@@ -33,19 +33,19 @@
 namespace mdec::source {
 
 struct PollStats {
-  std::uint64_t requests = 0;     // API requests sent (retries and probes included)
-  std::uint64_t pages = 0;        // pages received whole
-  std::uint64_t alerts = 0;       // alert versions received (re-reads included); file: lines
-  std::uint64_t new_versions = 0; // versions not delivered before
-  std::uint64_t documents = 0;    // documents delivered (written, or queued in the outbox)
-  std::uint64_t errors = 0;       // error documents among them
-  std::uint64_t future = 0;       // new versions stamped past the server's time
+  std::uint64_t requests = 0;      // API requests sent (retries and probes included)
+  std::uint64_t pages = 0;         // pages received whole
+  std::uint64_t alerts = 0;        // alert versions received (re-reads included); file: lines
+  std::uint64_t new_versions = 0;  // versions not delivered before
+  std::uint64_t documents = 0;     // documents delivered (written, or queued in the outbox)
+  std::uint64_t errors = 0;        // error documents among them
+  std::uint64_t future = 0;        // new versions stamped past the server's time
   std::uint64_t retries = 0;
-  std::uint64_t throttled = 0;    // 429 answers
-  std::uint64_t files = 0;        // file sources: files looked at
+  std::uint64_t throttled = 0;              // 429 answers
+  std::uint64_t files = 0;                  // file sources: files looked at
   std::optional<std::string> watermark;     // after the poll
   std::optional<std::chrono::seconds> lag;  // server now - watermark
-  bool stopped = false;           // a stop request ended it early
+  bool stopped = false;                     // a stop request ended it early
 };
 
 class Source {

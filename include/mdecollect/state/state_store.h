@@ -70,9 +70,9 @@ struct OutboxDocument {
 struct BackfillJob {
   std::int64_t id = 0;
   std::string source;
-  std::string since;     // ISO 8601 UTC, inclusive
-  std::string until;     // exclusive
-  std::string position;  // the next slice starts here (since, at first)
+  std::string since;             // ISO 8601 UTC, inclusive
+  std::string until;             // exclusive
+  std::string position;          // the next slice starts here (since, at first)
   std::string state = "queued";  // queued, running, done, failed
   std::uint64_t slices = 0;      // slices done
   std::uint64_t alerts = 0;      // alert versions received
@@ -106,7 +106,7 @@ class StateStore {
 
   // ---- file sources ----
   virtual Result<std::optional<FilePosition>> filePosition(const std::string& source,
-                                                            const std::string& path) = 0;
+                                                           const std::string& path) = 0;
 
   // ---- outbox and outputs ----
   // Declares an output (idempotent: one already registered keeps its position). A new

@@ -25,9 +25,9 @@ class sink;
 namespace mdec::telemetry {
 
 struct LoggingOptions {
-  Metrics* metrics = nullptr;             // where warnings and errors are counted
-  std::vector<std::string> secrets;       // never written (replaced by ***)
-  std::chrono::seconds repeat_window{60}; // a repeated warning/error at most once per window
+  Metrics* metrics = nullptr;              // where warnings and errors are counted
+  std::vector<std::string> secrets;        // never written (replaced by ***)
+  std::chrono::seconds repeat_window{60};  // a repeated warning/error at most once per window
 };
 
 // Installs the default logger ("mdecollect"); components clone it ("source.NAME", ...).

@@ -53,15 +53,15 @@ class SourceMetrics {
   std::atomic<std::uint64_t> alerts_fetched{0};      // alert versions received
   std::atomic<std::uint64_t> documents_produced{0};  // documents mapped from new versions
   std::atomic<std::uint64_t> error_documents{0};     // of which error documents
-  std::atomic<std::uint64_t> future_versions{0};   // new versions stamped in the future
-  std::atomic<std::uint64_t> restarts{0};           // restarted after an unexpected failure
+  std::atomic<std::uint64_t> future_versions{0};     // new versions stamped in the future
+  std::atomic<std::uint64_t> restarts{0};            // restarted after an unexpected failure
   std::atomic<std::uint64_t> retries{0};
-  std::atomic<std::uint64_t> throttled{0};           // 429 answers waited out
-  std::atomic<std::uint64_t> token_refreshes{0};     // tokens fetched
+  std::atomic<std::uint64_t> throttled{0};        // 429 answers waited out
+  std::atomic<std::uint64_t> token_refreshes{0};  // tokens fetched
   std::atomic<std::uint64_t> polls{0};
   std::atomic<std::uint64_t> poll_failures{0};
-  std::atomic<std::int64_t> watermark_unix_ms{0};    // 0: none yet
-  std::atomic<std::int64_t> last_success_unix_ms{0}; // end of the last poll that succeeded
+  std::atomic<std::int64_t> watermark_unix_ms{0};     // 0: none yet
+  std::atomic<std::int64_t> last_success_unix_ms{0};  // end of the last poll that succeeded
   // The API's clock minus ours (from its Date header): the lag is measured on its clock.
   std::atomic<std::int64_t> server_offset_ms{0};
 
@@ -111,8 +111,7 @@ class Metrics {
     std::uint64_t documents = 0;
     std::uint64_t bytes = 0;
   };
-  void setOutboxProbe(std::function<std::optional<OutboxSize>()> probe,
-                      std::uint64_t max_bytes);
+  void setOutboxProbe(std::function<std::optional<OutboxSize>()> probe, std::uint64_t max_bytes);
 
   // Log messages by level ("warn", "error", ...), counted by the logging sink.
   void logMessage(std::string_view level);

@@ -85,7 +85,8 @@ class ClientCredentials : public TokenProvider {
   std::uint64_t refreshes() const override { return refreshes_; }
 
  private:
-  Result<std::string> parse(const http::HttpResponse& res, std::chrono::steady_clock::time_point sent) {
+  Result<std::string> parse(const http::HttpResponse& res,
+                            std::chrono::steady_clock::time_point sent) {
     simdjson::dom::parser parser;
     simdjson::dom::element root;
     const bool json_ok =
@@ -98,8 +99,8 @@ class ClientCredentials : public TokenProvider {
         if (root["error"].get(error) != simdjson::SUCCESS) error = {};
         if (root["error_description"].get(description) != simdjson::SUCCESS) description = {};
       }
-      std::string message = "token request to " + url_ + " failed: HTTP " +
-                            std::to_string(res.status);
+      std::string message =
+          "token request to " + url_ + " failed: HTTP " + std::to_string(res.status);
       if (!error.empty()) message += " " + std::string(error);
       if (!description.empty()) message += ": " + firstLine(description);
       // The identity platform refused the request: configuration, not a passing fault.

@@ -46,8 +46,8 @@ void appendEscaped(std::string& out, std::string_view s) {
       const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
       const __m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
       const __m128i backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
-      const __m128i control = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)),
-                                             _mm_set1_epi8(0x1f));
+      const __m128i control =
+          _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x1f)), _mm_set1_epi8(0x1f));
       const int mask = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control));
       if (mask != 0) {
         p += __builtin_ctz(static_cast<unsigned>(mask));
@@ -70,13 +70,27 @@ void appendEscaped(std::string& out, std::string_view s) {
     }
     out.append(run, static_cast<std::size_t>(p - run));
     switch (c) {
-      case '"': out.append("\\\"", 2); break;
-      case '\\': out.append("\\\\", 2); break;
-      case '\n': out.append("\\n", 2); break;
-      case '\r': out.append("\\r", 2); break;
-      case '\t': out.append("\\t", 2); break;
-      case '\b': out.append("\\b", 2); break;
-      case '\f': out.append("\\f", 2); break;
+      case '"':
+        out.append("\\\"", 2);
+        break;
+      case '\\':
+        out.append("\\\\", 2);
+        break;
+      case '\n':
+        out.append("\\n", 2);
+        break;
+      case '\r':
+        out.append("\\r", 2);
+        break;
+      case '\t':
+        out.append("\\t", 2);
+        break;
+      case '\b':
+        out.append("\\b", 2);
+        break;
+      case '\f':
+        out.append("\\f", 2);
+        break;
       default: {
         static constexpr char kHex[] = "0123456789abcdef";
         const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};

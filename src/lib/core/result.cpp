@@ -4,16 +4,26 @@ namespace mdec {
 
 const char* errorCodeName(ErrorCode code) {
   switch (code) {
-    case ErrorCode::kInvalidArgument: return "invalid_argument";
-    case ErrorCode::kNotFound: return "not_found";
-    case ErrorCode::kIo: return "io";
-    case ErrorCode::kParse: return "parse";
-    case ErrorCode::kNetwork: return "network";
-    case ErrorCode::kHttp: return "http";
-    case ErrorCode::kAuth: return "auth";
-    case ErrorCode::kThrottled: return "throttled";
-    case ErrorCode::kTooLarge: return "too_large";
-    case ErrorCode::kInternal: return "internal";
+    case ErrorCode::kInvalidArgument:
+      return "invalid_argument";
+    case ErrorCode::kNotFound:
+      return "not_found";
+    case ErrorCode::kIo:
+      return "io";
+    case ErrorCode::kParse:
+      return "parse";
+    case ErrorCode::kNetwork:
+      return "network";
+    case ErrorCode::kHttp:
+      return "http";
+    case ErrorCode::kAuth:
+      return "auth";
+    case ErrorCode::kThrottled:
+      return "throttled";
+    case ErrorCode::kTooLarge:
+      return "too_large";
+    case ErrorCode::kInternal:
+      return "internal";
   }
   return "unknown";
 }

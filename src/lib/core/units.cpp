@@ -28,8 +28,8 @@ Result<std::chrono::milliseconds> parseDuration(std::string_view text) {
     return Error(ErrorCode::kInvalidArgument,
                  "'" + std::string(text) + "' is not a duration (examples: 30s, 5m, 24h)");
   }
-  static constexpr std::array<std::pair<std::string_view, std::uint64_t>, 5> kUnits = {{
-      {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}, {"d", 86'400'000}}};
+  static constexpr std::array<std::pair<std::string_view, std::uint64_t>, 5> kUnits = {
+      {{"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}, {"d", 86'400'000}}};
   for (const auto& [name, factor] : kUnits) {
     if (unit == name) {
       if (n > static_cast<std::uint64_t>(INT64_MAX) / factor) {
@@ -49,9 +49,15 @@ Result<std::uint64_t> parseSize(std::string_view text) {
     return Error(ErrorCode::kInvalidArgument,
                  "'" + std::string(text) + "' is not a size (examples: 5MiB, 100KiB, 1GB)");
   }
-  static constexpr std::array<std::pair<std::string_view, std::uint64_t>, 8> kUnits = {{
-      {"", 1}, {"B", 1}, {"KB", 1000}, {"MB", 1000'000}, {"GB", 1000'000'000},
-      {"KiB", 1ULL << 10}, {"MiB", 1ULL << 20}, {"GiB", 1ULL << 30}}};
+  static constexpr std::array<std::pair<std::string_view, std::uint64_t>, 8> kUnits = {
+      {{"", 1},
+       {"B", 1},
+       {"KB", 1000},
+       {"MB", 1000'000},
+       {"GB", 1000'000'000},
+       {"KiB", 1ULL << 10},
+       {"MiB", 1ULL << 20},
+       {"GiB", 1ULL << 30}}};
   for (const auto& [name, factor] : kUnits) {
     if (unit == name) {
       if (n > UINT64_MAX / factor) {
@@ -60,8 +66,9 @@ Result<std::uint64_t> parseSize(std::string_view text) {
       return n * factor;
     }
   }
-  return Error(ErrorCode::kInvalidArgument,
-               "'" + std::string(text) + "' has an unknown unit (use B, KB, MB, GB, KiB, MiB, GiB)");
+  return Error(
+      ErrorCode::kInvalidArgument,
+      "'" + std::string(text) + "' has an unknown unit (use B, KB, MB, GB, KiB, MiB, GiB)");
 }
 
 std::string formatDuration(std::chrono::milliseconds d) {

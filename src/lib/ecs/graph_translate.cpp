@@ -62,28 +62,37 @@ enum AlertKey : int {
 
 AlertKey classifyAlertKey(std::string_view k) {
   switch (k.size()) {
-    case 5: return is(k, "value") ? kAValue : kAOther;
-    case 6: return is(k, "status") ? kAEnum : kAOther;
+    case 5:
+      return is(k, "value") ? kAValue : kAOther;
+    case 6:
+      return is(k, "status") ? kAEnum : kAOther;
     case 8:
       if (is(k, "severity")) return kASeverity;
       if (is(k, "tenantId")) return kATenantId;
       if (is(k, "evidence")) return kAEvidence;
       return kAOther;
-    case 13: return is(k, "determination") ? kAEnum : kAOther;
-    case 14: return is(k, "classification") ? kAEnum : kAOther;
+    case 13:
+      return is(k, "determination") ? kAEnum : kAOther;
+    case 14:
+      return is(k, "classification") ? kAEnum : kAOther;
     case 15:
       if (is(k, "detectionSource")) return kADetectionSource;
       if (is(k, "createdDateTime")) return kACreatedDateTime;
       return kAOther;
-    case 16: return is(k, "resolvedDateTime") ? kAResolvedDateTime : kAOther;
-    case 17: return is(k, "threatDisplayName") ? kAThreatDisplayName : kAOther;
+    case 16:
+      return is(k, "resolvedDateTime") ? kAResolvedDateTime : kAOther;
+    case 17:
+      return is(k, "threatDisplayName") ? kAThreatDisplayName : kAOther;
     case 18:
       if (is(k, "lastUpdateDateTime")) return kALastUpdateDateTime;
       if (is(k, "investigationState")) return kAEnum;
       return kAOther;
-    case 20: return is(k, "lastActivityDateTime") ? kALastActivityDateTime : kAOther;
-    case 21: return is(k, "firstActivityDateTime") ? kAFirstActivityDateTime : kAOther;
-    default: return kAOther;
+    case 20:
+      return is(k, "lastActivityDateTime") ? kALastActivityDateTime : kAOther;
+    case 21:
+      return is(k, "firstActivityDateTime") ? kAFirstActivityDateTime : kAOther;
+    default:
+      return kAOther;
   }
 }
 
@@ -102,7 +111,8 @@ enum EvidenceKey : int {
 
 EvidenceKey classifyEvidenceKey(std::string_view k) {
   switch (k.size()) {
-    case 9: return is(k, "imageFile") ? kEFileDetails : kEOther;
+    case 9:
+      return is(k, "imageFile") ? kEFileDetails : kEOther;
     case 11:
       if (is(k, "@odata.type")) return kEODataType;
       if (is(k, "fileDetails")) return kEFileDetails;
@@ -112,11 +122,14 @@ EvidenceKey classifyEvidenceKey(std::string_view k) {
       if (is(k, "createdDateTime")) return kECreatedDateTime;
       if (is(k, "detectionStatus")) return kEDetectionStatus;
       return kEOther;
-    case 22: return is(k, "parentProcessImageFile") ? kEParentProcessImageFile : kEOther;
-    case 23: return is(k, "processCreationDateTime") ? kEProcessCreationDateTime : kEOther;
+    case 22:
+      return is(k, "parentProcessImageFile") ? kEParentProcessImageFile : kEOther;
+    case 23:
+      return is(k, "processCreationDateTime") ? kEProcessCreationDateTime : kEOther;
     case 29:
       return is(k, "parentProcessCreationDateTime") ? kEParentProcessCreationDateTime : kEOther;
-    default: return kEOther;
+    default:
+      return kEOther;
   }
 }
 
@@ -234,7 +247,9 @@ class Writer {
 
   void value(const element& e) {
     switch (e.type()) {
-      case element_type::STRING: str(stringOf(e)); break;
+      case element_type::STRING:
+        str(stringOf(e));
+        break;
       case element_type::OBJECT: {
         put('{');
         bool first = true;
@@ -256,8 +271,12 @@ class Writer {
         put(']');
         break;
       }
-      case element_type::INT64: number(e.get_int64().value_unsafe()); break;
-      case element_type::UINT64: number(e.get_uint64().value_unsafe()); break;
+      case element_type::INT64:
+        number(e.get_int64().value_unsafe());
+        break;
+      case element_type::UINT64:
+        number(e.get_uint64().value_unsafe());
+        break;
       case element_type::DOUBLE: {
         const double d = e.get_double().value_unsafe();
         if (std::isfinite(d)) {
@@ -267,8 +286,12 @@ class Writer {
         }
         break;
       }
-      case element_type::BOOL: raw(e.get_bool().value_unsafe() ? "true" : "false"); break;
-      case element_type::NULL_VALUE: raw("null"); break;
+      case element_type::BOOL:
+        raw(e.get_bool().value_unsafe() ? "true" : "false");
+        break;
+      case element_type::NULL_VALUE:
+        raw("null");
+        break;
     }
   }
 
@@ -688,13 +711,27 @@ class Writer {
   void escapeOne(unsigned char c) {
     *p_++ = '\\';
     switch (c) {
-      case '"': *p_++ = '"'; break;
-      case '\\': *p_++ = '\\'; break;
-      case '\n': *p_++ = 'n'; break;
-      case '\r': *p_++ = 'r'; break;
-      case '\t': *p_++ = 't'; break;
-      case '\b': *p_++ = 'b'; break;
-      case '\f': *p_++ = 'f'; break;
+      case '"':
+        *p_++ = '"';
+        break;
+      case '\\':
+        *p_++ = '\\';
+        break;
+      case '\n':
+        *p_++ = 'n';
+        break;
+      case '\r':
+        *p_++ = 'r';
+        break;
+      case '\t':
+        *p_++ = 't';
+        break;
+      case '\b':
+        *p_++ = 'b';
+        break;
+      case '\f':
+        *p_++ = 'f';
+        break;
       default: {
         static constexpr char kHex[] = "0123456789abcdef";
         *p_++ = 'u';
@@ -711,16 +748,15 @@ class Writer {
   char* end_ = nullptr;
 };
 
-
 }  // namespace
 
 struct GraphTranslator::Impl {
   simdjson::dom::parser parser;
   // mapGraphLine's buffers.
-  std::string padded;    // a line that came without padding, copied
+  std::string padded;  // a line that came without padding, copied
   ScanResult scan;
-  std::string alert;     // one translated alert
-  std::string page;      // a translated page: {"value":[alert,...]} and padding
+  std::string alert;  // one translated alert
+  std::string page;   // a translated page: {"value":[alert,...]} and padding
 
   // Translates `text` into `buf` from `start` on; returns where it ends (kSlack bytes of
   // `buf` follow), or npos when `text` is not valid JSON or not an object.
@@ -774,7 +810,8 @@ LineStats mapGraphLine(Mapper& mapper, GraphTranslator& translator, std::string_
 
   scanLine(line, s.scan);
   switch (s.scan.kind) {
-    case ScanResult::Kind::kBlank: return {};
+    case ScanResult::Kind::kBlank:
+      return {};
     case ScanResult::Kind::kInvalid:
     case ScanResult::Kind::kBadPage:
     case ScanResult::Kind::kOther:
@@ -788,7 +825,8 @@ LineStats mapGraphLine(Mapper& mapper, GraphTranslator& translator, std::string_
       return with_log ? mapper.mapLine(s.alert, padded_context, sink)
                       : mapper.mapElement(s.alert, sink);
     }
-    case ScanResult::Kind::kPage: break;
+    case ScanResult::Kind::kPage:
+      break;
   }
 
   // A page: each element translated on its own; one that is not a valid object is mapped
@@ -821,8 +859,8 @@ LineStats mapGraphLine(Mapper& mapper, GraphTranslator& translator, std::string_
   }
   page.append("]}");
   page.append(kLinePadding, ' ');
-  return mapper.mapLine(std::string_view(page.data(), page.size() - kLinePadding),
-                        padded_context, sink);
+  return mapper.mapLine(std::string_view(page.data(), page.size() - kLinePadding), padded_context,
+                        sink);
 }
 
 }  // namespace mdec::ecs

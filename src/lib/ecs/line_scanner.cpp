@@ -82,7 +82,8 @@ class Scanner {
       const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(data + pos));
       const int mask = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')),
                                                       _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
-      if (mask != 0) return pos + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+      if (mask != 0)
+        return pos + static_cast<std::size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
       pos += 16;
     }
 #endif
@@ -138,10 +139,18 @@ class Scanner {
             in_value_array_ = true;
           }
           break;
-        case '"': ok = scanString(); break;
-        case 't': ok = scanLiteral("true"); break;
-        case 'f': ok = scanLiteral("false"); break;
-        case 'n': ok = scanLiteral("null"); break;
+        case '"':
+          ok = scanString();
+          break;
+        case 't':
+          ok = scanLiteral("true");
+          break;
+        case 'f':
+          ok = scanLiteral("false");
+          break;
+        case 'n':
+          ok = scanLiteral("null");
+          break;
         default:
           if (c == '-' || (c >= '0' && c <= '9')) {
             ok = scanNumber();
@@ -243,4 +252,3 @@ void scanLine(std::string_view line, ScanResult& out) {
 }
 
 }  // namespace mdec::ecs
-

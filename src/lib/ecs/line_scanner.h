@@ -20,12 +20,12 @@ struct Span {
 
 struct ScanResult {
   enum class Kind {
-    kBlank,         // nothing but white space
-    kInvalid,       // not JSON: `message` says why, at `error_offset`
-    kPage,          // {"value": [...], ...}: `elements` are the array's items
-    kBadPage,       // an object with a "value" key that is not an array
-    kObject,        // any other object (an alert)
-    kOther,         // a JSON value that is not an object
+    kBlank,    // nothing but white space
+    kInvalid,  // not JSON: `message` says why, at `error_offset`
+    kPage,     // {"value": [...], ...}: `elements` are the array's items
+    kBadPage,  // an object with a "value" key that is not an array
+    kObject,   // any other object (an alert)
+    kOther,    // a JSON value that is not an object
   };
   Kind kind = Kind::kBlank;
   Span value;                  // the whole value, white space trimmed

@@ -155,12 +155,14 @@ std::string_view stringOf(const element& e) {
 // Section 3: values that count as absent at the top level of an alert or evidence.
 bool isBlankValue(const element& e) {
   switch (e.type()) {
-    case element_type::NULL_VALUE: return true;
+    case element_type::NULL_VALUE:
+      return true;
     case element_type::STRING: {
       const std::string_view s = stringOf(e);
       return s.empty() || s == "-" || s == "N/A";
     }
-    default: return false;
+    default:
+      return false;
   }
 }
 
@@ -173,9 +175,15 @@ void writeCompact(std::string& out, const element& e);
 
 void writeNumber(std::string& out, const element& e) {
   switch (e.type()) {
-    case element_type::INT64: appendInt(out, int64_t(e)); break;
-    case element_type::UINT64: appendUint(out, uint64_t(e)); break;
-    default: appendDouble(out, double(e)); break;
+    case element_type::INT64:
+      appendInt(out, int64_t(e));
+      break;
+    case element_type::UINT64:
+      appendUint(out, uint64_t(e));
+      break;
+    default:
+      appendDouble(out, double(e));
+      break;
   }
 }
 
@@ -205,10 +213,18 @@ void writeCompact(std::string& out, const element& e) {
       out.push_back(']');
       break;
     }
-    case element_type::STRING: appendString(out, stringOf(e)); break;
-    case element_type::BOOL: out.append(bool(e) ? "true" : "false"); break;
-    case element_type::NULL_VALUE: out.append("null", 4); break;
-    default: writeNumber(out, e); break;
+    case element_type::STRING:
+      appendString(out, stringOf(e));
+      break;
+    case element_type::BOOL:
+      out.append(bool(e) ? "true" : "false");
+      break;
+    case element_type::NULL_VALUE:
+      out.append("null", 4);
+      break;
+    default:
+      writeNumber(out, e);
+      break;
   }
 }
 
@@ -217,7 +233,8 @@ void writeCompact(std::string& out, const element& e) {
 // writes nothing) when the value itself is dropped.
 bool writeCleaned(std::string& out, const element& e) {
   switch (e.type()) {
-    case element_type::NULL_VALUE: return false;
+    case element_type::NULL_VALUE:
+      return false;
     case element_type::STRING: {
       const std::string_view s = stringOf(e);
       if (s.empty()) return false;
@@ -266,15 +283,21 @@ bool writeCleaned(std::string& out, const element& e) {
       out.push_back(']');
       return true;
     }
-    case element_type::BOOL: out.append(bool(e) ? "true" : "false"); return true;
-    default: writeNumber(out, e); return true;
+    case element_type::BOOL:
+      out.append(bool(e) ? "true" : "false");
+      return true;
+    default:
+      writeNumber(out, e);
+      return true;
   }
 }
 
 // A scalar as a JSON string ("12" for 12); other values as they are.
 void writeAsString(std::string& out, const element& e) {
   switch (e.type()) {
-    case element_type::STRING: appendString(out, stringOf(e)); break;
+    case element_type::STRING:
+      appendString(out, stringOf(e));
+      break;
     case element_type::INT64:
     case element_type::UINT64:
     case element_type::DOUBLE:
@@ -284,7 +307,9 @@ void writeAsString(std::string& out, const element& e) {
       appendString(out, text);
       break;
     }
-    default: writeCleaned(out, e); break;
+    default:
+      writeCleaned(out, e);
+      break;
   }
 }
 
@@ -305,8 +330,8 @@ bool shorterThanUtf16(std::string_view s, std::size_t limit) {
 }
 
 std::optional<int> severityNumber(std::string_view s) {
-  static constexpr std::array<std::string_view, 5> kNames = {"unspecified", "informational",
-                                                             "low", "medium", "high"};
+  static constexpr std::array<std::string_view, 5> kNames = {"unspecified", "informational", "low",
+                                                             "medium", "high"};
   for (std::size_t i = 0; i < kNames.size(); ++i) {
     const auto& name = kNames[i];
     if (name.size() != s.size()) continue;
@@ -326,14 +351,16 @@ bool isIpAddress(std::string_view s) {
   std::array<char, 64> buf{};
   std::memcpy(buf.data(), s.data(), s.size());
   std::array<unsigned char, 16> addr{};
-  if (s.find(':') != std::string_view::npos) return inet_pton(AF_INET6, buf.data(), addr.data()) == 1;
+  if (s.find(':') != std::string_view::npos)
+    return inet_pton(AF_INET6, buf.data(), addr.data()) == 1;
   return inet_pton(AF_INET, buf.data(), addr.data()) == 1;
 }
 
 // A JSON integer (or an integral number written as a float); nullopt otherwise.
 std::optional<std::int64_t> integerOf(const element& e) {
   switch (e.type()) {
-    case element_type::INT64: return int64_t(e);
+    case element_type::INT64:
+      return int64_t(e);
     case element_type::UINT64: {
       const std::uint64_t v = uint64_t(e);
       if (v > static_cast<std::uint64_t>(INT64_MAX)) return std::nullopt;
@@ -346,7 +373,8 @@ std::optional<std::int64_t> integerOf(const element& e) {
       if (static_cast<double>(i) != d) return std::nullopt;
       return i;
     }
-    default: return std::nullopt;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -394,14 +422,14 @@ struct Mapper::Impl {
   std::vector<Member> amembers;
   std::vector<std::string> alert_problems;
   EvidenceFields ev;
-  std::string alert_head;     // '{' and every top-level member that depends on the alert
-  std::string event_head;     // members of "event" that depend on the alert
-  std::string user_head;      // members of "user" from the alert
-  std::string mde_head;       // members of microsoft.defender_endpoint from the alert
-  std::string orig_prefix;    // event.original text before the evidence (escaped)
-  std::string orig_suffix;    // ... and after it
-  std::string alert_id_text;  // event.id as text, for the document id
-  std::string lut_text;       // lastUpdateTime as text
+  std::string alert_head;      // '{' and every top-level member that depends on the alert
+  std::string event_head;      // members of "event" that depend on the alert
+  std::string user_head;       // members of "user" from the alert
+  std::string mde_head;        // members of microsoft.defender_endpoint from the alert
+  std::string orig_prefix;     // event.original text before the evidence (escaped)
+  std::string orig_suffix;     // ... and after it
+  std::string alert_id_text;   // event.id as text, for the document id
+  std::string lut_text;        // lastUpdateTime as text
   bool version_known = false;  // alert_id_text/lut_text describe the current documents
   bool event_has_type_start = false;
   bool event_has_type_end = false;
@@ -522,7 +550,8 @@ struct Mapper::Impl {
     }
     scanLine(line, scan);
     switch (scan.kind) {
-      case ScanResult::Kind::kBlank: break;
+      case ScanResult::Kind::kBlank:
+        break;
       case ScanResult::Kind::kInvalid:
         emitErrorForText(line, "invalid JSON: " + scan.message + " at byte " +
                                    std::to_string(scan.error_offset));
@@ -807,13 +836,15 @@ struct Mapper::Impl {
       alert_head.append("]}}");
     }
     bool description_moved = false;
-    if (const auto& d = a(AK::kDescription); d && isString(*d) && shorterThanUtf16(stringOf(*d), 1020)) {
+    if (const auto& d = a(AK::kDescription);
+        d && isString(*d) && shorterThanUtf16(stringOf(*d), 1020)) {
       description_moved = true;
       alert_head.append(",\"rule\":{\"description\":");
       writeCompact(alert_head, *d);
       alert_head.push_back('}');
     }
-    alert_head.append(",\"observer\":{\"vendor\":\"Microsoft\",\"product\":\"Defender for Endpoint\"");
+    alert_head.append(
+        ",\"observer\":{\"vendor\":\"Microsoft\",\"product\":\"Defender for Endpoint\"");
     if (a(AK::kDetectionSource)) {
       alert_head.append(",\"name\":");
       writeCompact(alert_head, *a(AK::kDetectionSource));
@@ -915,7 +946,8 @@ struct Mapper::Impl {
           if (mde_head.size() == value_mark) mde_head.resize(mark);
           continue;
         }
-        default: break;
+        default:
+          break;
       }
       const std::size_t mark = mde_head.size();
       if (!mde_head.empty()) mde_head.push_back(',');
@@ -1064,7 +1096,8 @@ struct Mapper::Impl {
           if (!parts->user_info.empty()) {
             u.string("user_info", parts->user_info);
             if (!parts->username.empty()) u.string("username", parts->username);
-            if (parts->password && !parts->password->empty()) u.string("password", *parts->password);
+            if (parts->password && !parts->password->empty())
+              u.string("password", *parts->password);
           }
         }
       }
@@ -1143,7 +1176,8 @@ struct Mapper::Impl {
           case EK::kUrl:
           case EK::kUserSid:
             continue;
-          default: break;
+          default:
+            break;
         }
         const std::size_t member_mark = doc.size();
         if (doc.size() != ev_body) doc.push_back(',');

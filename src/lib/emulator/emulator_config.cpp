@@ -64,8 +64,7 @@ class Reader {
   }
 
   template <typename Duration>
-  void duration(const YAML::Node& parent, const char* key, const std::string& path,
-                Duration& out) {
+  void duration(const YAML::Node& parent, const char* key, const std::string& path, Duration& out) {
     const YAML::Node node = parent[key];
     if (!node.IsDefined() || node.IsNull()) return;
     auto d = core::parseDuration(text(node));
@@ -105,8 +104,7 @@ void readFaults(Reader& r, const YAML::Node& node, const std::string& section, F
   r.rate(node, "truncate_rate", p + "truncate_rate", f.truncate_rate);
   r.rate(node, "drop_rate", p + "drop_rate", f.drop_rate);
   r.rate(node, "throttle_rate", p + "throttle_rate", f.throttle_rate);
-  r.scalar(node, "throttle_retry_after_s", p + "throttle_retry_after_s",
-           f.throttle_retry_after_s);
+  r.scalar(node, "throttle_retry_after_s", p + "throttle_retry_after_s", f.throttle_retry_after_s);
   r.rate(node, "throttle_no_retry_after_rate", p + "throttle_no_retry_after_rate",
          f.throttle_no_retry_after_rate);
   r.scalar(node, "token_outage", p + "token_outage", f.token_outage);
@@ -132,17 +130,26 @@ void readFaults(Reader& r, const YAML::Node& node, const std::string& section, F
 void readModes(Reader& r, const YAML::Node& node, OrderMode& orderby, NextLinkMode& next_link) {
   if (node["orderby"].IsDefined()) {
     const std::string v = Reader::text(node["orderby"]);
-    if (v == "honour" || v == "honor") orderby = OrderMode::kHonour;
-    else if (v == "ignore") orderby = OrderMode::kIgnore;
-    else if (v == "reject") orderby = OrderMode::kReject;
-    else r.problem(node["orderby"], "'orderby' must be honour, ignore or reject, not '" + v + "'");
+    if (v == "honour" || v == "honor")
+      orderby = OrderMode::kHonour;
+    else if (v == "ignore")
+      orderby = OrderMode::kIgnore;
+    else if (v == "reject")
+      orderby = OrderMode::kReject;
+    else
+      r.problem(node["orderby"], "'orderby' must be honour, ignore or reject, not '" + v + "'");
   }
   if (node["next_link"].IsDefined()) {
     const std::string v = Reader::text(node["next_link"]);
-    if (v == "none") next_link = NextLinkMode::kNone;
-    else if (v == "correct") next_link = NextLinkMode::kCorrect;
-    else if (v == "malformed") next_link = NextLinkMode::kMalformed;
-    else r.problem(node["next_link"], "'next_link' must be none, correct or malformed, not '" + v + "'");
+    if (v == "none")
+      next_link = NextLinkMode::kNone;
+    else if (v == "correct")
+      next_link = NextLinkMode::kCorrect;
+    else if (v == "malformed")
+      next_link = NextLinkMode::kMalformed;
+    else
+      r.problem(node["next_link"],
+                "'next_link' must be none, correct or malformed, not '" + v + "'");
   }
 }
 
@@ -161,8 +168,8 @@ mdec::Status loadEmulatorConfig(const std::string& path, EmulatorConfig& config)
   if (root.IsNull()) return okStatus();
   Reader r(path);
   r.onlyKeys(root, "",
-             {"listen", "seed", "alerts", "speed", "start", "history", "token_lifetime",
-              "tenants", "world", "quota", "orderby", "next_link", "faults", "fault_seed", "tls"});
+             {"listen", "seed", "alerts", "speed", "start", "history", "token_lifetime", "tenants",
+              "world", "quota", "orderby", "next_link", "faults", "fault_seed", "tls"});
   if (!root.IsMap()) return r.finish();
 
   if (root["listen"].IsDefined()) {
@@ -184,8 +191,8 @@ mdec::Status loadEmulatorConfig(const std::string& path, EmulatorConfig& config)
     if (!t) {
       r.problem(root["start"], "'start' is not an ISO 8601 date-time");
     } else {
-      config.world.start = Timestamp{} + std::chrono::seconds(t->seconds) +
-                           std::chrono::nanoseconds(t->nanos);
+      config.world.start =
+          Timestamp{} + std::chrono::seconds(t->seconds) + std::chrono::nanoseconds(t->nanos);
     }
   }
   r.duration(root, "history", "history", config.world.history);
@@ -219,7 +226,8 @@ mdec::Status loadEmulatorConfig(const std::string& path, EmulatorConfig& config)
           } else {
             for (const auto& role : t["roles"]) {
               const std::string name = Reader::text(role);
-              c.alert_read = c.alert_read || name == "Alert.Read.All" || name == "Alert.ReadWrite.All";
+              c.alert_read =
+                  c.alert_read || name == "Alert.Read.All" || name == "Alert.ReadWrite.All";
               c.graph_read = c.graph_read || name == "SecurityAlert.Read.All" ||
                              name == "SecurityAlert.ReadWrite.All";
             }
@@ -230,8 +238,10 @@ mdec::Status loadEmulatorConfig(const std::string& path, EmulatorConfig& config)
     }
   }
   if (const YAML::Node w = root["world"]; w.IsDefined()) {
-    r.onlyKeys(w, "world", {"new_alerts_per_hour", "updates_per_hour", "late_fraction", "late_max"});
-    r.scalar(w, "new_alerts_per_hour", "world.new_alerts_per_hour", config.world.new_alerts_per_hour);
+    r.onlyKeys(w, "world",
+               {"new_alerts_per_hour", "updates_per_hour", "late_fraction", "late_max"});
+    r.scalar(w, "new_alerts_per_hour", "world.new_alerts_per_hour",
+             config.world.new_alerts_per_hour);
     r.scalar(w, "updates_per_hour", "world.updates_per_hour", config.world.updates_per_hour);
     r.rate(w, "late_fraction", "world.late_fraction", config.world.late_fraction);
     r.duration(w, "late_max", "world.late_max", config.world.late_max);
@@ -256,7 +266,7 @@ mdec::Status loadEmulatorConfig(const std::string& path, EmulatorConfig& config)
 }
 
 mdec::Status applyFaultsText(const std::string& text, Faults& faults, OrderMode& orderby,
-                       NextLinkMode& next_link) {
+                             NextLinkMode& next_link) {
   YAML::Node root;
   try {
     root = YAML::Load(text);

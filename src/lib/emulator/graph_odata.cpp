@@ -8,9 +8,9 @@
 #include <system_error>
 #include <utility>
 
-#include "odata_lexer.h"
 #include "mdecollect/core/json_writer.h"
 #include "mdecollect/emulator/graph_json.h"
+#include "odata_lexer.h"
 
 namespace mdec::emulator {
 namespace {

@@ -10,8 +10,8 @@
 #include <system_error>
 #include <utility>
 
-#include "odata_lexer.h"
 #include "mdecollect/core/json_writer.h"
+#include "odata_lexer.h"
 
 namespace mdec::emulator {
 namespace {

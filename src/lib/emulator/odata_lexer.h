@@ -53,8 +53,8 @@ inline bool nextToken(std::string_view f, std::size_t& pos, Token& t) {
     while (end < f.size() && isIdentChar(f[end])) ++end;
   } else if (isDigit(c) || c == '-' || c == '+') {
     t.kind = TokenKind::kLiteral;
-    while (end < f.size() && !isBlank(f[end]) && f[end] != '(' && f[end] != ')' &&
-           f[end] != ',' && f[end] != '\'') {
+    while (end < f.size() && !isBlank(f[end]) && f[end] != '(' && f[end] != ')' && f[end] != ',' &&
+           f[end] != '\'') {
       ++end;
     }
   } else if (c == '\'') {

@@ -124,9 +124,8 @@ std::string encodeQueryParam(std::string_view s) {
   out.reserve(s.size());
   for (char c : s) {
     const auto b = static_cast<unsigned char>(c);
-    const bool plain = (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') ||
-                       (b >= 'A' && b <= 'Z') || std::string_view("-_.!~*'()").find(c) !=
-                                                     std::string_view::npos;
+    const bool plain = (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') ||
+                       std::string_view("-_.!~*'()").find(c) != std::string_view::npos;
     if (plain) {
       out.push_back(c);
     } else {
@@ -297,9 +296,9 @@ struct EmulatorServer::Impl {
   std::map<std::string, std::map<int, std::uint64_t>> requests;
   std::uint64_t throttled = 0;
   std::uint64_t early_retries = 0;
-  std::uint64_t graph_throttled = 0;      // 429s answered on Graph (apart from `throttled`)
+  std::uint64_t graph_throttled = 0;  // 429s answered on Graph (apart from `throttled`)
   std::uint64_t graph_early_retries = 0;
-  std::uint64_t skiptoken_key = 0;        // authenticates Graph's $skiptoken values
+  std::uint64_t skiptoken_key = 0;  // authenticates Graph's $skiptoken values
   std::uint64_t tokens_issued = 0;
   std::uint64_t pretty_bodies = 0;         // API bodies sent pretty-printed (pretty_json)
   std::uint64_t foreign_links_served = 0;  // foreign nextLinks in bodies delivered whole
@@ -322,8 +321,8 @@ struct EmulatorServer::Impl {
     if (config.clients.empty()) {
       config.clients.push_back({kDefaultTenant, kDefaultClientId, kDefaultClientSecret, true});
     }
-    skiptoken_key = (config.world.seed * 0x9e3779b97f4a7c15ULL) ^ config.fault_seed ^
-                    0x6a09e667f3bcc908ULL;
+    skiptoken_key =
+        (config.world.seed * 0x9e3779b97f4a7c15ULL) ^ config.fault_seed ^ 0x6a09e667f3bcc908ULL;
     real_start = Clock::now();
     emulated_start = world.now();
   }
@@ -419,20 +418,22 @@ struct EmulatorServer::Impl {
     core::appendString(body, error);
     body += ",\"error_description\":";
     core::appendString(body, "AADSTS" + std::to_string(code) + ": " + description +
-                                "\r\nTrace ID: " + trace + "\r\nCorrelation ID: " + correlation +
-                                "\r\nTimestamp: " + when);
+                                 "\r\nTrace ID: " + trace + "\r\nCorrelation ID: " + correlation +
+                                 "\r\nTimestamp: " + when);
     body += ",\"error_codes\":[" + std::to_string(code) + "],\"timestamp\":";
     core::appendString(body, when);
-    body += ",\"trace_id\":\"" + trace + "\",\"correlation_id\":\"" + correlation +
-            "\",\"error_uri\":\"https://login.microsoftonline.com/error?code=" +
-            std::to_string(code) + "\"}";
+    body +=
+        ",\"trace_id\":\"" + trace + "\",\"correlation_id\":\"" + correlation +
+        "\",\"error_uri\":\"https://login.microsoftonline.com/error?code=" + std::to_string(code) +
+        "\"}";
     setJson(res, status, body);
   }
 
   void handleToken(const httplib::Request& req, httplib::Response& res, bool v2) {
     sleepLatency();
     std::lock_guard<std::mutex> lock(mu);
-    const std::string path = v2 ? "POST /{tenant}/oauth2/v2.0/token" : "POST /{tenant}/oauth2/token";
+    const std::string path =
+        v2 ? "POST /{tenant}/oauth2/v2.0/token" : "POST /{tenant}/oauth2/token";
     tokenRequest(req, res, v2);
     count(path, res.status);
   }
@@ -501,7 +502,8 @@ struct EmulatorServer::Impl {
       tokenError(res, 401, "invalid_client", 7000215,
                  "Invalid client secret provided. Ensure the secret being sent in the request "
                  "is the client secret value, not the client secret ID, for a secret added to "
-                 "app '" + client->client_id + "'.");
+                 "app '" +
+                     client->client_id + "'.");
       return;
     }
     std::string resource;
@@ -514,16 +516,16 @@ struct EmulatorServer::Impl {
       }
       bool ok = endsWith(*scope, "/.default");
       if (ok) {
-        const std::string_view prefix =
-            std::string_view(*scope).substr(0, scope->size() - std::string_view("/.default").size());
+        const std::string_view prefix = std::string_view(*scope).substr(
+            0, scope->size() - std::string_view("/.default").size());
         ok = isDefenderResource(prefix) || isGraphResource(prefix);
         resource = std::string(prefix);
       }
       if (!ok) {
         tokenError(res, 400, "invalid_scope", 70011,
                    "The provided request must include a 'scope' input parameter. The provided "
-                   "value for the input parameter 'scope' is not valid. The scope " + *scope +
-                       " is not valid.");
+                   "value for the input parameter 'scope' is not valid. The scope " +
+                       *scope + " is not valid.");
         return;
       }
     } else {
@@ -700,8 +702,8 @@ struct EmulatorServer::Impl {
     return true;
   }
 
-  void throttle(Api api, const httplib::Request& req, httplib::Response& res,
-                ClientState& state, std::int64_t retry_after) {
+  void throttle(Api api, const httplib::Request& req, httplib::Response& res, ClientState& state,
+                std::int64_t retry_after) {
     if (retry_after < 1) retry_after = 1;
     ++(api == Api::kGraph ? graph_throttled : throttled);
     state.not_before = Clock::now() + seconds(retry_after);
@@ -760,14 +762,18 @@ struct EmulatorServer::Impl {
     if (!admit(req, res)) return;
     QueryParams params;
     for (const auto& [key, value] : req.params) {
-      if (key == "$filter") params.filter = value;
-      else if (key == "$orderby") params.orderby = value;
-      else if (key == "$top") params.top = value;
-      else if (key == "$skip") params.skip = value;
-      else if (key == "$expand") params.expand = value;
+      if (key == "$filter")
+        params.filter = value;
+      else if (key == "$orderby")
+        params.orderby = value;
+      else if (key == "$top")
+        params.top = value;
+      else if (key == "$skip")
+        params.skip = value;
+      else if (key == "$expand")
+        params.expand = value;
       else if (!key.empty() && key[0] == '$') {
-        apiError(res, 400, "ODataError",
-                 "The query parameter '" + key + "' is not supported.");
+        apiError(res, 400, "ODataError", "The query parameter '" + key + "' is not supported.");
         return;
       }
     }
@@ -870,12 +876,18 @@ struct EmulatorServer::Impl {
       const std::string_view name =
           !key.empty() && key[0] == '$' ? std::string_view(key).substr(1) : std::string_view(key);
       std::optional<std::string>* slot = nullptr;
-      if (name == "filter") slot = &params.filter;
-      else if (name == "orderby") slot = &params.orderby;
-      else if (name == "top") slot = &params.top;
-      else if (name == "skip") slot = &params.skip;
-      else if (name == "count") slot = &params.count;
-      else if (name == "skiptoken") slot = &params.skiptoken;
+      if (name == "filter")
+        slot = &params.filter;
+      else if (name == "orderby")
+        slot = &params.orderby;
+      else if (name == "top")
+        slot = &params.top;
+      else if (name == "skip")
+        slot = &params.skip;
+      else if (name == "count")
+        slot = &params.count;
+      else if (name == "skiptoken")
+        slot = &params.skiptoken;
       if (slot == nullptr) {
         if (!key.empty() && key[0] == '$') {
           graphError(req, res, 400, "BadRequest",
@@ -886,8 +898,9 @@ struct EmulatorServer::Impl {
       }
       if (*slot) {
         graphError(req, res, 400, "BadRequest",
-                   "Query option '$" + std::string(name) + "' was specified more than once, "
-                   "but it must be specified at most once.");
+                   "Query option '$" + std::string(name) +
+                       "' was specified more than once, "
+                       "but it must be specified at most once.");
         return;
       }
       *slot = value;
@@ -898,12 +911,12 @@ struct EmulatorServer::Impl {
       return;
     }
     if (config.orderby == OrderMode::kReject && query->order_by) {
-      graphError(req, res, 400, "BadRequest",
-                 "Invalid order by clause: the property '" +
-                     std::string(query->order_by == TimeField::kAlertCreationTime
-                                     ? "createdDateTime"
-                                     : "lastUpdateDateTime") +
-                     "' cannot be used in the $orderby query option.");
+      graphError(
+          req, res, 400, "BadRequest",
+          "Invalid order by clause: the property '" +
+              std::string(query->order_by == TimeField::kAlertCreationTime ? "createdDateTime"
+                                                                           : "lastUpdateDateTime") +
+              "' cannot be used in the $orderby query option.");
       return;
     }
     const bool include_unknown = prefersUnknownEnumMembers(req);
@@ -1094,9 +1107,9 @@ struct EmulatorServer::Impl {
         const Timestamp at = *frozen_at;
         frozen_at.reset();
         const auto ahead = emulatedNow() - at;
-        real_start += std::chrono::duration_cast<Clock::duration>(
-            std::chrono::duration<double, std::nano>(static_cast<double>(ahead.count()) /
-                                                     config.speed));
+        real_start +=
+            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double, std::nano>(
+                static_cast<double>(ahead.count()) / config.speed));
       }
       setTestJson(r, 200,
                   std::string("{\"frozen\":") + (frozen_at ? "true" : "false") + ",\"now\":\"" +
@@ -1150,12 +1163,12 @@ mdec::Status EmulatorServer::start() {
     if (m.config.tls_cert.empty() || m.config.tls_key.empty()) {
       return Error(ErrorCode::kInvalidArgument, "TLS needs both a certificate and a key");
     }
-    auto ssl = std::make_unique<httplib::SSLServer>(m.config.tls_cert.c_str(),
-                                                    m.config.tls_key.c_str());
+    auto ssl =
+        std::make_unique<httplib::SSLServer>(m.config.tls_cert.c_str(), m.config.tls_key.c_str());
     if (!ssl->is_valid()) {
-      return Error(ErrorCode::kInvalidArgument,
-                   "cannot load the TLS certificate '" + m.config.tls_cert + "' or key '" +
-                       m.config.tls_key + "'");
+      return Error(ErrorCode::kInvalidArgument, "cannot load the TLS certificate '" +
+                                                    m.config.tls_cert + "' or key '" +
+                                                    m.config.tls_key + "'");
     }
     m.server = std::move(ssl);
     m.tls = true;

@@ -1,13 +1,13 @@
 #include "mdecollect/emulator/world.h"
 
-#include "mdecollect/core/iso8601.h"
-#include "mdecollect/emulator/graph_json.h"
-
 #include <algorithm>
 #include <cstdlib>
 #include <limits>
 #include <utility>
 #include <vector>
+
+#include "mdecollect/core/iso8601.h"
+#include "mdecollect/emulator/graph_json.h"
 
 namespace mdec::emulator {
 namespace {
@@ -60,9 +60,7 @@ nanoseconds meanGap(double per_hour) {
 
 // The generator's largest gap for a wanted mean gap between creation times: a gap is
 // uniform in (0, max], and 40% of alerts join the current burst a few ms later instead.
-milliseconds maxGapFor(nanoseconds mean) {
-  return duration_cast<milliseconds>(mean * 2 * 10 / 6);
-}
+milliseconds maxGapFor(nanoseconds mean) { return duration_cast<milliseconds>(mean * 2 * 10 / 6); }
 
 // The initial population: `count` alerts created about `history` long and ending before
 // `start`. The generator's gaps are random, so a draw can run past `start` (by an hour for a
@@ -119,8 +117,8 @@ World::World(WorldOptions options)
     generator_.setMaxGap(maxGapFor(new_gap_mean_));
     next_new_ = generator_.next();
   }
-  next_update_ = update_gap_mean_ == nanoseconds::max() ? kNever
-                                                        : now_ + drawGap(rng_, update_gap_mean_);
+  next_update_ =
+      update_gap_mean_ == nanoseconds::max() ? kNever : now_ + drawGap(rng_, update_gap_mean_);
 }
 
 Timestamp World::lateness(Rng& rng) {
@@ -152,8 +150,7 @@ void World::addVersion(std::size_t slot_index) {
                            ? kFutureTime + std::chrono::seconds(static_cast<std::int64_t>(number))
                            : slot.alert.last_update_time;
   // Visibility follows the real time, whatever the version is stamped with.
-  v.visible_since =
-      slot.alert.last_update_time + lateness(rng_).time_since_epoch();
+  v.visible_since = slot.alert.last_update_time + lateness(rng_).time_since_epoch();
   // A version never becomes visible before an earlier one of the same alert.
   if (!slot.versions.empty() && v.visible_since < slot.versions.back().visible_since) {
     v.visible_since = slot.versions.back().visible_since;
@@ -293,8 +290,10 @@ QueryPage World::query(const AlertQuery& q, OrderMode mode, bool mark_served) {
   const std::size_t end = std::min(candidates.size(), begin + std::min(q.top, candidates.size()));
   std::size_t bytes = 2;
   for (std::size_t i = begin; i < end; ++i) {
-    bytes += (q.expand_evidence ? candidates[i].second->json_expanded
-                                : candidates[i].second->json_plain).size() + 1;
+    bytes +=
+        (q.expand_evidence ? candidates[i].second->json_expanded : candidates[i].second->json_plain)
+            .size() +
+        1;
   }
   page.value_json.reserve(bytes);
   for (std::size_t i = begin; i < end; ++i) {
@@ -331,8 +330,8 @@ const std::string& World::graphJson(Slot& slot, Version& version,
                                                                 : version.graph_json_legacy;
 }
 
-QueryPage World::queryGraph(const GraphQuery& q, OrderMode mode,
-                            bool include_unknown_enum_members, bool mark_served) {
+QueryPage World::queryGraph(const GraphQuery& q, OrderMode mode, bool include_unknown_enum_members,
+                            bool mark_served) {
   const auto candidates = matching(
       [&q](const Version& v) {
         GraphFilterFields f;

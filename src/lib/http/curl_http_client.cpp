@@ -228,8 +228,8 @@ std::size_t onBody(char* data, std::size_t size, std::size_t count, void* user) 
       auto it = transfer->response.headers.find("content-length");
       if (it != transfer->response.headers.end()) {
         std::uint64_t length = 0;
-        auto [end, ec] = std::from_chars(it->second.data(),
-                                         it->second.data() + it->second.size(), length);
+        auto [end, ec] =
+            std::from_chars(it->second.data(), it->second.data() + it->second.size(), length);
         if (ec == std::errc() && end == it->second.data() + it->second.size() &&
             length <= transfer->max_body) {
           body.reserve(static_cast<std::size_t>(length) + 64);

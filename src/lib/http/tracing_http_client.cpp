@@ -29,11 +29,11 @@ namespace {
 constexpr std::string_view kMask = "***";
 
 // Form fields and query parameters whose values are secrets.
-constexpr std::string_view kSecretFormFields[] = {"client_secret", "client_assertion", "password",
-                                                  "refresh_token", "code", "assertion"};
+constexpr std::string_view kSecretFormFields[] = {
+    "client_secret", "client_assertion", "password", "refresh_token", "code", "assertion"};
 // JSON keys whose string values are secrets.
-constexpr std::string_view kSecretJsonKeys[] = {"access_token", "refresh_token", "id_token",
-                                                "client_secret", "password", "api_key"};
+constexpr std::string_view kSecretJsonKeys[] = {"access_token",  "refresh_token", "id_token",
+                                                "client_secret", "password",      "api_key"};
 
 template <std::size_t N>
 bool isOneOf(std::string_view name, const std::string_view (&names)[N]) {
@@ -321,8 +321,7 @@ struct TraceWriter::Redactor {
 
   // A body: redacted over a window (the first max_bytes and the longest secret form), then
   // cut to max_bytes. Returns whether it was cut.
-  bool appendBody(std::string& out, std::string_view body, bool form,
-                  std::size_t max_bytes) const {
+  bool appendBody(std::string& out, std::string_view body, bool form, std::size_t max_bytes) const {
     const bool whole = body.size() <= max_bytes;
     const std::string_view window =
         whole ? body : body.substr(0, std::min(body.size(), max_bytes + longest));
@@ -566,9 +565,8 @@ Result<std::shared_ptr<TraceWriter>> TraceWriter::open(TraceOptions options,
     std::error_code ec;
     std::filesystem::create_directories(parent, ec);
     if (ec) {
-      return Error(ErrorCode::kIo,
-                   "trace file " + options.path + ": cannot create " + parent.string() + ": " +
-                       ec.message());
+      return Error(ErrorCode::kIo, "trace file " + options.path + ": cannot create " +
+                                       parent.string() + ": " + ec.message());
     }
   }
   core::UniqueFd fd = openAppend(options.path, false);
@@ -586,8 +584,7 @@ Result<std::shared_ptr<TraceWriter>> TraceWriter::open(TraceOptions options,
 void TraceWriter::reportError(const std::string& what) {
   write_errors_.fetch_add(1);
   if (!warned_.exchange(true)) {
-    spdlog::warn("trace file {}: {} (further trace errors are only counted)", options_.path,
-                 what);
+    spdlog::warn("trace file {}: {} (further trace errors are only counted)", options_.path, what);
   }
 }
 
@@ -655,8 +652,7 @@ bool TraceWriter::writeLocked(const std::string& line) {
 }
 
 void TraceWriter::write(std::string_view component, const HttpRequest& request,
-                        const Result<HttpResponse>& response,
-                        std::chrono::microseconds elapsed) {
+                        const Result<HttpResponse>& response, std::chrono::microseconds elapsed) {
   try {
     std::string line = formatLine(component, request, response, elapsed);
     line.push_back('\n');

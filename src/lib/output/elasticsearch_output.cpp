@@ -35,10 +35,9 @@ Error httpError(const std::string& what, const http::HttpResponse& res) {
   const std::string message =
       what + " (HTTP " + std::to_string(res.status) + ": " + elasticsearchError(res.body) + ")";
   if (res.status == 401 || res.status == 403) {
-    return Error(ErrorCode::kAuth, message +
-                                       (res.status == 401
-                                            ? "; check api_key or username/password"
-                                            : "; the user or API key lacks a privilege"))
+    return Error(ErrorCode::kAuth,
+                 message + (res.status == 401 ? "; check api_key or username/password"
+                                              : "; the user or API key lacks a privilege"))
         .withHttpStatus(res.status);
   }
   if (res.status == 429) return Error(ErrorCode::kThrottled, message).withHttpStatus(429);
@@ -72,8 +71,7 @@ std::string dataStreamOf(std::string_view document) {
   std::string_view ns;
   simdjson::ondemand::document doc;
   simdjson::ondemand::object root;
-  if (parser.iterate(padded.data(), document.size(), padded.size()).get(doc) ==
-          simdjson::SUCCESS &&
+  if (parser.iterate(padded.data(), document.size(), padded.size()).get(doc) == simdjson::SUCCESS &&
       doc.get_object().get(root) == simdjson::SUCCESS) {
     for (auto field : root) {
       std::string_view key;
@@ -166,7 +164,8 @@ Result<std::vector<BulkItemResult>> parseBulkResponse(std::string_view body) {
     if (result["_id"].get_string().get(text) == simdjson::SUCCESS) r.id = std::string(text);
     simdjson::dom::element error;
     if (result["error"].get(error) == simdjson::SUCCESS) {
-      if (error["type"].get_string().get(text) == simdjson::SUCCESS) r.error_type = std::string(text);
+      if (error["type"].get_string().get(text) == simdjson::SUCCESS)
+        r.error_type = std::string(text);
       if (error["reason"].get_string().get(text) == simdjson::SUCCESS) {
         r.error_reason = std::string(text);
       }
@@ -416,8 +415,9 @@ class ElasticsearchOutput final : public Output {
       appendCreate(body, item.index, item.doc->id, item.doc->body);
     }
     ++counters_->bulk_requests;
-    auto res = transport_.send("POST", "/_bulk?filter_path=errors,items.*._id,items.*.status,"
-                                       "items.*.error.type,items.*.error.reason",
+    auto res = transport_.send("POST",
+                               "/_bulk?filter_path=errors,items.*._id,items.*.status,"
+                               "items.*.error.type,items.*.error.reason",
                                std::move(body), true);
     if (!res) {
       ++counters_->failed_requests;
@@ -429,8 +429,9 @@ class ElasticsearchOutput final : public Output {
         Item& item = items[chunk.front()];
         item.settled = item.dead = true;
         item.status = 413;
-        item.error = "request_entity_too_large: the document alone is over the cluster's "
-                     "http.max_content_length";
+        item.error =
+            "request_entity_too_large: the document alone is over the cluster's "
+            "http.max_content_length";
         return okStatus();
       }
       const auto half = static_cast<std::ptrdiff_t>(chunk.size() / 2);
@@ -448,9 +449,9 @@ class ElasticsearchOutput final : public Output {
     }
     if (results->size() != chunk.size()) {
       ++counters_->failed_requests;
-      return Error(ErrorCode::kNetwork,
-                   "elasticsearch: the bulk response has " + std::to_string(results->size()) +
-                       " items for " + std::to_string(chunk.size()) + " documents");
+      return Error(ErrorCode::kNetwork, "elasticsearch: the bulk response has " +
+                                            std::to_string(results->size()) + " items for " +
+                                            std::to_string(chunk.size()) + " documents");
     }
     telemetry::DocumentTally tally;
     for (std::size_t k = 0; k < chunk.size(); ++k) {

@@ -448,8 +448,8 @@ class FileOutput final : public Output, public DirectWriter {
   UniqueFd fd_;                     // open on current_, or not yet
   bool dirty_ = false;              // bytes past offset_ may be in the file
   bool dir_needs_sync_ = false;     // the current file was created, not yet made durable
-  std::uint64_t page_bytes_ = 0;  // written by the page in progress
-  std::mutex mu_;                 // one page (or batch) at a time
+  std::uint64_t page_bytes_ = 0;    // written by the page in progress
+  std::mutex mu_;                   // one page (or batch) at a time
 };
 
 class FdOutput final : public Output {

@@ -18,11 +18,13 @@ void checkIndexTemplate(const config::ElasticsearchOutputConfig& config) {
   if (!state) {
     spdlog::warn("elasticsearch: cannot check the index template: {}", state.error().message());
   } else if (*state == TemplateState::kMissing) {
-    spdlog::warn("elasticsearch: the index template is missing, so documents would get "
-                 "Elasticsearch's default mappings; install it with: mdecollect setup -c FILE");
+    spdlog::warn(
+        "elasticsearch: the index template is missing, so documents would get "
+        "Elasticsearch's default mappings; install it with: mdecollect setup -c FILE");
   } else if (*state == TemplateState::kOutdated) {
-    spdlog::warn("elasticsearch: the index template is from another version of mdecollect "
-                 "(or another ILM policy); update it with: mdecollect setup -c FILE");
+    spdlog::warn(
+        "elasticsearch: the index template is from another version of mdecollect "
+        "(or another ILM policy); update it with: mdecollect setup -c FILE");
   }
 }
 

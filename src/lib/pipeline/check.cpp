@@ -20,7 +20,6 @@
 #include "mdecollect/auth/token_provider.h"
 #include "mdecollect/core/ascii.h"
 #include "mdecollect/core/json_writer.h"
-#include "mdecollect/source/api_client.h"
 #include "mdecollect/output/elasticsearch_output.h"
 #include "mdecollect/output/es_setup.h"
 #include "mdecollect/output/es_template.h"
@@ -391,7 +390,7 @@ void checkApiSource(const config::SourceConfig& s, Env& env, std::vector<CheckLi
   Error e(cls == source::StatusClass::kRenewToken || cls == source::StatusClass::kRefused
               ? ErrorCode::kAuth
           : cls == source::StatusClass::kThrottled ? ErrorCode::kThrottled
-                                                    : ErrorCode::kHttp,
+                                                   : ErrorCode::kHttp,
           "GET " + shown + ": HTTP " + std::to_string(res->status) + ": " +
               source::apiErrorMessage(res->body));
   e.withHttpStatus(res->status);

@@ -8,14 +8,14 @@
 #include <vector>
 
 #include "mdecollect/auth/token_provider.h"
-#include "mdecollect/http/http_client.h"
-#include "mdecollect/http/tracing_http_client.h"
-#include "mdecollect/source/file_source.h"
-#include "mdecollect/source/source.h"
-#include "mdecollect/pipeline/supervise.h"
 #include "mdecollect/core/backoff.h"
 #include "mdecollect/core/host_port.h"
 #include "mdecollect/core/iso8601.h"
+#include "mdecollect/http/http_client.h"
+#include "mdecollect/http/tracing_http_client.h"
+#include "mdecollect/pipeline/supervise.h"
+#include "mdecollect/source/file_source.h"
+#include "mdecollect/source/source.h"
 #include "mdecollect/state/run_lock.h"
 #include "mdecollect/state/state_store.h"
 #include "mdecollect/telemetry/monitor_server.h"
@@ -49,8 +49,7 @@ class BackfillRunner {
 
   // Runs slices until `deadline` (none: until every job is done or failed), a stop
   // request, or no job is left. Returns false when a job failed in this call.
-  bool run(std::optional<std::chrono::steady_clock::time_point> deadline,
-           std::stop_token stop) {
+  bool run(std::optional<std::chrono::steady_clock::time_point> deadline, std::stop_token stop) {
     bool ok = true;
     for (int guard = 0; guard < 1'000'000; ++guard) {
       if (stop.stop_requested()) return ok;
@@ -91,7 +90,8 @@ class BackfillRunner {
         const Error& e = stats.error();
         ++failures_;
         job->message = e.message();
-        const bool refused = e.code() == ErrorCode::kAuth || e.code() == ErrorCode::kInvalidArgument;
+        const bool refused =
+            e.code() == ErrorCode::kAuth || e.code() == ErrorCode::kInvalidArgument;
         if (refused || failures_ >= 5) {
           job->state = "failed";
           ok = false;
@@ -217,8 +217,7 @@ void pollSource(Shared& shared, const config::SourceConfig& config, source::Sour
   }
   const bool file = config.type == config::SourceType::kFile;
   while (!stop.stop_requested()) {
-    metrics.setStateIf(telemetry::State::kCollecting, {telemetry::State::kDegraded},
-                       std::string());
+    metrics.setStateIf(telemetry::State::kCollecting, {telemetry::State::kDegraded}, std::string());
     auto stats = source.poll(stop);
     milliseconds wait = file ? std::min<milliseconds>(config.interval, milliseconds(1000))
                              : milliseconds(config.interval);
@@ -226,9 +225,8 @@ void pollSource(Shared& shared, const config::SourceConfig& config, source::Sour
     if (stats) {
       const auto& s = *stats;
       if (!s.stopped) {
-        metrics.last_success_unix_ms = std::chrono::duration_cast<milliseconds>(
-                                           shared.clock.now().time_since_epoch())
-                                           .count();
+        metrics.last_success_unix_ms =
+            std::chrono::duration_cast<milliseconds>(shared.clock.now().time_since_epoch()).count();
         metrics.setStateIf(telemetry::State::kCollecting,
                            {telemetry::State::kStarting, telemetry::State::kAuthenticating,
                             telemetry::State::kDegraded, telemetry::State::kFailing});
@@ -268,8 +266,8 @@ void pollSource(Shared& shared, const config::SourceConfig& config, source::Sour
 
 // A source's thread: made, polled, and — when anything in it throws — reported failing
 // and made again after a backoff.
-void runSource(Shared& shared, const config::SourceConfig& config, bool once,
-               bool backfill_only, std::stop_token stop) {
+void runSource(Shared& shared, const config::SourceConfig& config, bool once, bool backfill_only,
+               std::stop_token stop) {
   auto log = source::sourceLogger(config.name);
   telemetry::SourceMetrics& metrics =
       shared.metrics.source(config.name, config::sourceTypeName(config.type));
@@ -318,7 +316,8 @@ bool runOutput(Shared& shared, output::Output& out, bool once, std::stop_token s
   // Exponential backoff with jitter (half to all of the step): 1 s doubling to 30 s;
   // refused credentials wait a minute.
   core::Backoff backoff({.first = milliseconds(1000), .max = milliseconds(30'000), .jitter = true});
-  core::Backoff refused({.first = milliseconds(60'000), .max = milliseconds(60'000), .jitter = true});
+  core::Backoff refused(
+      {.first = milliseconds(60'000), .max = milliseconds(60'000), .jitter = true});
   for (;;) {
     // A stop request ends delivery after the batch in hand; the rest waits in the outbox.
     if (stop.stop_requested()) return true;
@@ -443,9 +442,10 @@ class Collector {
       return false;
     }
     if (!*acquired) {
-      log_->error("another mdecollect run (pid {}) is using the state directory '{}'; one "
-                  "collector per state_dir",
-                  state::RunLock::holder(config_.state_dir), config_.state_dir);
+      log_->error(
+          "another mdecollect run (pid {}) is using the state directory '{}'; one "
+          "collector per state_dir",
+          state::RunLock::holder(config_.state_dir), config_.state_dir);
       return false;
     }
     lock_ = std::move(*acquired);
@@ -455,8 +455,7 @@ class Collector {
   bool openStore() {
     auto store = parts_.open_store(config_.state_dir);
     if (!store) {
-      log_->error("cannot open the state in '{}': {}", config_.state_dir,
-                  store.error().message());
+      log_->error("cannot open the state in '{}': {}", config_.state_dir, store.error().message());
       return false;
     }
     store_ = std::move(*store);
@@ -488,9 +487,10 @@ class Collector {
       return false;
     }
     trace_ = std::move(*opened);
-    log_->warn("tracing every HTTP request and response to {} (secrets redacted; turn "
-               "tracing.enabled off when done)",
-               config_.tracing.path);
+    log_->warn(
+        "tracing every HTTP request and response to {} (secrets redacted; turn "
+        "tracing.enabled off when done)",
+        config_.tracing.path);
     return true;
   }
 
@@ -541,10 +541,11 @@ class Collector {
       const bool configured = std::any_of(outputs_.begin(), outputs_.end(),
                                           [&name](const auto& o) { return o->name() == name; });
       if (configured) continue;
-      log_->warn("output {} is no longer configured: forgotten, with the documents that waited "
-                 "only for it (configured again, it starts with the documents collected from "
-                 "then on)",
-                 name);
+      log_->warn(
+          "output {} is no longer configured: forgotten, with the documents that waited "
+          "only for it (configured again, it starts with the documents collected from "
+          "then on)",
+          name);
       if (auto s = store_->unregisterOutput(name); !s) {
         log_->error("{}", s.error().message());
         return false;

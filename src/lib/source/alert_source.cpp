@@ -57,9 +57,8 @@ class PageSink : public ecs::DocumentSink {
 }  // namespace
 
 AlertSource::AlertSource(const config::SourceConfig& config, output::Delivery& delivery,
-                         http::HttpClient& client, auth::TokenProvider& tokens,
-                         core::Clock& clock, SourceOptions options, ApiProfile profile,
-                         std::string time_key)
+                         http::HttpClient& client, auth::TokenProvider& tokens, core::Clock& clock,
+                         SourceOptions options, ApiProfile profile, std::string time_key)
     : config_(config),
       log_(sourceLogger(config.name)),
       options_(options),
@@ -111,9 +110,10 @@ Result<PollStats> AlertSource::poll(std::stop_token stop) {
   if (!floor) return floor.error();
   if (*floor) {
     if (auto f = core::parseIsoDateTime(**floor); f && from < *f) {
-      log_->info("reading from {} rather than {}: the seen-set covers no earlier versions (the "
-                 "overlap grows to late_arrival_window as polls go by)",
-                 apiTime(*f), apiTime(from));
+      log_->info(
+          "reading from {} rather than {}: the seen-set covers no earlier versions (the "
+          "overlap grows to late_arrival_window as polls go by)",
+          apiTime(*f), apiTime(from));
       from = *f;
     }
   }
@@ -175,9 +175,10 @@ std::string AlertSource::summary(const PollStats& s) const {
       s.alerts, s.new_versions, s.documents, s.errors, s.requests, s.retries, s.throttled,
       s.watermark.value_or("none"), s.lag ? s.lag->count() : 0);
   if (s.future > 0) {
-    line += fmt::format(", {} new versions stamped in the future (delivered; the watermark "
-                        "stays at the server's time)",
-                        s.future);
+    line += fmt::format(
+        ", {} new versions stamped in the future (delivered; the watermark "
+        "stays at the server's time)",
+        s.future);
   }
   return line;
 }
@@ -200,8 +201,10 @@ Result<PageFacts> AlertSource::fetch(const std::string& url, bool probe, bool ne
     page.body.append(ecs::kLinePadding, ' ');
     auto scanned = scanner_.scan(page.body, page.size, next_link);
     if (!scanned) {
-      last = Error(ErrorCode::kParse, "the API answered 200 with a body that is not a page of "
-                                      "alerts: " + scanned.error().message());
+      last = Error(ErrorCode::kParse,
+                   "the API answered 200 with a body that is not a page of "
+                   "alerts: " +
+                       scanned.error().message());
       log_->warn("{}", last->message());
       continue;
     }
@@ -218,7 +221,8 @@ Result<PageFacts> AlertSource::fetch(const std::string& url, bool probe, bool ne
     m_.alerts_fetched += facts.alerts;
     if (!probe) {
       page.now = serverNow();
-      page.future_after = addNanos(page.now, duration_cast<nanoseconds>(kClockSkewAllowance).count());
+      page.future_after =
+          addNanos(page.now, duration_cast<nanoseconds>(kClockSkewAllowance).count());
       held_ = std::move(page);
     }
     return facts;
@@ -285,8 +289,8 @@ Status AlertSource::commit(Page& page, const std::optional<Instant>& watermark) 
   for (std::size_t i = 0; i < alerts.size(); ++i) {
     const bool known = alerts[i].identified();
     if (known && (*seen)[i]) continue;
-    if (known && !in_page.insert(versions[i].alert_id + '\n' + versions[i].last_update_time)
-                      .second) {
+    if (known &&
+        !in_page.insert(versions[i].alert_id + '\n' + versions[i].last_update_time).second) {
       continue;
     }
     sink.holdNext(!known);
@@ -304,9 +308,10 @@ Status AlertSource::commit(Page& page, const std::optional<Instant>& watermark) 
       c.seen.push_back(versions[i]);
       if (page.future_after < *alerts[i].time) {
         ++future;
-        log_->warn("alert {} is stamped {}, past the API's clock ({}): delivered; the watermark "
-                   "stays at the server's time",
-                   alerts[i].id, apiTime(*alerts[i].time), apiTime(page.now));
+        log_->warn(
+            "alert {} is stamped {}, past the API's clock ({}): delivered; the watermark "
+            "stays at the server's time",
+            alerts[i].id, apiTime(*alerts[i].time), apiTime(page.now));
       }
       continue;
     }

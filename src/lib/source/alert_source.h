@@ -48,8 +48,7 @@ class AlertSource : public Source {
 
   // GETs one page and scans it. A page to deliver is held until commitFetched(); a probe's
   // is dropped at once.
-  Result<PageFacts> fetch(const std::string& url, bool probe, bool next_link,
-                          std::stop_token stop);
+  Result<PageFacts> fetch(const std::string& url, bool probe, bool next_link, std::stop_token stop);
   // Hands the held page to the committer, with the new watermark when set.
   Status commitFetched(std::optional<core::Instant> watermark);
 
@@ -70,8 +69,7 @@ class AlertSource : public Source {
   };
 
   Status runCollect(const core::Instant& from, std::optional<core::Instant> until,
-                    std::optional<core::Instant> floor, bool move_watermark,
-                    std::stop_token stop);
+                    std::optional<core::Instant> floor, bool move_watermark, std::stop_token stop);
   Status commit(Page& page, const std::optional<core::Instant>& watermark);
   Status waitCommit();
   std::string takeBuffer();
@@ -101,8 +99,7 @@ std::unique_ptr<Source> makeMdeAlertSource(const config::SourceConfig& config,
                                            auth::TokenProvider& tokens, core::Clock& clock,
                                            SourceOptions options);
 std::unique_ptr<Source> makeGraphAlertSource(const config::SourceConfig& config,
-                                             output::Delivery& delivery,
-                                             http::HttpClient& client,
+                                             output::Delivery& delivery, http::HttpClient& client,
                                              auth::TokenProvider& tokens, core::Clock& clock,
                                              SourceOptions options);
 

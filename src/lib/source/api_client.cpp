@@ -1,6 +1,7 @@
 #include "mdecollect/source/api_client.h"
 
 #include <fcntl.h>
+#include <simdjson.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,7 +12,6 @@
 #include <cstdio>
 #include <fstream>
 #include <limits>
-#include <simdjson.h>
 
 #include "mdecollect/core/private_file.h"
 
@@ -54,6 +54,7 @@ class Reader {
     }
     return false;
   }
+
  private:
   std::string_view s_;
   std::size_t i_ = 0;
@@ -61,23 +62,21 @@ class Reader {
 
 constexpr std::array<std::string_view, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-constexpr std::array<std::string_view, 7> kDays = {"Mon", "Tue", "Wed", "Thu",
-                                                   "Fri", "Sat", "Sun"};
+constexpr std::array<std::string_view, 7> kDays = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
 constexpr std::array<std::string_view, 7> kLongDays = {
     "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"};
 
-std::optional<std::int64_t> unixSeconds(unsigned year, unsigned month, unsigned day,
-                                        unsigned hour, unsigned minute, unsigned second) {
+std::optional<std::int64_t> unixSeconds(unsigned year, unsigned month, unsigned day, unsigned hour,
+                                        unsigned minute, unsigned second) {
   static constexpr std::array<unsigned, 12> kLengths = {31, 29, 31, 30, 31, 30,
                                                         31, 31, 30, 31, 30, 31};
-  if (year < 1970 || year > 9999 || day < 1 || day > kLengths[month] || hour > 23 ||
-      minute > 59 || second > 60) {
+  if (year < 1970 || year > 9999 || day < 1 || day > kLengths[month] || hour > 23 || minute > 59 ||
+      second > 60) {
     return std::nullopt;
   }
   const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
   if (month == 1 && day == 29 && !leap) return std::nullopt;
-  return core::daysFromCivil(year, month + 1, day) * 86400 + hour * 3600 + minute * 60 +
-         second;
+  return core::daysFromCivil(year, month + 1, day) * 86400 + hour * 3600 + minute * 60 + second;
 }
 
 // Writes `text` to `path` through a temporary file created 0600 and renamed over it.
@@ -89,8 +88,10 @@ void writePrivateFile(const std::string& path, const std::string& text) {
   std::size_t done = 0;
   while (ok && done < text.size()) {
     const ssize_t n = ::write(file->fd.get(), text.data() + done, text.size() - done);
-    if (n <= 0) ok = false;
-    else done += static_cast<std::size_t>(n);
+    if (n <= 0)
+      ok = false;
+    else
+      done += static_cast<std::size_t>(n);
   }
   file->fd.reset();
   if (ok) std::rename(tmp.c_str(), path.c_str());
@@ -111,9 +112,9 @@ std::optional<std::int64_t> parseHttpDate(std::string_view text) {
   {  // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
     Reader r(text);
     if (r.oneOf(kDays, ignored) && r.lit(", ") && r.num(2, day) && r.lit(" ") &&
-        r.oneOf(kMonths, month) && r.lit(" ") && r.num(4, year) && r.lit(" ") &&
-        r.num(2, hour) && r.lit(":") && r.num(2, minute) && r.lit(":") && r.num(2, second) &&
-        r.lit(" GMT") && r.done()) {
+        r.oneOf(kMonths, month) && r.lit(" ") && r.num(4, year) && r.lit(" ") && r.num(2, hour) &&
+        r.lit(":") && r.num(2, minute) && r.lit(":") && r.num(2, second) && r.lit(" GMT") &&
+        r.done()) {
       return unixSeconds(year, month, day, hour, minute, second);
     }
   }
@@ -438,11 +439,13 @@ Result<std::string> ApiClient::get(const std::string& url, std::stop_token stop,
         const std::string* header = res->header("retry-after");
         const auto asked =
             header != nullptr ? parseRetryAfter(*header, serverNow().seconds) : std::nullopt;
-        const milliseconds d = asked ? milliseconds(*asked) + milliseconds(50) : backoff_.delay(attempt);
+        const milliseconds d =
+            asked ? milliseconds(*asked) + milliseconds(50) : backoff_.delay(attempt);
         if (header != nullptr && !asked) {
-          log_->warn("the API sent a Retry-After that is not a number of seconds or a date; "
-                       "backing off {} ms instead",
-                       d.count());
+          log_->warn(
+              "the API sent a Retry-After that is not a number of seconds or a date; "
+              "backing off {} ms instead",
+              d.count());
         }
         pacer_.deferUntil(clock_.steadyNow() + d, clock_.steadyNow());
         savePacing();
@@ -450,9 +453,9 @@ Result<std::string> ApiClient::get(const std::string& url, std::stop_token stop,
         if (asked) last->withRetryAfter(*asked);
         log_->warn("throttled by the API: waiting {} ms", d.count());
         if (m != nullptr) {
-          m->setState(telemetry::State::kDegraded,
-                      "throttled: waiting " + std::to_string(d.count() / 1000) +
-                          " s as the API's Retry-After says");
+          m->setState(telemetry::State::kDegraded, "throttled: waiting " +
+                                                       std::to_string(d.count() / 1000) +
+                                                       " s as the API's Retry-After says");
         }
         continue;  // the pacer waits
       }

@@ -9,9 +9,9 @@
 //     position, so the renamed file is not read twice;
 //   - else 0 (a new file, a rotation, a truncation).
 #include "mdecollect/source/file_source.h"
-#include "mdecollect/core/unique_fd.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <glob.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,10 +26,10 @@
 #include <utility>
 #include <vector>
 
+#include "mdecollect/core/unique_fd.h"
 #include "mdecollect/ecs/graph_translate.h"
 #include "mdecollect/ecs/mapper.h"
 #include "mdecollect/source/source.h"
-#include <fmt/format.h>
 
 namespace mdec::source {
 namespace {

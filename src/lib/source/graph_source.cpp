@@ -15,10 +15,11 @@ class GraphAlertSource final : public AlertSource {
                    SourceOptions options)
       : AlertSource(config, delivery, client, tokens, clock, options, graphProfile(),
                     "lastUpdateDateTime"),
-        pager_(PagerSettings{config.page_size, options.restore_page_size_after}, config.api_url,
-               [this](const std::string& u) { return fetch(u, false, true, stop_); },
-               [this](std::optional<core::Instant> wm) { return commitFetched(wm); },
-               [this] { return serverNow(); }, log_) {}
+        pager_(
+            PagerSettings{config.page_size, options.restore_page_size_after}, config.api_url,
+            [this](const std::string& u) { return fetch(u, false, true, stop_); },
+            [this](std::optional<core::Instant> wm) { return commitFetched(wm); },
+            [this] { return serverNow(); }, log_) {}
 
  protected:
   Status collect(const core::Instant& from, std::optional<core::Instant> until,
@@ -71,8 +72,7 @@ class GraphAlertSource final : public AlertSource {
 }  // namespace
 
 std::unique_ptr<Source> makeGraphAlertSource(const config::SourceConfig& config,
-                                             output::Delivery& delivery,
-                                             http::HttpClient& client,
+                                             output::Delivery& delivery, http::HttpClient& client,
                                              auth::TokenProvider& tokens, core::Clock& clock,
                                              SourceOptions options) {
   return std::make_unique<GraphAlertSource>(config, delivery, client, tokens, clock, options);

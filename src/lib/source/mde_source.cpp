@@ -13,10 +13,11 @@ class MdeAlertSource final : public AlertSource {
                  SourceOptions options)
       : AlertSource(config, delivery, client, tokens, clock, options, mdeProfile(),
                     "lastUpdateTime"),
-        pager_(PagerSettings{config.page_size, options.restore_page_size_after},
-               [this](const WindowQuery& q) { return fetch(url(q), q.probe, false, stop_); },
-               [this](std::optional<core::Instant> wm) { return commitFetched(wm); },
-               [this] { return serverNow(); }, log_) {}
+        pager_(
+            PagerSettings{config.page_size, options.restore_page_size_after},
+            [this](const WindowQuery& q) { return fetch(url(q), q.probe, false, stop_); },
+            [this](std::optional<core::Instant> wm) { return commitFetched(wm); },
+            [this] { return serverNow(); }, log_) {}
 
  protected:
   Status collect(const core::Instant& from, std::optional<core::Instant> until,

@@ -72,7 +72,7 @@ Result<ScannedPage> PageScanner::scan(std::string_view body, std::size_t size, b
   ecs::ScanResult& scan = impl_->scan;
   ecs::scanLine(body.substr(0, size), scan);
   if (scan.kind != ecs::ScanResult::Kind::kPage) {
-    std::string what = scan.kind == ecs::ScanResult::Kind::kInvalid ? "not JSON: " + scan.message
+    std::string what = scan.kind == ecs::ScanResult::Kind::kInvalid   ? "not JSON: " + scan.message
                        : scan.kind == ecs::ScanResult::Kind::kBadPage ? "\"value\" is not an array"
                        : scan.kind == ecs::ScanResult::Kind::kBlank   ? "an empty body"
                                                                       : "no \"value\" array";

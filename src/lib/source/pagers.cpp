@@ -189,8 +189,9 @@ Status WindowPager::run(Instant from, std::optional<Instant> until, std::optiona
           continue;
         }
         order_doubted = true;
-        log_->warn("a full page looked sorted by lastUpdateTime but was not complete below its "
-                   "last time (the API does not honour $orderby): splitting windows instead");
+        log_->warn(
+            "a full page looked sorted by lastUpdateTime but was not complete below its "
+            "last time (the API does not honour $orderby): splitting windows instead");
       }
       if (skip == 0) {
         const Instant now = server_now_();

@@ -494,7 +494,8 @@ class SqliteStateStore final : public StateStore {
                       .bind(6, toStored(job.documents))
                       .bind(7, std::string_view(job.message))
                       .run();
-    if (!status) return withWhat(std::move(status.error()), "update backfill job " + std::to_string(job.id));
+    if (!status)
+      return withWhat(std::move(status.error()), "update backfill job " + std::to_string(job.id));
     return status;
   }
 
@@ -504,7 +505,8 @@ class SqliteStateStore final : public StateStore {
     ScopedReset reset(stmt);
     stmt.bind(1, std::string_view(source));
     auto row = stmt.step();
-    if (!row) return withWhat(std::move(row.error()), "read where source " + quoted(source) + " began");
+    if (!row)
+      return withWhat(std::move(row.error()), "read where source " + quoted(source) + " began");
     if (!*row || stmt.columnText(0).empty()) return std::optional<std::string>();
     return std::optional<std::string>(std::string(stmt.columnText(0)));
   }
@@ -515,7 +517,8 @@ class SqliteStateStore final : public StateStore {
     ScopedReset reset(stmt);
     auto status = stmt.bind(1, std::string_view(source)).bind(2, std::string_view(from)).run();
     if (!status) {
-      return withWhat(std::move(status.error()), "record where source " + quoted(source) + " began");
+      return withWhat(std::move(status.error()),
+                      "record where source " + quoted(source) + " began");
     }
     return status;
   }
@@ -849,9 +852,7 @@ Result<std::optional<std::string>> StateStore::seenSince(const std::string&) {
 Result<std::optional<std::string>> StateStore::collectedSince(const std::string&) {
   return std::optional<std::string>();
 }
-Status StateStore::setCollectedSince(const std::string&, const std::string&) {
-  return okStatus();
-}
+Status StateStore::setCollectedSince(const std::string&, const std::string&) { return okStatus(); }
 
 Result<std::unique_ptr<StateStore>> openSqliteStore(const std::string& state_dir) {
   if (state_dir.empty()) return Error(ErrorCode::kInvalidArgument, "state_dir is empty");

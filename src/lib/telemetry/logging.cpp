@@ -132,8 +132,7 @@ class GuardSink final : public spdlog::sinks::base_sink<std::mutex> {
     std::string text(msg.payload.data(), msg.payload.size());
     for (const auto& secret : options_.secrets) {
       if (secret.size() < 4) continue;  // too short to tell from ordinary text
-      for (auto at = text.find(secret); at != std::string::npos;
-           at = text.find(secret, at + 3)) {
+      for (auto at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 3)) {
         text.replace(at, secret.size(), "***");
       }
     }

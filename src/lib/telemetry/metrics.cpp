@@ -113,8 +113,7 @@ void SourceMetrics::setState(State state, std::string reason) {
   reason_ = std::move(reason);
 }
 
-void SourceMetrics::setStateIf(State state, std::initializer_list<State> from,
-                               std::string reason) {
+void SourceMetrics::setStateIf(State state, std::initializer_list<State> from, std::string reason) {
   std::lock_guard lock(mu_);
   if (std::find(from.begin(), from.end(), state_) == from.end()) return;
   state_ = state;
@@ -255,8 +254,7 @@ std::string Metrics::prometheus(std::chrono::system_clock::time_point now) const
   per_source("mdecollect_source_restarts_total", "counter",
              "Times the source was started again after it failed unexpectedly.",
              [](const SourceMetrics& s) { return s.restarts.load(); });
-  per_source("mdecollect_source_retries_total", "counter",
-             "Requests sent again after a fault.",
+  per_source("mdecollect_source_retries_total", "counter", "Requests sent again after a fault.",
              [](const SourceMetrics& s) { return s.retries.load(); });
   per_source("mdecollect_source_throttled_total", "counter",
              "HTTP 429 answers waited out as Retry-After said.",
@@ -287,8 +285,8 @@ std::string Metrics::prometheus(std::chrono::system_clock::time_point now) const
   e.family("mdecollect_source_state", "gauge", "1 for the state the source is in.");
   for (const auto& s : sources_) {
     const State current = s->state().first;
-    for (State st : {State::kStarting, State::kAuthenticating, State::kCollecting,
-                     State::kDegraded, State::kFailing}) {
+    for (State st : {State::kStarting, State::kAuthenticating, State::kCollecting, State::kDegraded,
+                     State::kFailing}) {
       e.sample("mdecollect_source_state",
                fmt::format("source=\"{}\",type=\"{}\",state=\"{}\"", label(s->name()),
                            label(s->type()), stateName(st)),
@@ -298,12 +296,12 @@ std::string Metrics::prometheus(std::chrono::system_clock::time_point now) const
   for (Outcome outcome :
        {Outcome::kDelivered, Outcome::kDuplicate, Outcome::kDeadLettered, Outcome::kFailed}) {
     const std::string name = fmt::format("mdecollect_documents_{}_total", outcomeName(outcome));
-    const char* help = outcome == Outcome::kDelivered ? "Documents an output acknowledged."
-                       : outcome == Outcome::kDuplicate
-                           ? "Documents the output held already (Elasticsearch 409)."
-                       : outcome == Outcome::kDeadLettered
-                           ? "Documents refused for good, written to the dead-letter file."
-                           : "Documents an output failed to take this time (429/5xx), sent again later.";
+    const char* help =
+        outcome == Outcome::kDelivered   ? "Documents an output acknowledged."
+        : outcome == Outcome::kDuplicate ? "Documents the output held already (Elasticsearch 409)."
+        : outcome == Outcome::kDeadLettered
+            ? "Documents refused for good, written to the dead-letter file."
+            : "Documents an output failed to take this time (429/5xx), sent again later.";
     e.family(name, "counter", help);
     for (const auto& [key, count] : documents_) {
       if (std::get<2>(key) != outcome) continue;
@@ -399,9 +397,9 @@ Metrics::Health Metrics::health(std::chrono::system_clock::time_point now) const
   h.http_status = failing ? 503 : 200;
   h.json = R"({"status":)";
   core::appendString(h.json, failing    ? "failing"
-                            : degraded ? "degraded"
-                            : starting ? "starting"
-                                       : "ok");
+                             : degraded ? "degraded"
+                             : starting ? "starting"
+                                        : "ok");
   h.json += R"(,"version":")" MDEC_VERSION_STRING R"(")";
   h.json += fmt::format(R"(,"uptime_seconds":{})",
                         duration_cast<std::chrono::seconds>(now - started_).count());

@@ -597,7 +597,8 @@ class HttplibMonitorServer final : public MonitorServer {
       return httplib::Server::HandlerResponse::Unhandled;
     });
     server_.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(metrics_.prometheus(clock_.now()), "text/plain; version=0.0.4; charset=utf-8");
+      res.set_content(metrics_.prometheus(clock_.now()),
+                      "text/plain; version=0.0.4; charset=utf-8");
     });
     server_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
       auto h = metrics_.health(clock_.now());

@@ -104,14 +104,9 @@ TEST(TokenProviderTest, ExpiresInAsANumberOrAStringIsHonoured) {
 TEST(TokenProviderTest, AnAbsurdOrMissingExpiresInFallsBackToAShortLifetime) {
   for (const std::string member : {
            R"("expires_in":"99999999999999999999",)",  // 20 digits: does not fit
-           R"("expires_in":1e300,)",
-           R"("expires_in":-5,)",
-           R"("expires_in":"-5",)",
-           R"("expires_in":0,)",
-           R"("expires_in":"soon",)",
-           R"("expires_in":"3599abc",)",
-           R"("expires_in":3599.5,)",
-           R"("expires_in":null,)",
+           R"("expires_in":1e300,)", R"("expires_in":-5,)", R"("expires_in":"-5",)",
+           R"("expires_in":0,)", R"("expires_in":"soon",)", R"("expires_in":"3599abc",)",
+           R"("expires_in":3599.5,)", R"("expires_in":null,)",
            "",  // missing
        }) {
     SCOPED_TRACE(member);

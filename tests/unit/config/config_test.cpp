@@ -542,9 +542,10 @@ TEST_F(ConfigTest, NoSources) {
 }
 
 TEST_F(ConfigTest, GraphSourceDefaults) {
-  auto r = load("sources:\n  - name: tenant-a\n    type: graph\n"
-                "    tenant_id: 11111111-2222-3333-4444-555555555555\n    client_id: app-1\n"
-                "    client_secret: S3cr3t-Value-123\n");
+  auto r = load(
+      "sources:\n  - name: tenant-a\n    type: graph\n"
+      "    tenant_id: 11111111-2222-3333-4444-555555555555\n    client_id: app-1\n"
+      "    client_secret: S3cr3t-Value-123\n");
   ASSERT_TRUE(r) << r.error().message();
   const auto& s = r->sources.at(0);
   EXPECT_EQ(s.type, SourceType::kGraph);
@@ -558,9 +559,10 @@ TEST_F(ConfigTest, GraphSourceDefaults) {
             std::string::npos)
       << renderConfig(*r);
   // Overridden; [] means every product.
-  r = load("sources:\n  - name: g\n    type: graph\n    tenant_id: t\n    client_id: c\n"
-           "    client_secret: S3cr3t-Value-123\n    api_url: http://127.0.0.1:9\n"
-           "    page_size: 500\n    service_sources: []\n");
+  r = load(
+      "sources:\n  - name: g\n    type: graph\n    tenant_id: t\n    client_id: c\n"
+      "    client_secret: S3cr3t-Value-123\n    api_url: http://127.0.0.1:9\n"
+      "    page_size: 500\n    service_sources: []\n");
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_EQ(r->sources[0].api_url, "http://127.0.0.1:9");
   EXPECT_EQ(r->sources[0].page_size, 500u);
@@ -568,9 +570,10 @@ TEST_F(ConfigTest, GraphSourceDefaults) {
 }
 
 TEST_F(ConfigTest, GraphSourceProblems) {
-  std::string e = errorOf("sources:\n  - name: g\n    type: graph\n    tenant_id: t\n"
-                          "    client_id: c\n    client_secret: S3cr3t-Value-123\n"
-                          "    page_size: 5000\n");
+  std::string e = errorOf(
+      "sources:\n  - name: g\n    type: graph\n    tenant_id: t\n"
+      "    client_id: c\n    client_secret: S3cr3t-Value-123\n"
+      "    page_size: 5000\n");
   expectProblem(e, 7, "sources[0].page_size", "");
   e = errorOf(kMinimal + "    service_sources: [a]\n");
   expectProblem(e, 7, "sources[0].service_sources", "graph sources only");
@@ -583,10 +586,12 @@ TEST_F(ConfigTest, GraphSourceProblems) {
 TEST_F(ConfigTest, ElasticsearchOutput) {
   const std::string ca = write("es-ca.pem", "pem");
   const std::string key_file = write("es-key", "kid:Es-K3y-Value\n");
-  auto r = load(kMinimal + "outputs:\n  elasticsearch:\n    hosts: [http://es1:9200, https://es2:9200]\n"
-                           "    api_key_file: " + key_file + "\n    ssl:\n      certificate_authorities: " +
-                ca + "\n    compression: false\n    bulk_max_bytes: 2MiB\n    bulk_max_docs: 500\n"
-                     "    timeout: 30s\n    ilm_policy: logs-90d\n");
+  auto r = load(kMinimal +
+                "outputs:\n  elasticsearch:\n    hosts: [http://es1:9200, https://es2:9200]\n"
+                "    api_key_file: " +
+                key_file + "\n    ssl:\n      certificate_authorities: " + ca +
+                "\n    compression: false\n    bulk_max_bytes: 2MiB\n    bulk_max_docs: 500\n"
+                "    timeout: 30s\n    ilm_policy: logs-90d\n");
   ASSERT_TRUE(r) << r.error().message();
   const auto& es = r->elasticsearch;
   EXPECT_TRUE(es.enabled);
@@ -606,8 +611,9 @@ TEST_F(ConfigTest, ElasticsearchOutput) {
   EXPECT_EQ(rendered.find("Es-K3y-Value"), std::string::npos) << rendered;
 
   // Defaults, basic auth, and the password masked.
-  r = load(kMinimal + "outputs:\n  file: {}\n  elasticsearch:\n    hosts: [http://es:9200]\n"
-                      "    username: elastic\n    password: Es-Passw0rd\n");
+  r = load(kMinimal +
+           "outputs:\n  file: {}\n  elasticsearch:\n    hosts: [http://es:9200]\n"
+           "    username: elastic\n    password: Es-Passw0rd\n");
   ASSERT_TRUE(r) << r.error().message();
   EXPECT_TRUE(r->file_output.enabled);
   EXPECT_TRUE(r->elasticsearch.compression);
@@ -623,14 +629,17 @@ TEST_F(ConfigTest, ElasticsearchOutputProblems) {
   expectProblem(e, 8, "outputs.elasticsearch.hosts", "missing");
   e = errorOf(kMinimal + "outputs:\n  elasticsearch:\n    hosts: [es:9200]\n");
   expectProblem(e, 9, "outputs.elasticsearch.hosts", "not an http:// or https:// URL");
-  e = errorOf(kMinimal + "outputs:\n  elasticsearch:\n    hosts: [http://es]\n    api_key: a:b\n"
-                         "    username: u\n    password: p\n");
+  e = errorOf(kMinimal +
+              "outputs:\n  elasticsearch:\n    hosts: [http://es]\n    api_key: a:b\n"
+              "    username: u\n    password: p\n");
   expectProblem(e, 8, "outputs.elasticsearch", "not both");
   e = errorOf(kMinimal + "outputs:\n  elasticsearch:\n    hosts: [http://es]\n    username: u\n");
   expectProblem(e, 8, "outputs.elasticsearch.password", "missing");
-  e = errorOf(kMinimal + "outputs:\n  elasticsearch:\n    hosts: [http://es]\n    bulk_max_docs: 0\n");
+  e = errorOf(kMinimal +
+              "outputs:\n  elasticsearch:\n    hosts: [http://es]\n    bulk_max_docs: 0\n");
   expectProblem(e, 10, "outputs.elasticsearch.bulk_max_docs", "");
-  e = errorOf(kMinimal + "outputs:\n  elasticsearch:\n    hosts: [http://es]\n    compresion: true\n");
+  e = errorOf(kMinimal +
+              "outputs:\n  elasticsearch:\n    hosts: [http://es]\n    compresion: true\n");
   expectProblem(e, 10, "outputs.elasticsearch.compresion", "unknown key");
   EXPECT_NE(e.find("compression"), std::string::npos) << e;  // the suggestion
   e = errorOf(kMinimal + "outputs:\n  elasticsearch:\n");
@@ -875,7 +884,8 @@ TEST_F(ConfigTest, HttpAndTracingKeys) {
   EXPECT_NE(rendered.find("listen: \"[::1]:0\""), std::string::npos) << rendered;
   EXPECT_NE(rendered.find("max_body_bytes: 1KiB"), std::string::npos) << rendered;
 
-  const std::string e = errorOf(kMinimal + "http:\n  listen: localhost\n  port: 3\n"
+  const std::string e = errorOf(kMinimal +
+                                "http:\n  listen: localhost\n  port: 3\n"
                                 "tracing:\n  rotate_bytes: 10\n");
   expectProblem(e, 8, "http.listen", "expected host:port");
   expectProblem(e, 9, "http.port", "unknown key");

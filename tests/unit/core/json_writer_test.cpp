@@ -22,12 +22,18 @@ TEST(JsonWriter, EscapesAtEveryPositionOfAWord) {
         in[at] = special;
         std::string expected_inner;
         for (char c : in) {
-          if (c == '"') expected_inner += "\\\"";
-          else if (c == '\\') expected_inner += "\\\\";
-          else if (c == '\n') expected_inner += "\\n";
-          else if (c == '\x1f') expected_inner += "\\u001f";
-          else if (c == '\x00') expected_inner += "\\u0000";
-          else expected_inner += c;
+          if (c == '"')
+            expected_inner += "\\\"";
+          else if (c == '\\')
+            expected_inner += "\\\\";
+          else if (c == '\n')
+            expected_inner += "\\n";
+          else if (c == '\x1f')
+            expected_inner += "\\u001f";
+          else if (c == '\x00')
+            expected_inner += "\\u0000";
+          else
+            expected_inner += c;
         }
         std::string out;
         appendEscaped(out, in);
@@ -37,15 +43,20 @@ TEST(JsonWriter, EscapesAtEveryPositionOfAWord) {
   }
   // Bytes >= 0x80 (UTF-8) and DEL are never escaped.
   std::string out;
-  appendEscaped(out, "\x7f\xc3\xa9\xe5\xb1\xb1\xf0\x9f\x98\x80" "abcdefgh");
-  EXPECT_EQ(out, "\x7f\xc3\xa9\xe5\xb1\xb1\xf0\x9f\x98\x80" "abcdefgh");
+  appendEscaped(out,
+                "\x7f\xc3\xa9\xe5\xb1\xb1\xf0\x9f\x98\x80"
+                "abcdefgh");
+  EXPECT_EQ(out,
+            "\x7f\xc3\xa9\xe5\xb1\xb1\xf0\x9f\x98\x80"
+            "abcdefgh");
 }
 
 TEST(JsonWriter, LossyEscapingReplacesOnlyBytesThatAreNotUtf8) {
   std::string out;
   appendEscapedLossy(out, "ok \"é\" \xff end \xc3 \xed\xa0\x80 \xf0\x9f\x98\x80");
-  EXPECT_EQ(out, "ok \\\"é\\\" \xEF\xBF\xBD end \xEF\xBF\xBD "
-                 "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD \xf0\x9f\x98\x80");
+  EXPECT_EQ(out,
+            "ok \\\"é\\\" \xEF\xBF\xBD end \xEF\xBF\xBD "
+            "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD \xf0\x9f\x98\x80");
   EXPECT_EQ(utf8SequenceLength("\xc0\xaf"), 0u);          // overlong
   EXPECT_EQ(utf8SequenceLength("\xf4\x90\x80\x80"), 0u);  // beyond U+10FFFF
   EXPECT_EQ(utf8SequenceLength("\xe5\xb1\xb1"), 3u);

@@ -23,7 +23,8 @@ Collected readAll(const std::string& data, std::size_t chunk) {
   std::thread writer([&] {
     std::size_t off = 0;
     while (off < data.size()) {
-      const ssize_t n = ::write(fds[1], data.data() + off, std::min<std::size_t>(7, data.size() - off));
+      const ssize_t n =
+          ::write(fds[1], data.data() + off, std::min<std::size_t>(7, data.size() - off));
       if (n <= 0) break;
       off += static_cast<std::size_t>(n);
     }
@@ -37,7 +38,8 @@ Collected readAll(const std::string& data, std::size_t chunk) {
     if (!line || !line->has_value()) break;
     // The padding after the line must be readable (ASan would catch a bad read).
     volatile char sink = 0;
-    for (std::size_t i = 0; i < 64; ++i) sink = static_cast<char>(sink ^ (*line)->data()[(*line)->size() + i]);
+    for (std::size_t i = 0; i < 64; ++i)
+      sink = static_cast<char>(sink ^ (*line)->data()[(*line)->size() + i]);
     out.lines.emplace_back(**line);
     out.offsets.push_back(reader.lineOffset());
   }

@@ -24,9 +24,9 @@ using mdec::ecs::GraphTranslator;
 using mdec::ecs::kLinePadding;
 using mdec::ecs::LineContext;
 using mdec::ecs::LineStats;
+using mdec::ecs::mapGraphLine;
 using mdec::ecs::MapOptions;
 using mdec::ecs::Mapper;
-using mdec::ecs::mapGraphLine;
 using mdec::testing::CollectedDocument;
 using mdec::testing::CollectingSink;
 using mdec::testing::diffJson;
@@ -160,8 +160,9 @@ Obj deviceEvidence(std::string_view device_id = kDeviceId) {
       .num("osBuild", 22631)
       .str("rbacGroupName", "Workstations")
       .num("rbacGroupId", 4)
-      .raw("loggedOnUsers",
-           R"([{"accountName":"mallory","domainName":"FABRIKAM"},{"accountName":"bob","domainName":"B"}])")
+      .raw(
+          "loggedOnUsers",
+          R"([{"accountName":"mallory","domainName":"FABRIKAM"},{"accountName":"bob","domainName":"B"}])")
       .raw("ipInterfaces", R"(["10.0.0.7"])");
 }
 
@@ -275,9 +276,9 @@ TEST(GraphTranslateTest, RenamedKeys) {
   EXPECT_EQ(a.getString("resolvedTime"), "2026-11-21T00:00:00Z");
   EXPECT_EQ(a.getString("aadTenantId"), kTenant);
   EXPECT_EQ(a.getString("threatName"), "Sideloader");
-  for (const char* gone : {"createdDateTime", "lastUpdateDateTime", "firstActivityDateTime",
-                           "lastActivityDateTime", "resolvedDateTime", "tenantId",
-                           "threatDisplayName"}) {
+  for (const char* gone :
+       {"createdDateTime", "lastUpdateDateTime", "firstActivityDateTime", "lastActivityDateTime",
+        "resolvedDateTime", "tenantId", "threatDisplayName"}) {
     EXPECT_FALSE(a.has(gone)) << gone;
   }
 }
@@ -290,8 +291,8 @@ TEST(GraphTranslateTest, RenamedKeysTakeThePlaceOfTheKeysTheyReplace) {
                                    .str("createdDateTime", kCreated)
                                    .str("status", "new")
                                    .evidence({fileEvidence()}));
-  EXPECT_EQ(a.keys(""), (Strings{"id", "aadTenantId", "zeta", "alertCreationTime", "status",
-                                 "evidence"}));
+  EXPECT_EQ(a.keys(""),
+            (Strings{"id", "aadTenantId", "zeta", "alertCreationTime", "status", "evidence"}));
 }
 
 TEST(GraphTranslateTest, EnumsBecomePascalCase) {
@@ -305,8 +306,10 @@ TEST(GraphTranslateTest, EnumsBecomePascalCase) {
   EXPECT_EQ(a.getString("determination"), "MultiStagedAttack");
   EXPECT_EQ(a.getString("investigationState"), "SuccessfullyRemediated");
 
-  const JsonDoc b = translated(
-      graphAlert().str("status", "new").str("classification", "truePositive").null("determination"));
+  const JsonDoc b = translated(graphAlert()
+                                   .str("status", "new")
+                                   .str("classification", "truePositive")
+                                   .null("determination"));
   EXPECT_EQ(b.getString("status"), "New");
   EXPECT_EQ(b.getString("classification"), "TruePositive");
   EXPECT_EQ(b.type("determination"), "null");  // not a string: as it is
@@ -331,8 +334,11 @@ TEST(GraphTranslateTest, UnknownFutureValueEnums) {
 
 TEST(GraphTranslateTest, Severity) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"unknown", "UnSpecified"}, {"informational", "Informational"}, {"low", "Low"},
-      {"medium", "Medium"},       {"high", "High"}};
+      {"unknown", "UnSpecified"},
+      {"informational", "Informational"},
+      {"low", "Low"},
+      {"medium", "Medium"},
+      {"high", "High"}};
   for (const auto& [graph, mde] : cases) {
     EXPECT_EQ(translated(graphAlert().str("severity", graph)).getString("severity"), mde) << graph;
   }
@@ -376,7 +382,8 @@ TEST(GraphTranslateTest, UnknownKeysKeptAsTheyAreAtAnyDepth) {
   EXPECT_EQ(a.getInt("aNumber"), INT64_MIN);
   EXPECT_EQ(a.getDouble("aDouble"), 1.5e-7);
   EXPECT_EQ(a.getBool("aBool"), false);
-  const auto text = translate(graphAlert().raw("futureKey", R"([{"x":18446744073709551615}])").json());
+  const auto text =
+      translate(graphAlert().raw("futureKey", R"([{"x":18446744073709551615}])").json());
   ASSERT_TRUE(text);
   EXPECT_NE(text->find(R"("futureKey":[{"x":18446744073709551615}])"), std::string::npos);
 }
@@ -393,13 +400,14 @@ TEST(GraphTranslateTest, StringsWithEscapesSurviveExactly) {
   // long and short (the writer escapes 16 bytes at a time).
   const std::string tricky = R"(q\"b\\s\/ctl\u0001\u001f\n\t\r\b\f é \u00e9 \ud83d\ude00 )";
   const std::string long_tricky = tricky + std::string(40, 'x') + tricky + tricky;
-  const std::string input = graphAlert()
-                                .raw("k\\\"ey", "\"" + tricky + "\"")
-                                .raw("long", "\"" + long_tricky + "\"")
-                                .raw("title", "\"" + tricky + "\"")
-                                .raw("status", R"("\"quoted")")
-                                .evidence({evidenceOf("fooEvidence").raw("v", "\"" + tricky + "\"")})
-                                .json();
+  const std::string input =
+      graphAlert()
+          .raw("k\\\"ey", "\"" + tricky + "\"")
+          .raw("long", "\"" + long_tricky + "\"")
+          .raw("title", "\"" + tricky + "\"")
+          .raw("status", R"("\"quoted")")
+          .evidence({evidenceOf("fooEvidence").raw("v", "\"" + tricky + "\"")})
+          .json();
   const auto text = translate(input);
   ASSERT_TRUE(text);
   const JsonDoc in(input);
@@ -456,8 +464,8 @@ TEST(GraphTranslateTest, TheFirstDeviceEvidenceNeedNotComeFirst) {
 }
 
 TEST(GraphTranslateTest, ASecondDeviceEvidenceStaysAMachineEvidence) {
-  const JsonDoc a = translated(
-      graphAlert().evidence({deviceEvidence(), deviceEvidence("aaaabbbbccccdddd")}));
+  const JsonDoc a =
+      translated(graphAlert().evidence({deviceEvidence(), deviceEvidence("aaaabbbbccccdddd")}));
   EXPECT_EQ(a.getString("machineId"), kDeviceId);
   const JsonDoc e = onlyElement(a.getJson("evidence"));
   ASSERT_TRUE(e.valid());
@@ -532,10 +540,10 @@ TEST(GraphTranslateTest, EveryEvidenceGetsCommonRenamesAndKeepsTheRest) {
                                            .str("url", "http://127.0.0.1/1.exe")
                                            .str("detectionStatus", "detected")
                                            .raw("futureField", R"({"a":[1]})"));
-  EXPECT_EQ(e.keys(""), (Strings{"entityType", "evidenceCreationTime", "verdict",
-                                 "remediationStatus", "remediationStatusDetails", "roles",
-                                 "detailedRoles", "tags", "url", "detectionStatus",
-                                 "futureField"}));
+  EXPECT_EQ(e.keys(""),
+            (Strings{"entityType", "evidenceCreationTime", "verdict", "remediationStatus",
+                     "remediationStatusDetails", "roles", "detailedRoles", "tags", "url",
+                     "detectionStatus", "futureField"}));
   EXPECT_EQ(e.getString("entityType"), "Url");
   EXPECT_EQ(e.getString("evidenceCreationTime"), kEvidenceCreated);
   EXPECT_EQ(e.getString("verdict"), "suspicious");  // not an enum of the table: as it is
@@ -549,7 +557,9 @@ TEST(GraphTranslateTest, EveryEvidenceGetsCommonRenamesAndKeepsTheRest) {
 
 TEST(GraphTranslateTest, DetectionStatusPascalCase) {
   for (const auto& [graph, mde] : std::vector<std::pair<std::string, std::string>>{
-           {"detected", "Detected"}, {"blocked", "Blocked"}, {"prevented", "Prevented"},
+           {"detected", "Detected"},
+           {"blocked", "Blocked"},
+           {"prevented", "Prevented"},
            {"unknownFutureValue", "UnknownFutureValue"}}) {
     EXPECT_EQ(translatedEvidence(evidenceOf("fileEvidence").str("detectionStatus", graph))
                   .getString("detectionStatus"),
@@ -603,12 +613,13 @@ TEST(GraphTranslateTest, ProcessEvidence) {
   EXPECT_EQ(e.getString("sha1"), kSha1);
   EXPECT_EQ(e.getString("sha256"), kSha256);
   EXPECT_FALSE(e.has("imageFile"));
-  EXPECT_EQ(e.getJson("fileDetails"), R"({"fileSize":71680,"filePublisher":"Microsoft Corporation"})");
+  EXPECT_EQ(e.getJson("fileDetails"),
+            R"({"fileSize":71680,"filePublisher":"Microsoft Corporation"})");
   // parentProcessImageFile -> parentProcessFileName / parentProcessFilePath, the rest kept.
   EXPECT_EQ(e.getString("parentProcessFileName"), "explorer.exe");
   EXPECT_EQ(e.getString("parentProcessFilePath"), "C:\\Windows");
-  EXPECT_EQ(e.getJson("parentProcessImageFile"), std::string(R"({"sha1":")") + kSha1 +
-                                                     R"(","fileSize":5000})");
+  EXPECT_EQ(e.getJson("parentProcessImageFile"),
+            std::string(R"({"sha1":")") + kSha1 + R"(","fileSize":5000})");
   // userAccount flattened.
   EXPECT_EQ(e.getString("accountName"), "mallory");
   EXPECT_EQ(e.getString("domainName"), "FABRIKAM");
@@ -685,9 +696,9 @@ TEST(GraphTranslateTest, EvidenceThatIsNotAnArrayOfObjects) {
 }
 
 TEST(GraphTranslateTest, NotAnObjectOrNotJson) {
-  for (const char* text : {"[1,2]", "42", "\"alert\"", "null", "true", "{\"a\":", "{\"a\" 1}",
-                           "{\"a\":\"\\x\"}", "{\"a\":01}", "{\"a\":\"\xff\"}", "{} {}", "",
-                           "{\"a\":tru}"}) {
+  for (const char* text :
+       {"[1,2]", "42", "\"alert\"", "null", "true", "{\"a\":", "{\"a\" 1}", "{\"a\":\"\\x\"}",
+        "{\"a\":01}", "{\"a\":\"\xff\"}", "{} {}", "", "{\"a\":tru}"}) {
     EXPECT_FALSE(translate(text).has_value()) << text;
   }
   EXPECT_EQ(translate("{}"), "{}");
@@ -850,9 +861,10 @@ TEST(GraphMapLineTest, PagesMapEveryAlertInOrder) {
 TEST(GraphMapLineTest, PagesWithWhiteSpaceAndOtherMembersAnywhere) {
   const std::string a1 = fullAlert("da1").json();
   const std::string a2 = fullAlert("da2").json();
-  const std::string spaced = " \t{ \"@odata.count\" : 2 , \"other\" : [ {\"value\":[1]} , \"]\" ] ,"
-                             " \"value\" : [ \n" +
-                             a1 + " ,\r\n " + a2 + " ] , \"@odata.nextLink\" : \"x\\\"]}\" } \t";
+  const std::string spaced =
+      " \t{ \"@odata.count\" : 2 , \"other\" : [ {\"value\":[1]} , \"]\" ] ,"
+      " \"value\" : [ \n" +
+      a1 + " ,\r\n " + a2 + " ] , \"@odata.nextLink\" : \"x\\\"]}\" } \t";
   const Mapped graph = mapGraph({spaced});
   EXPECT_EQ(graph.stats.alerts, 2u);
   EXPECT_EQ(graph.stats.documents, 6u);
@@ -882,12 +894,12 @@ TEST(GraphMapLineTest, InvalidJsonLinesBecomeErrorDocumentsHoldingTheLine) {
   const std::string alert = fullAlert("da1").json();
   const std::vector<std::string> lines = {
       "{not json",
-      alert.substr(0, alert.size() - 1),                   // cut short
-      alert + " trailing",                                  // text after the value
-      page({alert}).substr(0, 300),                         // a page cut short
-      page({alert, R"({"a" 1})"}),                          // a page with a broken element
-      page({alert}) + "}",                                  // one brace too many
-      "{\"id\":\"x\",\"title\":\"\xff\xfe\"}",              // not UTF-8
+      alert.substr(0, alert.size() - 1),        // cut short
+      alert + " trailing",                      // text after the value
+      page({alert}).substr(0, 300),             // a page cut short
+      page({alert, R"({"a" 1})"}),              // a page with a broken element
+      page({alert}) + "}",                      // one brace too many
+      "{\"id\":\"x\",\"title\":\"\xff\xfe\"}",  // not UTF-8
   };
   for (const auto& line : lines) {
     const Mapped graph = mapGraph({line});
@@ -928,8 +940,11 @@ TEST(GraphMapLineTest, ValuesThatAreNotAlerts) {
 
 TEST(GraphMapLineTest, ErrorsOfTheTranslatedAlertKeepTheTranslation) {
   // A date that is not ISO 8601: the mapper's error document holds the translated alert.
-  const std::string alert =
-      graphAlert().str("id", "dbad").str("lastUpdateDateTime", "yesterday").evidence({fileEvidence()}).json();
+  const std::string alert = graphAlert()
+                                .str("id", "dbad")
+                                .str("lastUpdateDateTime", "yesterday")
+                                .evidence({fileEvidence()})
+                                .json();
   const Mapped graph = mapGraph({alert});
   ASSERT_EQ(graph.docs.size(), 1u);
   EXPECT_TRUE(graph.docs[0].error);
@@ -1009,11 +1024,11 @@ TEST(GraphMapLineTest, PagesOfEveryShapeMapAsTheirTranslatedElements) {
       R"({"value":[],"value":[)" + a + "]}",
       R"({"valuex":[)" + a + "]}",
       R"({"x":"\"value\":[)" + a + R"(]"})",
-      R"({"value":[)" + a + ",]}",      // trailing comma
-      R"({"value":[,)" + a + "]}",      // leading comma
-      R"({"value":[)" + a + a + "]}",   // no comma
+      R"({"value":[)" + a + ",]}",     // trailing comma
+      R"({"value":[,)" + a + "]}",     // leading comma
+      R"({"value":[)" + a + a + "]}",  // no comma
       R"({"value":[)" + a + ",," + a + "]}",
-      R"({"value":[)" + a + "}",        // array not closed
+      R"({"value":[)" + a + "}",  // array not closed
       R"({"value":[)" + a + "]]}",
       R"({"value":[)" + a + "]} x",
       R"({"value":[)" + a + R"(,{"id":"\"})" + "]}",
@@ -1089,9 +1104,15 @@ TEST(GraphMapLineTest, MutatedPagesGiveWhatTheLineScannerPathGives) {
       }
       const char c = kInsert[next(sizeof(kInsert) - 1)];
       switch (next(3)) {
-        case 0: line.insert(at, 1, c); break;
-        case 1: line.erase(at, 1); break;
-        default: line[at] = c; break;
+        case 0:
+          line.insert(at, 1, c);
+          break;
+        case 1:
+          line.erase(at, 1);
+          break;
+        default:
+          line[at] = c;
+          break;
       }
     }
     mdec::ecs::ScanResult scan;

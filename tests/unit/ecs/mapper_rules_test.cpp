@@ -406,8 +406,7 @@ TEST(MapperInputTest, MapElementMapsEachElementAsThePageDoes) {
   // Alerts, a broken alert (a bad number) and a non-object element.
   const std::vector<std::string> elements = {
       baseAlert().str("id", "alert-1").evidence({fileEvidence(), processEvidence()}).json(),
-      R"({"id":"alert-2","severity":01})", "42",
-      baseAlert().str("id", "alert-3").json()};
+      R"({"id":"alert-2","severity":01})", "42", baseAlert().str("id", "alert-3").json()};
   const std::string text = page(elements);
   const Mapped whole = mapText(text);
   ASSERT_EQ(whole.docs.size(), 5u);

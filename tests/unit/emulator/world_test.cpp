@@ -1,6 +1,5 @@
 // The emulated tenant, driven with explicit emulated times: no sockets, no sleeps, no clock.
 #include "mdecollect/emulator/world.h"
-#include "support/world_options.h"
 
 #include <gtest/gtest.h>
 #include <simdjson.h>
@@ -19,6 +18,7 @@
 
 #include "mdecollect/core/iso8601.h"
 #include "mdecollect/emulator/odata.h"
+#include "support/world_options.h"
 
 namespace mdec::emulator {
 namespace {

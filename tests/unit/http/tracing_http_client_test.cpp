@@ -1,5 +1,4 @@
 #include "mdecollect/http/tracing_http_client.h"
-#include "mdecollect/output/elasticsearch_output.h"
 
 #include <gtest/gtest.h>
 
@@ -14,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "mdecollect/output/elasticsearch_output.h"
 #include "support/files.h"
 #include "support/json_pointer.h"
 #include "support/temp_dir.h"
@@ -82,13 +82,13 @@ TEST_F(TracingTest, ForwardsAndWritesOneLinePerExchange) {
   auto w = open();
   ASSERT_TRUE(w);
   int calls = 0;
-  auto client = makeTracingClient(std::make_unique<FakeClient>([&](const HttpRequest& r) {
-                                    ++calls;
-                                    return Result<HttpResponse>(respond(
-                                        200, "{\"value\":[]}\n" + r.url,
-                                        {{"content-type", "application/json"}}));
-                                  }),
-                                  w, "source.tenant-a");
+  auto client = makeTracingClient(
+      std::make_unique<FakeClient>([&](const HttpRequest& r) {
+        ++calls;
+        return Result<HttpResponse>(
+            respond(200, "{\"value\":[]}\n" + r.url, {{"content-type", "application/json"}}));
+      }),
+      w, "source.tenant-a");
   HttpRequest request;
   request.url = "https://api.example/api/alerts?$top=10";
   request.headers = {{"Accept", "application/json"}};
@@ -138,13 +138,13 @@ TEST_F(TracingTest, ForwardsAndWritesOneLinePerExchange) {
 TEST_F(TracingTest, TransportErrorIsRecorded) {
   auto w = open({"pr0xy-Secret"});
   ASSERT_TRUE(w);
-  auto client = makeTracingClient(std::make_unique<FakeClient>([](const HttpRequest&) {
-                                    return Result<HttpResponse>(
-                                        Error(ErrorCode::kNetwork,
-                                              "connect to http://u:pr0xy-Secret@proxy:3128 "
-                                              "failed: Connection refused"));
-                                  }),
-                                  w, "output.elasticsearch");
+  auto client = makeTracingClient(
+      std::make_unique<FakeClient>([](const HttpRequest&) {
+        return Result<HttpResponse>(Error(ErrorCode::kNetwork,
+                                          "connect to http://u:pr0xy-Secret@proxy:3128 "
+                                          "failed: Connection refused"));
+      }),
+      w, "output.elasticsearch");
   HttpRequest request;
   request.url = "http://es:9200/_bulk";
   auto r = client->send(request);
@@ -175,9 +175,10 @@ TEST_F(TracingTest, BearerHeaderKeepsItsScheme) {
                      {"Cookie", "session=abc"},
                      {"X-Api-Key", "k-123"},
                      {"Prefer", "include-unknown-enum-members"}};
-  Json line(lineFor(*w, request,
-                    respond(200, "{}", {{"set-cookie", "session=def; HttpOnly"},
-                                        {"www-authenticate", "Bearer realm=x"}})));
+  Json line(lineFor(
+      *w, request,
+      respond(200, "{}",
+              {{"set-cookie", "session=def; HttpOnly"}, {"www-authenticate", "Bearer realm=x"}})));
   ASSERT_TRUE(line.ok());
   EXPECT_EQ(line.str("/request/headers/Authorization"), "Bearer ***");
   EXPECT_EQ(line.str("/request/headers/proxy-authorization"), "Basic ***");
@@ -253,8 +254,9 @@ TEST_F(TracingTest, ElasticsearchApiKeyHeaderAndItsBase64Form) {
   request.body = "{\"create\":{}}\n{\"message\":\"the key is " + encoded + "\"}\n";
   const std::string text =
       lineFor(*w, request,
-              respond(401, "{\"error\":\"unable to authenticate with provided credentials "
-                           "[kid:Es-K3y-Value] and Es-K3y-Value\"}"));
+              respond(401,
+                      "{\"error\":\"unable to authenticate with provided credentials "
+                      "[kid:Es-K3y-Value] and Es-K3y-Value\"}"));
   Json line(text);
   ASSERT_TRUE(line.ok());
   EXPECT_EQ(line.str("/request/headers/Authorization"), "ApiKey ***");
@@ -380,8 +382,8 @@ TEST_F(TracingTest, SecretStraddlingTheCutDoesNotLeak) {
 
 TEST_F(TracingTest, BodyCutIsUtf8Safe) {
   // "é" is two bytes, "😀" four: no cut point may split them.
-  const std::string body = "a" + std::string("\xC3\xA9\xF0\x9F\x98\x80") + "\xC3\xA9" +
-                           "\xF0\x9F\x98\x80" + "tail";
+  const std::string body =
+      "a" + std::string("\xC3\xA9\xF0\x9F\x98\x80") + "\xC3\xA9" + "\xF0\x9F\x98\x80" + "tail";
   for (std::uint64_t max = 1; max < body.size(); ++max) {
     auto w = open({}, max);
     ASSERT_TRUE(w);
@@ -567,9 +569,8 @@ TEST_F(TracingTest, WriteErrorsAreCountedAndDoNotFailTheCaller) {
 }
 
 TEST_F(TracingTest, NoWriterMeansTheInnerClient) {
-  auto inner = std::make_unique<FakeClient>([](const HttpRequest&) {
-    return Result<HttpResponse>(respond(200, ""));
-  });
+  auto inner = std::make_unique<FakeClient>(
+      [](const HttpRequest&) { return Result<HttpResponse>(respond(200, "")); });
   HttpClient* raw = inner.get();
   EXPECT_EQ(makeTracingClient(std::move(inner), nullptr, "x").get(), raw);
 }

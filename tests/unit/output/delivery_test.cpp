@@ -53,7 +53,9 @@ class DeliveryTest : public ::testing::Test {
     return out;
   }
 
-  std::string outFile() const { return config_.path + "/microsoft_defender_endpoint-20250301.ndjson"; }
+  std::string outFile() const {
+    return config_.path + "/microsoft_defender_endpoint-20250301.ndjson";
+  }
 
   // A page of documents first..first+count-1 with a watermark; committed when `commit`.
   Status page(Delivery& delivery, int first, int count, bool commit = true) {

@@ -27,9 +27,9 @@ using mdec::testing::FakeElasticsearch;
 
 std::string b64(std::string_view s) {
   std::string out(4 * ((s.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(s.data()),
-                                static_cast<int>(s.size()));
+  const int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                      reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
   out.resize(static_cast<std::size_t>(n));
   return out;
 }
@@ -163,8 +163,8 @@ TEST_F(ElasticsearchOutputTest, MixedItemsAcknowledgeWhatSettledAndRetryOnlyTheR
   addDocuments(1, 1);
   auto out = makeOutput();
   ASSERT_TRUE(out->deliver(waiting(), *store_));  // id-1 stored
-  addDocuments(1, 1);                              // the same id again (as after a crash)
-  addDocuments(2, 3);                              // id-2, id-3, id-4
+  addDocuments(1, 1);                             // the same id again (as after a crash)
+  addDocuments(2, 3);                             // id-2, id-3, id-4
   auto first = out->deliver(waiting(), *store_);
   ASSERT_FALSE(first);
   EXPECT_TRUE(first.error().retryable()) << first.error().message();
@@ -323,9 +323,10 @@ TEST(ElasticsearchPiecesTest, DataStreamComesFromTheDocumentsNamespace) {
   // Read as JSON, not searched as text: white space, key order, nesting and escapes.
   EXPECT_EQ(dataStreamOf(R"({ "data_stream" : { "type" : "logs", "namespace" : "prod" } })"),
             "logs-microsoft_defender_endpoint.log-prod");
-  EXPECT_EQ(dataStreamOf(
-                R"({"x":{"data_stream":{"namespace":"evil"}},"data_stream":{"namespace":"p\u0072od"}})"),
-            "logs-microsoft_defender_endpoint.log-prod");
+  EXPECT_EQ(
+      dataStreamOf(
+          R"({"x":{"data_stream":{"namespace":"evil"}},"data_stream":{"namespace":"p\u0072od"}})"),
+      "logs-microsoft_defender_endpoint.log-prod");
   EXPECT_EQ(dataStreamOf(R"({"data_stream":{"namespace":7}})"),
             "logs-microsoft_defender_endpoint.log-default");
   EXPECT_EQ(dataStreamOf(R"({"data_stream":{"namespace":""}})"),

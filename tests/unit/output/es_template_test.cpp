@@ -89,8 +89,8 @@ std::string expectedType(const std::string& field) {
   }
   const auto& ecs = ecsFields();
   if (const auto it = ecs.find(field); it != ecs.end()) return it->second.type;
-  if (field == "log.offset") return "long";         // Filebeat's field, not ECS
-  if (field == "url.user_info") return "keyword";   // uri_parts' field, not ECS
+  if (field == "log.offset") return "long";        // Filebeat's field, not ECS
+  if (field == "url.user_info") return "keyword";  // uri_parts' field, not ECS
   return {};
 }
 
@@ -108,7 +108,9 @@ void collectLeaves(dom::element value, const std::string& path, std::set<std::st
     case dom::element_type::ARRAY:
       for (const dom::element item : dom::array(value)) collectLeaves(item, path, out);
       break;
-    default: out.insert(path); break;
+    default:
+      out.insert(path);
+      break;
   }
 }
 
@@ -129,8 +131,8 @@ void addDocumentLeaves(const std::string& json, const std::string& where, Leaves
 void expectAllMapped(const Leaves& leaves) {
   for (const auto& [field, where] : leaves) {
     const std::string expected = expectedType(field);
-    EXPECT_FALSE(expected.empty()) << field << " (" << where
-                                   << ") is neither ECS 8.11 nor microsoft.defender_endpoint";
+    EXPECT_FALSE(expected.empty())
+        << field << " (" << where << ") is neither ECS 8.11 nor microsoft.defender_endpoint";
     EXPECT_EQ(std::string(mappedType(field)), expected)
         << field << " (" << where << "): the template's type differs from "
         << (expected.empty() ? "(none)" : expected)
@@ -247,10 +249,10 @@ TEST(EsTemplateTest, EveryFieldTheMapperEmitsForTheGoldenInputsIsMapped) {
       }
       for (std::size_t i = 0; i < sink.documents.size(); ++i) {
         const auto& doc = sink.documents[i];
-        addDocumentLeaves(doc.json,
-                          file.filename().string() + (preserve ? " (preserve) #" : " #") +
-                              std::to_string(i),
-                          leaves);
+        addDocumentLeaves(
+            doc.json,
+            file.filename().string() + (preserve ? " (preserve) #" : " #") + std::to_string(i),
+            leaves);
         ++documents;
         if (doc.error) ++errors;
       }
@@ -316,8 +318,8 @@ TEST(EsTemplateTest, TemplateBodyHasTheIndexTemplateShape) {
   ASSERT_EQ(t.root.get(top), simdjson::SUCCESS);
   std::set<std::string> keys;
   for (const auto field : top) keys.insert(std::string(field.key));
-  EXPECT_EQ(keys, (std::set<std::string>{"index_patterns", "data_stream", "priority",
-                                         "composed_of", "template", "_meta"}));
+  EXPECT_EQ(keys, (std::set<std::string>{"index_patterns", "data_stream", "priority", "composed_of",
+                                         "template", "_meta"}));
 }
 
 TEST(EsTemplateTest, IlmPolicyIsTheOnlySetting) {
@@ -357,9 +359,9 @@ TEST(EsTemplateTest, FieldsWithParticularMappings) {
 
   // event.original is kept in _source only, as ECS says.
   dom::object original;
-  ASSERT_EQ(t.root.at_pointer("/template/mappings/properties/event/properties/original")
-                .get(original),
-            simdjson::SUCCESS);
+  ASSERT_EQ(
+      t.root.at_pointer("/template/mappings/properties/event/properties/original").get(original),
+      simdjson::SUCCESS);
   EXPECT_EQ(typeOf(original), "keyword");
   bool index = true;
   bool doc_values = true;
@@ -374,8 +376,9 @@ TEST(EsTemplateTest, FieldsWithParticularMappings) {
             simdjson::SUCCESS);
   EXPECT_EQ(typeOf(timestamp), "date");
 
-  const std::string md = "/template/mappings/properties/microsoft/properties/defender_endpoint/"
-                         "properties/";
+  const std::string md =
+      "/template/mappings/properties/microsoft/properties/defender_endpoint/"
+      "properties/";
   dom::object def;
   ASSERT_EQ(t.root.at_pointer(md + "evidence/properties/ipAddress").get(def), simdjson::SUCCESS);
   EXPECT_EQ(typeOf(def), "ip");
@@ -398,9 +401,9 @@ TEST(EsTemplateTest, FieldsWithParticularMappings) {
   std::int64_t ignore_above = 0;
   ASSERT_EQ(def["ignore_above"].get(ignore_above), simdjson::SUCCESS);
   EXPECT_EQ(ignore_above, 1024);
-  ASSERT_EQ(t.root.at_pointer("/template/mappings/properties/data_stream/properties/dataset")
-                .get(def),
-            simdjson::SUCCESS);
+  ASSERT_EQ(
+      t.root.at_pointer("/template/mappings/properties/data_stream/properties/dataset").get(def),
+      simdjson::SUCCESS);
   EXPECT_EQ(typeOf(def), "constant_keyword");
 
   EXPECT_EQ(mappedType("event.original"), "keyword");
@@ -423,8 +426,7 @@ TEST(EsTemplateTest, FieldTableMatchesTheMappingsAndEcs) {
   ParsedTemplate t;
   ASSERT_EQ(t.parser.parse(json).get(t.root), simdjson::SUCCESS);
   dom::object properties;
-  ASSERT_EQ(t.root.at_pointer("/template/mappings/properties").get(properties),
-            simdjson::SUCCESS);
+  ASSERT_EQ(t.root.at_pointer("/template/mappings/properties").get(properties), simdjson::SUCCESS);
   std::map<std::string, dom::object> mappings;
   collectMappings(properties, "", mappings);
 

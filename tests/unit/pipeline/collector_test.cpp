@@ -166,8 +166,8 @@ class CollectorTest : public ::testing::Test {
 
   // Adds an alert, or replaces its version (the API lists only an alert's latest version).
   void addAlert(const std::string& alert_id, std::int64_t seconds) {
-    const std::string when = core::formatRfc3339(
-        core::Instant{1'796'083'200 + seconds + clock_elapsed_s_, 0}, 7);
+    const std::string when =
+        core::formatRfc3339(core::Instant{1'796'083'200 + seconds + clock_elapsed_s_, 0}, 7);
     std::erase_if(api_.alerts, [&](const testing::ServedAlert& a) {
       return a.json.find("\"" + alert_id + "\"") != std::string::npos;
     });
@@ -197,8 +197,7 @@ class CollectorTest : public ::testing::Test {
   static void countVersions(const std::string& document, Count& count) {
     static const std::regex title("title of (alert-[0-9]{6}) at ([0-9T:.Z-]+)");
     std::set<Version> found;
-    for (std::sregex_iterator it(document.begin(), document.end(), title), end; it != end;
-         ++it) {
+    for (std::sregex_iterator it(document.begin(), document.end(), title), end; it != end; ++it) {
       found.insert({(*it)[1].str(), (*it)[2].str()});
     }
     EXPECT_EQ(found.size(), 1u) << document.substr(0, 300);
@@ -289,7 +288,7 @@ class CollectorTest : public ::testing::Test {
   FakeElasticsearch es_;
   FakeApi api_;
   FakeClock clock_;
-  Count versions_;                            // every version the API has served
+  Count versions_;                             // every version the API has served
   std::map<std::string, std::string> latest_;  // alert id → its latest lastUpdateTime
 };
 

@@ -42,11 +42,15 @@ TEST(SuperviseTest, TheBackoffIsBounded) {
   int runs = 0;
   SuperviseOptions options;
   options.max_restarts = 20;
-  const bool ok = supervise([&] { ++runs; throw 42; },
-                            [](const std::string& reason, std::chrono::milliseconds) {
-                              EXPECT_EQ(reason, "an unknown exception");
-                            },
-                            clock, {}, options);
+  const bool ok = supervise(
+      [&] {
+        ++runs;
+        throw 42;
+      },
+      [](const std::string& reason, std::chrono::milliseconds) {
+        EXPECT_EQ(reason, "an unknown exception");
+      },
+      clock, {}, options);
   EXPECT_FALSE(ok) << "gave up after max_restarts";
   EXPECT_EQ(runs, 21);
   EXPECT_EQ(clock.sleeps.back(), options.max_backoff);
@@ -69,9 +73,12 @@ TEST(SuperviseTest, AStopDuringTheBackoffEndsIt) {
   std::stop_source stop;
   stop.request_stop();
   int runs = 0;
-  EXPECT_TRUE(supervise([&] { ++runs; throw std::runtime_error("x"); },
-                        [](const std::string&, std::chrono::milliseconds) {}, clock,
-                        stop.get_token()));
+  EXPECT_TRUE(supervise(
+      [&] {
+        ++runs;
+        throw std::runtime_error("x");
+      },
+      [](const std::string&, std::chrono::milliseconds) {}, clock, stop.get_token()));
   EXPECT_EQ(runs, 1);
 }
 

@@ -36,9 +36,9 @@ using std::chrono::seconds;
 using SteadyTime = std::chrono::steady_clock::time_point;
 using WallTime = std::chrono::system_clock::time_point;
 
-constexpr std::int64_t kRfcExample = 784111777;        // Sun, 06 Nov 1994 08:49:37 GMT
-constexpr std::int64_t kYear9999End = 253402300799;    // Fri, 31 Dec 9999 23:59:59 GMT
-constexpr std::int64_t kClockStart = 1'800'000'000;    // Fri, 15 Jan 2027 08:00:00 GMT
+constexpr std::int64_t kRfcExample = 784111777;      // Sun, 06 Nov 1994 08:49:37 GMT
+constexpr std::int64_t kYear9999End = 253402300799;  // Fri, 31 Dec 9999 23:59:59 GMT
+constexpr std::int64_t kClockStart = 1'800'000'000;  // Fri, 15 Jan 2027 08:00:00 GMT
 constexpr const char* kToken = "eyJ0-SECRET-access-token-1";
 constexpr const char* kHuge = "99999999999999999999";  // 20 digits: over int64
 
@@ -353,7 +353,8 @@ TEST(ApiClientErrorMessageTest, DefenderErrorBody) {
 }
 
 TEST(ApiClientErrorMessageTest, GraphErrorBody) {
-  EXPECT_EQ(apiErrorMessage(kGraphForbidden), "Forbidden: Missing role permissions on the request.");
+  EXPECT_EQ(apiErrorMessage(kGraphForbidden),
+            "Forbidden: Missing role permissions on the request.");
   // Spaced as a person would write it: a JSON parser, not a string search.
   EXPECT_EQ(apiErrorMessage("{ \"error\" : {\n  \"message\" : \"m\",\n  \"code\" : \"C\" } }"),
             "C: m");
@@ -398,8 +399,8 @@ TEST(ApiClientErrorMessageTest, LongBodiesAreCut) {
 
 // The header promises at most 400 bytes.
 TEST(ApiClientErrorMessageTest, LongJsonMessagesAreCutToTheDocumentedBound) {
-  const std::string body = R"({"error":{"code":"BadRequest","message":")" +
-                           std::string(10'000, 'm') + R"("}})";
+  const std::string body =
+      R"({"error":{"code":"BadRequest","message":")" + std::string(10'000, 'm') + R"("}})";
   const std::string m = apiErrorMessage(body);
   EXPECT_TRUE(m.starts_with("BadRequest: mmm"));
   EXPECT_LE(m.size(), 400u);
@@ -525,7 +526,7 @@ TEST(RequestPacerTest, LoadedDeferralIsBounded) {
   TempDir dir;
   const std::string path = dir.sub("pacing");
   const std::vector<std::string> far_lines = {
-      "defer 253402300799000",   // year 9999 in ms
+      "defer 253402300799000",  // year 9999 in ms
       "defer 9223372036854775807",
       std::string("defer ") + kHuge,  // 20 digits: not a number we can hold
   };
@@ -653,8 +654,7 @@ TEST_F(ApiClientTest, A401ThatSurvivesRenewalIsAnAuthErrorWithTheHint) {
   EXPECT_EQ(r.error().code(), ErrorCode::kAuth);
   EXPECT_EQ(r.error().httpStatus(), 401);
   EXPECT_NE(r.error().message().find("Unauthorized: bad audience"), std::string::npos);
-  EXPECT_NE(r.error().message().find("Alert.Read.All"), std::string::npos)
-      << r.error().message();
+  EXPECT_NE(r.error().message().find("Alert.Read.All"), std::string::npos) << r.error().message();
   EXPECT_FALSE(r.error().retryable());
   EXPECT_EQ(http.requests.size(), 3u);
   EXPECT_EQ(tokens.forced, 2);
@@ -769,8 +769,9 @@ TEST_F(ApiClientTest, A429WithAFarFutureDateWaitsTheBound) {
 TEST_F(ApiClientTest, A429RetryAfterDateIsReadOnTheServersClock) {
   // The server is 5 minutes ahead and asks for 30 s on its clock: 30 s, not 5 min 30 s.
   const std::int64_t server_now = kClockStart + 300;
-  http.answer(429, "",
-              {{"date", formatHttpDate(server_now)}, {"retry-after", formatHttpDate(server_now + 30)}});
+  http.answer(
+      429, "",
+      {{"date", formatHttpDate(server_now)}, {"retry-after", formatHttpDate(server_now + 30)}});
   http.answer(200, kPage);
   make();
   auto r = get();
@@ -1005,8 +1006,8 @@ TEST_F(ApiClientTest, TheTokenIsInNoErrorMessage) {
   const std::string echo = R"({"error":{"code":"Echo","message":"you sent Authorization"}})";
   ApiClientOptions options;
   options.max_attempts = 2;
-  const std::vector<std::vector<int>> scripts = {
-      {401, 401, 401}, {403}, {400}, {404}, {429, 429}, {500, 503}, {302}};
+  const std::vector<std::vector<int>> scripts = {{401, 401, 401}, {403},      {400}, {404},
+                                                 {429, 429},      {500, 503}, {302}};
   for (const auto& statuses : scripts) {
     for (int s : statuses) http.answer(s, echo, {{"retry-after", "1"}});
     make(graphProfile(), options);

@@ -2,7 +2,6 @@
 // mapped and committed with the new position in one transaction; a restart resumes there;
 // rotation and truncation start the path again from the beginning.
 #include "mdecollect/source/file_source.h"
-#include "mdecollect/source/source.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include <vector>
 
 #include "mdecollect/config/config.h"
+#include "mdecollect/source/source.h"
 #include "mdecollect/state/state_store.h"
 #include "support/files.h"
 #include "support/forwarding_store.h"

@@ -43,7 +43,9 @@ std::string spanOf(const Padded& body, const AlertRef& ref) {
   return std::string(body.text().substr(ref.begin, ref.end - ref.begin));
 }
 
-core::Instant at(std::int64_t seconds, std::int32_t nanos = 0) { return core::Instant{seconds, nanos}; }
+core::Instant at(std::int64_t seconds, std::int32_t nanos = 0) {
+  return core::Instant{seconds, nanos};
+}
 
 const std::string kAlertA =
     R"({"id":"da1","severity":"High","lastUpdateTime":"2026-01-02T03:04:05.5Z","evidence":[]})";
@@ -69,9 +71,10 @@ TEST(PageScanTest, CompactPage) {
 
 TEST(PageScanTest, PrettyPrintedPageGivesTheSameIdentities) {
   PageScanner scanner("lastUpdateTime");
-  const std::string a = "{\n\t\t\"id\" :  \"da1\",\n\t\t\"severity\": \"High\",\r\n"
-                        "\t\t\"lastUpdateTime\"\t:\t\"2026-01-02T03:04:05.5Z\",\n"
-                        "\t\t\"evidence\": [ ]\n\t}";
+  const std::string a =
+      "{\n\t\t\"id\" :  \"da1\",\n\t\t\"severity\": \"High\",\r\n"
+      "\t\t\"lastUpdateTime\"\t:\t\"2026-01-02T03:04:05.5Z\",\n"
+      "\t\t\"evidence\": [ ]\n\t}";
   const std::string b = "{ \"id\": \"da2\", \"lastUpdateTime\": \"2026-01-02T03:04:06Z\" }";
   const Padded pretty("{\n  \"@odata.context\" : \"x\",\n  \"value\" : [\n\t" + a + " ,\n\t" + b +
                       "\n  ]\n}\n");
@@ -102,11 +105,12 @@ TEST(PageScanTest, KeyOrderDoesNotMatter) {
 
 TEST(PageScanTest, EscapedIdsAreUnescaped) {
   PageScanner scanner("lastUpdateTime");
-  const Padded body(R"({"value":[)"
-                    R"({"id":"a\"b\\c","lastUpdateTime":"2026-01-02T03:04:05Z"},)"
-                    R"({"id":"a\"b\\u00e9","lastUpdateTime":"2026-01-02T03:04:05Z"},)"
-                    R"({"id":"\u00e9t\u00e9\/\ud83d\ude00","lastUpdateTime":"2026-01-02T03:04:05Z"},)"
-                    R"({"\u0069\u0064":"escaped-key","lastUpdateTime":"2026-01-02T03:04:05Z"}]})");
+  const Padded body(
+      R"({"value":[)"
+      R"({"id":"a\"b\\c","lastUpdateTime":"2026-01-02T03:04:05Z"},)"
+      R"({"id":"a\"b\\u00e9","lastUpdateTime":"2026-01-02T03:04:05Z"},)"
+      R"({"id":"\u00e9t\u00e9\/\ud83d\ude00","lastUpdateTime":"2026-01-02T03:04:05Z"},)"
+      R"({"\u0069\u0064":"escaped-key","lastUpdateTime":"2026-01-02T03:04:05Z"}]})");
   const ScannedPage page = scanOk(scanner, body);
   ASSERT_EQ(page.alerts.size(), 4u);
   EXPECT_EQ(page.alerts[0].id, "a\"b\\c");
@@ -178,9 +182,8 @@ TEST(PageScanTest, NestedIdsAndTimesAreNotTheAlerts) {
 
 TEST(PageScanTest, TheFirstOfDuplicateKeysWins) {
   PageScanner scanner("lastUpdateTime");
-  const Padded body(
-      R"({"value":[{"id":"first","lastUpdateTime":"2026-01-02T03:04:05Z",)"
-      R"("id":"second","lastUpdateTime":"2030-01-01T00:00:00Z"}]})");
+  const Padded body(R"({"value":[{"id":"first","lastUpdateTime":"2026-01-02T03:04:05Z",)"
+                    R"("id":"second","lastUpdateTime":"2030-01-01T00:00:00Z"}]})");
   const ScannedPage page = scanOk(scanner, body);
   ASSERT_EQ(page.alerts.size(), 1u);
   EXPECT_EQ(page.alerts[0].id, "first");
@@ -249,9 +252,10 @@ TEST(PageScanTest, NextLinkInsideAnAlertIsNotThePages) {
   EXPECT_EQ(page.alerts[0].id, "da1");
   EXPECT_EQ(spanOf(body, page.alerts[0]), alert);
   // Nor in a nested object of the page.
-  EXPECT_EQ(scanOk(scanner, Padded(R"({"meta":{"@odata.nextLink":"https://evil.test/"},"value":[]})"))
-                .next_link,
-            "");
+  EXPECT_EQ(
+      scanOk(scanner, Padded(R"({"meta":{"@odata.nextLink":"https://evil.test/"},"value":[]})"))
+          .next_link,
+      "");
 }
 
 TEST(PageScanTest, BodiesThatAreNotPagesAreParseErrors) {

@@ -31,10 +31,10 @@ struct Alert {
 };
 
 enum class Order {
-  kHonoured,   // $orderby honoured: by time, then id
-  kById,       // $orderby ignored: by id (unrelated to time)
-  kReversed,   // by time, newest first
-  kShuffled,   // a fixed pseudo-random order (stable across requests)
+  kHonoured,  // $orderby honoured: by time, then id
+  kById,      // $orderby ignored: by id (unrelated to time)
+  kReversed,  // by time, newest first
+  kShuffled,  // a fixed pseudo-random order (stable across requests)
 };
 
 // An API over a fixed set of alerts.
@@ -42,11 +42,11 @@ class ScriptedApi {
  public:
   std::vector<Alert> alerts;
   Order order = Order::kHonoured;
-  bool honour_skip = true;              // false: probes' $skip is ignored
-  bool refuse_orderby = false;          // answer 400 while $orderby is sent
-  std::size_t too_large_above = 0;      // kTooLarge when $top is above this (0: never)
-  int too_large_times = 1'000'000;      // ... for this many requests
-  Instant now = at(kBase + 86400);      // the server's clock
+  bool honour_skip = true;          // false: probes' $skip is ignored
+  bool refuse_orderby = false;      // answer 400 while $orderby is sent
+  std::size_t too_large_above = 0;  // kTooLarge when $top is above this (0: never)
+  int too_large_times = 1'000'000;  // ... for this many requests
+  Instant now = at(kBase + 86400);  // the server's clock
 
   std::uint64_t requests = 0;
   std::uint64_t probes = 0;
@@ -74,9 +74,9 @@ class ScriptedApi {
     }
     sortForOrder(match, q.orderby);
     const std::size_t skip = honour_skip || !q.probe ? std::min(q.skip, match.size()) : 0;
-    std::vector<Alert> page(match.begin() + static_cast<std::ptrdiff_t>(skip),
-                            match.begin() + static_cast<std::ptrdiff_t>(
-                                                std::min(match.size(), skip + q.top)));
+    std::vector<Alert> page(
+        match.begin() + static_cast<std::ptrdiff_t>(skip),
+        match.begin() + static_cast<std::ptrdiff_t>(std::min(match.size(), skip + q.top)));
     PageFacts facts;
     facts.alerts = page.size();
     for (const auto& a : page) facts.times.push_back(a.time);
@@ -93,10 +93,8 @@ class ScriptedApi {
 
   WindowPager pager(std::size_t page_size, int restore_after = 8) {
     return WindowPager(
-        PagerSettings{page_size, restore_after},
-        [this](const WindowQuery& q) { return fetch(q); },
-        [this](std::optional<Instant> wm) { return commit(wm); }, [this] { return now; },
-        nullptr);
+        PagerSettings{page_size, restore_after}, [this](const WindowQuery& q) { return fetch(q); },
+        [this](std::optional<Instant> wm) { return commit(wm); }, [this] { return now; }, nullptr);
   }
 
   // Every alert in [from, until) committed at least once.
@@ -123,7 +121,8 @@ class ScriptedApi {
         std::sort(v.begin(), v.end(), by_id);
         break;
       case Order::kReversed:
-        std::sort(v.begin(), v.end(), [&](const Alert& a, const Alert& b) { return by_time(b, a); });
+        std::sort(v.begin(), v.end(),
+                  [&](const Alert& a, const Alert& b) { return by_time(b, a); });
         break;
       case Order::kShuffled:
         std::sort(v.begin(), v.end(), [](const Alert& a, const Alert& b) {
@@ -140,7 +139,8 @@ std::vector<Alert> spread(std::size_t n, std::int64_t span_s, std::uint64_t seed
   std::mt19937_64 rng(seed);
   std::vector<Alert> out;
   for (std::size_t i = 0; i < n; ++i) {
-    const auto offset = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(span_s * 1000));
+    const auto offset =
+        static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(span_s * 1000));
     out.push_back({"da" + std::to_string(rng() % 1'000'000'007) + "_" + std::to_string(i),
                    addNanos(now, -offset * 1'000'000 - kSecond)});
   }
@@ -157,8 +157,8 @@ void expectWatermarksRiseAndStayBelow(const ScriptedApi& api, Instant cap) {
 }
 
 Instant cap(const ScriptedApi& api) {
-  return addNanos(api.now, std::chrono::duration_cast<std::chrono::nanoseconds>(
-                               kClockSkewAllowance).count());
+  return addNanos(
+      api.now, std::chrono::duration_cast<std::chrono::nanoseconds>(kClockSkewAllowance).count());
 }
 
 TEST(WindowPagerTest, OrderHonouredSmallPagesUsesKeysetPagingAndIsComplete) {
@@ -192,8 +192,8 @@ TEST(WindowPagerTest, OrderIgnoredPagesThatOnlyLookSortedLoseNothing) {
       const Instant from = addNanos(api.now, -7200 * kSecond);
       ASSERT_TRUE(pager.run(from, std::nullopt, std::nullopt, true, {}));
       const auto missing = api.missing(from);
-      EXPECT_TRUE(missing.empty()) << "seed " << seed << ", page " << page << ": "
-                                   << missing.size() << " of 40 never read";
+      EXPECT_TRUE(missing.empty())
+          << "seed " << seed << ", page " << page << ": " << missing.size() << " of 40 never read";
       expectWatermarksRiseAndStayBelow(api, cap(api));
     }
   }
@@ -208,7 +208,8 @@ TEST(WindowPagerTest, EveryOrderEveryPageSizeIsComplete) {
         api.honour_skip = skip || order == Order::kHonoured;  // ties still need $skip
         api.alerts = spread(60, 600, seed * 7 + static_cast<std::uint64_t>(order));
         // A few ties, some across page boundaries.
-        for (int t = 0; t < 6; ++t) api.alerts.push_back({"tie" + std::to_string(t), api.alerts[3].time});
+        for (int t = 0; t < 6; ++t)
+          api.alerts.push_back({"tie" + std::to_string(t), api.alerts[3].time});
         auto pager = api.pager(1 + seed % 5);
         const Instant from = addNanos(api.now, -3600 * kSecond);
         ASSERT_TRUE(pager.run(from, std::nullopt, std::nullopt, true, {}));
@@ -245,7 +246,8 @@ TEST(WindowPagerTest, MoreAlertsInOneMillisecondThanAPageHolds) {
   ScriptedApi api;
   api.order = Order::kShuffled;
   const Instant t = addNanos(api.now, -60 * kSecond);
-  for (int i = 0; i < 9; ++i) api.alerts.push_back({"ms" + std::to_string(i), addNanos(t, i * 100)});
+  for (int i = 0; i < 9; ++i)
+    api.alerts.push_back({"ms" + std::to_string(i), addNanos(t, i * 100)});
   auto pager = api.pager(4);
   const Instant from = addNanos(api.now, -3600 * kSecond);
   ASSERT_TRUE(pager.run(from, std::nullopt, std::nullopt, true, {}));
@@ -256,8 +258,12 @@ TEST(WindowPagerTest, TiesAcrossAPageBoundaryWithKeysetPaging) {
   ScriptedApi api;
   const Instant t = addNanos(api.now, -60 * kSecond);
   // Pages of 4: the first page ends inside a run of ties at t+1s.
-  api.alerts = {{"a", t}, {"b", t}, {"c", addNanos(t, kSecond)}, {"d", addNanos(t, kSecond)},
-                {"e", addNanos(t, kSecond)}, {"f", addNanos(t, kSecond)},
+  api.alerts = {{"a", t},
+                {"b", t},
+                {"c", addNanos(t, kSecond)},
+                {"d", addNanos(t, kSecond)},
+                {"e", addNanos(t, kSecond)},
+                {"f", addNanos(t, kSecond)},
                 {"g", addNanos(t, 2 * kSecond)}};
   auto pager = api.pager(4);
   const Instant from = addNanos(t, -kSecond);
@@ -300,8 +306,9 @@ TEST(WindowPagerTest, MoreFutureStampedAlertsThanAPageHolds) {
     api.order = order;
     api.alerts = spread(5, 600, 4);
     for (int i = 0; i < 11; ++i) {
-      api.alerts.push_back({"f" + std::to_string(i),
-                            *core::parseIsoDateTime("2100-01-01T00:00:0" + std::to_string(i % 10) + "Z")});
+      api.alerts.push_back(
+          {"f" + std::to_string(i),
+           *core::parseIsoDateTime("2100-01-01T00:00:0" + std::to_string(i % 10) + "Z")});
     }
     api.alerts.push_back({"far", *core::parseIsoDateTime("9999-12-31T23:59:59Z")});
     auto pager = api.pager(3);
@@ -327,8 +334,8 @@ TEST(WindowPagerTest, CenturiesWideWindowsAreSplitNotPagedWithSkip) {
   ASSERT_TRUE(pager.run(from, std::nullopt, std::nullopt, true, {}));
   EXPECT_TRUE(api.missing(from).empty());
   for (const auto& q : api.queries) {
-    EXPECT_TRUE(q.probe || q.skip == 0) << "paged with $skip from "
-                                        << core::formatRfc3339(q.window.from, 7);
+    EXPECT_TRUE(q.probe || q.skip == 0)
+        << "paged with $skip from " << core::formatRfc3339(q.window.from, 7);
   }
   EXPECT_TRUE(api.watermarks.empty()) << "no alert at or before the server's time";
 }
@@ -400,8 +407,7 @@ TEST(WindowPagerTest, AnApiThatSortsOnlySometimesCannotMakeItSkip) {
         api.order = (++calls % 3 == 0) ? Order::kById : Order::kHonoured;
         return api.fetch(q);
       },
-      [&](std::optional<Instant> wm) { return api.commit(wm); }, [&] { return api.now; },
-      nullptr);
+      [&](std::optional<Instant> wm) { return api.commit(wm); }, [&] { return api.now; }, nullptr);
   const Instant from = addNanos(api.now, -7200 * kSecond);
   ASSERT_TRUE(pager.run(from, std::nullopt, std::nullopt, true, {}));
   EXPECT_TRUE(api.missing(from).empty());
@@ -443,8 +449,7 @@ TEST(WindowPagerTest, AStopEndsTheRunEarly) {
         if (++calls == 3) stopper.request_stop();
         return api.fetch(q);
       },
-      [&](std::optional<Instant> wm) { return api.commit(wm); }, [&] { return api.now; },
-      nullptr);
+      [&](std::optional<Instant> wm) { return api.commit(wm); }, [&] { return api.now; }, nullptr);
   ASSERT_TRUE(pager.run(addNanos(api.now, -7200 * kSecond), std::nullopt, std::nullopt, true,
                         stopper.get_token()));
   EXPECT_TRUE(pager.stopped());
@@ -458,8 +463,7 @@ TEST(WindowPagerTest, AFetchErrorEndsTheRunWithIt) {
       [](const WindowQuery&) -> Result<PageFacts> {
         return Error(ErrorCode::kHttp, "HTTP 503 from the API").withHttpStatus(503);
       },
-      [&](std::optional<Instant> wm) { return api.commit(wm); }, [&] { return api.now; },
-      nullptr);
+      [&](std::optional<Instant> wm) { return api.commit(wm); }, [&] { return api.now; }, nullptr);
   auto s = pager.run(addNanos(api.now, -60 * kSecond), std::nullopt, std::nullopt, true, {});
   ASSERT_FALSE(s);
   EXPECT_EQ(s.error().httpStatus(), 503);
@@ -479,7 +483,8 @@ TEST(WindowPagerTest, RandomWorldsAreAlwaysComplete) {
       api.alerts.push_back({"t" + std::to_string(t), api.alerts[rng() % api.alerts.size()].time});
     }
     if (rng() % 4 == 0) {
-      api.alerts.push_back({"future", addNanos(api.now, static_cast<std::int64_t>(rng() % 100000) * kSecond)});
+      api.alerts.push_back(
+          {"future", addNanos(api.now, static_cast<std::int64_t>(rng() % 100000) * kSecond)});
     }
     const std::size_t page = 1 + rng() % 6;
     auto pager = api.pager(page);
@@ -553,9 +558,9 @@ TEST(NextLinkPagerTest, FollowsLinksAndMovesTheWatermarkWithTheLastPage) {
 TEST(NextLinkPagerTest, ALinkToAnotherOriginIsRefusedAndNeverFetched) {
   for (const std::string foreign :
        {"http://127.0.0.2:8443/v1.0/security/alerts_v2?$skiptoken=a",
-        "http://graph.test/v1.0/security/alerts_v2?$skiptoken=a",       // scheme
+        "http://graph.test/v1.0/security/alerts_v2?$skiptoken=a",        // scheme
         "https://graph.test:8443/v1.0/security/alerts_v2?$skiptoken=a",  // port
-        "https://evil.test/v1.0/security/alerts_v2",                      // host
+        "https://evil.test/v1.0/security/alerts_v2",                     // host
         "https://graph.test.evil.test/x", "https://user@graph.test/x",
         "//graph.test/v1.0/security/alerts_v2", "/v1.0/security/alerts_v2?$skiptoken=a",
         "not a url"}) {
@@ -573,8 +578,8 @@ TEST(NextLinkPagerTest, ALinkToAnotherOriginIsRefusedAndNeverFetched) {
 }
 
 TEST(NextLinkPagerTest, SameOriginRules) {
-  EXPECT_TRUE(sameOrigin("https://graph.microsoft.com/v1.0/x?$skiptoken=1",
-                         "https://graph.microsoft.com"));
+  EXPECT_TRUE(
+      sameOrigin("https://graph.microsoft.com/v1.0/x?$skiptoken=1", "https://graph.microsoft.com"));
   EXPECT_TRUE(sameOrigin("https://graph.microsoft.com:443/v1.0/x", "https://graph.microsoft.com/"));
   EXPECT_TRUE(sameOrigin("http://127.0.0.1:8080/v1.0/x", "http://127.0.0.1:8080"));
   EXPECT_FALSE(sameOrigin("http://127.0.0.2:8080/v1.0/x", "http://127.0.0.1:8080"));
@@ -595,8 +600,7 @@ TEST(NextLinkPagerTest, ALoopingLinkIsAnError) {
 
 TEST(NextLinkPagerTest, TheWatermarkStaysBelowTheServerTimeTheRunBegan) {
   LinkedApi api;
-  api.pages = {{addNanos(api.now, -10 * kSecond),
-                *core::parseIsoDateTime("2100-01-01T00:00:00Z")}};
+  api.pages = {{addNanos(api.now, -10 * kSecond), *core::parseIsoDateTime("2100-01-01T00:00:00Z")}};
   api.links = {""};
   auto pager = api.pager();
   ASSERT_TRUE(pager.run(firstUrl(), std::nullopt, true, {}));

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
-#include <unistd.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
@@ -12,8 +12,8 @@
 #include <thread>
 #include <vector>
 
-#include "mdecollect/state/state_store.h"
 #include "mdecollect/state/run_lock.h"
+#include "mdecollect/state/state_store.h"
 #include "state/sqlite_handle.h"
 #include "support/scoped_umask.h"
 #include "support/temp_dir.h"
@@ -400,7 +400,8 @@ TEST(SqliteStateStore, FilePositionRoundTrip) {
   EXPECT_EQ(readAll(*store)[0].source, "f");
 
   // Moving on, with no documents (blank lines), and other files and sources stay apart.
-  ASSERT_TRUE(store->commitPage(fileLines("f", "/var/log/a.ndjson", {big_inode, 130}, {})).has_value());
+  ASSERT_TRUE(
+      store->commitPage(fileLines("f", "/var/log/a.ndjson", {big_inode, 130}, {})).has_value());
   ASSERT_TRUE(store->commitPage(fileLines("f", "/var/log/b.ndjson", {7, 1}, {})).has_value());
   pos = store->filePosition("f", "/var/log/a.ndjson");
   ASSERT_TRUE(pos.has_value() && pos->has_value());
@@ -739,8 +740,8 @@ TEST(SqliteStateStore, ReopeningSeesEverythingCommitted) {
     ASSERT_TRUE(store->registerOutput("file").has_value());
     ASSERT_TRUE(store->registerOutput("es").has_value());
     ASSERT_TRUE(store->commitPage(page("s", "w9", {kV1, kV2}, numberedDocs(0, 4))).has_value());
-    ASSERT_TRUE(
-        store->commitPage(fileLines("f", "/in.ndjson", {42, 4096}, numberedDocs(4, 2))).has_value());
+    ASSERT_TRUE(store->commitPage(fileLines("f", "/in.ndjson", {42, 4096}, numberedDocs(4, 2)))
+                    .has_value());
     before = readAll(*store);
     ASSERT_TRUE(
         store->acknowledge("file", before[5].seq, FileCheckpoint{"/out.ndjson", 600}).has_value());
@@ -970,8 +971,10 @@ TEST(SqliteStateStore, PruningRecordsWhatTheSeenSetStillCovers) {
 TEST(SqliteStateStore, AVersionWithoutATimeMatchesItsIdAtAnyTime) {
   TempDir tmp;
   auto store = openOrDie(tmp.dir());
-  ASSERT_TRUE(store->commitPage(page("s", std::nullopt, {{"!doc1", "2024-01-01T00:00:05.0000000Z"}}, {})));
-  EXPECT_EQ(seenOf(*store, "s", {{"!doc1", ""}, {"!doc2", ""}, {"!doc1", "2024-01-01T00:00:06.0000000Z"}}),
+  ASSERT_TRUE(
+      store->commitPage(page("s", std::nullopt, {{"!doc1", "2024-01-01T00:00:05.0000000Z"}}, {})));
+  EXPECT_EQ(seenOf(*store, "s",
+                   {{"!doc1", ""}, {"!doc2", ""}, {"!doc1", "2024-01-01T00:00:06.0000000Z"}}),
             (std::vector<bool>{true, false, false}));
   // Kept until the overlap has passed the time it was delivered.
   ASSERT_TRUE(store->pruneSeen("s", "2024-01-01T00:00:05.0000000Z"));

@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
-#include <simdjson.h>
 #include <netinet/in.h>
+#include <simdjson.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -163,8 +163,8 @@ TEST(FakeElasticsearch, ListensOnLoopbackAndAnswersClusterInfo) {
 TEST(FakeElasticsearch, CreatesThenAnswers409ForTheSameId) {
   FakeElasticsearch es;
   ASSERT_GT(es.port(), 0);
-  const std::string body = createLine("logs", "a") + "{\"n\":1}\n" + createLine("logs", "b") +
-                           "{\"n\":2}\n";
+  const std::string body =
+      createLine("logs", "a") + "{\"n\":1}\n" + createLine("logs", "b") + "{\"n\":2}\n";
   const Answer first = post(es, "/_bulk", body);
   ASSERT_EQ(first.status, 200) << first.body;
   EXPECT_EQ(first.header("Content-Type"), "application/json");
@@ -185,8 +185,8 @@ TEST(FakeElasticsearch, CreatesThenAnswers409ForTheSameId) {
   EXPECT_EQ(j.num("/items/1/create/_seq_no"), 1);
 
   const Answer again =
-      post(es, "/_bulk", createLine("logs", "a") + "{\"n\":3}\n" + createLine("logs", "c") +
-                             "{\"n\":4}\n");
+      post(es, "/_bulk",
+           createLine("logs", "a") + "{\"n\":3}\n" + createLine("logs", "c") + "{\"n\":4}\n");
   ASSERT_EQ(again.status, 200) << again.body;
   Json k(again.body);
   EXPECT_EQ(k.boolean("/errors"), true);
@@ -300,7 +300,8 @@ TEST(FakeElasticsearch, AnswersAWrongContentTypeWith406) {
   const std::string body = createLine("logs", "a") + "{}\n";
   const Answer a = post(es, "/_bulk", body, "text/plain");
   ASSERT_EQ(a.status, 406);
-  EXPECT_EQ(a.body, "{\"error\":\"Content-Type header [text/plain] is not supported\",\"status\":406}");
+  EXPECT_EQ(a.body,
+            "{\"error\":\"Content-Type header [text/plain] is not supported\",\"status\":406}");
   // httplib's client always sends a Content-Type with a body: this one is written by hand.
   const std::string missing = rawExchange(
       es, "POST /_bulk HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: " +
@@ -439,9 +440,9 @@ TEST(FakeElasticsearch, ScriptedItemAnswersFailOnlyThoseItems) {
     if (id == "down" && attempt == 0) return 503;
     return 0;
   });
-  const std::string body = createLine("logs", "ok") + "{}\n" + createLine("logs", "bad") +
-                           "{}\n" + createLine("logs", "busy") + "{}\n" +
-                           createLine("logs", "down") + "{}\n";
+  const std::string body = createLine("logs", "ok") + "{}\n" + createLine("logs", "bad") + "{}\n" +
+                           createLine("logs", "busy") + "{}\n" + createLine("logs", "down") +
+                           "{}\n";
   const Answer a = post(es, "/_bulk", body);
   ASSERT_EQ(a.status, 200) << a.body;
   Json j(a.body);
@@ -457,10 +458,10 @@ TEST(FakeElasticsearch, ScriptedItemAnswersFailOnlyThoseItems) {
 
   // The retried ones now go in; the 400 stays a 400; `ok` is a conflict, not a new attempt
   // at creating it.
-  const Answer retry = post(es, "/_bulk",
-                            createLine("logs", "busy") + "{}\n" + createLine("logs", "down") +
-                                "{}\n" + createLine("logs", "bad") + "{}\n" +
-                                createLine("logs", "ok") + "{}\n");
+  const Answer retry =
+      post(es, "/_bulk",
+           createLine("logs", "busy") + "{}\n" + createLine("logs", "down") + "{}\n" +
+               createLine("logs", "bad") + "{}\n" + createLine("logs", "ok") + "{}\n");
   ASSERT_EQ(retry.status, 200) << retry.body;
   Json k(retry.body);
   EXPECT_EQ(k.num("/items/0/create/status"), 201);
@@ -468,9 +469,9 @@ TEST(FakeElasticsearch, ScriptedItemAnswersFailOnlyThoseItems) {
   EXPECT_EQ(k.num("/items/2/create/status"), 400);
   EXPECT_EQ(k.num("/items/3/create/status"), 409);
   EXPECT_EQ(es.storedCount(), 3u);
-  const std::vector<std::pair<std::string, int>> expected = {
-      {"ok", 0}, {"bad", 0}, {"busy", 0}, {"down", 0},
-      {"busy", 1}, {"down", 1}, {"bad", 1}, {"ok", 1}};
+  const std::vector<std::pair<std::string, int>> expected = {{"ok", 0},   {"bad", 0},  {"busy", 0},
+                                                             {"down", 0}, {"busy", 1}, {"down", 1},
+                                                             {"bad", 1},  {"ok", 1}};
   EXPECT_EQ(asked, expected);
   EXPECT_EQ(es.deadIds().at("logs"), (std::vector<std::string>{"bad", "bad"}));
   const auto s = es.stats();
@@ -501,10 +502,10 @@ TEST(FakeElasticsearch, KeepsItemOrderAndErrorsFlag) {
   EXPECT_EQ(es.storedCount(), 50u);
 
   // One bad source among good ones: only it fails, and errors turns true.
-  const Answer mixed = post(es, "/_bulk",
-                            createLine("logs", "x1") + "{}\n" + createLine("logs", "x2") +
-                                "{not json\n" + createLine("logs", "x3") + "[1]\n" +
-                                createLine("logs", "x4") + "{}\n");
+  const Answer mixed =
+      post(es, "/_bulk",
+           createLine("logs", "x1") + "{}\n" + createLine("logs", "x2") + "{not json\n" +
+               createLine("logs", "x3") + "[1]\n" + createLine("logs", "x4") + "{}\n");
   ASSERT_EQ(mixed.status, 200);
   Json k(mixed.body);
   EXPECT_EQ(k.boolean("/errors"), true);
@@ -601,11 +602,11 @@ TEST(FakeElasticsearch, WritesThroughADataStreamTemplateAnswerTheBackingIndex) {
                 .status,
             200);
   const std::string stream = "logs-mde.log-default";
-  const Answer a = post(es, "/_bulk",
-                        createLine(stream, "t") + "{\"@timestamp\":\"2024-01-01T00:00:00Z\"}\n" +
-                            createLine(stream, "no-ts") + "{\"message\":\"x\"}\n" +
-                            "{\"index\":{\"_index\":\"" + stream + "\",\"_id\":\"i\"}}\n" +
-                            "{\"@timestamp\":\"2024-01-01T00:00:00Z\"}\n");
+  const Answer a =
+      post(es, "/_bulk",
+           createLine(stream, "t") + "{\"@timestamp\":\"2024-01-01T00:00:00Z\"}\n" +
+               createLine(stream, "no-ts") + "{\"message\":\"x\"}\n" + "{\"index\":{\"_index\":\"" +
+               stream + "\",\"_id\":\"i\"}}\n" + "{\"@timestamp\":\"2024-01-01T00:00:00Z\"}\n");
   ASSERT_EQ(a.status, 200) << a.body;
   Json j(a.body);
   EXPECT_EQ(j.num("/items/0/create/status"), 201);

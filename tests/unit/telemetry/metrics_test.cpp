@@ -69,17 +69,23 @@ TEST(MetricsTest, SourceCountersRequestsAndLag) {
   s.server_offset_ms = 500;  // the API's clock is half a second ahead
   s.last_success_unix_ms = 1'800'000'000'250;
   const std::string text = m.prometheus(at(1'800'000'000'000));
-  EXPECT_EQ(sample(text, R"(mdecollect_source_requests_total{source="tenant-a",status="200"})"), "2");
-  EXPECT_EQ(sample(text, R"(mdecollect_source_requests_total{source="tenant-a",status="429"})"), "1");
-  EXPECT_EQ(sample(text, R"(mdecollect_source_requests_total{source="tenant-a",status="error"})"), "1");
+  EXPECT_EQ(sample(text, R"(mdecollect_source_requests_total{source="tenant-a",status="200"})"),
+            "2");
+  EXPECT_EQ(sample(text, R"(mdecollect_source_requests_total{source="tenant-a",status="429"})"),
+            "1");
+  EXPECT_EQ(sample(text, R"(mdecollect_source_requests_total{source="tenant-a",status="error"})"),
+            "1");
   EXPECT_EQ(sample(text, R"(mdecollect_source_alerts_fetched_total{source="tenant-a"})"), "1500");
-  EXPECT_EQ(sample(text, R"(mdecollect_source_documents_produced_total{source="tenant-a"})"), "4000");
+  EXPECT_EQ(sample(text, R"(mdecollect_source_documents_produced_total{source="tenant-a"})"),
+            "4000");
   EXPECT_EQ(sample(text, R"(mdecollect_source_throttled_total{source="tenant-a"})"), "1");
   EXPECT_EQ(sample(text, R"(mdecollect_source_token_refreshes_total{source="tenant-a"})"), "2");
   EXPECT_EQ(sample(text, R"(mdecollect_source_watermark_lag_seconds{source="tenant-a"})"), "91");
   EXPECT_EQ(sample(text, R"(mdecollect_source_last_success_timestamp_seconds{source="tenant-a"})"),
             "1800000000.25");
-  EXPECT_EQ(sample(text, R"(mdecollect_source_state{source="tenant-a",type="graph",state="starting"})"), "1");
+  EXPECT_EQ(
+      sample(text, R"(mdecollect_source_state{source="tenant-a",type="graph",state="starting"})"),
+      "1");
 }
 
 TEST(MetricsTest, NoWatermarkNoLagSample) {
@@ -98,10 +104,17 @@ TEST(MetricsTest, DocumentsPerSourceAndOutput) {
   m.documents("b", "elasticsearch", Outcome::kFailed, 0);  // nothing: no series
   EXPECT_EQ(m.documentsOf("a", "file", Outcome::kDelivered), 15u);
   const std::string text = m.prometheus(at(0));
-  EXPECT_EQ(sample(text, R"(mdecollect_documents_delivered_total{source="a",output="file"})"), "15");
-  EXPECT_EQ(sample(text, R"(mdecollect_documents_duplicates_total{source="b",output="elasticsearch"})"), "2");
-  EXPECT_EQ(sample(text, R"(mdecollect_documents_dead_lettered_total{source="b",output="elasticsearch"})"), "1");
-  EXPECT_EQ(sample(text, R"(mdecollect_documents_failed_total{source="b",output="elasticsearch"})"), "");
+  EXPECT_EQ(sample(text, R"(mdecollect_documents_delivered_total{source="a",output="file"})"),
+            "15");
+  EXPECT_EQ(
+      sample(text, R"(mdecollect_documents_duplicates_total{source="b",output="elasticsearch"})"),
+      "2");
+  EXPECT_EQ(
+      sample(text,
+             R"(mdecollect_documents_dead_lettered_total{source="b",output="elasticsearch"})"),
+      "1");
+  EXPECT_EQ(sample(text, R"(mdecollect_documents_failed_total{source="b",output="elasticsearch"})"),
+            "");
 }
 
 TEST(MetricsTest, LabelValuesAreEscaped) {
@@ -145,8 +158,9 @@ TEST(MetricsTest, HealthStatusFollowsTheWorstState) {
   h = m.health(at(0));
   EXPECT_EQ(h.http_status, 200);
   EXPECT_NE(h.json.find(R"("status":"degraded")"), std::string::npos) << h.json;
-  EXPECT_NE(h.json.find(R"("b":{"type":"graph","state":"degraded","reason":"throttled: waiting 30 s")"),
-            std::string::npos)
+  EXPECT_NE(
+      h.json.find(R"("b":{"type":"graph","state":"degraded","reason":"throttled: waiting 30 s")"),
+      std::string::npos)
       << h.json;
 
   a.setState(State::kFailing, "last poll failed: invalid_client: AADSTS7000215");
