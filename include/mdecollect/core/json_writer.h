@@ -2,11 +2,22 @@
 // keys and values in a valid order; commas are the caller's too (see ObjectWriter).
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
 namespace mdec::core {
+
+// The bytes a JSON string cannot hold as they are: control characters, '"' and '\\'.
+inline constexpr std::array<bool, 256> kJsonNeedsEscape = [] {
+  std::array<bool, 256> t{};
+  for (std::size_t c = 0; c < 0x20; ++c) t[c] = true;
+  t['"'] = true;
+  t['\\'] = true;
+  return t;
+}();
 
 // Appends `s` (valid UTF-8) as JSON string contents, without the quotes.
 void appendEscaped(std::string& out, std::string_view s);

@@ -10,18 +10,6 @@
 #endif
 
 namespace mdec::core {
-namespace {
-
-constexpr std::array<bool, 256> makeEscapeTable() {
-  std::array<bool, 256> t{};
-  for (int c = 0; c < 0x20; ++c) t[static_cast<std::size_t>(c)] = true;
-  t['"'] = true;
-  t['\\'] = true;
-  return t;
-}
-constexpr std::array<bool, 256> kNeedsEscape = makeEscapeTable();
-
-}  // namespace
 
 // True when any byte of the 8 in `w` is < 0x20, '"' or '\\' (SWAR, no branches per byte).
 inline bool wordNeedsEscape(std::uint64_t w) {
@@ -64,7 +52,7 @@ void appendEscaped(std::string& out, std::string_view s) {
     }
     if (p == end) break;
     const auto c = static_cast<unsigned char>(*p);
-    if (!kNeedsEscape[c]) {
+    if (!kJsonNeedsEscape[c]) {
       ++p;
       continue;
     }

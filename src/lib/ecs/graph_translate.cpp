@@ -27,6 +27,7 @@
 #endif
 
 #include "ecs/line_scanner.h"
+#include "mdecollect/core/json_writer.h"
 
 namespace mdec::ecs {
 
@@ -178,17 +179,6 @@ bool isDeviceEvidence(const element& e) {
 
 constexpr std::size_t kSlack = 64;
 static_assert(kSlack >= kLinePadding && kSlack >= 16);
-
-#if !defined(__SSE2__)
-constexpr std::array<bool, 256> makeEscapeTable() {
-  std::array<bool, 256> t{};
-  for (int c = 0; c < 0x20; ++c) t[static_cast<std::size_t>(c)] = true;
-  t['"'] = true;
-  t['\\'] = true;
-  return t;
-}
-constexpr std::array<bool, 256> kNeedsEscape = makeEscapeTable();
-#endif
 
 class Writer {
  public:
@@ -696,7 +686,7 @@ class Writer {
       src += clean;
       n -= clean;
 #else
-      if (!kNeedsEscape[static_cast<unsigned char>(*src)]) {
+      if (!core::kJsonNeedsEscape[static_cast<unsigned char>(*src)]) {
         *p_++ = *src++;
         --n;
         continue;
