@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include "mdecollect/core/iso8601.h"
+#include "source/map_options.h"
 
 namespace mdec::source {
 namespace {
@@ -16,14 +17,6 @@ using std::chrono::nanoseconds;
 // The API writes times with 0..7 fraction digits; the seen-set and the watermark use one
 // fixed form so that equal times compare equal.
 std::string apiTime(const Instant& t) { return core::formatRfc3339(t, 7); }
-
-ecs::MapOptions mapOptions(const config::SourceConfig& c) {
-  ecs::MapOptions o;
-  o.preserve_original_event = c.preserve_original_event;
-  o.data_stream_namespace = c.data_stream_namespace;
-  if (c.tags) o.tags = *c.tags;
-  return o;
-}
 
 std::int64_t nanosOf(std::chrono::milliseconds d) { return duration_cast<nanoseconds>(d).count(); }
 

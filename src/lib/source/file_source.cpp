@@ -30,6 +30,7 @@
 #include "mdecollect/ecs/graph_translate.h"
 #include "mdecollect/ecs/mapper.h"
 #include "mdecollect/source/source.h"
+#include "source/map_options.h"
 
 namespace mdec::source {
 namespace {
@@ -43,14 +44,6 @@ Error ioError(const std::string& what, int err) {
 }
 
 using core::UniqueFd;
-
-ecs::MapOptions mapOptions(const config::SourceConfig& config) {
-  ecs::MapOptions options;
-  options.preserve_original_event = config.preserve_original_event;
-  options.data_stream_namespace = config.data_stream_namespace;
-  if (config.tags) options.tags = *config.tags;
-  return options;
-}
 
 // Hands the mapper's documents to the batch (page) being delivered.
 class BatchSink final : public ecs::DocumentSink {
