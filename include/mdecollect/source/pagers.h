@@ -18,8 +18,10 @@
 // with a clear error and the token is never sent there.
 //
 // Watermarks: the watermark moves only over windows that are complete, and never past the
-// server's time (its Date header) plus kClockSkewAllowance: an alert stamped in the future
-// is delivered but cannot drag the watermark ahead of the alerts still to come.
+// server's time (its Date header) when the run began, plus kClockSkewAllowance: a version
+// stamped during a long run and visible late is read again by the next poll's overlap,
+// and an alert stamped in the future is delivered but cannot drag the watermark ahead of
+// the alerts still to come.
 #pragma once
 
 #include <chrono>
@@ -112,6 +114,7 @@ class WindowPager {
   int good_pages_ = 0;  // at the current (halved) size
   bool orderby_ = true;
   bool move_watermark_ = false;
+  core::Instant began_{};  // the server's time when run() began
   bool stopped_ = false;
   std::uint64_t probes_ = 0;
   std::set<core::Instant> fetched_;

@@ -101,9 +101,12 @@ Result<WindowPager::Fetched> WindowPager::fetchPage(WindowQuery query) {
 
 std::optional<Instant> WindowPager::watermarkBelow(const std::optional<Instant>& bound) {
   if (!move_watermark_) return std::nullopt;
-  // Never past the server's time (an alert stamped in the future would hold the watermark
-  // ahead of every alert still to come).
-  const Instant cap = addNanos(server_now_(), nanosOf(kClockSkewAllowance));
+  // Never past the server's time when the run began (plus the skew allowance): a version
+  // stamped while the run pages, on a window already read, and visible only later (late
+  // arrival) is then read again by the next poll's overlap however long the run takes. So
+  // too an alert stamped in the future cannot hold the watermark ahead of every alert
+  // still to come.
+  const Instant cap = addNanos(began_, nanosOf(kClockSkewAllowance));
   Instant limit = bound && *bound <= cap ? *bound : addNanos(cap, 1);
   auto it = fetched_.lower_bound(limit);  // first >= limit
   if (it == fetched_.begin()) return std::nullopt;
@@ -118,6 +121,7 @@ Status WindowPager::run(Instant from, std::optional<Instant> until, std::optiona
   fetched_.clear();
   best_ = floor;
   move_watermark_ = move_watermark;
+  began_ = server_now_();
   stopped_ = false;
   probes_ = 0;
   bool order_doubted = false;  // a probe showed the API's order is not to be trusted

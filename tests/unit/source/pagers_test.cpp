@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
@@ -55,7 +56,10 @@ class ScriptedApi {
   std::multiset<std::string> committed;
   std::vector<Instant> watermarks;
 
+  std::function<void(ScriptedApi&)> on_fetch;  // before each answer (a world that moves)
+
   Result<PageFacts> fetch(const WindowQuery& q) {
+    if (on_fetch) on_fetch(*this);
     ++requests;
     if (q.probe) ++probes;
     queries.push_back(q);
@@ -298,6 +302,35 @@ TEST(WindowPagerTest, AFutureStampedAlertIsReadButHoldsNoWatermark) {
   EXPECT_EQ(api.committed.count("later1"), 1u);
   EXPECT_EQ(api.committed.count("later2"), 1u);
   EXPECT_EQ(api.watermarks.back(), addNanos(api.now, -3 * kSecond));
+}
+
+// A long run (the server's clock moves 5 minutes a request, new alerts keep coming): the
+// watermark stays at the server's time when the run began (plus the skew allowance), so a
+// version stamped during the run on a window already read, and visible only later, is in
+// the next run's overlap however long this run took.
+TEST(WindowPagerTest, TheWatermarkStaysBelowTheServerTimeTheRunBegan) {
+  for (const Order order : {Order::kHonoured, Order::kById}) {
+    ScriptedApi api;
+    api.order = order;
+    api.now = at(kBase);
+    api.alerts = spread(250, 3600, 5, api.now);
+    int stamped = 0;
+    api.on_fetch = [&stamped](ScriptedApi& a) {
+      a.now = addNanos(a.now, 300 * kSecond);
+      a.alerts.push_back({"during" + std::to_string(stamped++), a.now});
+    };
+    const Instant began = api.now;
+    auto pager = api.pager(100);
+    ASSERT_TRUE(pager.run(addNanos(began, -3600 * kSecond), std::nullopt, std::nullopt, true, {}));
+    EXPECT_TRUE(api.missing(addNanos(began, -3600 * kSecond), began).empty());
+    ASSERT_FALSE(api.watermarks.empty());
+    const Instant run_began_cap = addNanos(
+        began, std::chrono::duration_cast<std::chrono::nanoseconds>(kClockSkewAllowance).count());
+    expectWatermarksRiseAndStayBelow(api, run_began_cap);
+    // Alerts stamped well past that were read: the cap is what held the watermark.
+    EXPECT_GT(api.committed.count("during1"), 0u);
+    EXPECT_GT(api.now, addNanos(run_began_cap, 600 * kSecond));
+  }
 }
 
 TEST(WindowPagerTest, MoreFutureStampedAlertsThanAPageHolds) {
