@@ -7,7 +7,9 @@
 
 #include "commands.h"
 #include "mdecollect/config/config.h"
+#include "mdecollect/core/clock.h"
 #include "mdecollect/pipeline/check.h"
+#include "mdecollect/source/mde_retirement.h"
 
 namespace mdec::app {
 namespace {
@@ -24,7 +26,12 @@ int runCheck(const CheckArgs& args) {
                config.error().message());
     return kExitUsage;
   }
+  core::SystemClock clock;
+  for (const auto& warning : source::mdeRetirementWarnings(*config, clock.now())) {
+    fmt::print(stderr, "warning: {}\n", warning);
+  }
   pipeline::CheckDeps deps;  // curl and the system clock
+  deps.clock = &clock;
   const auto lines = pipeline::runChecks(*config, deps);
   fmt::print("{}",
              args.json ? pipeline::renderCheckJson(lines) : pipeline::renderCheckTable(lines));

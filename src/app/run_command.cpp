@@ -12,6 +12,7 @@
 #include "mdecollect/http/tracing_http_client.h"
 #include "mdecollect/output/es_setup.h"
 #include "mdecollect/pipeline/collector.h"
+#include "mdecollect/source/mde_retirement.h"
 #include "mdecollect/telemetry/logging.h"
 #include "stop_signals.h"
 
@@ -57,6 +58,10 @@ int runCheckConfig(const RunArgs& args) {
   }
   fmt::print("# {}: valid. Effective configuration (secrets shown as ***):\n{}", args.config,
              config::renderConfig(*config));
+  const core::SystemClock clock;
+  for (const auto& warning : source::mdeRetirementWarnings(*config, clock.now())) {
+    fmt::print(stderr, "warning: {}\n", warning);
+  }
   return kExitOk;
 }
 

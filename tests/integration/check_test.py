@@ -116,6 +116,18 @@ class CheckTest(ct.WorkDirTest):
         self.assertIn("no file matches yet", table["source drop / files"]["detail"])
         self.assertRegex(r.stdout, r"all \d+ checks passed")
         self.assertNoSecret(r, ct.SECRET, "test-key-secret")
+        # The mde source, and it alone, is warned about once, on standard error: check and
+        # check-config alike.
+        cc = self.mdecollect("check-config", "-c", cfg)
+        self.assertEqual(cc.returncode, 0, cc.stderr)
+        for result in (r, cc):
+            warnings = [w for w in result.stderr.splitlines() if w.startswith("warning: ")]
+            self.assertEqual(len(warnings), 1, result.stderr)
+            self.assertIn("warning: source tenant-a: type: mde is the legacy", warnings[0])
+            self.assertIn("2027-02-01", warnings[0])
+            self.assertIn("change `type: mde` to `type: graph` and keep `name: tenant-a`",
+                          warnings[0])
+            self.assertNotIn("warning:", result.stdout)
         # One token and one $top=1 request per source; the state was not touched.
         requests = emu.stats()["requests"]
         self.assertEqual(requests.get("GET /api/alerts"), {"200": 1}, requests)

@@ -463,6 +463,9 @@ faults:
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("tenant-1", r.stdout)
         self.assertNotIn("Example-S3cret-Value", r.stdout + r.stderr)
+        # It leads with Microsoft Graph: no warning about the legacy Defender API.
+        self.assertIn("type: graph", r.stdout)
+        self.assertNotIn("warning:", r.stderr)
         # The Elasticsearch section, uncommented, is valid too and hides its key.
         es_text = text.replace("  #elasticsearch:", "  elasticsearch:").replace(
             "  #  ", "    ").replace("/etc/mdecollect/es-ca.pem", example)

@@ -191,6 +191,9 @@ class DebTest(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         self.assertNotIn(secret, p.stdout + p.stderr)
         self.assertIn("state_dir: /var/lib/mdecollect", p.stdout)
+        # It starts on Microsoft Graph: no warning about the legacy Defender API.
+        self.assertIn("type: graph", p.stdout)
+        self.assertNotIn("type: mde", p.stdout + p.stderr)
         self.assertIn(os.path.join(credentials, "client-secret"), p.stdout)
         # Without the credential it is a configuration error (exit 2), not a crash.
         env.pop("CREDENTIALS_DIRECTORY")

@@ -1117,8 +1117,9 @@ constexpr Key<SourceConfig> kSourceKeys[] = {
         .check(&sourceNameProblem)
         .isRequired(),
     Key<SourceConfig>{"type", Kind::kCustom, TypeSlot::codec(),
-                      "the Defender for Endpoint alerts API, Microsoft Graph `alerts_v2`, or "
-                      "NDJSON files"}
+                      "`graph`: Microsoft Graph `alerts_v2`; `mde`: the legacy Defender for "
+                      "Endpoint alerts API, which Microsoft retires (to switch: `type: graph`, "
+                      "the same `name`); `file`: NDJSON files"}
         .typeLabel("`mde`, `graph` or `file`")
         .defaultNote("required"),
     text<&SourceConfig::tenant_id>("tenant_id",

@@ -24,6 +24,7 @@
 #include "mdecollect/output/es_setup.h"
 #include "mdecollect/output/es_template.h"
 #include "mdecollect/source/api_client.h"
+#include "mdecollect/source/mde_retirement.h"
 
 namespace mdec::pipeline {
 namespace {
@@ -398,7 +399,14 @@ void checkApiSource(const config::SourceConfig& s, Env& env, std::vector<CheckLi
     const auto now = core::toInstant(env.clock.now()).seconds;
     if (auto wait = source::parseRetryAfter(*ra, now)) e.withRetryAfter(*wait);
   }
-  out.push_back({subject, step, false, e.message(), hintFor(topic, e)});
+  std::string hint = hintFor(topic, e);
+  if (!graph) {
+    // After the API's last day its refusal is most likely the retirement: say the switch.
+    if (auto retired = source::mdeRetiredRefusalHint(s.name, res->status, env.clock.now())) {
+      hint = hint.empty() ? *retired : hint + "; " + *retired;
+    }
+  }
+  out.push_back({subject, step, false, e.message(), hint});
 }
 
 bool hasWildcard(std::string_view s) { return s.find_first_of("*?[") != std::string_view::npos; }

@@ -15,6 +15,7 @@
 #include "mdecollect/http/tracing_http_client.h"
 #include "mdecollect/pipeline/supervise.h"
 #include "mdecollect/source/file_source.h"
+#include "mdecollect/source/mde_retirement.h"
 #include "mdecollect/source/source.h"
 #include "mdecollect/state/run_lock.h"
 #include "mdecollect/state/state_store.h"
@@ -243,7 +244,16 @@ void pollSource(Shared& shared, const config::SourceConfig& config, source::Sour
       metrics.setState(refused ? telemetry::State::kFailing : telemetry::State::kDegraded,
                        "last poll failed: " + e.message());
       // (A failure that repeats is written at most once a minute: the logging sink.)
-      log->error("poll failed: {}", e.message());
+      // After the Defender API's last day, its refusal most likely means it is gone.
+      const auto retired =
+          config.type == config::SourceType::kMde
+              ? source::mdeRetiredRefusalHint(config.name, e.httpStatus(), shared.clock.now())
+              : std::nullopt;
+      if (retired) {
+        log->error("poll failed: {}; {}", e.message(), *retired);
+      } else {
+        log->error("poll failed: {}", e.message());
+      }
       if (once) shared.source_failed = true;
       // A refused credential, permission or certificate is configuration: retry slowly.
       if (refused) {
@@ -561,6 +571,9 @@ class Collector {
     log_->info("mdecollect {} starting: {} source(s), {} output(s), state in {}{}",
                MDEC_VERSION_STRING, config_.sources.size(), outputs_.size(), config_.state_dir,
                options_.once ? " (--once)" : "");
+    for (const auto& warning : source::mdeRetirementWarnings(config_, clock_.now())) {
+      log_->warn("{}", warning);
+    }
     std::stop_source stopper;
     std::stop_callback forward(stop, [&stopper] { stopper.request_stop(); });
     std::atomic<int> output_failures{0};

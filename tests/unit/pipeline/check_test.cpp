@@ -29,9 +29,9 @@ constexpr const char* kApiKey = "es-key-id:es-key-secret-77";
 
 class FixedClock : public core::Clock {
  public:
-  std::chrono::system_clock::time_point now() const override {
-    return std::chrono::system_clock::time_point(std::chrono::seconds(1'800'000'000));
-  }
+  // 2027-01-15T08:00:00Z unless a test moves it: before the Defender API's last day.
+  std::chrono::system_clock::time_point at{std::chrono::seconds(1'800'000'000)};
+  std::chrono::system_clock::time_point now() const override { return at; }
   std::chrono::steady_clock::time_point steadyNow() const override {
     return std::chrono::steady_clock::time_point(std::chrono::seconds(1000));
   }
@@ -321,6 +321,55 @@ TEST_F(CheckTest, ApiErrorDetailCarriesMicrosoftsMessage) {
   const CheckLine l = line("source tenant-a", "alerts API");
   EXPECT_NE(l.detail.find("HTTP 403: Forbidden: The application does not have"), std::string::npos)
       << l.detail;
+}
+
+// After 2027-02-01 a refusal of /api/alerts is most likely the retirement: the hint says
+// so, with the switch to graph for this source, after the usual hint.
+class CheckRetiredMdeTest : public CheckTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(CheckRetiredMdeTest, AfterTheLastDayARefusalSaysToSwitchToGraph) {
+  clock.at = std::chrono::sys_days{std::chrono::year{2027} / std::chrono::February / 2};
+  config.sources = {apiSource("contoso", config::SourceType::kMde)};
+  script.answer("POST", "/oauth2/", 200, kTokenOk);
+  script.answer("GET", "/api/alerts", GetParam(), "");
+  run();
+  const CheckLine l = line("source contoso", "alerts API");
+  EXPECT_FALSE(l.ok);
+  EXPECT_NE(l.hint.find("Microsoft turned the Defender for Endpoint API off after 2027-02-01: "
+                        "change `type: mde` to `type: graph` and keep `name: contoso`"),
+            std::string::npos)
+      << l.hint;
+  EXPECT_NE(l.hint.find("SecurityAlert.Read.All"), std::string::npos) << l.hint;
+  EXPECT_NE(table.find("  hint: "), std::string::npos) << table;
+  if (GetParam() == 403) {
+    EXPECT_EQ(l.hint.rfind("grant the WindowsDefenderATP application permission", 0), 0u) << l.hint;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(RefusalStatuses, CheckRetiredMdeTest,
+                         ::testing::Values(401, 403, 404, 410));
+
+TEST_F(CheckTest, BeforeTheLastDayOrForOtherFailuresNoRetirementHint) {
+  auto retired = [this](config::SourceType type, int status) {
+    config.sources = {apiSource("contoso", type)};
+    script = Script{};
+    script.answer("POST", "/oauth2/", 200, kTokenOk);
+    script.answer("GET", "alerts", status, "");
+    run();
+    return line("source contoso", "alerts API").hint.find("turned the Defender for Endpoint") !=
+           std::string::npos;
+  };
+  // 2027-02-01T23:59:59Z: the last second of the last day.
+  clock.at = std::chrono::sys_days{std::chrono::year{2027} / std::chrono::February / 1} +
+             std::chrono::seconds(86'399);
+  EXPECT_FALSE(retired(config::SourceType::kMde, 403));
+  EXPECT_FALSE(retired(config::SourceType::kMde, 410));
+  clock.at += std::chrono::seconds(1);
+  EXPECT_TRUE(retired(config::SourceType::kMde, 410));
+  EXPECT_FALSE(retired(config::SourceType::kMde, 503));
+  EXPECT_FALSE(retired(config::SourceType::kMde, 429));
+  EXPECT_FALSE(retired(config::SourceType::kGraph, 403));
+  EXPECT_FALSE(retired(config::SourceType::kGraph, 404));
 }
 
 struct NetCase {
