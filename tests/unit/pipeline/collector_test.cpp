@@ -316,22 +316,13 @@ TEST_F(CollectorTest, CollectsEveryAlertOnceIntoEveryOutput) {
 
 // Crashes at every write of a first run, before and after it reaches SQLite; a second run
 // (with an updated alert and a new one meanwhile) completes the collection: exactly once.
+// How many writes a run makes varies a little (the Elasticsearch output's batches depend on
+// what the outbox holds when it reads): the crash point moves on until a run ends before
+// reaching it.
 TEST(CollectorCrashTest, ExactlyOnceThroughACrashAtEveryStoreWrite) {
-  int writes = 0;
-  {
-    // How many writes a whole run makes.
-    struct Probe : CollectorTest {
-      void TestBody() override {}
-    } probe;
-    CrashingStore::Plan plan;
-    ASSERT_EQ(probe.runOnce(plan), 0);
-    writes = plan.writes.load();
-  }
-  ASSERT_GT(writes, 5);
-  std::printf("a whole run makes %d store writes\n", writes);
-  int crashes = 0;
-  for (int at = 1; at <= writes; ++at) {
-    for (const bool after_write : {false, true}) {
+  for (const bool after_write : {false, true}) {
+    int crashes = 0;
+    for (int at = 1; at <= 200; ++at) {
       SCOPED_TRACE("crash at write " + std::to_string(at) + (after_write ? ", after" : ", before"));
       struct Case : CollectorTest {
         void TestBody() override {}
@@ -340,8 +331,7 @@ TEST(CollectorCrashTest, ExactlyOnceThroughACrashAtEveryStoreWrite) {
       crash.crash_at = at;
       crash.after_write = after_write;
       (void)c.runOnce(crash);
-      ASSERT_TRUE(crash.crashed.load()) << "the crash was not reached";
-      ++crashes;
+      const bool crashed = crash.crashed.load();
       c.clock_.advance(std::chrono::minutes(2));
       c.clock_elapsed_s_ += 120;
       c.addAlert(CollectorTest::id(100), -10);
@@ -352,9 +342,13 @@ TEST(CollectorCrashTest, ExactlyOnceThroughACrashAtEveryStoreWrite) {
       c.expectExactlyOnce(c.inFiles(), "files");
       c.expectExactlyOnce(c.inElasticsearch(), "elasticsearch");
       if (::testing::Test::HasFailure()) return;
+      if (!crashed) break;  // the run ended before write `at`: every write was a crash point
+      ++crashes;
     }
+    // Two registrations, three pages, the Elasticsearch acknowledgements: at least ten.
+    std::printf("%d crash points %s the write\n", crashes, after_write ? "after" : "before");
+    EXPECT_GE(crashes, 10);
   }
-  EXPECT_EQ(crashes, 2 * writes);
 }
 
 }  // namespace
