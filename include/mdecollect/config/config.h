@@ -35,9 +35,9 @@ struct TlsConfig {
   std::string ca_file;  // ssl.certificate_authorities (one PEM file)
 };
 
-enum class SourceType { kMde, kFile, kGraph };
+enum class SourceType { kMde, kFile, kGraph, kGraphIncidents };
 
-// "mde", "file", "graph": as the config file spells it.
+// "mde", "file", "graph", "graph_incidents": as the config file spells it.
 const char* sourceTypeName(SourceType type);
 
 struct SourceConfig {
@@ -69,15 +69,29 @@ struct SourceConfig {
   // type: graph (with the mde keys; its defaults differ: graph.md)
   std::vector<std::string> service_sources = {"microsoftDefenderForEndpoint"};  // []: all
 
+  // type: graph_incidents (with the graph keys but service_sources; incidents.md §2)
+  bool include_alerts = true;   // $expand=alerts, one document per incident x alert
+  bool alerts_fallback = true;  // an expanded listing that fails: each incident's own GET
+  std::chrono::milliseconds alerts_give_up_after{3600 * 1000};
+  bool preserve_duplicate_custom_fields = false;
+  bool include_unknown_enum_members = true;  // Prefer: include-unknown-enum-members
+
   // type: file
   std::vector<std::string> paths;  // globs
-  std::string format = "mde";      // mde (alerts/pages) or graph (alerts_v2)
+  std::string format = "mde";      // mde (alerts/pages), graph (alerts_v2), graph_incidents
 
   // every type
   std::optional<std::vector<std::string>> tags;  // unset: the default tags
   bool preserve_original_event = false;
   std::string data_stream_namespace = "default";  // key: namespace
 };
+
+// Whether a source's documents are Graph incidents (m365_defender.incident): a graph_incidents
+// source, or a file source of format graph_incidents.
+bool collectsIncidents(const SourceConfig& source);
+
+// The documents' tags when the source sets none.
+std::vector<std::string> defaultTags(const SourceConfig& source);
 
 struct FileOutputConfig {
   bool enabled = true;  // the default output when none is configured

@@ -57,6 +57,7 @@ enum class HintTopic {
   kToken,          // the token request of an mde or graph source
   kMdeApi,         // the Defender for Endpoint alerts API
   kGraphApi,       // Microsoft Graph alerts_v2
+  kIncidentsApi,   // Microsoft Graph security incidents
   kElasticsearch,  // an Elasticsearch host
 };
 

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -81,6 +82,9 @@ struct ApiProfile {
 };
 ApiProfile mdeProfile();
 ApiProfile graphProfile();
+// Graph security incidents: the permission SecurityIncident.Read.All; the Prefer header only
+// with `include_unknown_enum_members`.
+ApiProfile graphIncidentsProfile(bool include_unknown_enum_members);
 
 struct ApiClientOptions {
   std::chrono::milliseconds backoff_base{500};
@@ -93,15 +97,23 @@ struct ApiClientOptions {
   // Where requests, retries, throttling, token refreshes, the server's clock and the
   // source's state are reported (null: nowhere).
   telemetry::SourceMetrics* metrics = nullptr;
+  // A pacer shared with the other sources that use the same quota (Graph: one app in one
+  // tenant); null: the client paces alone. A shared pacer is loaded by its owner, and saved
+  // to pacing_file by every client that uses it.
+  std::shared_ptr<class RequestPacer> shared_pacer;
 };
 
 // Client-side pacing: at most `per_minute` requests in any 60 s and `per_hour` in any hour.
+// Safe to share between threads (sources that share one quota).
 class RequestPacer {
  public:
   RequestPacer(int per_minute, int per_hour) : per_minute_(per_minute), per_hour_(per_hour) {}
   // How long to wait before the next request may be sent.
   std::chrono::milliseconds waitBefore(std::chrono::steady_clock::time_point now);
   void record(std::chrono::steady_clock::time_point now);
+  // waitBefore() and, when there is nothing to wait, record() in one step: two sources
+  // sharing the pacer cannot both take the last free slot.
+  std::chrono::milliseconds reserve(std::chrono::steady_clock::time_point now);
   // No request before `until` (a 429's Retry-After), at most kMaxRetryAfter from `now`;
   // remembered across restarts too.
   void deferUntil(std::chrono::steady_clock::time_point until,
@@ -114,6 +126,9 @@ class RequestPacer {
             std::chrono::steady_clock::time_point steady_now);
 
  private:
+  std::chrono::milliseconds waitLocked(std::chrono::steady_clock::time_point now);
+
+  mutable std::mutex mu_;
   int per_minute_;
   int per_hour_;
   std::vector<std::chrono::steady_clock::time_point> sent_;  // the last hour, oldest first
@@ -131,8 +146,9 @@ class ApiClient {
   // Errors: kAuth (the token or the API refused the credentials: not retried), kTooLarge
   // (the body is over the limit: ask for less), kHttp with the status (400, 404, ...: not
   // retried), the last retryable error after max_attempts, or kInternal "stopped".
+  // `max_attempts` > 0 overrides the options' for this request.
   Result<std::string> get(const std::string& url, std::stop_token stop,
-                          std::string* buffer = nullptr);
+                          std::string* buffer = nullptr, int max_attempts = 0);
 
   // Now on the API's clock (ours plus the offset its last Date header showed).
   core::Instant serverNow() const;
@@ -159,7 +175,7 @@ class ApiClient {
   auth::TokenProvider& tokens_;
   core::Clock& clock_;
   ApiClientOptions options_;
-  RequestPacer pacer_;
+  std::shared_ptr<RequestPacer> pacer_;
   core::Backoff backoff_;  // by attempt number, jittered
   std::chrono::nanoseconds server_offset_{0};
   Counters counters_;

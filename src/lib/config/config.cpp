@@ -44,7 +44,8 @@ constexpr std::int64_t kMaxPageSize = 10'000;
 constexpr std::int64_t kMaxRequestRate = 1'000'000;
 constexpr std::int64_t kMaxKeepFiles = 100'000;
 
-constexpr std::int64_t kMaxGraphPageSize = 1000;  // Graph clamps $top at 1000
+constexpr std::int64_t kMaxGraphPageSize = 1000;   // Graph clamps $top at 1000
+constexpr std::int64_t kMaxIncidentPageSize = 50;  // Graph refuses $top > 50 on incidents
 
 constexpr std::string_view kV1TokenUrl = "oauth2/token";
 constexpr std::string_view kV2TokenUrl = "oauth2/v2.0/token";
@@ -544,8 +545,9 @@ enum class Kind {
 constexpr unsigned kMdeType = 1;
 constexpr unsigned kGraphType = 2;
 constexpr unsigned kFileType = 4;
-constexpr unsigned kApiTypes = kMdeType | kGraphType;
-constexpr unsigned kEveryType = kMdeType | kGraphType | kFileType;
+constexpr unsigned kIncidentsType = 8;
+constexpr unsigned kApiTypes = kMdeType | kGraphType | kIncidentsType;
+constexpr unsigned kEveryType = kApiTypes | kFileType;
 
 unsigned typeBit(SourceType type) {
   switch (type) {
@@ -555,6 +557,8 @@ unsigned typeBit(SourceType type) {
       return kGraphType;
     case SourceType::kFile:
       return kFileType;
+    case SourceType::kGraphIncidents:
+      return kIncidentsType;
   }
   return 0;
 }
@@ -574,6 +578,7 @@ struct Bounds {
   std::int64_t min = 0;                       // kInteger, kDuration (ms), kSize (bytes)
   std::int64_t max = 0;                       // kInteger
   std::int64_t graph_max = 0;                 // kInteger in a graph source, when lower than max
+  std::int64_t incidents_max = 0;             // kInteger in a graph_incidents source, likewise
   std::span<const std::string_view> choices;  // kChoice
   bool non_empty = false;                     // text: "" is a problem
   std::string_view empty_list;                // kList: the problem when the list is empty
@@ -628,6 +633,9 @@ struct Key {
   }
   constexpr Key graphMax(std::int64_t v) const {
     return with([&](Key& k) { k.bounds.graph_max = v; });
+  }
+  constexpr Key incidentsMax(std::int64_t v) const {
+    return with([&](Key& k) { k.bounds.incidents_max = v; });
   }
   constexpr Key nonEmpty() const {
     return with([](Key& k) { k.bounds.non_empty = true; });
@@ -732,8 +740,12 @@ struct Slot {
           d.problem(f, "must be at least " + formatSize(static_cast<std::uint64_t>(b.min)));
         }
       } else {
-        const bool graph = scope.type == SourceType::kGraph && b.graph_max != 0;
-        if (auto v = d.integer(f, b.min, graph ? b.graph_max : b.max)) out = static_cast<V>(*v);
+        std::int64_t max = b.max;
+        if (scope.type == SourceType::kGraph && b.graph_max != 0) max = b.graph_max;
+        if (scope.type == SourceType::kGraphIncidents && b.incidents_max != 0) {
+          max = b.incidents_max;
+        }
+        if (auto v = d.integer(f, b.min, max)) out = static_cast<V>(*v);
       }
     } else if constexpr (std::is_same_v<V, std::vector<std::string>> ||
                          std::is_same_v<V, std::optional<std::vector<std::string>>>) {
@@ -989,7 +1001,7 @@ struct TagsSlot {
   using Base = Slot<&SourceConfig::tags>;
   static void emitValue(YAML::Emitter& out, const SourceConfig& s, const Key<SourceConfig>&) {
     out << YAML::Flow << YAML::BeginSeq;
-    for (const auto& tag : s.tags ? *s.tags : ecs::MapOptions{}.tags) out << escapeEnv(tag);
+    for (const auto& tag : s.tags ? *s.tags : defaultTags(s)) out << escapeEnv(tag);
     out << YAML::EndSeq;
   }
   static void emit(YAML::Emitter& out, const SourceConfig& s, const Key<SourceConfig>& key) {
@@ -1024,7 +1036,7 @@ std::string shownNothing(const Config&, const Key<Config>&) { return {}; }
 constexpr std::array<std::string_view, 2> kVerificationModes = {"full", "none"};
 constexpr std::array<std::string_view, 4> kLogLevels = {"debug", "info", "warn", "error"};
 constexpr std::array<std::string_view, 2> kLogFormats = {"text", "json"};
-constexpr std::array<std::string_view, 2> kFileFormats = {"mde", "graph"};
+constexpr std::array<std::string_view, 3> kFileFormats = {"mde", "graph", "graph_incidents"};
 
 constexpr Key<TlsConfig> kSslKeys[] = {
     path<&TlsConfig::ca_file>("certificate_authorities",
@@ -1117,10 +1129,11 @@ constexpr Key<SourceConfig> kSourceKeys[] = {
         .check(&sourceNameProblem)
         .isRequired(),
     Key<SourceConfig>{"type", Kind::kCustom, TypeSlot::codec(),
-                      "`graph`: Microsoft Graph `alerts_v2`; `mde`: the legacy Defender for "
+                      "`graph`: Microsoft Graph `alerts_v2`; `graph_incidents`: Microsoft Graph "
+                      "security incidents; `mde`: the legacy Defender for "
                       "Endpoint alerts API, which Microsoft retires (to switch: `type: graph`, "
                       "the same `name`); `file`: NDJSON files"}
-        .typeLabel("`mde`, `graph` or `file`")
+        .typeLabel("`mde`, `graph`, `graph_incidents` or `file`")
         .defaultNote("required"),
     text<&SourceConfig::tenant_id>("tenant_id",
                                    "the Directory (tenant) ID: a GUID or `contoso.onmicrosoft.com`")
@@ -1168,6 +1181,7 @@ constexpr Key<SourceConfig> kSourceKeys[] = {
         .of(kApiTypes),
     integer<&SourceConfig::page_size>("page_size", 1, kMaxPageSize, "`$top`")
         .graphMax(kMaxGraphPageSize)
+        .incidentsMax(kMaxIncidentPageSize)
         .of(kApiTypes),
     proxyUrl<&SourceConfig::proxy_url>(
         "proxy_url",
@@ -1185,17 +1199,42 @@ constexpr Key<SourceConfig> kSourceKeys[] = {
     duration<&SourceConfig::request_timeout>("request_timeout", "per request")
         .min(kMinRequestTimeout.count())
         .of(kApiTypes),
+    flag<&SourceConfig::include_alerts>(
+        "include_alerts",
+        "`$expand=alerts`: one document per incident and alert; `false`: one per incident")
+        .of(kIncidentsType),
+    flag<&SourceConfig::alerts_fallback>(
+        "alerts_fallback",
+        "when a listing with `$expand=alerts` keeps failing (HTTP 5xx), list without it and "
+        "read each new incident with its alerts alone")
+        .of(kIncidentsType),
+    duration<&SourceConfig::alerts_give_up_after>(
+        "alerts_give_up_after",
+        "an incident version whose alerts cannot be read this long is delivered alone, with "
+        "`error.message` saying so")
+        .of(kIncidentsType),
+    flag<&SourceConfig::include_unknown_enum_members>(
+        "include_unknown_enum_members",
+        "send `Prefer: include-unknown-enum-members` (`awaitingAction` rather than "
+        "`unknownFutureValue`)")
+        .of(kIncidentsType),
     list<&SourceConfig::paths>("paths", "files or globs: `[/var/log/defender/*.ndjson]`")
         .emptyList("must list at least one file or glob")
         .of(kFileType)
         .isRequired()
         .typeLabel("list of globs"),
     choice<&SourceConfig::format>("format", kFileFormats,
-                                  "`graph`: Graph `alerts_v2` alerts or pages")
+                                  "`graph`: Graph `alerts_v2` alerts or pages; `graph_incidents`: "
+                                  "Graph incidents or pages")
         .of(kFileType),
     Key<SourceConfig>{"tags", Kind::kList, TagsSlot::codec(), "the documents' `tags`"},
     flag<&SourceConfig::preserve_original_event>("preserve_original_event",
                                                  "keep the alert as JSON text in `event.original`"),
+    flag<&SourceConfig::preserve_duplicate_custom_fields>(
+        "preserve_duplicate_custom_fields",
+        "incidents: keep the `m365_defender.incident.*` fields that were copied to ECS fields "
+        "(Elastic's option)")
+        .of(kIncidentsType | kFileType),
     text<&SourceConfig::data_stream_namespace>(
         "namespace",
         "`data_stream.namespace`: lower case, at most 100 bytes, none of "
@@ -1392,7 +1431,10 @@ std::string typeLabel(const Key<S>& k) {
       return "bool";
     case Kind::kInteger:
       return "integer " + std::to_string(b.min) + "–" + std::to_string(b.max) +
-             (b.graph_max != 0 ? " (graph: at most " + std::to_string(b.graph_max) + ")" : "");
+             (b.graph_max != 0 ? " (graph: at most " + std::to_string(b.graph_max) + ")" : "") +
+             (b.incidents_max != 0
+                  ? " (graph_incidents: at most " + std::to_string(b.incidents_max) + ")"
+                  : "");
     case Kind::kDuration:
       return b.min > 0 ? "duration, at least " + code(core::formatDuration(milliseconds(b.min)))
                        : "duration";
@@ -1475,11 +1517,15 @@ void referenceSection(ReferenceWriter& r, std::span<const Key<S>> keys, const st
 
 // The defaults a source type has besides the struct's (graph.md).
 void applyTypeDefaults(SourceConfig& s) {
-  if (s.type == SourceType::kGraph) {
+  if (s.type == SourceType::kGraph || s.type == SourceType::kGraphIncidents) {
     s.api_url = "https://graph.microsoft.com";
     s.scopes = {"https://graph.microsoft.com/.default"};
     s.requests_per_minute = 150;
     s.requests_per_hour = 150 * 60;
+  }
+  if (s.type == SourceType::kGraphIncidents) {
+    s.interval = std::chrono::minutes(1);  // as Elastic's incident stream
+    s.page_size = kMaxIncidentPageSize;
   }
 }
 
@@ -1492,13 +1538,14 @@ void decodeSource(Decoder& d, const Field& f, SourceConfig& s) {
   std::optional<SourceType> type;
   if (const Field* t = m->get("type")) {
     if (auto name = d.text(*t)) {
-      for (SourceType candidate : {SourceType::kMde, SourceType::kFile, SourceType::kGraph}) {
+      for (SourceType candidate :
+           {SourceType::kMde, SourceType::kFile, SourceType::kGraph, SourceType::kGraphIncidents}) {
         if (*name == sourceTypeName(candidate)) type = candidate;
       }
-      if (!type) d.problem(*t, "must be mde, graph or file, not '" + *name + "'");
+      if (!type) d.problem(*t, "must be graph, graph_incidents, mde or file, not '" + *name + "'");
     }
   } else {
-    d.problem(f.line, childPath(f.path, "type"), "missing (mde, graph or file)");
+    d.problem(f.line, childPath(f.path, "type"), "missing (graph, graph_incidents, mde or file)");
   }
   if (type) {
     s.type = *type;
@@ -1507,7 +1554,7 @@ void decodeSource(Decoder& d, const Field& f, SourceConfig& s) {
   const Scope scope{type};
   decodeKeys(d, f, *m, s, all(kSourceKeys), scope);
   checkKeys(d, f, *m, all(kSourceKeys), scope);
-  if ((type == SourceType::kMde || type == SourceType::kGraph) && m->get("token_url") == nullptr) {
+  if (type && *type != SourceType::kFile && m->get("token_url") == nullptr) {
     s.token_url = std::string(s.scopes.empty() ? kV1TokenUrl : kV2TokenUrl);
   }
 }
@@ -1560,15 +1607,22 @@ void referenceSources(ReferenceWriter& r, const Key<Config>&, const std::string&
   SourceConfig graph;
   graph.type = SourceType::kGraph;
   applyTypeDefaults(graph);
-  // Three tables: the keys of every type, of mde and graph, of file.
+  // Four tables: the keys of every type, of mde and graph, of graph_incidents alone, of file.
+  constexpr unsigned kAlertApis = kMdeType | kGraphType;
   const auto table = [&](unsigned types, const std::string& intro) {
     r.paragraph(intro);
     r.tableStart();
     for (const auto& k : kSourceKeys) {
-      const bool listed = types == kEveryType ? k.types == kEveryType
-                                              : k.types != kEveryType && (k.types & types) != 0;
+      bool listed = false;
+      if (types == kEveryType) {
+        listed = k.types == kEveryType;
+      } else if (types == kIncidentsType) {
+        listed = (k.types & kIncidentsType) != 0 && (k.types & kAlertApis) == 0;
+      } else {
+        listed = k.types != kEveryType && (k.types & types) != 0;
+      }
       if (!listed) continue;
-      const bool both = types == kApiTypes;
+      const bool both = types == kAlertApis;
       referenceKeys(r, std::span<const Key<SourceConfig>>(&k, 1), "", path, mde,
                     both ? &graph : nullptr, k.types);
     }
@@ -1576,9 +1630,14 @@ void referenceSources(ReferenceWriter& r, const Key<Config>&, const std::string&
   };
   r.heading(code(path));
   table(kEveryType, "A list; every source has:");
-  table(kApiTypes,
+  table(kAlertApis,
         "`type: mde` (the Defender for Endpoint alerts API) and `type: graph` (Microsoft Graph "
         "`alerts_v2`) take the same keys; where `graph`'s default differs it is in parentheses:");
+  table(kIncidentsType,
+        "`type: graph_incidents` (Microsoft Graph security incidents, permission "
+        "`SecurityIncident.Read.All`) takes the keys of `graph` but `service_sources`, with "
+        "`graph`'s defaults except `interval` (`1m`), `page_size` (`50`, at most 50) and `tags` "
+        "(`[forwarded, m365_defender-incident]`); and these:");
   table(kFileType,
         "`type: file` reads NDJSON files (API pages or alerts, one per line, as `mdecollect map` "
         "does) and follows them as they grow; it looks for new lines every second:");
@@ -1692,8 +1751,20 @@ const char* sourceTypeName(SourceType type) {
       return "file";
     case SourceType::kGraph:
       return "graph";
+    case SourceType::kGraphIncidents:
+      return "graph_incidents";
   }
   return "unknown";
+}
+
+bool collectsIncidents(const SourceConfig& source) {
+  return source.type == SourceType::kGraphIncidents ||
+         (source.type == SourceType::kFile && source.format == "graph_incidents");
+}
+
+std::vector<std::string> defaultTags(const SourceConfig& source) {
+  if (collectsIncidents(source)) return {"forwarded", "m365_defender-incident"};
+  return ecs::MapOptions{}.tags;
 }
 
 Result<Config> loadConfig(const std::string& path) {

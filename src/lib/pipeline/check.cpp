@@ -62,6 +62,7 @@ Keys keysFor(HintTopic topic) {
       return {"login_url (and tenant_id)", "proxy_url", "ssl.certificate_authorities"};
     case HintTopic::kMdeApi:
     case HintTopic::kGraphApi:
+    case HintTopic::kIncidentsApi:
       return {"api_url", "proxy_url", "ssl.certificate_authorities"};
     case HintTopic::kElasticsearch:
       return {"outputs.elasticsearch.hosts", "outputs.elasticsearch.proxy_url",
@@ -207,7 +208,8 @@ std::string tokenHint(const Error& error) {
 }
 
 std::string apiHint(HintTopic topic, const Error& error) {
-  const bool graph = topic == HintTopic::kGraphApi;
+  const bool graph = topic == HintTopic::kGraphApi || topic == HintTopic::kIncidentsApi;
+  const bool incidents = topic == HintTopic::kIncidentsApi;
   const auto status = error.httpStatus();
   if (!status) {
     if (error.code() == ErrorCode::kParse) {
@@ -229,6 +231,11 @@ std::string apiHint(HintTopic topic, const Error& error) {
                      "azure_resource (v1) or scopes (v2) must name the API api_url serves "
                      "(https://api.securitycenter.microsoft.com)";
     case 403:
+      if (incidents) {
+        return "grant the app the Microsoft Graph application permission "
+               "SecurityIncident.Read.All (API permissions > Add > Microsoft Graph > "
+               "Application permissions) and give admin consent; it can take some minutes";
+      }
       return graph ? "grant the app the Microsoft Graph application permission "
                      "SecurityAlert.Read.All (API permissions > Add > Microsoft Graph > "
                      "Application permissions) and give admin consent; it can take some minutes"
@@ -323,13 +330,17 @@ std::string alertsUrl(const config::SourceConfig& s) {
   std::string base = s.api_url;
   while (!base.empty() && base.back() == '/') base.pop_back();
   if (s.type == config::SourceType::kGraph) return base + "/v1.0/security/alerts_v2?$top=1";
+  if (s.type == config::SourceType::kGraphIncidents) {
+    return base + "/v1.0/security/incidents?$top=1";
+  }
   return base + "/api/alerts?$top=1&$expand=evidence";
 }
 
 // One token request, one request for one alert.
 void checkApiSource(const config::SourceConfig& s, Env& env, std::vector<CheckLine>& out) {
   const std::string subject = "source " + s.name;
-  const bool graph = s.type == config::SourceType::kGraph;
+  const bool incidents = s.type == config::SourceType::kGraphIncidents;
+  const bool graph = s.type == config::SourceType::kGraph || incidents;
   http::CurlClientOptions options;
   options.proxy_url = s.proxy_url;
   options.tls.verify = s.ssl.verify;
@@ -349,14 +360,20 @@ void checkApiSource(const config::SourceConfig& s, Env& env, std::vector<CheckLi
   out.push_back({subject, "token", true,
                  "granted by " + shownUrl(auth::tokenUrl(s)) + " in " + millis(took), ""});
 
-  const HintTopic topic = graph ? HintTopic::kGraphApi : HintTopic::kMdeApi;
-  const std::string step = "alerts API";
+  const HintTopic topic = incidents ? HintTopic::kIncidentsApi
+                          : graph   ? HintTopic::kGraphApi
+                                    : HintTopic::kMdeApi;
+  const std::string step = incidents ? "incidents API" : "alerts API";
+  const char* const one = incidents ? " incident" : " alert";
+  const char* const many = incidents ? " incidents" : " alerts";
   http::HttpRequest req;
   req.url = alertsUrl(s);
   req.headers = {{"Authorization", "Bearer " + *token},
                  {"Accept", "application/json"},
                  {"User-Agent", "MdatpPartner-mdecollect/" MDEC_VERSION_STRING}};
-  if (graph) req.headers.push_back({"Prefer", "include-unknown-enum-members"});
+  if (graph && (!incidents || s.include_unknown_enum_members)) {
+    req.headers.push_back({"Prefer", "include-unknown-enum-members"});
+  }
   req.timeout = s.request_timeout;
   req.max_response_bytes = 16u << 20;
   started = env.clock.steadyNow();
@@ -376,7 +393,7 @@ void checkApiSource(const config::SourceConfig& s, Env& env, std::vector<CheckLi
       const std::size_t n = value.size();
       out.push_back({subject, step, true,
                      "GET " + shown + ": HTTP 200 in " + millis(took) + ", " + std::to_string(n) +
-                         (n == 1 ? " alert" : " alerts") + " ($top=1)",
+                         (n == 1 ? one : many) + " ($top=1)",
                      ""});
       return;
     }
@@ -400,7 +417,7 @@ void checkApiSource(const config::SourceConfig& s, Env& env, std::vector<CheckLi
     if (auto wait = source::parseRetryAfter(*ra, now)) e.withRetryAfter(*wait);
   }
   std::string hint = hintFor(topic, e);
-  if (!graph) {
+  if (s.type == config::SourceType::kMde) {
     // After the API's last day its refusal is most likely the retirement: say the switch.
     if (auto retired = source::mdeRetiredRefusalHint(s.name, res->status, env.clock.now())) {
       hint = hint.empty() ? *retired : hint + "; " + *retired;
@@ -736,6 +753,7 @@ std::string hintFor(HintTopic topic, const Error& error) {
       return tokenHint(error);
     case HintTopic::kMdeApi:
     case HintTopic::kGraphApi:
+    case HintTopic::kIncidentsApi:
       return apiHint(topic, error);
     case HintTopic::kElasticsearch:
       return elasticsearchHint(error);

@@ -4,16 +4,20 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <thread>
 #include <vector>
 
+#include "ecs/url_parts.h"
 #include "mdecollect/auth/token_provider.h"
+#include "mdecollect/core/ascii.h"
 #include "mdecollect/core/backoff.h"
 #include "mdecollect/core/host_port.h"
 #include "mdecollect/core/iso8601.h"
 #include "mdecollect/http/http_client.h"
 #include "mdecollect/http/tracing_http_client.h"
 #include "mdecollect/pipeline/supervise.h"
+#include "mdecollect/source/api_client.h"
 #include "mdecollect/source/file_source.h"
 #include "mdecollect/source/mde_retirement.h"
 #include "mdecollect/source/source.h"
@@ -26,6 +30,52 @@ namespace {
 
 using std::chrono::milliseconds;
 
+// A quota several sources draw on: Microsoft Graph counts the requests to /security of one
+// app in one tenant together (alerts_v2 and incidents alike), so sources that share them
+// share one pacer, paced at the lowest rate any of them is given.
+struct Quota {
+  std::shared_ptr<source::RequestPacer> pacer;
+  std::string pacing_file;
+};
+
+// Which quota a Graph source draws on: its tenant, client and API host.
+std::string quotaKey(const config::SourceConfig& s) {
+  if (s.type != config::SourceType::kGraph && s.type != config::SourceType::kGraphIncidents) {
+    return {};
+  }
+  std::string origin = s.api_url;
+  if (auto parts = ecs::parseUrlParts(s.api_url)) {
+    origin = parts->scheme + "://" + parts->domain + ":" +
+             std::to_string(parts->port.value_or(parts->scheme == "http" ? 80 : 443));
+  }
+  return core::asciiLower(s.tenant_id) + '\n' + s.client_id + '\n' + core::asciiLower(origin);
+}
+
+// The quotas shared by two or more sources, by quotaKey(); each pacer is loaded from the
+// pacing file of the first source that uses it.
+std::map<std::string, Quota> sharedQuotas(const config::Config& config, core::Clock& clock) {
+  std::map<std::string, std::vector<const config::SourceConfig*>> groups;
+  for (const auto& s : config.sources) {
+    if (auto key = quotaKey(s); !key.empty()) groups[key].push_back(&s);
+  }
+  std::map<std::string, Quota> quotas;
+  for (const auto& [key, members] : groups) {
+    if (members.size() < 2) continue;
+    int per_minute = members.front()->requests_per_minute;
+    int per_hour = members.front()->requests_per_hour;
+    for (const auto* m : members) {
+      per_minute = std::min(per_minute, m->requests_per_minute);
+      per_hour = std::min(per_hour, m->requests_per_hour);
+    }
+    Quota q;
+    q.pacer = std::make_shared<source::RequestPacer>(per_minute, per_hour);
+    q.pacing_file = config.state_dir + "/pacing-" + members.front()->name + ".txt";
+    q.pacer->load(q.pacing_file, clock.now(), clock.steadyNow());
+    quotas.emplace(key, std::move(q));
+  }
+  return quotas;
+}
+
 struct Shared {
   const CollectorParts& parts;
   state::StateStore& store;
@@ -36,6 +86,7 @@ struct Shared {
   std::shared_ptr<http::TraceWriter> trace;  // null: tracing off
   std::atomic<int> sources_running{0};
   std::atomic<bool> source_failed{false};
+  std::map<std::string, Quota> quotas;  // shared by several sources (sharedQuotas())
 };
 
 // Collects a source's backfill jobs (`mdecollect backfill`), slice by slice, between the
@@ -201,6 +252,10 @@ SourceParts makeSource(Shared& shared, const config::SourceConfig& source,
                                          "source." + source.name);
   parts.tokens = shared.parts.tokens(source, *parts.client, shared.clock);
   options.api.pacing_file = shared.config.state_dir + "/pacing-" + source.name + ".txt";
+  if (auto q = shared.quotas.find(quotaKey(source)); q != shared.quotas.end()) {
+    options.api.shared_pacer = q->second.pacer;
+    options.api.pacing_file = q->second.pacing_file;
+  }
   parts.source = source::makeApiSource(source, shared.delivery, *parts.client, *parts.tokens,
                                        shared.clock, std::move(options));
   return parts;
@@ -567,7 +622,12 @@ class Collector {
   int runThreads(std::stop_token stop) {
     output::Delivery delivery(*store_, direct_, !queued_.empty());
     delivery.setMetrics(metrics_.get());
-    Shared shared{parts_, *store_, delivery, config_, clock_, *metrics_, trace_};
+    Shared shared{parts_, *store_, delivery, config_, clock_, *metrics_, trace_, {}, {}, {}};
+    shared.quotas = sharedQuotas(config_, clock_);
+    for (const auto& [key, quota] : shared.quotas) {
+      log_->info("Graph sources of one app in one tenant share its quota (pacing in {})",
+                 quota.pacing_file);
+    }
     log_->info("mdecollect {} starting: {} source(s), {} output(s), state in {}{}",
                MDEC_VERSION_STRING, config_.sources.size(), outputs_.size(), config_.state_dir,
                options_.once ? " (--once)" : "");

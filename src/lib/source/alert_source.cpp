@@ -82,6 +82,35 @@ AlertSource::~AlertSource() { (void)waitCommit(); }
 
 bool AlertSource::translate(std::string_view, std::string&) { return false; }
 
+void AlertSource::mapVersion(std::string_view element, const std::string& /*note*/,
+                             ecs::DocumentSink& sink) {
+  if (translate(element, translated_)) {
+    // translate() leaves kLinePadding spare bytes after it.
+    mapper_.mapElement(translated_, sink);
+  } else {
+    // Each alert is followed by the rest of the padded body.
+    mapper_.mapElement(element, sink);
+  }
+}
+
+Result<std::string> AlertSource::getBody(const std::string& url, std::stop_token stop) {
+  return api_.get(url, stop);
+}
+
+Result<std::vector<bool>> AlertSource::delivered(const std::vector<state::Version>& versions) {
+  if (auto s = waitCommit(); !s) return s.error();
+  return store_.seen(config_.name, versions);
+}
+
+Result<PageFacts> AlertSource::holdPage(std::string body, std::vector<std::string> notes) {
+  Page page;
+  page.body = std::move(body);
+  page.size = page.body.size();
+  page.body.append(ecs::kLinePadding, ' ');
+  page.notes = std::move(notes);
+  return hold(std::move(page), false, false);
+}
+
 std::string AlertSource::baseUrl() const {
   std::string base = config_.api_url;
   while (!base.empty() && base.back() == '/') base.pop_back();
@@ -177,7 +206,7 @@ std::string AlertSource::summary(const PollStats& s) const {
 }
 
 Result<PageFacts> AlertSource::fetch(const std::string& url, bool probe, bool next_link,
-                                     std::stop_token stop) {
+                                     std::stop_token stop, int max_attempts) {
   if (!probe && options_.wait_for_room) options_.wait_for_room(stop);
   // A page whose body is not a page of alerts is retried like a transport fault: the next
   // attempt may be whole (a proxy cut it, the API hiccuped).
@@ -186,42 +215,46 @@ Result<PageFacts> AlertSource::fetch(const std::string& url, bool probe, bool ne
   for (int attempt = 0; attempt < 3; ++attempt) {
     if (attempt > 0 && !clock_.sleepFor(backoff.next(), stop)) break;
     std::string buffer = takeBuffer();
-    auto body = api_.get(url, stop, &buffer);
+    auto body = api_.get(url, stop, &buffer, max_attempts);
     if (!body) return body.error();
     Page page;
     page.body = std::move(*body);
     page.size = page.body.size();
     page.body.append(ecs::kLinePadding, ' ');
-    auto scanned = scanner_.scan(page.body, page.size, next_link);
-    if (!scanned) {
-      last = Error(ErrorCode::kParse,
-                   "the API answered 200 with a body that is not a page of "
-                   "alerts: " +
-                       scanned.error().message());
-      log_->warn("{}", last->message());
-      continue;
-    }
-    page.scan = std::move(*scanned);
-    PageFacts facts;
-    facts.alerts = page.scan.alerts.size();
-    facts.times.reserve(facts.alerts);
-    for (const auto& a : page.scan.alerts) {
-      if (a.time) facts.times.push_back(*a.time);
-    }
-    facts.next_link = page.scan.next_link;
-    ++stats_.pages;
-    stats_.alerts += facts.alerts;
-    m_.alerts_fetched += facts.alerts;
-    if (!probe) {
-      page.now = serverNow();
-      page.future_after =
-          addNanos(page.now, duration_cast<nanoseconds>(kClockSkewAllowance).count());
-      held_ = std::move(page);
-    }
-    return facts;
+    auto held = hold(std::move(page), probe, next_link);
+    if (held) return held;
+    last = held.error();
+    log_->warn("{}", last->message());
   }
   if (stop.stop_requested()) return Error(ErrorCode::kInternal, "stopped");
   return last ? *last : Error(ErrorCode::kParse, "no page of alerts");
+}
+
+Result<PageFacts> AlertSource::hold(Page page, bool probe, bool next_link) {
+  auto scanned = scanner_.scan(page.body, page.size, next_link);
+  if (!scanned) {
+    return Error(ErrorCode::kParse,
+                 "the API answered 200 with a body that is not a page of "
+                 "alerts: " +
+                     scanned.error().message());
+  }
+  page.scan = std::move(*scanned);
+  PageFacts facts;
+  facts.alerts = page.scan.alerts.size();
+  facts.times.reserve(facts.alerts);
+  for (const auto& a : page.scan.alerts) {
+    if (a.time) facts.times.push_back(*a.time);
+  }
+  facts.next_link = page.scan.next_link;
+  ++stats_.pages;
+  stats_.alerts += facts.alerts;
+  m_.alerts_fetched += facts.alerts;
+  if (!probe) {
+    page.now = serverNow();
+    page.future_after = addNanos(page.now, duration_cast<nanoseconds>(kClockSkewAllowance).count());
+    held_ = std::move(page);
+  }
+  return facts;
 }
 
 Status AlertSource::commitFetched(std::optional<Instant> watermark) {
@@ -290,13 +323,8 @@ Status AlertSource::commit(Page& page, const std::optional<Instant>& watermark) 
     sink.held.clear();
     const std::string_view element(page.body.data() + alerts[i].begin,
                                    alerts[i].end - alerts[i].begin);
-    if (translate(element, translated_)) {
-      // translate() leaves kLinePadding spare bytes after it.
-      mapper_.mapElement(translated_, sink);
-    } else {
-      // Each alert is followed by the rest of the padded body.
-      mapper_.mapElement(element, sink);
-    }
+    static const std::string kNoNote;
+    mapVersion(element, i < page.notes.size() ? page.notes[i] : kNoNote, sink);
     if (known) {
       c.seen.push_back(versions[i]);
       if (page.future_after < *alerts[i].time) {
@@ -362,6 +390,9 @@ std::unique_ptr<Source> makeApiSource(const config::SourceConfig& config,
                                       SourceOptions options) {
   if (config.type == config::SourceType::kGraph) {
     return makeGraphAlertSource(config, delivery, client, tokens, clock, std::move(options));
+  }
+  if (config.type == config::SourceType::kGraphIncidents) {
+    return makeIncidentSource(config, delivery, client, tokens, clock, std::move(options));
   }
   return makeMdeAlertSource(config, delivery, client, tokens, clock, std::move(options));
 }

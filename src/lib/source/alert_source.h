@@ -45,10 +45,23 @@ class AlertSource : public Source {
                          std::stop_token stop) = 0;
   // The Defender shape of an alert, when it needs one (Graph); false: map it as it is.
   virtual bool translate(std::string_view alert, std::string& out);
+  // Maps one new version (a page element followed by at least kLinePadding readable bytes).
+  // `note` is what holdPage() was given for it ("" normally). By default: translate(), then
+  // the alert mapper.
+  virtual void mapVersion(std::string_view element, const std::string& note,
+                          ecs::DocumentSink& sink);
 
   // GETs one page and scans it. A page to deliver is held until commitFetched(); a probe's
-  // is dropped at once.
-  Result<PageFacts> fetch(const std::string& url, bool probe, bool next_link, std::stop_token stop);
+  // is dropped at once. `max_attempts` > 0: the API client's attempts for this request.
+  Result<PageFacts> fetch(const std::string& url, bool probe, bool next_link, std::stop_token stop,
+                          int max_attempts = 0);
+  // GETs a body as it is (the API client's retries and pacing).
+  Result<std::string> getBody(const std::string& url, std::stop_token stop);
+  // Holds a page the source put together itself ({"value":[...]}), as fetch() holds one it
+  // GETs; notes[i] goes to mapVersion() with the i-th element (missing: "").
+  Result<PageFacts> holdPage(std::string body, std::vector<std::string> notes);
+  // Which of `versions` were delivered already (after every page handed over is committed).
+  Result<std::vector<bool>> delivered(const std::vector<state::Version>& versions);
   // Hands the held page to the committer, with the new watermark when set.
   Status commitFetched(std::optional<core::Instant> watermark);
 
@@ -64,9 +77,11 @@ class AlertSource : public Source {
     std::string body;  // followed by ecs::kLinePadding spare bytes
     std::size_t size = 0;
     ScannedPage scan;
-    core::Instant future_after;  // versions later than this are stamped in the future
-    core::Instant now;           // the server's time when it was fetched
+    core::Instant future_after;      // versions later than this are stamped in the future
+    core::Instant now;               // the server's time when it was fetched
+    std::vector<std::string> notes;  // holdPage()'s, by element
   };
+  Result<PageFacts> hold(Page page, bool probe, bool next_link);
 
   Status runCollect(const core::Instant& from, std::optional<core::Instant> until,
                     std::optional<core::Instant> floor, bool move_watermark, std::stop_token stop);
@@ -95,6 +110,10 @@ class AlertSource : public Source {
 };
 
 std::unique_ptr<Source> makeMdeAlertSource(const config::SourceConfig& config,
+                                           output::Delivery& delivery, http::HttpClient& client,
+                                           auth::TokenProvider& tokens, core::Clock& clock,
+                                           SourceOptions options);
+std::unique_ptr<Source> makeIncidentSource(const config::SourceConfig& config,
                                            output::Delivery& delivery, http::HttpClient& client,
                                            auth::TokenProvider& tokens, core::Clock& clock,
                                            SourceOptions options);

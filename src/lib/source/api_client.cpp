@@ -209,9 +209,30 @@ ApiProfile graphProfile() {
       {{"Prefer", "include-unknown-enum-members"}}};
 }
 
+ApiProfile graphIncidentsProfile(bool include_unknown_enum_members) {
+  ApiProfile p{
+      "the application needs the Microsoft Graph application permission "
+      "SecurityIncident.Read.All with admin consent",
+      {}};
+  if (include_unknown_enum_members) p.extra_headers = graphProfile().extra_headers;
+  return p;
+}
+
 // ---- RequestPacer ----
 
 milliseconds RequestPacer::waitBefore(std::chrono::steady_clock::time_point now) {
+  std::lock_guard lock(mu_);
+  return waitLocked(now);
+}
+
+milliseconds RequestPacer::reserve(std::chrono::steady_clock::time_point now) {
+  std::lock_guard lock(mu_);
+  const milliseconds wait = waitLocked(now);
+  if (wait.count() <= 0) sent_.push_back(now);
+  return wait;
+}
+
+milliseconds RequestPacer::waitLocked(std::chrono::steady_clock::time_point now) {
   while (!sent_.empty() && now - sent_.front() >= std::chrono::hours(1)) {
     sent_.erase(sent_.begin());
   }
@@ -231,16 +252,21 @@ milliseconds RequestPacer::waitBefore(std::chrono::steady_clock::time_point now)
   return wait.count() > 0 ? wait + milliseconds(100) : wait;
 }
 
-void RequestPacer::record(std::chrono::steady_clock::time_point now) { sent_.push_back(now); }
+void RequestPacer::record(std::chrono::steady_clock::time_point now) {
+  std::lock_guard lock(mu_);
+  sent_.push_back(now);
+}
 
 void RequestPacer::deferUntil(std::chrono::steady_clock::time_point until,
                               std::chrono::steady_clock::time_point now) {
+  std::lock_guard lock(mu_);
   until = std::min(until, now + kMaxRetryAfter);
   if (until > defer_until_) defer_until_ = until;
 }
 
 void RequestPacer::save(const std::string& path, std::chrono::system_clock::time_point wall_now,
                         std::chrono::steady_clock::time_point steady_now) const {
+  std::lock_guard lock(mu_);
   std::string text;
   const auto wallMs = [&](std::chrono::steady_clock::time_point t) {
     return duration_cast<milliseconds>(wall_now.time_since_epoch()).count() +
@@ -253,6 +279,7 @@ void RequestPacer::save(const std::string& path, std::chrono::system_clock::time
 
 void RequestPacer::load(const std::string& path, std::chrono::system_clock::time_point wall_now,
                         std::chrono::steady_clock::time_point steady_now) {
+  std::lock_guard lock(mu_);
   std::ifstream in(path);
   const std::int64_t now_ms = duration_cast<milliseconds>(wall_now.time_since_epoch()).count();
   const auto number = [](std::string_view s) -> std::optional<std::int64_t> {
@@ -293,11 +320,14 @@ ApiClient::ApiClient(const config::SourceConfig& config, ApiProfile profile,
       tokens_(tokens),
       clock_(clock),
       options_(std::move(options)),
-      pacer_(config.requests_per_minute, config.requests_per_hour),
+      pacer_(options_.shared_pacer != nullptr
+                 ? options_.shared_pacer
+                 : std::make_shared<RequestPacer>(config.requests_per_minute,
+                                                  config.requests_per_hour)),
       backoff_({.first = options_.backoff_base, .max = options_.backoff_max, .jitter = true}),
       log_(sourceLogger(config.name)) {
-  if (!options_.pacing_file.empty()) {
-    pacer_.load(options_.pacing_file, clock_.now(), clock_.steadyNow());
+  if (!options_.pacing_file.empty() && options_.shared_pacer == nullptr) {
+    pacer_->load(options_.pacing_file, clock_.now(), clock_.steadyNow());
   }
 }
 
@@ -317,7 +347,7 @@ core::Instant ApiClient::serverNow() const {
 
 void ApiClient::savePacing() {
   if (!options_.pacing_file.empty()) {
-    pacer_.save(options_.pacing_file, clock_.now(), clock_.steadyNow());
+    pacer_->save(options_.pacing_file, clock_.now(), clock_.steadyNow());
   }
 }
 
@@ -365,19 +395,30 @@ Error ApiClient::statusError(const http::HttpResponse& res, StatusClass cls) {
 }
 
 Result<std::string> ApiClient::get(const std::string& url, std::stop_token stop,
-                                   std::string* buffer) {
+                                   std::string* buffer, int max_attempts) {
+  if (max_attempts <= 0) max_attempts = options_.max_attempts;
   telemetry::SourceMetrics* m = options_.metrics;
   // A 401 renews the token, right before the next send (after any wait), and retries.
   bool refresh_next = false;
   int refreshes_left = 2;
   std::optional<Error> last;
-  for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
-    const bool final_attempt = attempt + 1 >= options_.max_attempts;
+  for (int attempt = 0; attempt < max_attempts; ++attempt) {
+    const bool final_attempt = attempt + 1 >= max_attempts;
     if (attempt > 0) {
       ++counters_.retries;
       if (m != nullptr) ++m->retries;
     }
-    if (!wait(pacer_.waitBefore(clock_.steadyNow()), stop)) break;
+    // Bounded: each wait is at most kMaxRetryAfter or an hour's pacing.
+    bool stopped = false;
+    for (int waits = 0; waits < 1000; ++waits) {
+      const milliseconds w = pacer_->reserve(clock_.steadyNow());
+      if (w.count() <= 0) break;
+      if (!wait(w, stop)) {
+        stopped = true;
+        break;
+      }
+    }
+    if (stopped) break;
     auto token = tokens_.token(refresh_next);
     if (m != nullptr) m->token_refreshes = tokens_.refreshes();
     if (!token) {
@@ -401,7 +442,6 @@ Result<std::string> ApiClient::get(const std::string& url, std::stop_token stop,
     req.timeout = config_.request_timeout;
     req.max_response_bytes = options_.max_response_bytes;
     req.body_buffer = buffer;
-    pacer_.record(clock_.steadyNow());
     savePacing();
     ++counters_.requests;
     auto res = client_.send(req);
@@ -447,7 +487,7 @@ Result<std::string> ApiClient::get(const std::string& url, std::stop_token stop,
               "backing off {} ms instead",
               d.count());
         }
-        pacer_.deferUntil(clock_.steadyNow() + d, clock_.steadyNow());
+        pacer_->deferUntil(clock_.steadyNow() + d, clock_.steadyNow());
         savePacing();
         last = statusError(*res, cls);
         if (asked) last->withRetryAfter(*asked);
@@ -461,7 +501,7 @@ Result<std::string> ApiClient::get(const std::string& url, std::stop_token stop,
       }
       case StatusClass::kRetry:
         last = statusError(*res, cls);
-        if (final_attempt || !wait(backoff_.delay(attempt), stop)) attempt = options_.max_attempts;
+        if (final_attempt || !wait(backoff_.delay(attempt), stop)) attempt = max_attempts;
         continue;
       case StatusClass::kBadRequest:
       case StatusClass::kFailed:

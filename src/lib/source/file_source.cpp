@@ -28,6 +28,7 @@
 
 #include "mdecollect/core/unique_fd.h"
 #include "mdecollect/ecs/graph_translate.h"
+#include "mdecollect/ecs/incident_mapper.h"
 #include "mdecollect/ecs/mapper.h"
 #include "mdecollect/source/source.h"
 #include "source/map_options.h"
@@ -83,7 +84,10 @@ class FileSourceImpl final : public FileSource {
         delivery_(delivery),
         store_(delivery.store()),
         mapper_(mapOptions(config)),
-        graph_(config.format == "graph") {}
+        graph_(config.format == "graph"),
+        incidents_(config.format == "graph_incidents"
+                       ? std::make_unique<ecs::IncidentMapper>(incidentMapOptions(config))
+                       : nullptr) {}
 
   Result<FilePollStats> poll() override {
     FilePollStats stats;
@@ -232,7 +236,9 @@ class FileSourceImpl final : public FileSource {
         const auto end = static_cast<std::size_t>(static_cast<const char*>(nl) - buf_.data());
         const std::string_view line(buf_.data() + line_begin, end - line_begin);
         const ecs::LineContext context{c.path, static_cast<std::int64_t>(base + line_begin), true};
-        if (graph_) {
+        if (incidents_) {
+          incidents_->mapLine(line, context, sink_);
+        } else if (graph_) {
           ecs::mapGraphLine(mapper_, translator_, line, context, sink_);
         } else {
           mapper_.mapLine(line, context, sink_);
@@ -265,6 +271,7 @@ class FileSourceImpl final : public FileSource {
   ecs::Mapper mapper_;
   bool graph_;  // format: graph (Microsoft Graph alerts_v2 alerts or pages)
   ecs::GraphTranslator translator_;
+  std::unique_ptr<ecs::IncidentMapper> incidents_;  // format: graph_incidents
   BatchSink sink_;
   std::vector<char> buf_;
 };

@@ -284,7 +284,7 @@ TEST_F(ConfigTest, FileSource) {
   expectProblem(e, 4, "sources[0].paths", "at least one");
   e = errorOf("sources:\n  - name: f\n    type: file\n    paths: [a, '']\n    format: xml\n");
   expectProblem(e, 4, "sources[0].paths[1]", "must not be empty");
-  expectProblem(e, 5, "sources[0].format", "must be mde or graph, not 'xml'");
+  expectProblem(e, 5, "sources[0].format", "must be mde, graph or graph_incidents, not 'xml'");
 }
 
 TEST_F(ConfigTest, UnknownKeys) {
@@ -419,7 +419,8 @@ TEST_F(ConfigTest, MissingRequiredKeys) {
   e = errorOf("sources:\n  - name: a\n");
   expectProblem(e, 2, "sources[0].type", "missing");
   e = errorOf("sources:\n  - name: a\n    type: splunk\n");
-  expectProblem(e, 3, "sources[0].type", "must be mde, graph or file, not 'splunk'");
+  expectProblem(e, 3, "sources[0].type",
+                "must be graph, graph_incidents, mde or file, not 'splunk'");
 }
 
 TEST_F(ConfigTest, EmptyStrings) {
@@ -580,7 +581,74 @@ TEST_F(ConfigTest, GraphSourceProblems) {
   e = errorOf("sources:\n  - name: g\n    type: graph\n");
   expectProblem(e, 2, "sources[0].tenant_id", "graph source");
   e = errorOf("sources:\n  - name: g\n    type: grap\n");
-  expectProblem(e, 3, "sources[0].type", "must be mde, graph or file");
+  expectProblem(e, 3, "sources[0].type", "must be graph, graph_incidents, mde or file");
+}
+
+TEST_F(ConfigTest, GraphIncidentsSourceDefaults) {
+  auto r = load(
+      "sources:\n  - name: incidents\n    type: graph_incidents\n"
+      "    tenant_id: 11111111-2222-3333-4444-555555555555\n    client_id: app-1\n"
+      "    client_secret: S3cr3t-Value-123\n");
+  ASSERT_TRUE(r) << r.error().message();
+  const auto& s = r->sources.at(0);
+  EXPECT_EQ(s.type, SourceType::kGraphIncidents);
+  EXPECT_EQ(s.api_url, "https://graph.microsoft.com");
+  EXPECT_EQ(s.scopes, std::vector<std::string>{"https://graph.microsoft.com/.default"});
+  EXPECT_EQ(s.token_url, "oauth2/v2.0/token");
+  EXPECT_EQ(s.page_size, 50u);
+  EXPECT_EQ(s.interval, std::chrono::minutes(1));
+  EXPECT_EQ(s.requests_per_minute, 150);
+  EXPECT_TRUE(s.include_alerts);
+  EXPECT_TRUE(s.alerts_fallback);
+  EXPECT_EQ(s.alerts_give_up_after, std::chrono::hours(1));
+  EXPECT_FALSE(s.preserve_duplicate_custom_fields);
+  EXPECT_TRUE(s.include_unknown_enum_members);
+  EXPECT_TRUE(collectsIncidents(s));
+  EXPECT_EQ(defaultTags(s), (std::vector<std::string>{"forwarded", "m365_defender-incident"}));
+  const std::string shown = renderConfig(*r);
+  EXPECT_NE(shown.find("tags: [forwarded, m365_defender-incident]"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("alerts_give_up_after: 1h"), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("service_sources"), std::string::npos) << shown;
+  r = load(
+      "sources:\n  - name: incidents\n    type: graph_incidents\n    tenant_id: t\n"
+      "    client_id: c\n    client_secret: S3cr3t-Value-123\n    page_size: 20\n"
+      "    include_alerts: false\n    alerts_fallback: false\n    alerts_give_up_after: 10m\n"
+      "    preserve_duplicate_custom_fields: true\n    include_unknown_enum_members: false\n");
+  ASSERT_TRUE(r) << r.error().message();
+  const auto& t = r->sources.at(0);
+  EXPECT_EQ(t.page_size, 20u);
+  EXPECT_FALSE(t.include_alerts);
+  EXPECT_FALSE(t.alerts_fallback);
+  EXPECT_EQ(t.alerts_give_up_after, std::chrono::minutes(10));
+  EXPECT_TRUE(t.preserve_duplicate_custom_fields);
+  EXPECT_FALSE(t.include_unknown_enum_members);
+  // A file of incidents.
+  r = load(
+      "sources:\n  - name: f\n    type: file\n    paths: [/x/*.ndjson]\n"
+      "    format: graph_incidents\n    preserve_duplicate_custom_fields: true\n");
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_TRUE(collectsIncidents(r->sources[0]));
+  EXPECT_TRUE(r->sources[0].preserve_duplicate_custom_fields);
+}
+
+TEST_F(ConfigTest, GraphIncidentsSourceProblems) {
+  const std::string head =
+      "sources:\n  - name: i\n    type: graph_incidents\n    tenant_id: t\n"
+      "    client_id: c\n    client_secret: S3cr3t-Value-123\n";
+  // Graph refuses $top over 50 on incidents: the key and its line are named.
+  std::string e = errorOf(head + "    page_size: 51\n");
+  expectProblem(e, 7, "sources[0].page_size", "50");
+  e = errorOf(head + "    service_sources: [a]\n");
+  expectProblem(e, 7, "sources[0].service_sources", "not a key of a graph_incidents source");
+  // The incident keys belong to incident sources.
+  e = errorOf(kMinimal + "    include_alerts: false\n");
+  expectProblem(e, 7, "sources[0].include_alerts", "not a key of an mde source");
+  e = errorOf(
+      "sources:\n  - name: g\n    type: graph\n    tenant_id: t\n    client_id: c\n"
+      "    client_secret: S3cr3t-Value-123\n    alerts_fallback: true\n");
+  expectProblem(e, 7, "sources[0].alerts_fallback", "not a key of a graph source");
+  e = errorOf(head + "    alerts_give_up_after: soon\n");
+  expectProblem(e, 7, "sources[0].alerts_give_up_after", "");
 }
 
 TEST_F(ConfigTest, ElasticsearchOutput) {

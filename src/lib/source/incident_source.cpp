@@ -1,0 +1,402 @@
+// The `graph_incidents` source: Microsoft Graph security incidents (incidents.md), mapped to
+// Elastic's m365_defender.incident documents, one per incident and alert.
+//
+// Paging (incidents.md §3.2): @odata.nextLink is followed verbatim (same origin only). A full
+// page without a nextLink continues by lastUpdateDateTime: from the page's largest time
+// (`ge`) once a probe proves that no version below it was left out, one instant at a time
+// with `eq` and $skip when a whole page shares one time, and with $skip over the rest of
+// the window otherwise. $skip stops at 500 (the API refuses more): what lies beyond is
+// logged and counted, and the watermark stays.
+//
+// Alerts (§3.3, §5.3): incidents are listed with $expand=alerts. When such a listing keeps
+// failing with 5xx (three attempts; large tenants, elastic/integrations #18144), the poll
+// starts its window again without $expand and reads each new incident version with its
+// alerts alone (GET …/incidents/{id}?$expand=alerts, paced like any request). A version
+// whose alerts cannot be read stays undelivered, and holds the watermark, until
+// alerts_give_up_after has passed since its first failure; it is then delivered as one
+// document that says why.
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <set>
+#include <unordered_set>
+
+#include "mdecollect/core/iso8601.h"
+#include "mdecollect/core/units.h"
+#include "mdecollect/ecs/incident_mapper.h"
+#include "mdecollect/http/http_client.h"
+#include "source/alert_source.h"
+#include "source/map_options.h"
+
+namespace mdec::source {
+namespace {
+
+using core::Instant;
+
+constexpr int kMaxSteps = 1'000'000;
+constexpr std::size_t kMaxSkip = 500;         // the security API refuses $skip > 500
+constexpr int kExpandedListingAttempts = 3;   // §2 alerts_fallback: "after 3 attempts"
+constexpr std::size_t kMaxWaiting = 100'000;  // versions remembered waiting for alerts
+
+std::string apiTime(const Instant& t) { return core::formatRfc3339(t, 7); }
+
+bool serverError(const Error& e) { return e.httpStatus() && *e.httpStatus() >= 500; }
+
+// What the next listing request asks for (the nextLink aside).
+struct Query {
+  Instant from;                  // lastUpdateDateTime ge
+  std::optional<Instant> until;  // lt
+  std::optional<Instant> eq;     // one instant (eq), instead of from/until
+  std::size_t skip = 0;
+  std::optional<Instant> below;  // a probe: lt this, $top=1
+};
+
+class IncidentSource final : public AlertSource {
+ public:
+  IncidentSource(const config::SourceConfig& config, output::Delivery& delivery,
+                 http::HttpClient& client, auth::TokenProvider& tokens, core::Clock& clock,
+                 SourceOptions options)
+      : AlertSource(config, delivery, client, tokens, clock, options,
+                    graphIncidentsProfile(config.include_unknown_enum_members),
+                    "lastUpdateDateTime"),
+        steady_(clock),
+        mapper_(incidentMapOptions(config)),
+        scanner_("lastUpdateDateTime") {}
+
+ protected:
+  void mapVersion(std::string_view element, const std::string& note,
+                  ecs::DocumentSink& sink) override {
+    if (note.empty()) {
+      mapper_.mapElement(element, sink);
+    } else {
+      mapper_.mapWithoutAlerts(element, note, sink);
+    }
+  }
+
+  Status collect(const Instant& from, std::optional<Instant> until, std::optional<Instant> floor,
+                 bool move_watermark, std::stop_token stop) override {
+    stop_ = stop;
+    waiting_now_ = 0;
+    last_wait_reason_.clear();
+    fallback_ = false;
+    auto s = page(from, until, floor, move_watermark, stop);
+    if (s && waiting_now_ > 0) {
+      return Error(ErrorCode::kHttp,
+                   std::to_string(waiting_now_) + " incident versions wait for their alerts (" +
+                       last_wait_reason_ +
+                       "); the watermark stays until they are read or alerts_give_up_after (" +
+                       core::formatDuration(config_.alerts_give_up_after) + ") has passed");
+    }
+    return s;
+  }
+
+ private:
+  Status page(const Instant& from, std::optional<Instant> until, std::optional<Instant> floor,
+              bool move_watermark, std::stop_token stop) {
+    // The watermark moves at most to the server's time when the run began (as
+    // NextLinkPager's): a version stamped meanwhile is read again by the next overlap.
+    const Instant began = serverNow();
+    std::set<Instant> fetched;
+    std::unordered_set<std::string> links;
+    Query q{from, until, std::nullopt, 0, std::nullopt};
+    bool skipping = false;  // $skip over the window: a full page's order was not proven
+    std::string next;
+    for (int steps = 0;; ++steps) {
+      if (stop.stop_requested()) return okStatus();
+      if (steps > kMaxSteps) {
+        return Error(ErrorCode::kInternal, "Graph incidents: a million pages in one poll");
+      }
+      const bool first = next.empty();
+      const std::size_t top = config_.page_size;
+      auto facts = listPage(first ? url(q, top) : next, stop);
+      if (!facts) {
+        if (stop.stop_requested()) return okStatus();
+        const Error& e = facts.error();
+        if (!fallback_ && expand() && config_.alerts_fallback && serverError(e)) {
+          fallback_ = true;
+          log_->warn(
+              "listing incidents with $expand=alerts failed ({}); reading this window again "
+              "without it, and each new incident's alerts alone",
+              e.message());
+          next.clear();
+          links.clear();
+          q = Query{from, until, std::nullopt, 0, std::nullopt};
+          skipping = false;
+          continue;
+        }
+        if (first && e.httpStatus() == 400 && orderby_) {
+          orderby_ = false;
+          log_->warn("the API refused $orderby ({}); continuing without it", e.message());
+          continue;
+        }
+        return e;
+      }
+      fetched.insert(facts->times.begin(), facts->times.end());
+      next = facts->next_link;
+      if (!next.empty()) {
+        if (auto s = commitFetched(std::nullopt); !s) return s;
+        if (auto s = checkLink(next, links); !s) return s;
+        continue;
+      }
+      // No nextLink: the last page, unless it is full.
+      auto more = continues(q, skipping, *facts, top, stop);
+      if (!more) return more.error();
+      if (*more) {
+        if (auto s = commitFetched(std::nullopt); !s) return s;
+        continue;
+      }
+      // The window is complete.
+      std::optional<Instant> watermark;
+      if (move_watermark && waiting_now_ == 0 && overflowed_ == 0) {
+        auto it = fetched.lower_bound(began);
+        if (it != fetched.begin() && (!floor || *floor < *std::prev(it))) {
+          watermark = *std::prev(it);
+        }
+      }
+      if (auto s = commitFetched(watermark); !s) return s;
+      if (overflowed_ > 0) {
+        const std::size_t n = overflowed_;
+        overflowed_ = 0;
+        return Error(ErrorCode::kHttp,
+                     std::to_string(n) +
+                         " listing(s) held more than 500 incident versions that $skip cannot "
+                         "reach; the watermark stays");
+      }
+      return okStatus();
+    }
+  }
+
+  // After a page without a nextLink: whether the window goes on (and how: `q` changes).
+  Result<bool> continues(Query& q, bool& skipping, const PageFacts& facts, std::size_t top,
+                         std::stop_token stop) {
+    const bool full = facts.alerts >= top && !facts.times.empty();
+    if (q.eq) {
+      if (full && q.skip + top <= kMaxSkip) {
+        q.skip += top;
+      } else {
+        if (full) overflow(*q.eq);
+        q.from = addNanos(*q.eq, 1);
+        q.eq.reset();
+        q.skip = 0;
+      }
+      return true;
+    }
+    if (!full) return false;
+    if (skipping) {
+      if (q.skip + top > kMaxSkip) {
+        overflow(q.from);
+        return false;
+      }
+      q.skip += top;
+      return true;
+    }
+    const Instant largest = *std::max_element(facts.times.begin(), facts.times.end());
+    const Instant smallest = *std::min_element(facts.times.begin(), facts.times.end());
+    if (largest == smallest) {
+      q.eq = largest;  // a whole page at one instant: page it with eq and $skip
+      q.skip = 0;
+      return true;
+    }
+    std::size_t below = 0;
+    for (const auto& t : facts.times) below += t < largest ? 1 : 0;
+    auto proven = provenBelow(q, largest, below, stop);
+    if (!proven) return proven.error();
+    if (*proven && q.from < largest) {
+      q.from = largest;  // ge: the versions at `largest` not on the page come next
+    } else {
+      skipping = true;
+      q.skip = top;
+    }
+    return true;
+  }
+
+  bool expand() const { return config_.include_alerts; }
+
+  void overflow(const Instant& at) {
+    ++overflowed_;
+    log_->error(
+        "more than {} incident versions at or after {} without a nextLink: $skip cannot reach "
+        "the rest (the API refuses more); the watermark stays, and the next poll reads them "
+        "again",
+        kMaxSkip, apiTime(at));
+  }
+
+  Status checkLink(const std::string& link, std::unordered_set<std::string>& links) const {
+    if (!sameOrigin(link, config_.api_url)) {
+      return Error(ErrorCode::kHttp,
+                   "Graph paging: refused to follow an @odata.nextLink to another origin than "
+                   "api_url " +
+                       config_.api_url +
+                       " (the token is only ever sent there); the poll is "
+                       "tried again later");
+    }
+    if (!links.insert(link).second) {
+      return Error(ErrorCode::kHttp, "Graph sent the same @odata.nextLink twice (a loop)");
+    }
+    return okStatus();
+  }
+
+  std::string url(const Query& q, std::size_t top) const {
+    std::string filter;
+    if (q.eq) {
+      filter = "lastUpdateDateTime eq " + apiTime(*q.eq);
+    } else {
+      filter = "lastUpdateDateTime ge " + apiTime(q.from);
+      const std::optional<Instant> lt = q.below ? q.below : q.until;
+      if (lt) filter += " and lastUpdateDateTime lt " + apiTime(*lt);
+    }
+    std::string u = baseUrl() + "/v1.0/security/incidents?$filter=" + http::urlEncode(filter);
+    // Ordered by creation, as the graph source: an update keeps an incident's place, so a
+    // position-based nextLink cannot skip one (ordered by lastUpdateDateTime, an update
+    // moves its incident behind the pages still to come and the next page starts late).
+    if (orderby_ && !q.below) u += "&$orderby=" + http::urlEncode("createdDateTime asc");
+    u += "&$top=" + std::to_string(q.below ? 1 : top);
+    if (q.skip > 0) u += "&$skip=" + std::to_string(q.skip);
+    if (expand() && !fallback_ && !q.below) u += "&$expand=alerts";
+    return u;
+  }
+
+  // Whether the listing [q.from, below) holds no version beyond the `count` a full page
+  // showed below `below`: one request for the one after them.
+  Result<bool> provenBelow(const Query& q, const Instant& below, std::size_t count,
+                           std::stop_token stop) {
+    if (count > kMaxSkip) return false;
+    Query probe{q.from, q.until, std::nullopt, count, below};
+    auto body = getBody(url(probe, 1), stop);
+    if (!body) return body.error();
+    body->append(ecs::kLinePadding, ' ');
+    auto scan = scanner_.scan(*body, body->size() - ecs::kLinePadding, false);
+    if (!scan) return Error(ErrorCode::kParse, "Graph incidents: " + scan.error().message());
+    return scan->alerts.empty();
+  }
+
+  // One listing page: fetched and held (expanded, or without alerts), or, in the fallback,
+  // listed without $expand and put together from each new version's own response.
+  Result<PageFacts> listPage(const std::string& u, std::stop_token stop) {
+    if (!fallback_) {
+      return fetch(u, false, true, stop, expand() ? kExpandedListingAttempts : 0);
+    }
+    if (options_.wait_for_room) options_.wait_for_room(stop);
+    auto body = getBody(u, stop);
+    if (!body) return body.error();
+    const std::size_t size = body->size();
+    body->append(ecs::kLinePadding, ' ');
+    auto scan = scanner_.scan(*body, size, true);
+    if (!scan) {
+      return Error(ErrorCode::kParse,
+                   "the API answered 200 with a body that is not a page of incidents: " +
+                       scan.error().message());
+    }
+    PageFacts facts;
+    facts.alerts = scan->alerts.size();
+    facts.next_link = scan->next_link;
+    std::vector<state::Version> versions;
+    for (const auto& a : scan->alerts) {
+      if (a.time) facts.times.push_back(*a.time);
+      versions.push_back(a.identified() ? state::Version{a.id, apiTime(*a.time)}
+                                        : state::Version{});
+    }
+    auto seen = delivered(versions);
+    if (!seen) return seen.error();
+    std::string page = "{\"value\":[";
+    std::vector<std::string> notes;
+    const auto add = [&](std::string_view element, std::string note) {
+      if (!notes.empty()) page += ',';
+      page.append(element);
+      notes.push_back(std::move(note));
+    };
+    for (std::size_t i = 0; i < scan->alerts.size(); ++i) {
+      const AlertRef& a = scan->alerts[i];
+      const std::string_view listed(body->data() + a.begin, a.end - a.begin);
+      if (!a.identified()) {
+        add(listed, std::string());  // mapped as it is: an error document keeps it
+        continue;
+      }
+      if ((*seen)[i]) continue;
+      const std::string key = versions[i].alert_id + '\n' + versions[i].last_update_time;
+      auto one = getBody(
+          baseUrl() + "/v1.0/security/incidents/" + http::urlEncode(a.id) + "?$expand=alerts",
+          stop);
+      if (stop.stop_requested()) return Error(ErrorCode::kInternal, "stopped");
+      std::string reason;
+      if (one) {
+        one->append(ecs::kLinePadding, ' ');
+        auto time = singleTime(*one, one->size() - ecs::kLinePadding);
+        if (time && *time == *a.time) {
+          waiting_.erase(key);
+          add(std::string_view(*one).substr(0, one->size() - ecs::kLinePadding), std::string());
+          continue;
+        }
+        // Changed since it was listed: that later version is listed in its turn; this one
+        // goes alone (its alerts are no longer there to read).
+        reason = time ? "the incident changed (" + apiTime(*time) + ") before they were read"
+                      : "its own response is not an incident";
+      } else {
+        const Error& e = one.error();
+        if (e.httpStatus() == 404) {
+          reason = "HTTP 404";
+        } else if (e.code() == ErrorCode::kAuth) {
+          return e;
+        } else {
+          reason = e.httpStatus() ? "HTTP " + std::to_string(*e.httpStatus()) : e.message();
+          // Waits for its alerts until alerts_give_up_after.
+          const auto now = steady_.steadyNow();
+          auto [it, inserted] = waiting_.try_emplace(key, now);
+          if (inserted && waiting_.size() > kMaxWaiting) waiting_.erase(waiting_.begin());
+          if (now - it->second < config_.alerts_give_up_after) {
+            ++waiting_now_;
+            last_wait_reason_ = reason;
+            log_->warn("incident {} ({}): its alerts could not be read ({}); tried again later",
+                       a.id, versions[i].last_update_time, reason);
+            continue;
+          }
+          log_->error(
+              "incident {} ({}): its alerts could not be read for {} ({}): delivered without "
+              "them",
+              a.id, versions[i].last_update_time,
+              core::formatDuration(config_.alerts_give_up_after), reason);
+        }
+      }
+      waiting_.erase(key);
+      add(listed, reason);
+    }
+    page += "]}";
+    if (auto held = holdPage(std::move(page), std::move(notes)); !held) return held.error();
+    return facts;
+  }
+
+  // The lastUpdateDateTime of one incident's own response.
+  std::optional<Instant> singleTime(std::string_view body, std::size_t size) {
+    std::string page = "{\"value\":[";
+    page.append(body.substr(0, size));
+    page += "]}";
+    const std::size_t page_size = page.size();
+    page.append(ecs::kLinePadding, ' ');
+    auto scan = scanner_.scan(page, page_size, false);
+    if (!scan || scan->alerts.size() != 1 || !scan->alerts[0].identified()) return std::nullopt;
+    return scan->alerts[0].time;
+  }
+
+  core::Clock& steady_;
+  ecs::IncidentMapper mapper_;
+  PageScanner scanner_;  // listings read in the fallback, probes, single incidents
+  std::stop_token stop_;
+  bool orderby_ = true;
+  bool fallback_ = false;  // this poll lists without $expand
+  std::size_t overflowed_ = 0;
+  std::size_t waiting_now_ = 0;  // versions of this poll still waiting for their alerts
+  std::string last_wait_reason_;
+  // Versions whose alerts could not be read: since when (steady clock).
+  std::map<std::string, std::chrono::steady_clock::time_point> waiting_;
+};
+
+}  // namespace
+
+std::unique_ptr<Source> makeIncidentSource(const config::SourceConfig& config,
+                                           output::Delivery& delivery, http::HttpClient& client,
+                                           auth::TokenProvider& tokens, core::Clock& clock,
+                                           SourceOptions options) {
+  return std::make_unique<IncidentSource>(config, delivery, client, tokens, clock, options);
+}
+
+}  // namespace mdec::source
