@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "mdecollect/core/line_reader.h"
 #include "mdecollect/ecs/graph_translate.h"
+#include "mdecollect/ecs/incident_mapper.h"
 #include "mdecollect/ecs/mapper.h"
 
 namespace mdec::app {
@@ -20,7 +21,9 @@ namespace {
 
 struct MapArgs {
   bool preserve_original_event = false;
-  bool graph = false;  // input is Microsoft Graph alerts_v2 alerts or pages
+  bool graph = false;      // input is Microsoft Graph alerts_v2 alerts or pages
+  bool incidents = false;  // input is Microsoft Graph security incidents or pages
+  bool preserve_duplicate_custom_fields = false;  // --incidents only
   std::string ns = "default";
   std::vector<std::string> tags;
   bool tags_given = false;
@@ -102,6 +105,11 @@ int runMap(const MapArgs& args) {
       if (!t.empty()) options.tags.push_back(t);
     }
   }
+  ecs::IncidentMapOptions incident_options;
+  incident_options.preserve_original_event = args.preserve_original_event;
+  incident_options.preserve_duplicate_custom_fields = args.preserve_duplicate_custom_fields;
+  incident_options.data_stream_namespace = args.ns;
+  if (args.tags_given) incident_options.tags = options.tags;
 
   // Open every input first: a missing file fails the run before anything is written.
   struct Input {
@@ -138,6 +146,8 @@ int runMap(const MapArgs& args) {
 
   ecs::Mapper mapper(options);
   ecs::GraphTranslator translator;
+  std::unique_ptr<ecs::IncidentMapper> incident_mapper;
+  if (args.incidents) incident_mapper = std::make_unique<ecs::IncidentMapper>(incident_options);
   StdoutSink sink(args.id_field);
   std::uint64_t lines = 0;
   ecs::LineStats total;
@@ -155,9 +165,14 @@ int runMap(const MapArgs& args) {
       }
       if (!line->has_value()) break;
       ++lines;
-      const ecs::LineStats s = args.graph
-                                   ? ecs::mapGraphLine(mapper, translator, **line, context, sink)
-                                   : mapper.mapLine(**line, context, sink);
+      ecs::LineStats s;
+      if (incident_mapper) {
+        s = incident_mapper->mapLine(**line, context, sink);
+      } else if (args.graph) {
+        s = ecs::mapGraphLine(mapper, translator, **line, context, sink);
+      } else {
+        s = mapper.mapLine(**line, context, sink);
+      }
       total.alerts += s.alerts;
       total.documents += s.documents;
       total.errors += s.errors;
@@ -190,17 +205,31 @@ void addMapCommand(CLI::App& app, std::function<int()>& run) {
       "the raw text. A summary goes to standard error.\n"
       "With --graph the input is Microsoft Graph security/alerts_v2 alerts or pages\n"
       "({\"value\":[alert,...]}), translated to Defender for Endpoint alerts first.\n"
+      "With --incidents the input is Microsoft Graph security/incidents incidents or pages\n"
+      "({\"value\":[incident,...]}); each gives one m365_defender.incident document per alert\n"
+      "in its \"alerts\" (one when it has none).\n"
       "Exit: 0 all input read, 1 an input could not be opened or read, 2 usage error.");
   cmd->add_flag("--graph", args->graph,
                 "Input is Microsoft Graph alerts_v2 alerts or pages (translated to Defender for "
                 "Endpoint alerts, then mapped as those)");
+  CLI::Option* incidents =
+      cmd->add_flag("--incidents", args->incidents,
+                    "Input is Microsoft Graph security incidents or pages (m365_defender.incident "
+                    "documents, as Elastic's Microsoft Defender XDR integration writes them)")
+          ->excludes("--graph");
   cmd->add_flag("--preserve-original-event", args->preserve_original_event,
-                "Keep each alert as JSON text in event.original (and tag the document)");
+                "Keep each alert (with --incidents: the incident with its one alert) as JSON text "
+                "in event.original (and tag the document)");
+  cmd->add_flag("--preserve-duplicate-custom-fields", args->preserve_duplicate_custom_fields,
+                "Only with --incidents: keep the m365_defender.incident fields that duplicate ECS "
+                "fields (Elastic's option of that name; tags the document)")
+      ->needs(incidents);
   cmd->add_option("--namespace", args->ns, "data_stream.namespace of the documents")
       ->default_val("default");
   cmd->add_option("--tags", args->tags,
                   "Comma-separated tags replacing the default "
-                  "microsoft-defender-endpoint,forwarded")
+                  "microsoft-defender-endpoint,forwarded (with --incidents: "
+                  "forwarded,m365_defender-incident)")
       ->delimiter(',')
       ->each([args](const std::string&) { args->tags_given = true; });
   cmd->add_option("--id-field", args->id_field,

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "mdecollect/ecs/graph_translate.h"
+#include "mdecollect/ecs/incident_mapper.h"
 #include "mdecollect/ecs/mapper.h"
 #include "support/json_compare.h"
 
@@ -86,5 +87,43 @@ TEST(GoldenTest, ElasticPipeline) {
 }
 
 TEST(GoldenTest, Graph) { runCase("graph", MapOptions{}, /*graph=*/true); }
+
+// `incident`: Graph security incidents (incidents.md), with the options the fixtures' README
+// gives: preserve_original_event and preserve_duplicate_custom_fields on, default tags and
+// namespace.
+TEST(GoldenTest, Incident) {
+  const std::string name = "incident";
+  const auto input = readLines(goldenPath(name + ".input.ndjson"));
+  ASSERT_TRUE(input.has_value()) << "cannot read " << goldenPath(name + ".input.ndjson");
+  const auto expected_file = readLines(goldenPath(name + ".expected.ndjson"));
+  ASSERT_TRUE(expected_file.has_value()) << "cannot read " << goldenPath(name + ".expected.ndjson");
+  const std::vector<std::string> expected = nonBlankLines(*expected_file);
+  ASSERT_EQ(expected.size(), 11U);
+
+  mdec::ecs::IncidentMapOptions options;
+  options.preserve_original_event = true;
+  options.preserve_duplicate_custom_fields = true;
+  mdec::ecs::IncidentMapper mapper(std::move(options));
+  CollectingSink sink;
+  for (const auto& line : *input) mapper.mapLine(line, LineContext{}, sink);
+  const auto& actual = sink.documents;
+
+  EXPECT_EQ(actual.size(), expected.size()) << "document count differs for " << name;
+  const std::size_t common = std::min(actual.size(), expected.size());
+  for (std::size_t i = 0; i < common; ++i) {
+    const auto differences = diffEcsDocuments(expected[i], actual[i].json);
+    EXPECT_TRUE(differences.empty()) << name << " document " << i << ":\n"
+                                     << joinLines(differences) << "actual: " << actual[i].json;
+    EXPECT_FALSE(actual[i].error) << name << " document " << i;
+    EXPECT_EQ(actual[i].id.size(), 28U) << name << " document " << i;
+  }
+  for (std::size_t i = common; i < actual.size(); ++i) {
+    ADD_FAILURE() << name << ": unexpected extra document " << i << ": " << actual[i].json;
+  }
+  // Elastic's own _id of two of them (incidents.md §5.1).
+  ASSERT_GE(actual.size(), 3U);
+  EXPECT_EQ(actual[0].id, "3AD3zEf4F1YpVMasYuPT/BybzAo=");
+  EXPECT_EQ(actual[2].id, "g4LqZt3xrYWcf+3Q/2mJq39JJ2I=");
+}
 
 }  // namespace

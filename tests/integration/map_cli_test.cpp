@@ -97,6 +97,43 @@ TEST(MapCli, TagsNamespaceAndPreserveOriginal) {
   EXPECT_NE(field(docs[1], "/event/original"), "<absent>");
 }
 
+TEST(MapCli, IncidentsOneDocumentPerAlertWithTheirFlags) {
+  // One incident with two alerts, one without alerts, then an empty page.
+  const std::string input =
+      R"({"id":"7","lastUpdateDateTime":"2024-01-02T03:04:05.1234567Z","severity":"High",)"
+      R"("assignedTo":"ann@contoso.com","alerts":[{"id":"a1","category":"Execution"},)"
+      R"({"id":"a2","category":"Discovery"}]})"
+      "\n"
+      R"({"value":[{"id":"8","customTags":["x"]}]})"
+      "\n"
+      R"({"value":[]})"
+      "\n";
+  auto r = runProcess({kBin, "map", "--incidents", "--preserve-duplicate-custom-fields",
+                       "--namespace", "prod", "--id-field", "_id"},
+                      input);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto docs = lines(r.out);
+  ASSERT_EQ(docs.size(), 3u) << r.out;
+  EXPECT_EQ(field(docs[0], "/m365_defender/incident/alert/id"), "\"a1\"");
+  EXPECT_EQ(field(docs[1], "/m365_defender/incident/alert/id"), "\"a2\"");
+  EXPECT_EQ(field(docs[0], "/event/severity"), "73");
+  EXPECT_EQ(field(docs[0], "/@timestamp"), "\"2024-01-02T03:04:05.123Z\"");
+  EXPECT_EQ(field(docs[0], "/m365_defender/incident/id"), "\"7\"");  // kept: option on
+  EXPECT_EQ(field(docs[0], "/tags"),
+            R"(["preserve_duplicate_custom_fields","forwarded","m365_defender-incident"])");
+  EXPECT_EQ(field(docs[0], "/data_stream/dataset"), "\"m365_defender.incident\"");
+  EXPECT_EQ(field(docs[0], "/data_stream/namespace"), "\"prod\"");
+  EXPECT_EQ(field(docs[2], "/m365_defender/incident/tags"), R"(["x"])");
+  EXPECT_EQ(field(docs[0], "/_id").size(), 30u);  // 28 Base64 characters, quoted
+  EXPECT_NE(field(docs[0], "/_id"), field(docs[1], "/_id"));
+  // Without --incidents the option is a usage error.
+  EXPECT_EQ(runProcess({kBin, "map", "--preserve-duplicate-custom-fields"}, "").exit_code, 2);
+  EXPECT_EQ(runProcess({kBin, "map", "--incidents", "--graph"}, "").exit_code, 2);
+  auto help = runProcess({kBin, "map", "--help"});
+  EXPECT_NE(help.out.find("--incidents"), std::string::npos);
+  EXPECT_NE(help.out.find("--preserve-duplicate-custom-fields"), std::string::npos);
+}
+
 TEST(MapCli, IdsAreStableAcrossProcessesAndPinned) {
   const std::string file = kGolden + "/seed-sample.input.ndjson";
   auto first = runProcess({kBin, "map", "--id-field", "doc_id", file});
