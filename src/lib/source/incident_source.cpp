@@ -98,6 +98,7 @@ class IncidentSource final : public AlertSource {
     const Instant began = serverNow();
     std::set<Instant> fetched;
     std::unordered_set<std::string> links;
+    std::unordered_set<std::string> asked;  // the listings built this run: each once
     Query q{from, until, std::nullopt, 0, std::nullopt};
     bool skipping = false;  // $skip over the window: a full page's order was not proven
     std::string next;
@@ -108,7 +109,12 @@ class IncidentSource final : public AlertSource {
       }
       const bool first = next.empty();
       const std::size_t top = config_.page_size;
-      auto facts = listPage(first ? url(q, top) : next, stop);
+      const std::string u = first ? url(q, top) : next;
+      if (first && !asked.insert(u).second) {
+        return Error(ErrorCode::kInternal,
+                     "Graph incidents: paging does not advance (" + u + " asked twice)");
+      }
+      auto facts = listPage(u, stop);
       if (!facts) {
         if (stop.stop_requested()) return okStatus();
         const Error& e = facts.error();
@@ -175,7 +181,7 @@ class IncidentSource final : public AlertSource {
         q.skip += top;
       } else {
         if (full) overflow(*q.eq);
-        q.from = addNanos(*q.eq, 1);
+        q.from = addNanos(*q.eq, 100);  // the next instant Graph can write (7 digits)
         q.eq.reset();
         q.skip = 0;
       }
