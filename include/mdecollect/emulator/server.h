@@ -23,7 +23,8 @@
 //                             "lastUpdateDateTime" (as served), "alerts" (its alerts at that
 //                             version), "latest", "served"}; ?kind=alerts: the default
 //   GET  /_emulator/stats     emulated clock, requests by path and status, 429s answered
-//                             (Graph's apart: graph_requests, graph_throttled, ...), and what
+//                             (Graph's apart: graph_requests, alerts_v2 and incidents,
+//                             graph_throttled, ...), and what
 //                             the hostile faults served: future_versions_served,
 //                             pretty_bodies, foreign_links_served, foreign_requests,
 //                             foreign_requests_with_token, foreign_base, throttled_absurd

@@ -144,6 +144,7 @@ class World {
                                                bool mark_served = true);
   // Every incident version visible so far, ordered by lastUpdateDateTime, then id.
   std::vector<IncidentVersionInfo> incidentVersions() const;
+  // Incidents with an alert created so far, visible or not.
   std::size_t incidentCount() const { return incidents_.size(); }
 
   Timestamp now() const { return now_; }
