@@ -1,5 +1,12 @@
 // mde-emulator: Microsoft's token endpoint and the Defender for Endpoint alerts API,
 // emulated on loopback for tests, the demo, benchmarks, and trying mdecollect without Azure.
+// Also Microsoft Graph's alerts_v2 and incidents (GET /v1.0/security/incidents[/{id}]).
+//
+// Test-only endpoints (server.h has the full list):
+//   GET  /_emulator/versions                  every alert version (latest, served, future)
+//   GET  /_emulator/versions?kind=incidents   every incident version: {"now", "versions":
+//        [{"id", "lastUpdateDateTime" (as served), "alerts", "latest", "served"}]}
+//   GET  /_emulator/stats, GET|POST /_emulator/faults, POST /_emulator/clock
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -24,11 +31,15 @@ int main(int argc, char** argv) {
         "mde-emulator " MDEC_VERSION
         " - emulates Microsoft's token endpoint, the Defender for Endpoint alerts API\n"
         "(GET /api/alerts, /api/alerts/{id}; POST /{tenant}/oauth2/token and /oauth2/v2.0/token)\n"
-        "and Microsoft Graph's alerts_v2 (GET /v1.0/security/alerts_v2, .../{id}; tokens with\n"
-        "scope https://graph.microsoft.com/.default) on loopback, over one deterministic,\n"
-        "changing population of alerts.\n"
+        "and Microsoft Graph's alerts_v2 (GET /v1.0/security/alerts_v2, .../{id}) and incidents\n"
+        "(GET /v1.0/security/incidents, .../{id}; $expand=alerts; $top at most 50), with tokens\n"
+        "of scope https://graph.microsoft.com/.default, on loopback, over one deterministic,\n"
+        "changing population of alerts (incidents: the alerts grouped by incidentId).\n"
         "The first line on standard output is the base URL. Test-only endpoints:\n"
-        "  GET /_emulator/versions, GET /_emulator/stats, GET|POST /_emulator/faults.\n"
+        "  GET /_emulator/versions (alert versions), GET /_emulator/versions?kind=incidents\n"
+        "  (incident versions: id, lastUpdateDateTime, alerts, latest, served),\n"
+        "  GET /_emulator/stats, GET|POST /_emulator/faults (incidents_expand_fail_above: N,\n"
+        "  incidents_item_fail: true|false, and the others), POST /_emulator/clock.\n"
         "Without --tenant, one client exists: tenant " +
         std::string(mdec::emulator::kDefaultTenant) + ", client id " +
         mdec::emulator::kDefaultClientId + ", secret '" + mdec::emulator::kDefaultClientSecret +
@@ -49,6 +60,7 @@ int main(int argc, char** argv) {
     std::string tls_cert;
     std::string tls_key;
     bool no_graph_permission = false;
+    bool no_incident_permission = false;
     std::optional<int> graph_quota;
     app.add_option("--config", config_file,
                    "YAML file with any of the settings below and more "
@@ -71,8 +83,13 @@ int main(int argc, char** argv) {
     app.add_flag("--no-graph-permission", no_graph_permission,
                  "Clients lack Graph's SecurityAlert.Read.All: Graph answers 403 "
                  "Authorization_RequestDenied");
+    app.add_flag("--no-incident-permission", no_incident_permission,
+                 "Clients lack Graph's SecurityIncident.Read.All: incidents answer 403 "
+                 "Authorization_RequestDenied, alerts_v2 still works (config: "
+                 "incident_permission: false)");
     app.add_option("--graph-quota", graph_quota,
-                   "Graph requests a minute per client (default 150)");
+                   "Graph requests a minute per client, alerts_v2 and incidents together "
+                   "(default 150)");
     try {
       app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -148,8 +165,13 @@ int main(int argc, char** argv) {
         config.clients.push_back({mdec::emulator::kDefaultTenant, mdec::emulator::kDefaultClientId,
                                   mdec::emulator::kDefaultClientSecret, true, true});
       }
-      for (auto& client : config.clients) client.graph_read = false;
+      // Neither alerts_v2 nor incidents.
+      for (auto& client : config.clients) {
+        client.graph_read = false;
+        client.incident_read = false;
+      }
     }
+    if (no_incident_permission) config.incident_permission = false;
     if (graph_quota) {
       if (*graph_quota <= 0) return fail("--graph-quota must be positive");
       config.graph_quota_per_minute = *graph_quota;

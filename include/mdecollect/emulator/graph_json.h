@@ -38,6 +38,7 @@ namespace mdec::emulator {
 
 // The path of the collection, and its `@odata.context` as graph.microsoft.com sends it.
 inline constexpr std::string_view kGraphAlertsPath = "/v1.0/security/alerts_v2";
+inline constexpr std::string_view kGraphIncidentsPath = "/v1.0/security/incidents";
 inline constexpr std::string_view kGraphAlertsOdataContext =
     "https://graph.microsoft.com/v1.0/$metadata#security/alerts_v2";
 // The sentinel Graph sends in place of a newer member the client did not ask for.
@@ -67,6 +68,10 @@ enum class GraphEnum {
   kDetermination,
   kDetectionSource,  // evolvable: newer members after unknownFutureValue
   kServiceSource,    // evolvable too
+  // An incident's (microsoft.graph.security.incident): status is evolvable (awaitingAction
+  // after unknownFutureValue); determination has its own members.
+  kIncidentStatus,
+  kIncidentDetermination,
 };
 // True when `value` is a member of the enum (unknownFutureValue and newer members included).
 bool isGraphEnumMember(GraphEnum which, std::string_view value);

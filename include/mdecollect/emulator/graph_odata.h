@@ -13,6 +13,15 @@
 //   $count    true | false: `@odata.count` with the number of matching alerts
 //   $skiptoken  only as the service wrote it into `@odata.nextLink`, and alone
 // Graph accepts the option names without their `$` too.
+//
+// The same options on `GET /v1.0/security/incidents` (GraphEntity::kIncidents; spec:
+// incidents.md §1), with these differences: $filter on lastUpdateDateTime, createdDateTime,
+// status (the incident's members: active, resolved, inProgress, redirected,
+// unknownFutureValue, awaitingAction), severity, classification, determination (the
+// incident's members) and assignedTo (serviceSource is not a property of an incident);
+// $top default 50 and at most 50: larger is refused ("The limit of '50' for Top query has been
+// exceeded. The value from the incoming request is '<n>'."), not clamped; $expand=alerts. A
+// $skiptoken carries its entity: an alerts_v2 token is not valid on incidents, nor the reverse.
 #pragma once
 
 #include <cstddef>
@@ -31,6 +40,13 @@ namespace mdec::emulator {
 inline constexpr std::size_t kGraphMaxTop = 1000;
 inline constexpr std::size_t kGraphDefaultTop = 1000;
 inline constexpr std::size_t kGraphMaxSkip = 500;
+// Incidents: Graph's default page and largest $top (larger: 400). The documentation names no
+// default page size; 50 is the largest page, and what the emulator serves without $top.
+inline constexpr std::size_t kGraphIncidentsMaxTop = 50;
+inline constexpr std::size_t kGraphIncidentsDefaultTop = 50;
+
+// Which collection a query is for.
+enum class GraphEntity { kAlerts, kIncidents };
 
 enum class GraphField {
   kLastUpdateDateTime,
@@ -69,6 +85,8 @@ struct GraphQuery {
   std::size_t top = kGraphDefaultTop;
   std::size_t skip = 0;  // from $skip, or the position a $skiptoken carries
   bool count = false;
+  GraphEntity entity = GraphEntity::kAlerts;
+  bool expand_alerts = false;  // incidents: $expand=alerts
   // The options as sent, which a nextLink carries on (inside its opaque $skiptoken).
   std::optional<std::string> filter_text;
   std::optional<std::string> orderby_text;
@@ -82,12 +100,14 @@ struct GraphQueryParams {
   std::optional<std::string> skip;
   std::optional<std::string> count;
   std::optional<std::string> skiptoken;
+  std::optional<std::string> expand;  // incidents only
 };
 
 // Errors are ErrorCode::kInvalidArgument with a message in the style of Graph's (the server
 // answers them 400 BadRequest). `token_key` authenticates $skiptoken values: a token this key
 // did not make is an error.
-Result<GraphQuery> parseGraphQuery(const GraphQueryParams& params, std::uint64_t token_key);
+Result<GraphQuery> parseGraphQuery(const GraphQueryParams& params, std::uint64_t token_key,
+                                   GraphEntity entity = GraphEntity::kAlerts);
 
 // The $skiptoken that continues `query` at `offset` (the number of alerts already sent): an
 // opaque, tamper-evident string of URL-safe characters. parseGraphQuery({.skiptoken = it})
@@ -95,7 +115,8 @@ Result<GraphQuery> parseGraphQuery(const GraphQueryParams& params, std::uint64_t
 std::string makeGraphSkipToken(const GraphQuery& query, std::size_t offset,
                                std::uint64_t token_key);
 
-// An alert's values as a $filter sees them, in Graph's spelling; nullopt for null.
+// An alert's (or an incident's) values as a $filter sees them, in Graph's spelling; nullopt for
+// null.
 struct GraphFilterFields {
   core::Instant last_update_date_time;
   core::Instant created_date_time;

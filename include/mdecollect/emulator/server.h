@@ -10,11 +10,21 @@
 // https://graph.microsoft.com/.default works on Graph only, one for the Defender API on
 // /api/alerts only (401 otherwise). Faults apply to both.
 //
+// Graph incidents: GET /v1.0/security/incidents (and /{id}) serve the world's alerts grouped
+// by incidentId (world.h, "Incidents"), with alerts_v2's options and paging (graph_odata.h:
+// $top at most 50, else 400; $expand=alerts embeds the alerts exactly as alerts_v2 serves
+// them), the same Graph quota as alerts_v2 (one count per client for both) and their own
+// permission (SecurityIncident.Read.All; EmulatorConfig::incident_permission).
+//
 // Test-only endpoints (not part of Microsoft's API):
 //   GET  /_emulator/versions  every alert version visible so far, with latest/served/future
-//                             (a future-stamped version with the time it is served with)
+//                             (a future-stamped version with the time it is served with);
+//                             ?kind=incidents: every incident version, {"id",
+//                             "lastUpdateDateTime" (as served), "alerts" (its alerts at that
+//                             version), "latest", "served"}; ?kind=alerts: the default
 //   GET  /_emulator/stats     emulated clock, requests by path and status, 429s answered
-//                             (Graph's apart: graph_requests, graph_throttled, ...), and what
+//                             (Graph's apart: graph_requests, alerts_v2 and incidents,
+//                             graph_throttled, ...), and what
 //                             the hostile faults served: future_versions_served,
 //                             pretty_bodies, foreign_links_served, foreign_requests,
 //                             foreign_requests_with_token, foreign_base, throttled_absurd
@@ -31,6 +41,13 @@
 //   latency_ms             added to every API and token request
 //   throttle_retry_after_s the Retry-After (seconds) of throttle_rate's 429s
 //   token_outage           the token endpoint answers 503
+// Incidents:
+//   incidents_expand_fail_above  N > 0: a list request with $expand=alerts whose page holds an
+//                          incident of more than N alerts answers 500 InternalServerError,
+//                          every time (elastic/integrations #18144); /{id}?$expand=alerts
+//                          still works. 0: off
+//   incidents_item_fail    true: GET /v1.0/security/incidents/{id} answers 500 (after auth
+//                          and quota), so a client's give-up path can be tested
 // A hostile API's tricks:
 //   future_timestamps      a share (0..1) of alert versions is stamped with lastUpdateTime
 //                          (Graph: lastUpdateDateTime) 2100-01-01T00:00:00Z plus n seconds,
@@ -77,26 +94,29 @@ struct ClientConfig {
   std::string tenant;
   std::string client_id;
   std::string client_secret;
-  bool alert_read = true;  // has the Alert.Read.All application role
-  bool graph_read = true;  // has Graph's SecurityAlert.Read.All application permission
+  bool alert_read = true;     // has the Alert.Read.All application role
+  bool graph_read = true;     // has Graph's SecurityAlert.Read.All application permission
+  bool incident_read = true;  // has Graph's SecurityIncident.Read.All application permission
 };
 
 enum class NextLinkMode { kNone, kCorrect, kMalformed };
 
 // The faults (see the list at the top of this file).
 struct Faults {
-  double error_rate = 0;                    // share of API requests answered 500/503
-  int latency_ms = 0;                       // added to every API and token request
-  double truncate_rate = 0;                 // share of 200 bodies cut short (connection closed)
-  double drop_rate = 0;                     // share of API requests whose connection drops
-  double throttle_rate = 0;                 // share answered 429 with Retry-After
-  int throttle_retry_after_s = 2;           // the Retry-After of those
-  double throttle_no_retry_after_rate = 0;  // share answered 429 without Retry-After
-  bool token_outage = false;                // the token endpoint answers 503
-  double future_timestamps = 0;             // share of versions stamped 2100-01-01T00:00:00Z+
-  bool pretty_json = false;                 // the API's JSON bodies pretty-printed
-  double foreign_next_link = 0;             // share of Graph nextLinks naming 127.0.0.2
-  std::string throttle_retry_after;         // set: throttle_rate's Retry-After text, verbatim
+  double error_rate = 0;                        // share of API requests answered 500/503
+  int latency_ms = 0;                           // added to every API and token request
+  double truncate_rate = 0;                     // share of 200 bodies cut short (connection closed)
+  double drop_rate = 0;                         // share of API requests whose connection drops
+  double throttle_rate = 0;                     // share answered 429 with Retry-After
+  int throttle_retry_after_s = 2;               // the Retry-After of those
+  double throttle_no_retry_after_rate = 0;      // share answered 429 without Retry-After
+  bool token_outage = false;                    // the token endpoint answers 503
+  double future_timestamps = 0;                 // share of versions stamped 2100-01-01T00:00:00Z+
+  bool pretty_json = false;                     // the API's JSON bodies pretty-printed
+  double foreign_next_link = 0;                 // share of Graph nextLinks naming 127.0.0.2
+  std::string throttle_retry_after;             // set: throttle_rate's Retry-After text, verbatim
+  std::size_t incidents_expand_fail_above = 0;  // > 0: incident pages with $expand=alerts 500
+  bool incidents_item_fail = false;             // GET .../incidents/{id} answers 500
 };
 
 // The host foreign_next_link's links name, and the address its listener binds.
@@ -120,7 +140,9 @@ struct EmulatorConfig {
   std::chrono::seconds token_lifetime{3599};  // emulated
   int quota_per_minute = 100;                 // per (tenant, client), real time
   int quota_per_hour = 1500;
-  int graph_quota_per_minute = 150;  // Graph's, per (tenant, client), real time
+  int graph_quota_per_minute = 150;  // Graph's, per (tenant, client), real time; alerts_v2 and
+                                     // incidents share it
+  bool incident_permission = true;   // false: no client has SecurityIncident.Read.All
   OrderMode orderby = OrderMode::kHonour;
   NextLinkMode next_link = NextLinkMode::kNone;
   Faults faults;

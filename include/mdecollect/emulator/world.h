@@ -66,7 +66,36 @@ struct QueryPage {
   std::string value_json;   // the JSON array of alerts: "[...]"
   std::size_t count = 0;    // alerts in it
   std::size_t matched = 0;  // alerts that matched before $skip/$top
+  bool refused = false;     // incidents: the expand fault refused the page (value_json empty)
 };
+
+// One version of an incident: (id, lastUpdateDateTime), see "Incidents" below.
+struct IncidentVersionInfo {
+  std::string id;
+  Timestamp last_update_time;
+  std::size_t alerts = 0;  // its visible alerts at that version
+  bool latest = false;     // the incident's current version
+  bool served = false;     // some listing or /{id} response included it
+};
+
+// Incidents (Microsoft Graph `GET /v1.0/security/incidents`, spec: incidents.md): the visible
+// alerts grouped by their incidentId; an incident is visible while one of its alerts is.
+// Derived from its alerts (no state of its own, so the world's events and determinism are
+// those of the alerts):
+//   - lastUpdateDateTime: the latest time one of its alert versions became visible (a new
+//     alert correlated into it, or an alert updated), so it moves on every alert change,
+//     and is never before its alerts' (real) lastUpdateDateTime. A version is
+//     (id, lastUpdateDateTime). future_timestamps does not apply to incidents.
+//   - createdDateTime: the earliest creation time of its visible alerts.
+//   - status: resolved when every alert is; else inProgress when one is (awaitingAction, a
+//     newer member, instead for a fixed quarter of incidents, chosen by id); else active.
+//   - severity: the highest of its alerts'; assignedTo: the latest-created alert's that has
+//     one; classification and determination: once resolved, the first alert's that has one
+//     (determination mapped to the incident's members), else unknown.
+//   - displayName: the alert's title for one alert, else "Multi-stage incident involving
+//     <categories> on one endpoint|on multiple endpoints"; tenantId, incidentWebUrl from the
+//     alerts; redirectIncidentId null; customTags, systemTags, comments empty; description "".
+// Times are written with 7 fractional digits and Z.
 
 class World {
  public:
@@ -98,6 +127,25 @@ class World {
 
   // Every version that has become visible so far, in order of visibility.
   std::vector<VersionInfo> versions() const;
+
+  // The incidents visible now that match `query` (query.entity kIncidents), ordered and
+  // paged like queryGraph() (without $orderby: a fixed arbitrary order); with
+  // query.expand_alerts each carries `alerts`, its alerts exactly as queryGraph() serves them,
+  // in creation order. `expand_fail_above` > 0: a page with $expand=alerts holding an incident
+  // of more alerts is refused (page.refused, nothing marked served). Marks the incident
+  // versions (and, expanded, the alert versions) served unless `mark_served` is false.
+  QueryPage queryIncidents(const GraphQuery& query, OrderMode mode,
+                           bool include_unknown_enum_members, bool mark_served = true,
+                           std::size_t expand_fail_above = 0);
+  // The current version of one incident (id: its numeric text); nullopt when unknown or not
+  // visible.
+  std::optional<std::string> incidentGraphJson(std::string_view id, bool expand_alerts,
+                                               bool include_unknown_enum_members,
+                                               bool mark_served = true);
+  // Every incident version visible so far, ordered by lastUpdateDateTime, then id.
+  std::vector<IncidentVersionInfo> incidentVersions() const;
+  // Incidents with an alert created so far, visible or not.
+  std::size_t incidentCount() const { return incidents_.size(); }
 
   Timestamp now() const { return now_; }
   std::size_t alertCount() const { return slots_.size(); }
@@ -152,6 +200,30 @@ class World {
                                                          std::optional<TimeField> order_by,
                                                          bool descending, OrderMode mode);
   const Version* visibleVersion(const Slot& slot) const;
+
+  struct Incident {
+    std::int64_t id = 0;
+    std::string id_text;
+    std::vector<std::size_t> slots;  // its alerts, in creation order
+    std::vector<Timestamp> served;   // the lastUpdateDateTimes served (each once)
+    std::uint64_t order_key = 0;     // the arbitrary order when $orderby is ignored
+  };
+  // An incident as it stands now (incidentState); alerts == 0: not visible.
+  struct IncidentState {
+    std::size_t alerts = 0;
+    Timestamp last_update{};
+    Timestamp created{};
+    std::string_view status;
+    std::string_view severity;
+    std::string_view classification;
+    std::string determination;
+    std::optional<std::string_view> assigned_to;
+  };
+  void addToIncident(std::size_t slot_index);
+  IncidentState incidentState(Incident& incident);
+  void appendIncidentJson(Incident& incident, const IncidentState& state, bool expand_alerts,
+                          bool include_unknown_enum_members, bool mark_served, std::string& out);
+  void markIncidentServed(Incident& incident, Timestamp last_update);
   Version* visibleVersion(Slot& slot);
   Timestamp lateness(Rng& rng);
 
@@ -165,7 +237,9 @@ class World {
   Timestamp next_update_{};
   std::chrono::nanoseconds new_gap_mean_{};
   std::chrono::nanoseconds update_gap_mean_{};
-  std::vector<std::size_t> open_;  // slots that are not Resolved (update candidates)
+  std::vector<std::size_t> open_;    // slots that are not Resolved (update candidates)
+  std::vector<Incident> incidents_;  // in order of their first alert's creation
+  std::unordered_map<std::int64_t, std::size_t> incident_by_id_;
   std::size_t future_served_ = 0;
 };
 

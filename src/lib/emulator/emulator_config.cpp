@@ -96,7 +96,7 @@ void readFaults(Reader& r, const YAML::Node& node, const std::string& section, F
              {"error_rate", "latency_ms", "truncate_rate", "drop_rate", "throttle_rate",
               "throttle_retry_after_s", "throttle_no_retry_after_rate", "token_outage",
               "future_timestamps", "pretty_json", "foreign_next_link", "throttle_retry_after",
-              "orderby", "next_link"});
+              "incidents_expand_fail_above", "incidents_item_fail", "orderby", "next_link"});
   if (!node.IsMap()) return;
   const std::string p = section.empty() ? "" : section + ".";
   r.rate(node, "error_rate", p + "error_rate", f.error_rate);
@@ -111,6 +111,21 @@ void readFaults(Reader& r, const YAML::Node& node, const std::string& section, F
   r.rate(node, "future_timestamps", p + "future_timestamps", f.future_timestamps);
   r.scalar(node, "pretty_json", p + "pretty_json", f.pretty_json);
   r.rate(node, "foreign_next_link", p + "foreign_next_link", f.foreign_next_link);
+  if (const YAML::Node n = node["incidents_expand_fail_above"]; n.IsDefined() && !n.IsNull()) {
+    long long above = 0;
+    try {
+      above = n.as<long long>();
+    } catch (const YAML::Exception&) {
+      above = -1;
+    }
+    if (above < 0) {
+      r.problem(n, "'" + p + "incidents_expand_fail_above' must be a whole number of alerts >= 0 " +
+                       "(0: off), not '" + Reader::text(n) + "'");
+    } else {
+      f.incidents_expand_fail_above = static_cast<std::size_t>(above);
+    }
+  }
+  r.scalar(node, "incidents_item_fail", p + "incidents_item_fail", f.incidents_item_fail);
   if (const YAML::Node text = node["throttle_retry_after"]; text.IsDefined()) {
     if (text.IsNull()) {
       f.throttle_retry_after.clear();
@@ -169,7 +184,8 @@ mdec::Status loadEmulatorConfig(const std::string& path, EmulatorConfig& config)
   Reader r(path);
   r.onlyKeys(root, "",
              {"listen", "seed", "alerts", "speed", "start", "history", "token_lifetime", "tenants",
-              "world", "quota", "orderby", "next_link", "faults", "fault_seed", "tls"});
+              "world", "quota", "orderby", "next_link", "faults", "fault_seed", "tls",
+              "incident_permission"});
   if (!root.IsMap()) return r.finish();
 
   if (root["listen"].IsDefined()) {
@@ -198,6 +214,9 @@ mdec::Status loadEmulatorConfig(const std::string& path, EmulatorConfig& config)
   r.duration(root, "history", "history", config.world.history);
   r.duration(root, "token_lifetime", "token_lifetime", config.token_lifetime);
   r.scalar(root, "fault_seed", "fault_seed", config.fault_seed);
+  // false: no client has SecurityIncident.Read.All (incidents answer 403;
+  // --no-incident-permission).
+  r.scalar(root, "incident_permission", "incident_permission", config.incident_permission);
 
   if (const YAML::Node tenants = root["tenants"]; tenants.IsDefined()) {
     if (!tenants.IsSequence()) {
@@ -217,10 +236,12 @@ mdec::Status loadEmulatorConfig(const std::string& path, EmulatorConfig& config)
         }
         // roles: the application roles granted; without the key, every role. Alert.Read.All
         // (or Alert.ReadWrite.All) opens /api/alerts, Graph's SecurityAlert.Read.All (or
-        // SecurityAlert.ReadWrite.All) opens /v1.0/security/alerts_v2.
+        // SecurityAlert.ReadWrite.All) opens /v1.0/security/alerts_v2, SecurityIncident.Read.All
+        // (or SecurityIncident.ReadWrite.All) /v1.0/security/incidents.
         if (t["roles"].IsDefined()) {
           c.alert_read = false;
           c.graph_read = false;
+          c.incident_read = false;
           if (!t["roles"].IsSequence()) {
             r.problem(t["roles"], "'" + section + ".roles' must be a list");
           } else {
@@ -230,6 +251,8 @@ mdec::Status loadEmulatorConfig(const std::string& path, EmulatorConfig& config)
                   c.alert_read || name == "Alert.Read.All" || name == "Alert.ReadWrite.All";
               c.graph_read = c.graph_read || name == "SecurityAlert.Read.All" ||
                              name == "SecurityAlert.ReadWrite.All";
+              c.incident_read = c.incident_read || name == "SecurityIncident.Read.All" ||
+                                name == "SecurityIncident.ReadWrite.All";
             }
           }
         }

@@ -47,6 +47,26 @@ constexpr std::string_view kDeterminationMembers[] = {"unknown",
                                                       "confirmedUserActivity",
                                                       "lineOfBusinessApplication",
                                                       "unknownFutureValue"};
+// Incidents (microsoft.graph.security.incident): their own status and determination enums.
+constexpr std::string_view kIncidentStatusMembers[] = {"active", "resolved", "inProgress",
+                                                       "redirected", "unknownFutureValue"};
+constexpr std::string_view kIncidentStatusNewer[] = {"awaitingAction"};
+constexpr std::string_view kIncidentDeterminationMembers[] = {"unknown",
+                                                              "apt",
+                                                              "malware",
+                                                              "securityPersonnel",
+                                                              "securityTesting",
+                                                              "unwantedSoftware",
+                                                              "other",
+                                                              "multiStagedAttack",
+                                                              "compromisedUser",
+                                                              "phishing",
+                                                              "maliciousUserActivity",
+                                                              "clean",
+                                                              "insufficientData",
+                                                              "confirmedUserActivity",
+                                                              "lineOfBusinessApplication",
+                                                              "unknownFutureValue"};
 constexpr std::string_view kDetectionSourceMembers[] = {
     "unknown",
     "microsoftDefenderForEndpoint",
@@ -814,6 +834,10 @@ bool isGraphEnumMember(GraphEnum which, std::string_view value) {
       return contains(kDetectionSourceMembers, value) || contains(kDetectionSourceNewer, value);
     case GraphEnum::kServiceSource:
       return contains(kServiceSourceMembers, value) || contains(kServiceSourceNewer, value);
+    case GraphEnum::kIncidentStatus:
+      return contains(kIncidentStatusMembers, value) || contains(kIncidentStatusNewer, value);
+    case GraphEnum::kIncidentDetermination:
+      return contains(kIncidentDeterminationMembers, value);
   }
   std::abort();
 }
@@ -824,6 +848,8 @@ bool isNewerGraphMember(GraphEnum which, std::string_view value) {
       return contains(kDetectionSourceNewer, value);
     case GraphEnum::kServiceSource:
       return contains(kServiceSourceNewer, value);
+    case GraphEnum::kIncidentStatus:
+      return contains(kIncidentStatusNewer, value);
     default:
       return false;
   }

@@ -83,11 +83,26 @@ constexpr std::string_view kOtherProperties[] = {
     "customDetails",
 };
 
-const FieldInfo* fieldNamed(std::string_view name) {
+// Properties of microsoft.graph.security.incident that Graph does not filter on.
+constexpr std::string_view kOtherIncidentProperties[] = {
+    "id",          "tenantId",       "displayName",
+    "description", "incidentWebUrl", "redirectIncidentId",
+    "customTags",  "systemTags",     "comments",
+    "alerts",      "tags",
+};
+
+std::optional<FieldInfo> fieldNamed(std::string_view name, GraphEntity entity) {
   for (const FieldInfo& f : kFields) {
-    if (f.name == name) return &f;
+    if (f.name != name) continue;
+    if (entity == GraphEntity::kAlerts) return f;
+    // An incident has no serviceSource, and its own status and determination members.
+    if (f.field == GraphField::kServiceSource) return std::nullopt;
+    FieldInfo incident = f;
+    if (f.field == GraphField::kStatus) incident.members = GraphEnum::kIncidentStatus;
+    if (f.field == GraphField::kDetermination) incident.members = GraphEnum::kIncidentDetermination;
+    return incident;
   }
-  return nullptr;
+  return std::nullopt;
 }
 
 std::optional<TimeField> orderFieldNamed(std::string_view name) {
@@ -96,15 +111,20 @@ std::optional<TimeField> orderFieldNamed(std::string_view name) {
   return std::nullopt;
 }
 
-Error unknownProperty(std::string_view name) {
-  for (std::string_view p : kOtherProperties) {
-    if (p == name) {
-      return invalid("Invalid filter clause: the property '" + std::string(name) +
-                     "' is not supported in $filter.");
+Error unknownProperty(std::string_view name, GraphEntity entity = GraphEntity::kAlerts) {
+  const bool incidents = entity == GraphEntity::kIncidents;
+  auto known = [name](const auto& list) {
+    for (std::string_view p : list) {
+      if (p == name) return true;
     }
+    return false;
+  };
+  if (incidents ? known(kOtherIncidentProperties) : known(kOtherProperties)) {
+    return invalid("Invalid filter clause: the property '" + std::string(name) +
+                   "' is not supported in $filter.");
   }
-  return invalid("Could not find a property named '" + echo(name) +
-                 "' on type 'microsoft.graph.security.alert'.");
+  return invalid("Could not find a property named '" + echo(name) + "' on type 'microsoft.graph." +
+                 (incidents ? "security.incident'." : "security.alert'."));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -126,8 +146,8 @@ Result<std::vector<Token>> tokenize(std::string_view f) {
 
 class FilterParser {
  public:
-  FilterParser(std::string_view filter, std::vector<Token> tokens)
-      : filter_(filter), tokens_(std::move(tokens)) {}
+  FilterParser(std::string_view filter, std::vector<Token> tokens, GraphEntity entity)
+      : filter_(filter), tokens_(std::move(tokens)), entity_(entity) {}
 
   mdec::Status parse(GraphFilter& out) {
     auto root = parseOr(0);
@@ -213,8 +233,8 @@ class FilterParser {
     if (at_ + 1 < tokens_.size() && tokens_[at_ + 1].kind == TokenKind::kOpen) {
       return invalidFilter("the function '" + echo(t.text) + "' is not supported.");
     }
-    const FieldInfo* info = fieldNamed(t.text);
-    if (info == nullptr) return unknownProperty(t.text);
+    const std::optional<FieldInfo> info = fieldNamed(t.text, entity_);
+    if (!info) return unknownProperty(t.text, entity_);
     ++at_;
     return parseComparison(*info);
   }
@@ -286,6 +306,7 @@ class FilterParser {
 
   std::string_view filter_;
   std::vector<Token> tokens_;
+  GraphEntity entity_;
   std::size_t at_ = 0;
   std::vector<GraphFilterNode> nodes_;
 };
@@ -388,11 +409,11 @@ mdec::Status parseOrderBy(std::string_view text, GraphQuery& q) {
   const std::string_view rest = trim(text.substr(space));
   const auto field = orderFieldNamed(name);
   if (!field) {
-    if (fieldNamed(name) != nullptr) {
+    if (fieldNamed(name, q.entity)) {
       return invalid("Invalid order by clause: the property '" + std::string(name) +
                      "' cannot be used in $orderby.");
     }
-    return unknownProperty(name);
+    return unknownProperty(name, q.entity);
   }
   if (rest == "desc") {
     q.descending = true;
@@ -408,13 +429,14 @@ mdec::Status parseFilter(std::string_view text, GraphQuery& q) {
   if (trim(text).empty()) return invalid("The value of the $filter query option cannot be empty.");
   auto tokens = tokenize(text);
   if (!tokens) return tokens.error();
-  FilterParser parser(text, std::move(*tokens));
+  FilterParser parser(text, std::move(*tokens), q.entity);
   return parser.parse(q.filter);
 }
 
 // ---------------------------------------------------------------------------------------
 // $skiptoken: MAC (8 bytes) then the payload XOR a keystream, in base64url.
-//   payload: version 1, varint offset, varint top, flags (1 count, 2 filter, 4 orderby),
+//   payload: version 1, varint offset, varint top, flags (1 count, 2 filter, 4 orderby,
+//            8 $expand=alerts, 16 incidents),
 //            [varint length, filter], [varint length, orderby]
 
 constexpr unsigned char kTokenVersion = 1;
@@ -529,11 +551,17 @@ struct DecodedToken {
   std::size_t offset = 0;
   std::size_t top = kGraphDefaultTop;
   bool count = false;
+  bool expand_alerts = false;
   std::optional<std::string> filter;
   std::optional<std::string> orderby;
 };
 
-Result<DecodedToken> decodeSkipToken(std::string_view token, std::uint64_t key) {
+std::size_t maxTop(GraphEntity entity) {
+  return entity == GraphEntity::kIncidents ? kGraphIncidentsMaxTop : kGraphMaxTop;
+}
+
+Result<DecodedToken> decodeSkipToken(std::string_view token, std::uint64_t key,
+                                     GraphEntity entity) {
   auto raw = unBase64Url(token);
   if (!raw || raw->size() < 9) return badSkipToken();
   std::uint64_t tag = 0;
@@ -553,12 +581,16 @@ Result<DecodedToken> decodeSkipToken(std::string_view token, std::uint64_t key) 
   DecodedToken d;
   const auto offset = getVarint(payload);
   const auto top = getVarint(payload);
-  if (!offset || !top || payload.empty() || *top > kGraphMaxTop) return badSkipToken();
+  if (!offset || !top || payload.empty() || *top > maxTop(entity)) return badSkipToken();
   d.offset = static_cast<std::size_t>(*offset);
   d.top = static_cast<std::size_t>(*top);
   const auto flags = static_cast<unsigned char>(payload.front());
   payload.remove_prefix(1);
   d.count = (flags & 1) != 0;
+  d.expand_alerts = (flags & 8) != 0;
+  // A token made for the other collection is not valid here.
+  if (((flags & 16) != 0) != (entity == GraphEntity::kIncidents)) return badSkipToken();
+  if (d.expand_alerts && entity != GraphEntity::kIncidents) return badSkipToken();
   auto text = [&payload]() -> std::optional<std::string> {
     const auto n = getVarint(payload);
     if (!n || *n > payload.size()) return std::nullopt;
@@ -589,6 +621,8 @@ std::string makeGraphSkipToken(const GraphQuery& query, std::size_t offset,
   unsigned char flags = query.count ? 1 : 0;
   if (query.filter_text) flags |= 2;
   if (query.orderby_text) flags |= 4;
+  if (query.expand_alerts) flags |= 8;
+  if (query.entity == GraphEntity::kIncidents) flags |= 16;
   payload.push_back(static_cast<char>(flags));
   if (query.filter_text) {
     putVarint(query.filter_text->size(), payload);
@@ -607,15 +641,20 @@ std::string makeGraphSkipToken(const GraphQuery& query, std::size_t offset,
   return base64Url(bytes);
 }
 
-Result<GraphQuery> parseGraphQuery(const GraphQueryParams& params, std::uint64_t token_key) {
+Result<GraphQuery> parseGraphQuery(const GraphQueryParams& params, std::uint64_t token_key,
+                                   GraphEntity entity) {
   GraphQuery q;
+  q.entity = entity;
+  const bool incidents = entity == GraphEntity::kIncidents;
+  if (incidents) q.top = kGraphIncidentsDefaultTop;
   if (params.skiptoken) {
-    if (params.filter || params.orderby || params.top || params.skip || params.count) {
+    if (params.filter || params.orderby || params.top || params.skip || params.count ||
+        params.expand) {
       return invalid(
           "$skiptoken cannot be combined with other query options: follow "
           "@odata.nextLink exactly as the service returned it.");
     }
-    auto decoded = decodeSkipToken(trim(*params.skiptoken), token_key);
+    auto decoded = decodeSkipToken(trim(*params.skiptoken), token_key, entity);
     if (!decoded) return decoded.error();
     if (decoded->filter) {
       if (auto s = parseFilter(*decoded->filter, q); !s) return badSkipToken();
@@ -627,6 +666,7 @@ Result<GraphQuery> parseGraphQuery(const GraphQueryParams& params, std::uint64_t
     }
     q.top = decoded->top;
     q.count = decoded->count;
+    q.expand_alerts = decoded->expand_alerts;
     q.skip = decoded->offset;
     return q;
   }
@@ -645,7 +685,13 @@ Result<GraphQuery> parseGraphQuery(const GraphQueryParams& params, std::uint64_t
                      "' for $top query option found. The $top query option requires a "
                      "non-negative integer value.");
     }
-    // Larger pages are not refused: Graph clamps them to its largest page.
+    // Incidents refuse a larger page (incidents.md §1, a real 400 body).
+    if (incidents && *top > static_cast<std::int64_t>(kGraphIncidentsMaxTop)) {
+      return invalid("The limit of '" + std::to_string(kGraphIncidentsMaxTop) +
+                     "' for Top query has been exceeded. The value from the incoming request is '" +
+                     std::to_string(*top) + "'.");
+    }
+    // Alerts: larger pages are not refused: Graph clamps them to its largest page.
     q.top = *top > static_cast<std::int64_t>(kGraphMaxTop) ? kGraphMaxTop
                                                            : static_cast<std::size_t>(*top);
   }
@@ -662,6 +708,14 @@ Result<GraphQuery> parseGraphQuery(const GraphQueryParams& params, std::uint64_t
                      ". Use @odata.nextLink to page through larger result sets.");
     }
     q.skip = static_cast<std::size_t>(*skip);
+  }
+  if (params.expand) {
+    const std::string_view e = trim(*params.expand);
+    if (!incidents || e != "alerts") {
+      return invalid("Could not find a property named '" + echo(e) + "' on type 'microsoft.graph." +
+                     (incidents ? "security.incident'." : "security.alert'."));
+    }
+    q.expand_alerts = true;
   }
   if (params.count) {
     const std::string_view c = trim(*params.count);

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "mdecollect/core/host_port.h"
+#include "mdecollect/core/iso8601.h"
 #include "mdecollect/core/json_writer.h"
 #include "mdecollect/emulator/graph_json.h"
 #include "mdecollect/emulator/graph_odata.h"
@@ -610,7 +611,10 @@ struct EmulatorServer::Impl {
   // Authentication, quota and injected faults, in the order the real service meets them.
   // Returns false when the response is already decided. A token is valid only for the API
   // (audience) it was issued for; each API has its own permission and its own quota.
-  bool admit(const httplib::Request& req, httplib::Response& res, Api api = Api::kDefender) {
+  // `incidents`: a Graph request for /security/incidents (SecurityIncident.Read.All, and
+  // the same Graph quota as alerts_v2).
+  bool admit(const httplib::Request& req, httplib::Response& res, Api api = Api::kDefender,
+             bool incidents = false) {
     const bool graph = api == Api::kGraph;
     const std::string auth = req.get_header_value("Authorization");
     if (auth.rfind("Bearer ", 0) != 0) {
@@ -641,7 +645,11 @@ struct EmulatorServer::Impl {
     for (const auto& c : config.clients) {
       if (c.tenant == it->second.tenant && c.client_id == it->second.client_id) client = &c;
     }
-    if (client == nullptr || !(graph ? client->graph_read : client->alert_read)) {
+    const bool permitted =
+        client != nullptr && (!graph      ? client->alert_read
+                              : incidents ? client->incident_read && config.incident_permission
+                                          : client->graph_read);
+    if (!permitted) {
       fail(api, req, res, 403, "Forbidden",
            "The application does not have any of the required application permissions "
            "(Alert.ReadWrite.All, Alert.Read.All) to access the resource.",
@@ -868,8 +876,11 @@ struct EmulatorServer::Impl {
     res.set_header("Date", httpDate(emulatedNow()));
   }
 
-  void graphListRequest(const httplib::Request& req, httplib::Response& res) {
-    if (!admit(req, res, Api::kGraph)) return;
+  // alerts_v2 and incidents share this: the same options, paging, quota and faults.
+  void graphListRequest(const httplib::Request& req, httplib::Response& res,
+                        GraphEntity entity = GraphEntity::kAlerts) {
+    const bool incidents = entity == GraphEntity::kIncidents;
+    if (!admit(req, res, Api::kGraph, incidents)) return;
     GraphQueryParams params;
     for (const auto& [key, value] : req.params) {
       // Graph takes the system query options with or without their `$`.
@@ -888,6 +899,8 @@ struct EmulatorServer::Impl {
         slot = &params.count;
       else if (name == "skiptoken")
         slot = &params.skiptoken;
+      else if (name == "expand" && incidents)
+        slot = &params.expand;
       if (slot == nullptr) {
         if (!key.empty() && key[0] == '$') {
           graphError(req, res, 400, "BadRequest",
@@ -905,7 +918,7 @@ struct EmulatorServer::Impl {
       }
       *slot = value;
     }
-    auto query = parseGraphQuery(params, skiptoken_key);
+    auto query = parseGraphQuery(params, skiptoken_key, entity);
     if (!query) {
       graphError(req, res, 400, "BadRequest", query.error().message());
       return;
@@ -924,9 +937,19 @@ struct EmulatorServer::Impl {
     const bool truncate = !drop && roll(config.faults.truncate_rate);
     world.advanceTo(emulatedNow());
     const QueryPage page =
-        world.queryGraph(*query, config.orderby, include_unknown, !drop && !truncate);
+        incidents
+            ? world.queryIncidents(*query, config.orderby, include_unknown, !drop && !truncate,
+                                   config.faults.incidents_expand_fail_above)
+            : world.queryGraph(*query, config.orderby, include_unknown, !drop && !truncate);
+    if (page.refused) {
+      // incidents_expand_fail_above: the persistent 500 of elastic/integrations #18144.
+      graphError(req, res, 500, "InternalServerError", "An internal server error occurred.");
+      return;
+    }
+    const std::string_view path = incidents ? kGraphIncidentsPath : kGraphAlertsPath;
     std::string body = "{\"@odata.context\":";
-    core::appendString(body, origin(req) + "/v1.0/$metadata#security/alerts_v2");
+    core::appendString(
+        body, origin(req) + "/v1.0/$metadata#security/" + (incidents ? "incidents" : "alerts_v2"));
     if (query->count) body += ",\"@odata.count\":" + std::to_string(page.matched);
     // The next page continues the same query after what was sent; none after the last.
     const bool more =
@@ -937,9 +960,8 @@ struct EmulatorServer::Impl {
       if (foreign_link && !drop && !truncate) ++foreign_links_served;
       body += ",\"@odata.nextLink\":";
       core::appendString(
-          body,
-          (foreign_link ? foreignBase() : origin(req)) + std::string(kGraphAlertsPath) +
-              "?$skiptoken=" + makeGraphSkipToken(*query, query->skip + page.count, skiptoken_key));
+          body, (foreign_link ? foreignBase() : origin(req)) + std::string(path) + "?$skiptoken=" +
+                    makeGraphSkipToken(*query, query->skip + page.count, skiptoken_key));
     }
     body += ",\"value\":";
     body += page.value_json;
@@ -970,7 +992,91 @@ struct EmulatorServer::Impl {
     res.set_header("Date", httpDate(emulatedNow()));
   }
 
+  // ---- Microsoft Graph incidents (the same world's alerts, grouped) ----
+
+  void handleIncidentsList(const httplib::Request& req, httplib::Response& res) {
+    sleepLatency();
+    std::lock_guard<std::mutex> lock(mu);
+    graphListRequest(req, res, GraphEntity::kIncidents);
+    count("GET " + std::string(kGraphIncidentsPath), res.status);
+    res.set_header("Date", httpDate(emulatedNow()));
+  }
+
+  void handleIncidentOne(const httplib::Request& req, httplib::Response& res) {
+    sleepLatency();
+    std::lock_guard<std::mutex> lock(mu);
+    incidentOneRequest(req, res);
+    count("GET " + std::string(kGraphIncidentsPath) + "/{id}", res.status);
+    res.set_header("Date", httpDate(emulatedNow()));
+  }
+
+  void incidentOneRequest(const httplib::Request& req, httplib::Response& res) {
+    if (!admit(req, res, Api::kGraph, true)) return;
+    bool expand = false;
+    for (const auto& [key, value] : req.params) {
+      const std::string_view name =
+          !key.empty() && key[0] == '$' ? std::string_view(key).substr(1) : std::string_view(key);
+      if (name == "expand") {
+        std::string_view v = value;
+        while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+        while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
+        if (v != "alerts") {
+          graphError(req, res, 400, "BadRequest",
+                     "Could not find a property named '" + std::string(v) +
+                         "' on type 'microsoft.graph.security.incident'.");
+          return;
+        }
+        expand = true;
+      } else if (!key.empty() && key[0] == '$') {
+        graphError(req, res, 400, "BadRequest",
+                   "Query option '" + key + "' is not supported on this resource.");
+        return;
+      }
+    }
+    if (config.faults.incidents_item_fail) {
+      graphError(req, res, 500, "InternalServerError", "An internal server error occurred.");
+      return;
+    }
+    world.advanceTo(emulatedNow());
+    const bool include_unknown = prefersUnknownEnumMembers(req);
+    auto json = world.incidentGraphJson(req.matches[1].str(), expand, include_unknown);
+    if (!json) {
+      graphError(req, res, 404, "NotFound",
+                 "Incident with id " + req.matches[1].str() + " was not found.");
+      return;
+    }
+    std::string body = "{\"@odata.context\":";
+    core::appendString(body, origin(req) + "/v1.0/$metadata#security/incidents/$entity");
+    body += "," + json->substr(1);
+    graphHeaders(req, res, include_unknown);
+    setJson(res, 200, std::move(body), kGraphJson);
+  }
+
   // ---- Test-only endpoints ----
+
+  // kind=incidents: every incident version (world.h), in the same envelope.
+  std::string incidentVersionsJson() {
+    std::lock_guard<std::mutex> lock(mu);
+    world.advanceTo(emulatedNow());
+    std::string body = "{\"now\":\"" + formatApiTime(world.now()) + "\",\"versions\":[";
+    bool first = true;
+    for (const IncidentVersionInfo& v : world.incidentVersions()) {
+      if (!first) body.push_back(',');
+      first = false;
+      body += "{\"id\":";
+      core::appendString(body, v.id);
+      body += ",\"lastUpdateDateTime\":\"" +
+              core::formatRfc3339(
+                  core::toInstant(std::chrono::time_point_cast<std::chrono::system_clock::duration>(
+                      v.last_update_time)),
+                  7) +
+              "\",\"alerts\":" + std::to_string(v.alerts) +
+              ",\"latest\":" + (v.latest ? "true" : "false") +
+              ",\"served\":" + (v.served ? "true" : "false") + "}";
+    }
+    body += "]}";
+    return body;
+  }
 
   std::string versionsJson() {
     std::lock_guard<std::mutex> lock(mu);
@@ -996,7 +1102,10 @@ struct EmulatorServer::Impl {
   std::uint64_t graphRequests() const {
     std::uint64_t n = 0;
     for (const auto& [path, statuses] : requests) {
-      if (path.find(kGraphAlertsPath) == std::string::npos) continue;
+      if (path.find(kGraphAlertsPath) == std::string::npos &&
+          path.find(kGraphIncidentsPath) == std::string::npos) {
+        continue;
+      }
       for (const auto& [status, answered] : statuses) n += answered;
     }
     return n;
@@ -1060,6 +1169,8 @@ struct EmulatorServer::Impl {
     core::appendDouble(body, f.foreign_next_link);
     body += ",\"throttle_retry_after\":";
     core::appendString(body, f.throttle_retry_after);
+    body += ",\"incidents_expand_fail_above\":" + std::to_string(f.incidents_expand_fail_above);
+    body += std::string(",\"incidents_item_fail\":") + (f.incidents_item_fail ? "true" : "false");
     body += std::string(",\"orderby\":\"") +
             (config.orderby == OrderMode::kHonour   ? "honour"
              : config.orderby == OrderMode::kIgnore ? "ignore"
@@ -1090,8 +1201,19 @@ struct EmulatorServer::Impl {
           [this](const httplib::Request& q, httplib::Response& r) { handleGraphList(q, r); });
     s.Get(std::string(kGraphAlertsPath) + R"(/([^/?]+))",
           [this](const httplib::Request& q, httplib::Response& r) { handleGraphOne(q, r); });
-    s.Get("/_emulator/versions", [this](const httplib::Request&, httplib::Response& r) {
-      setTestJson(r, 200, versionsJson());
+    s.Get(std::string(kGraphIncidentsPath),
+          [this](const httplib::Request& q, httplib::Response& r) { handleIncidentsList(q, r); });
+    s.Get(std::string(kGraphIncidentsPath) + R"(/([^/?]+))",
+          [this](const httplib::Request& q, httplib::Response& r) { handleIncidentOne(q, r); });
+    s.Get("/_emulator/versions", [this](const httplib::Request& q, httplib::Response& r) {
+      const std::string kind = q.get_param_value("kind");
+      if (kind == "incidents") {
+        setTestJson(r, 200, incidentVersionsJson());
+      } else if (kind.empty() || kind == "alerts") {
+        setTestJson(r, 200, versionsJson());
+      } else {
+        setTestJson(r, 400, "{\"error\":\"kind must be alerts or incidents\"}");
+      }
     });
     s.Get("/_emulator/stats", [this](const httplib::Request&, httplib::Response& r) {
       setTestJson(r, 200, statsJson());

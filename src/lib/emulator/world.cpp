@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "mdecollect/core/iso8601.h"
+#include "mdecollect/core/json_writer.h"
 #include "mdecollect/emulator/graph_json.h"
 
 namespace mdec::emulator {
@@ -104,6 +105,7 @@ World::World(WorldOptions options)
     by_id_.emplace(slot.alert.id, slots_.size());
     slots_.push_back(std::move(slot));
     addVersion(slots_.size() - 1);
+    addToIncident(slots_.size() - 1);
     if (slots_.back().alert.status != Status::kResolved) open_.push_back(slots_.size() - 1);
   }
   // The history ends before `start` (see initialPopulation); should it not, the world opens
@@ -186,6 +188,7 @@ void World::advanceTo(Timestamp now) {
       by_id_.emplace(slot.alert.id, slots_.size());
       slots_.push_back(std::move(slot));
       addVersion(slots_.size() - 1);
+      addToIncident(slots_.size() - 1);
       if (slots_.back().alert.status != Status::kResolved) open_.push_back(slots_.size() - 1);
       next_new_ = generator_.next();
     } else {
@@ -413,6 +416,292 @@ std::vector<VersionInfo> World::versions() const {
     if (a.visible_since != b.visible_since) return a.visible_since < b.visible_since;
     return a.id < b.id;
   });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// Incidents: the alerts grouped by incidentId (world.h)
+
+namespace {
+
+int severityRank(std::string_view severity) {
+  if (severity == "informational") return 1;
+  if (severity == "low") return 2;
+  if (severity == "medium") return 3;
+  if (severity == "high") return 4;
+  return 0;  // unknown
+}
+
+// An alert determination (Graph's alert spelling) as an incident determination.
+std::string incidentDetermination(std::string_view alert_determination) {
+  if (isGraphEnumMember(GraphEnum::kIncidentDetermination, alert_determination)) {
+    return std::string(alert_determination);
+  }
+  if (alert_determination == "compromisedAccount") return "compromisedUser";
+  if (alert_determination == "notMalicious") return "clean";
+  if (alert_determination == "notEnoughDataToValidate") return "insufficientData";
+  return "other";
+}
+
+void appendIncidentTime(Timestamp t, std::string& out) {
+  out.push_back('"');
+  out += core::formatRfc3339(toInstant(t), 7);
+  out.push_back('"');
+}
+
+}  // namespace
+
+void World::addToIncident(std::size_t slot_index) {
+  const std::int64_t id = slots_[slot_index].alert.incident_id;
+  auto [it, added] = incident_by_id_.emplace(id, incidents_.size());
+  if (added) {
+    Incident incident;
+    incident.id = id;
+    incident.id_text = std::to_string(id);
+    incident.order_key = mix64(fnv1a(incident.id_text) ^ 0x1d1c1de47ULL);
+    incidents_.push_back(std::move(incident));
+  }
+  incidents_[it->second].slots.push_back(slot_index);
+}
+
+World::IncidentState World::incidentState(Incident& incident) {
+  IncidentState st;
+  std::size_t resolved = 0;
+  bool in_progress = false;
+  int severity = -1;
+  std::optional<std::string_view> classification;
+  std::optional<std::string_view> determination;
+  for (std::size_t index : incident.slots) {
+    const Version* v = visibleVersion(slots_[index]);
+    if (v == nullptr) continue;
+    if (st.alerts == 0 || v->visible_since > st.last_update) st.last_update = v->visible_since;
+    if (st.alerts == 0 || v->created < st.created) st.created = v->created;
+    ++st.alerts;
+    if (v->graph_status == "resolved") ++resolved;
+    if (v->graph_status == "inProgress") in_progress = true;
+    if (severityRank(v->graph_severity) > severity) {
+      severity = severityRank(v->graph_severity);
+      st.severity = v->graph_severity;
+    }
+    if (v->assigned_to) st.assigned_to = *v->assigned_to;
+    if (!classification && v->graph_classification) classification = v->graph_classification;
+    if (!determination && v->graph_determination) determination = *v->graph_determination;
+  }
+  if (st.alerts == 0) return st;
+  if (resolved == st.alerts) {
+    st.status = "resolved";
+    st.classification = classification.value_or("unknown");
+    st.determination = determination ? incidentDetermination(*determination) : "unknown";
+  } else {
+    st.status =
+        in_progress ? (incident.order_key % 4 == 0 ? "awaitingAction" : "inProgress") : "active";
+    st.classification = "unknown";
+    st.determination = "unknown";
+  }
+  return st;
+}
+
+void World::markIncidentServed(Incident& incident, Timestamp last_update) {
+  if (std::find(incident.served.begin(), incident.served.end(), last_update) ==
+      incident.served.end()) {
+    incident.served.push_back(last_update);
+  }
+}
+
+void World::appendIncidentJson(Incident& incident, const IncidentState& st, bool expand_alerts,
+                               bool include_unknown_enum_members, bool mark_served,
+                               std::string& out) {
+  const Alert* first = nullptr;
+  std::vector<std::string_view> categories;
+  bool one_machine = true;
+  for (std::size_t index : incident.slots) {
+    if (visibleVersion(slots_[index]) == nullptr) continue;
+    const Alert& a = slots_[index].alert;
+    if (first == nullptr) first = &a;
+    if (a.category && categories.size() < 2 &&
+        std::find(categories.begin(), categories.end(), *a.category) == categories.end()) {
+      categories.emplace_back(*a.category);
+    }
+    if (a.machine_id != first->machine_id) one_machine = false;
+  }
+  out += "{\"id\":";
+  core::appendString(out, incident.id_text);
+  out += ",\"tenantId\":";
+  if (first != nullptr && first->aad_tenant_id) {
+    core::appendString(out, *first->aad_tenant_id);
+  } else {
+    out += "null";
+  }
+  out += ",\"status\":";
+  core::appendString(
+      out, graphEnumValue(GraphEnum::kIncidentStatus, st.status, include_unknown_enum_members));
+  std::string url = "https://security.microsoft.com/incidents/" + incident.id_text;
+  if (first != nullptr && first->aad_tenant_id) url += "?tid=" + *first->aad_tenant_id;
+  out += ",\"incidentWebUrl\":";
+  core::appendString(out, url);
+  out += ",\"redirectIncidentId\":null,\"displayName\":";
+  std::string name;
+  if (st.alerts == 1 && first != nullptr && first->title) {
+    name = *first->title;
+  } else {
+    name = "Multi-stage incident involving ";
+    for (std::size_t i = 0; i < categories.size(); ++i) {
+      name += (i == 0 ? "" : " & ") + std::string(categories[i]);
+    }
+    if (categories.empty()) name += "multiple alerts";
+    name += one_machine ? " on one endpoint" : " on multiple endpoints";
+  }
+  core::appendString(out, name);
+  out += ",\"createdDateTime\":";
+  appendIncidentTime(st.created, out);
+  out += ",\"lastUpdateDateTime\":";
+  appendIncidentTime(st.last_update, out);
+  out += ",\"assignedTo\":";
+  if (st.assigned_to) {
+    core::appendString(out, *st.assigned_to);
+  } else {
+    out += "null";
+  }
+  out += ",\"classification\":";
+  core::appendString(out, st.classification);
+  out += ",\"determination\":";
+  core::appendString(out, st.determination);
+  out += ",\"severity\":";
+  core::appendString(out, st.severity);
+  out += ",\"customTags\":[],\"systemTags\":[],\"description\":\"\",\"comments\":[]";
+  if (expand_alerts) {
+    out += ",\"alerts\":[";
+    bool first_alert = true;
+    for (std::size_t index : incident.slots) {
+      Slot& slot = slots_[index];
+      Version* v = visibleVersion(slot);
+      if (v == nullptr) continue;
+      if (!first_alert) out.push_back(',');
+      first_alert = false;
+      out += graphJson(slot, *v, include_unknown_enum_members);
+      if (mark_served) markServed(*v);
+    }
+    out.push_back(']');
+  }
+  out.push_back('}');
+  if (mark_served) markIncidentServed(incident, st.last_update);
+}
+
+QueryPage World::queryIncidents(const GraphQuery& q, OrderMode mode,
+                                bool include_unknown_enum_members, bool mark_served,
+                                std::size_t expand_fail_above) {
+  struct Candidate {
+    Timestamp key;
+    std::size_t incident;
+    IncidentState state;
+  };
+  std::vector<Candidate> candidates;
+  for (std::size_t i = 0; i < incidents_.size(); ++i) {
+    IncidentState st = incidentState(incidents_[i]);
+    if (st.alerts == 0) continue;
+    GraphFilterFields f;
+    f.last_update_date_time = toInstant(st.last_update);
+    f.created_date_time = toInstant(st.created);
+    f.status = st.status;
+    f.severity = st.severity;
+    f.classification = st.classification;
+    f.determination = st.determination;
+    f.assigned_to = st.assigned_to;
+    if (!matchesGraphFilter(q.filter, f)) continue;
+    const Timestamp key = q.order_by == TimeField::kAlertCreationTime ? st.created : st.last_update;
+    candidates.push_back({key, i, std::move(st)});
+  }
+  if (mode == OrderMode::kHonour && q.order_by) {
+    std::sort(candidates.begin(), candidates.end(), [&](const Candidate& a, const Candidate& b) {
+      if (a.key != b.key) return q.descending ? a.key > b.key : a.key < b.key;
+      return incidents_[a.incident].id < incidents_[b.incident].id;
+    });
+  } else {
+    std::sort(candidates.begin(), candidates.end(), [&](const Candidate& a, const Candidate& b) {
+      const Incident& x = incidents_[a.incident];
+      const Incident& y = incidents_[b.incident];
+      if (x.order_key != y.order_key) return x.order_key < y.order_key;
+      return x.id < y.id;
+    });
+  }
+  QueryPage page;
+  page.matched = candidates.size();
+  const std::size_t begin = std::min(q.skip, candidates.size());
+  const std::size_t end = std::min(candidates.size(), begin + std::min(q.top, candidates.size()));
+  if (q.expand_alerts && expand_fail_above > 0) {
+    for (std::size_t i = begin; i < end; ++i) {
+      if (candidates[i].state.alerts > expand_fail_above) {
+        page.refused = true;
+        return page;
+      }
+    }
+  }
+  page.value_json.push_back('[');
+  for (std::size_t i = begin; i < end; ++i) {
+    if (i != begin) page.value_json.push_back(',');
+    appendIncidentJson(incidents_[candidates[i].incident], candidates[i].state, q.expand_alerts,
+                       include_unknown_enum_members, mark_served, page.value_json);
+    ++page.count;
+  }
+  page.value_json.push_back(']');
+  return page;
+}
+
+std::optional<std::string> World::incidentGraphJson(std::string_view id, bool expand_alerts,
+                                                    bool include_unknown_enum_members,
+                                                    bool mark_served) {
+  // Numeric text only, as Graph's ids are: "0012" or "+12" name no incident.
+  if (id.empty() || id.size() > 18 || id.front() == '0') return std::nullopt;
+  std::int64_t n = 0;
+  for (char c : id) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + (c - '0');
+  }
+  auto it = incident_by_id_.find(n);
+  if (it == incident_by_id_.end()) return std::nullopt;
+  Incident& incident = incidents_[it->second];
+  const IncidentState st = incidentState(incident);
+  if (st.alerts == 0) return std::nullopt;
+  std::string out;
+  appendIncidentJson(incident, st, expand_alerts, include_unknown_enum_members, mark_served, out);
+  return out;
+}
+
+std::vector<IncidentVersionInfo> World::incidentVersions() const {
+  std::vector<IncidentVersionInfo> out;
+  std::vector<Timestamp> times;
+  std::vector<Timestamp> firsts;  // when each alert became visible
+  for (const Incident& incident : incidents_) {
+    times.clear();
+    firsts.clear();
+    for (std::size_t index : incident.slots) {
+      const Slot& slot = slots_[index];
+      for (const Version& v : slot.versions) {
+        if (v.visible_since > now_) break;
+        if (&v == &slot.versions.front()) firsts.push_back(v.visible_since);
+        times.push_back(v.visible_since);
+      }
+    }
+    if (times.empty()) continue;
+    std::sort(times.begin(), times.end());
+    times.erase(std::unique(times.begin(), times.end()), times.end());
+    std::sort(firsts.begin(), firsts.end());
+    for (const Timestamp t : times) {
+      IncidentVersionInfo info;
+      info.id = incident.id_text;
+      info.last_update_time = t;
+      info.alerts = static_cast<std::size_t>(std::upper_bound(firsts.begin(), firsts.end(), t) -
+                                             firsts.begin());
+      info.latest = t == times.back();
+      info.served =
+          std::find(incident.served.begin(), incident.served.end(), t) != incident.served.end();
+      out.push_back(std::move(info));
+    }
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const IncidentVersionInfo& a, const IncidentVersionInfo& b) {
+                     return a.last_update_time < b.last_update_time;
+                   });
   return out;
 }
 
