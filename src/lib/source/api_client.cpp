@@ -418,7 +418,7 @@ Result<std::string> ApiClient::get(const std::string& url, std::stop_token stop,
         break;
       }
     }
-    if (stopped) break;
+    if (stopped || stop.stop_requested()) break;
     auto token = tokens_.token(refresh_next);
     if (m != nullptr) m->token_refreshes = tokens_.refreshes();
     if (!token) {
