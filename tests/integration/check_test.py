@@ -170,6 +170,25 @@ class CheckTest(ct.WorkDirTest):
         self.assertIn("SecurityAlert.Read.All", line["hint"])
         self.assertIn("admin consent", line["hint"])
 
+    def test_incidents_without_permission_get_the_403_hint(self):
+        # The app may read alerts (SecurityAlert.Read.All) but not incidents: the incident
+        # source's check fails with the 403 and names SecurityIncident.Read.All; the alert
+        # source of the same app passes.
+        emu = self.emulator("--no-incident-permission")
+        cfg = self.config(
+            ct.source_yaml("tenant-i", emu.url).replace("type: mde", "type: graph_incidents")
+            + ct.source_yaml("tenant-g", emu.url).replace("type: mde", "type: graph"))
+        r = self.check(cfg)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        table = parse_table(r.stdout)
+        self.assertEqual(table["source tenant-i / token"]["result"], "pass", r.stdout)
+        line = table["source tenant-i / incidents API"]
+        self.assertEqual(line["result"], "FAIL", r.stdout)
+        self.assertIn("HTTP 403", line["detail"])
+        self.assertIn("SecurityIncident.Read.All", line["hint"])
+        self.assertIn("admin consent", line["hint"])
+        self.assertEqual(table["source tenant-g / alerts API"]["result"], "pass", r.stdout)
+
     def test_wrong_elasticsearch_api_key_fails_credentials(self):
         emu = self.emulator()
         es = self.elasticsearch()
