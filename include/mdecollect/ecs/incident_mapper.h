@@ -23,6 +23,10 @@ struct IncidentMapOptions {
   std::vector<std::string> tags = {"forwarded", "m365_defender-incident"};
 };
 
+// Each DocumentView: `id` is Elastic's fingerprint (incidentFingerprint; error documents:
+// elasticFingerprint of the raw text), `alert_id` and `last_update_time` the incident's raw
+// `id` and `lastUpdateDateTime` (the incident version, the collector's seen-set key; empty
+// when unknown), `evidence_index` the alert's place in the incident's "alerts" (0 without).
 class IncidentMapper {
  public:
   explicit IncidentMapper(IncidentMapOptions options, TimestampFn now = systemTimestamp);
