@@ -37,6 +37,8 @@ class IncidentMapper {
   // One NDJSON line: one incident object, or a page {"value":[incident,...], ...}. Blank
   // lines yield nothing. A line that is not JSON, an incident that is not an object, or a
   // page whose "value" is not an array gives one error document keeping the raw text.
+  // LineStats::alerts counts the incident values met. Only `context.padded` is used (the
+  // incident stream has no log.* fields).
   LineStats mapLine(std::string_view line, const LineContext& context, DocumentSink& sink);
   LineStats mapLine(std::string_view line, DocumentSink& sink) {
     return mapLine(line, LineContext{}, sink);
