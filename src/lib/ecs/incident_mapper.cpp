@@ -265,7 +265,15 @@ struct IncidentMapper::Impl {
   DocumentSink* sink = nullptr;
   std::uint32_t alert_index = 0;  // DocumentView::evidence_index: the alert's place in "alerts"
 
-  Impl(IncidentMapOptions o, TimestampFn n) : options(std::move(o)), now(std::move(n)) {}
+  // Elastic's pipeline keeps the duplicated fields when the document is tagged
+  // preserve_duplicate_custom_fields, whether the option or a configured tag put it there.
+  bool keep_duplicates = false;
+
+  Impl(IncidentMapOptions o, TimestampFn n) : options(std::move(o)), now(std::move(n)) {
+    keep_duplicates = options.preserve_duplicate_custom_fields ||
+                      std::find(options.tags.begin(), options.tags.end(), kPreserveDuplicateTag) !=
+                          options.tags.end();
+  }
 
   const std::string& nowText() {
     if (now_text.empty()) now_text = now();
@@ -669,7 +677,7 @@ struct IncidentMapper::Impl {
       set(doc, {"m365_defender", "incident", "alert", "evidence"}, std::move(*ev));
     }
 
-    if (!options.preserve_duplicate_custom_fields) removeDuplicates(doc);
+    if (!keep_duplicates) removeDuplicates(doc);
 
     if (no_alerts_reason != nullptr) d.problems.push_back(*no_alerts_reason);
     if (!d.problems.empty()) {

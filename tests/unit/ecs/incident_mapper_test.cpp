@@ -340,6 +340,12 @@ TEST(IncidentMapperTest, DuplicateCustomFieldsOffRemovesThem) {
     EXPECT_EQ(off_json.find(key), std::string::npos) << key;
   }
   EXPECT_EQ(off.type("m365_defender.incident.alert.evidence"), "array");
+  // As in Elastic's pipeline, the tag alone keeps them too.
+  IncidentMapOptions tagged;
+  tagged.tags = {"preserve_duplicate_custom_fields", "forwarded"};
+  const JsonDoc by_tag(mapLine(line, tagged)[0].json);
+  EXPECT_EQ(by_tag.getString("m365_defender.incident.id"), "42");
+  EXPECT_EQ(by_tag.getStrings("tags"), (Strings{"preserve_duplicate_custom_fields", "forwarded"}));
 }
 
 TEST(IncidentMapperTest, ProcessEntityIdIsTheFingerprintOfPidTimeAndDevice) {
