@@ -185,9 +185,10 @@ int runMap(const MapArgs& args) {
     rc = kExitFailure;
   }
   fmt::print(stderr,
-             "mdecollect map: {} lines read, {} alerts, {} documents written, {} error "
+             "mdecollect map: {} lines read, {} {}, {} documents written, {} error "
              "documents\n",
-             lines, total.alerts, total.documents, total.errors);
+             lines, total.alerts, args.incidents ? "incidents" : "alerts", total.documents,
+             total.errors);
   return rc;
 }
 

@@ -114,6 +114,9 @@ TEST(MapCli, IncidentsOneDocumentPerAlertWithTheirFlags) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto docs = lines(r.out);
   ASSERT_EQ(docs.size(), 3u) << r.out;
+  EXPECT_NE(r.err.find("3 lines read, 2 incidents, 3 documents written, 0 error documents"),
+            std::string::npos)
+      << r.err;
   EXPECT_EQ(field(docs[0], "/m365_defender/incident/alert/id"), "\"a1\"");
   EXPECT_EQ(field(docs[1], "/m365_defender/incident/alert/id"), "\"a2\"");
   EXPECT_EQ(field(docs[0], "/event/severity"), "73");

@@ -23,6 +23,10 @@ struct IncidentMapOptions {
   std::vector<std::string> tags = {"forwarded", "m365_defender-incident"};
 };
 
+// Each DocumentView: `id` is Elastic's fingerprint (incidentFingerprint; error documents:
+// elasticFingerprint of the raw text), `alert_id` and `last_update_time` the incident's raw
+// `id` and `lastUpdateDateTime` (the incident version, the collector's seen-set key; empty
+// when unknown), `evidence_index` the alert's place in the incident's "alerts" (0 without).
 class IncidentMapper {
  public:
   explicit IncidentMapper(IncidentMapOptions options, TimestampFn now = systemTimestamp);
@@ -33,6 +37,8 @@ class IncidentMapper {
   // One NDJSON line: one incident object, or a page {"value":[incident,...], ...}. Blank
   // lines yield nothing. A line that is not JSON, an incident that is not an object, or a
   // page whose "value" is not an array gives one error document keeping the raw text.
+  // LineStats::alerts counts the incident values met. Only `context.padded` is used (the
+  // incident stream has no log.* fields).
   LineStats mapLine(std::string_view line, const LineContext& context, DocumentSink& sink);
   LineStats mapLine(std::string_view line, DocumentSink& sink) {
     return mapLine(line, LineContext{}, sink);

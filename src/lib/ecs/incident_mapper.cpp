@@ -263,8 +263,17 @@ struct IncidentMapper::Impl {
   std::string now_text;
   LineStats stats;
   DocumentSink* sink = nullptr;
+  std::uint32_t alert_index = 0;  // DocumentView::evidence_index: the alert's place in "alerts"
 
-  Impl(IncidentMapOptions o, TimestampFn n) : options(std::move(o)), now(std::move(n)) {}
+  // Elastic's pipeline keeps the duplicated fields when the document is tagged
+  // preserve_duplicate_custom_fields, whether the option or a configured tag put it there.
+  bool keep_duplicates = false;
+
+  Impl(IncidentMapOptions o, TimestampFn n) : options(std::move(o)), now(std::move(n)) {
+    keep_duplicates = options.preserve_duplicate_custom_fields ||
+                      std::find(options.tags.begin(), options.tags.end(), kPreserveDuplicateTag) !=
+                          options.tags.end();
+  }
 
   const std::string& nowText() {
     if (now_text.empty()) now_text = now();
@@ -312,6 +321,7 @@ struct IncidentMapper::Impl {
     view.error = error;
     view.alert_id = alert_id;
     view.last_update_time = last_update;
+    view.evidence_index = alert_index;
     ++stats.documents;
     if (error) ++stats.errors;
     sink->onDocument(view);
@@ -394,6 +404,7 @@ struct IncidentMapper::Impl {
   // §5.3 form.
   void mapText(std::string_view text, const std::string* no_alerts_reason) {
     ++stats.alerts;
+    alert_index = 0;
     simdjson::dom::element root;
     const auto err = parser.parse(text.data(), text.size(), false).get(root);
     if (err != simdjson::SUCCESS) {
@@ -425,7 +436,10 @@ struct IncidentMapper::Impl {
       }
       return;
     }
-    for (const Value& alert : alerts->items) mapAlert(incident_value, alert);
+    for (std::size_t i = 0; i < alerts->items.size(); ++i) {
+      alert_index = static_cast<std::uint32_t>(i);
+      mapAlert(incident_value, alerts->items[i]);
+    }
   }
 
   void mapAlert(const Value& incident_value, const Value& alert) {
@@ -663,7 +677,7 @@ struct IncidentMapper::Impl {
       set(doc, {"m365_defender", "incident", "alert", "evidence"}, std::move(*ev));
     }
 
-    if (!options.preserve_duplicate_custom_fields) removeDuplicates(doc);
+    if (!keep_duplicates) removeDuplicates(doc);
 
     if (no_alerts_reason != nullptr) d.problems.push_back(*no_alerts_reason);
     if (!d.problems.empty()) {
@@ -891,7 +905,10 @@ void IncidentMapper::Impl::mapEvidence(Value& evidence, Doc& d) {
       {"p1Sender", "p1_sender"},
       {"p2Sender", "p2_sender"},
   }};
-  for (const auto& [raw, out] : kSenders) {
+  for (const auto& sender : kSenders) {
+    // Named copies: clang 14 lets no lambda capture a structured binding.
+    const std::string_view raw = sender.first;
+    const std::string_view out = sender.second;
     each([&](Value& e) {
       renameIn(e, {raw, "odata_type"}, {out, "odata_type"});
       renameIn(e, {raw, "displayName"}, {out, "display_name"});
@@ -1130,7 +1147,9 @@ void IncidentMapper::Impl::mapEvidence(Value& evidence, Doc& d) {
       {"registryValue", "registry_value"},
       {"registryValueName", "registry_value_name"},
   }};
-  for (const auto& [raw, out] : kRegistry) {
+  for (const auto& names : kRegistry) {
+    const std::string_view raw = names.first;
+    const std::string_view out = names.second;
     each([&](Value& e) { renameIn(e, {raw}, {out}); });
   }
   each([&](Value& e) { appendFrom(doc, {"registry", "hive"}, e, {"registry_hive"}); });

@@ -140,10 +140,14 @@ void expectAllMapped(const Leaves& leaves) {
   }
 }
 
+// The alert cases only: the incident case's documents go to another data stream
+// (logs-m365_defender.incident-*, incidents.md), which this template does not serve.
 std::vector<std::filesystem::path> goldenFiles(std::string_view suffix) {
   std::vector<std::filesystem::path> out;
   for (const auto& entry : std::filesystem::directory_iterator(MDEC_GOLDEN_DIR)) {
-    if (entry.path().filename().string().ends_with(suffix)) out.push_back(entry.path());
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with("incident.")) continue;
+    if (name.ends_with(suffix)) out.push_back(entry.path());
   }
   std::sort(out.begin(), out.end());
   return out;
