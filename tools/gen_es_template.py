@@ -1,15 +1,25 @@
 #!/usr/bin/env python3
-"""Generates the Elasticsearch index template's mappings from the ECS field definitions.
+"""Generates an Elasticsearch index template's mappings from field definitions.
 
-Reads the flat ECS field definitions (share/ecs/ecs-8.11.0-flat.yml) and the list of fields
-the mapper emits (share/ecs/emitted-fields.txt), and writes a C++ source file that defines
-the template's `template.mappings` as compact JSON and the field -> type table
-(src/lib/output/es_template_data.h declares them).
+Reads the flat ECS field definitions (share/ecs/ecs-8.11.0-flat.yml), a list of the fields the
+documents carry (share/ecs/emitted-fields.txt, share/ecs/incident-emitted-fields.txt) and,
+optionally, an Elastic integration's own field definitions (--package-fields, e.g.
+share/elastic/m365_defender_incident/fields/*.yml), and writes a C++ source file that
+defines, in namespace mdec::output::generated::<--namespace>, the template's
+`template.mappings` as compact JSON and the field -> type table (src/lib/output/
+es_template_data.h declares them).
 
-Each emitted field must be an ECS field, or be under microsoft.defender_endpoint. (the
-integration's own fields: date for lastUpdateTime and resolvedTime, ip for
-evidence.ipAddress, keyword for the rest), or carry an explicit type in the list. Anything
-else fails the build, naming the field, so a new mapper field cannot be forgotten.
+Without --package-fields (the microsoft_defender_endpoint.log template), each listed field
+must be an ECS field, or be under microsoft.defender_endpoint. (the integration's own fields:
+date for lastUpdateTime and resolvedTime, ip for evidence.ipAddress, keyword for the rest),
+or carry an explicit type in the list.
+
+With --package-fields (the m365_defender.incident template), every field the package
+declares is mapped with the package's definition (`external: ecs` ones from ECS; keyword
+fields get ignore_above 1024, as Fleet gives them; constant_keyword keeps its `value`), and
+each listed field must be one of those, an ECS field, or carry an explicit type.
+
+Anything else fails the build, naming the field, so a new mapper field cannot be forgotten.
 
 The output is deterministic: keys sorted, no timestamps, the same bytes for the same inputs.
 """
@@ -41,6 +51,11 @@ MDE_DEFAULT = {"type": "keyword", "ignore_above": 1024}
 # Types a field outside ECS and microsoft.defender_endpoint may be given in the list.
 EXPLICIT_TYPES = {"keyword", "long", "integer", "short", "byte", "double", "float", "boolean",
                   "date", "ip", "match_only_text", "text", "wildcard", "constant_keyword"}
+# Types a package's fields.yml may give a leaf (anything else, e.g. nested or object, fails
+# the build: it would need more than a type to map like Fleet maps it).
+PACKAGE_TYPES = EXPLICIT_TYPES | {"flattened"}
+# What Fleet gives a package's keyword field that sets no ignore_above.
+FLEET_IGNORE_ABOVE = 1024
 FIELD_NAME = re.compile(r"^@?[A-Za-z0-9_][A-Za-z0-9_@.]*$")
 
 
@@ -109,6 +124,75 @@ def ecs_mapping(name, definition, where):
     return mapping
 
 
+def read_package(paths, ecs):
+    """{flattened name: (mapping, where)} for every field the package's fields/*.yml declare."""
+    out = {}
+
+    def add(name, mapping, where):
+        if name in out and out[name][0] != mapping:
+            raise GenError(f"{where}: '{name}' is declared twice, differently "
+                           f"(first at {out[name][1]})")
+        out.setdefault(name, (mapping, where))
+
+    def walk(items, prefix, path):
+        if not isinstance(items, list):
+            raise GenError(f"{path}: '{prefix or '(top)'}': expected a list of fields")
+        for item in items:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+                raise GenError(f"{path}: '{prefix or '(top)'}': a field without a name")
+            name = prefix + item["name"]
+            where = f"{path} ({name})"
+            if item.get("external") == "ecs":
+                if name not in ecs:
+                    raise GenError(f"{where}: 'external: ecs' but not an ECS 8.11 field")
+                add(name, ecs_mapping(name, ecs[name], where), where)
+                continue
+            field_type = item.get("type")
+            if field_type == "group":
+                walk(item.get("fields") or [], name + ".", path)
+                continue
+            if field_type not in PACKAGE_TYPES:
+                raise GenError(f"{where}: type '{field_type}' is not supported")
+            mapping = {"type": field_type}
+            if field_type == "keyword":
+                mapping["ignore_above"] = int(item.get("ignore_above", FLEET_IGNORE_ABOVE))
+            if field_type == "constant_keyword" and "value" in item:
+                mapping["value"] = str(item["value"])
+            for key in ("index", "doc_values"):
+                if item.get(key) is False:
+                    mapping[key] = False
+            add(name, mapping, where)
+
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            walk(yaml.safe_load(f), "", os.path.basename(path))
+    if not out:
+        raise GenError("the package field definitions declare no field")
+    return out
+
+
+def package_field_mapping(name, explicit, where, ecs, package, prefix):
+    """The mapping of a listed field when the template is built from a package's fields."""
+    if name in package:
+        if explicit is not None:
+            raise GenError(f"{where}: '{name}' is declared by the package "
+                           f"({package[name][1]}); remove the explicit type")
+        return dict(package[name][0])
+    for parent, (mapping, parent_where) in package.items():
+        if mapping["type"] == "flattened" and name.startswith(parent + "."):
+            raise GenError(f"{where}: '{name}' is inside the flattened field '{parent}' "
+                           f"({parent_where}); do not list it")
+    if name in ecs and not name.startswith(prefix):
+        if explicit is not None:
+            raise GenError(f"{where}: '{name}' is an ECS field; remove the explicit type")
+        return ecs_mapping(name, ecs[name], where)
+    if explicit is not None:
+        return explicit
+    raise GenError(f"{where}: '{name}' is neither declared by the package nor an ECS 8.11 "
+                   "field and has no explicit type: add its type to the list (with the "
+                   "reason) or fix the mapper")
+
+
 def field_mapping(name, explicit, where, ecs):
     if name.startswith(MDE_PREFIX):
         if explicit is not None:
@@ -126,13 +210,26 @@ def field_mapping(name, explicit, where, ecs):
                    "(with the reason it is not ECS) or fix the mapper")
 
 
-def build(fields, ecs):
-    """(mappings dict, [(flattened field, type)]) for the emitted fields."""
+def resolve(fields, ecs, package=None, prefix=""):
+    """[(name, mapping, where)]: the listed fields' mappings, and every package field."""
+    if package is None:
+        return [(name, field_mapping(name, explicit, where, ecs), where)
+                for name, explicit, where in fields]
+    out = [(name, package_field_mapping(name, explicit, where, ecs, package, prefix), where)
+           for name, explicit, where in fields]
+    listed = {name for name, _, _ in fields}
+    for name in sorted(package):
+        if name not in listed:
+            out.append((name, dict(package[name][0]), package[name][1]))
+    return out
+
+
+def build(resolved):
+    """(mappings dict, [(flattened field, type)]) for the resolved fields."""
     root = {}
     table = []
-    owner = {}  # flattened path of each object/leaf node -> the list entry that made it
-    for name, explicit, where in fields:
-        mapping = field_mapping(name, explicit, where, ecs)
+    owner = {}  # flattened path of each object/leaf node -> the entry that made it
+    for name, mapping, where in resolved:
         table.append((name, mapping["type"]))
         for sub_name, sub in sorted(mapping.get("fields", {}).items()):
             table.append((f"{name}.{sub_name}", sub["type"]))
@@ -181,13 +278,13 @@ def cxx_string(text, indent="    ", width=96):
     return "\n".join(f'{indent}"{p}"' for p in pieces)
 
 
-def render(mappings_json, table, inputs):
+def render(mappings_json, table, inputs, namespace):
     out = []
     out.append("// Generated by tools/gen_es_template.py from " + " and ".join(inputs) + ".")
     out.append("// Do not edit: change the inputs and rebuild.")
     out.append('#include "output/es_template_data.h"')
     out.append("")
-    out.append("namespace mdec::output::generated {")
+    out.append(f"namespace mdec::output::generated::{namespace} {{")
     out.append("")
     out.append("// The index template's template.mappings, compact JSON, keys sorted.")
     out.append("const std::string_view kMappingsJson =")
@@ -203,7 +300,7 @@ def render(mappings_json, table, inputs):
     out.append("// Every field of the template (multi-fields included), sorted by name.")
     out.append("const std::span<const MappedField> kMappedFields = kTable;")
     out.append("")
-    out.append("}  // namespace mdec::output::generated")
+    out.append(f"}}  // namespace mdec::output::generated::{namespace}")
     return "\n".join(out) + "\n"
 
 
@@ -212,21 +309,31 @@ def main():
     parser.add_argument("--ecs", required=True, help="ECS flat field definitions (YAML)")
     parser.add_argument("--fields", required=True, help="the list of emitted fields")
     parser.add_argument("--output", required=True, help="the C++ file to write")
+    parser.add_argument("--namespace", required=True,
+                        help="the C++ namespace under mdec::output::generated")
+    parser.add_argument("--package-fields", nargs="*", default=[],
+                        help="an Elastic package's fields/*.yml (mapped in full)")
+    parser.add_argument("--package-prefix", default="",
+                        help="the package's own field prefix (e.g. m365_defender.incident.)")
     args = parser.parse_args()
+    if not re.match(r"^[a-z_][a-z0-9_]*$", args.namespace):
+        parser.error(f"--namespace: '{args.namespace}' is not a C++ namespace name")
     try:
         with open(args.ecs, encoding="utf-8") as f:
             ecs = yaml.safe_load(f)
         if not isinstance(ecs, dict):
             raise GenError(f"{args.ecs}: not a mapping of field names to definitions")
         fields = read_fields(args.fields)
-        mappings, table = build(fields, ecs)
+        package = read_package(args.package_fields, ecs) if args.package_fields else None
+        mappings, table = build(resolve(fields, ecs, package, args.package_prefix))
     except (GenError, OSError, yaml.YAMLError) as e:
         print(f"gen_es_template.py: error: {e}", file=sys.stderr)
         return 1
     mappings_json = json.dumps(mappings, sort_keys=True, separators=(",", ":"),
                                ensure_ascii=False)
     inputs = [os.path.basename(args.ecs), os.path.basename(args.fields)]
-    text = render(mappings_json, table, inputs)
+    inputs += [os.path.basename(p) for p in args.package_fields]
+    text = render(mappings_json, table, inputs, args.namespace)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     tmp = args.output + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:

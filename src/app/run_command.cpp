@@ -80,7 +80,7 @@ int runSetup(const RunArgs& args) {
     return kExitUsage;
   }
   output::EsTransport transport(config->elasticsearch);
-  auto done = output::installIndexTemplate(config->elasticsearch, transport);
+  auto done = output::installIndexTemplates(config->elasticsearch, transport);
   if (!done) {
     fmt::print(stderr, "mdecollect setup: {}\n", done.error().message());
     return kExitFailure;
@@ -123,8 +123,9 @@ void addRunCommands(CLI::App& app, std::function<int()>& run) {
 
   CLI::App* setup = app.add_subcommand(
       "setup",
-      "Install what the Elasticsearch output needs, idempotently: the index template for\n"
-      "logs-microsoft_defender_endpoint.log-* (data stream, explicit ECS 8.11 mappings,\n"
+      "Install what the Elasticsearch output needs, idempotently: the index templates for\n"
+      "logs-microsoft_defender_endpoint.log-* and logs-m365_defender.incident-* (data\n"
+      "streams, explicit ECS 8.11 and integration mappings, no default ingest pipeline,\n"
       "naming outputs.elasticsearch.ilm_policy when set: that policy must exist). Prints\n"
       "what it created, updated or left unchanged. Exit 0 done, 1 the cluster refused or\n"
       "is unreachable, 2 configuration error.");

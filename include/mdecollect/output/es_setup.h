@@ -1,14 +1,16 @@
 // Talking to an Elasticsearch cluster (hosts tried in turn, auth, TLS, gzip) and what
-// `mdecollect setup` and `run` do with the index template.
+// `mdecollect setup` and `run` do with the index templates (es_template.h).
 #pragma once
 
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "mdecollect/config/config.h"
 #include "mdecollect/core/result.h"
 #include "mdecollect/http/http_client.h"
+#include "mdecollect/output/es_template.h"
 
 namespace mdec::output {
 
@@ -32,12 +34,28 @@ class EsTransport {
 enum class TemplateState { kMissing, kOutdated, kCurrent };
 
 // Whether the cluster holds this version of the index template (with the configured ILM
-// policy).
+// policy). Without `spec`: the endpoint template.
+Result<TemplateState> templateState(const config::ElasticsearchOutputConfig& config,
+                                    EsTransport& transport, const IndexTemplateSpec& spec);
 Result<TemplateState> templateState(const config::ElasticsearchOutputConfig& config,
                                     EsTransport& transport);
 
-// Installs the index template unless the current one is there; says what it did.
+// Installs the index template unless the current one is there; says what it did. Without
+// `spec`: the endpoint template.
+Result<std::string> installIndexTemplate(const config::ElasticsearchOutputConfig& config,
+                                         EsTransport& transport, const IndexTemplateSpec& spec);
 Result<std::string> installIndexTemplate(const config::ElasticsearchOutputConfig& config,
                                          EsTransport& transport);
+
+// What `mdecollect setup` does: installs every template of indexTemplates(), in order (each
+// unless current), whatever sources are configured, so adding a source later needs no new
+// setup. One line per template; the first failure stops it and is returned.
+Result<std::string> installIndexTemplates(const config::ElasticsearchOutputConfig& config,
+                                          EsTransport& transport);
+
+// The templates whose data streams the configured sources write to, in indexTemplates()
+// order: the incident template for a graph_incidents source, the endpoint template for the
+// others (and when no source is configured).
+std::vector<IndexTemplateId> templatesWritten(const config::Config& config);
 
 }  // namespace mdec::output

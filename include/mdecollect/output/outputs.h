@@ -23,8 +23,9 @@ struct OutputContext {
 };
 
 // The file, stdout and Elasticsearch outputs that are enabled, in that order. Before the
-// Elasticsearch output is made, its index template is checked: a missing or outdated one
-// is a warning that says how to fix it (the documents wait in the outbox meanwhile).
+// Elasticsearch output is made, the index templates the configured sources write to are
+// checked (templatesWritten): a missing or outdated one is a warning that says how to fix it
+// (the documents wait in the outbox meanwhile).
 std::vector<std::unique_ptr<Output>> makeOutputs(const config::Config& config,
                                                  const OutputContext& context);
 

@@ -250,37 +250,73 @@ std::unique_ptr<http::HttpClient> makeElasticsearchClient(
 // ---- setup ----
 
 Result<std::string> installIndexTemplate(const config::ElasticsearchOutputConfig& config,
-                                         EsTransport& transport) {
-  const std::string path = "/_index_template/" + std::string(kIndexTemplateName);
+                                         EsTransport& transport, const IndexTemplateSpec& spec) {
+  const std::string name(spec.name);
+  const std::string path = "/_index_template/" + name;
+  const std::string version = std::to_string(indexTemplateVersion(spec));
   IndexTemplateOptions options;
   options.ilm_policy = config.ilm_policy;
-  auto current = templateState(config, transport);
+  auto current = templateState(config, transport, spec);
   if (!current) return current.error();
   if (*current == TemplateState::kCurrent) {
-    return "index template " + std::string(kIndexTemplateName) + " left unchanged (version " +
-           std::to_string(indexTemplateVersion()) + ")";
+    return "index template " + name + " left unchanged (version " + version + ")";
   }
-  auto res = transport.send("PUT", path, indexTemplateJson(options), false);
-  if (!res) return Error(res.error()).withContext("install the index template");
-  if (res->status != 200) return httpError("install the index template", *res);
-  return "index template " + std::string(kIndexTemplateName) +
-         (*current == TemplateState::kMissing ? " created" : " updated") + " (version " +
-         std::to_string(indexTemplateVersion()) + ", pattern " + std::string(kIndexPattern) +
+  const std::string what = "install the index template " + name;
+  auto res = transport.send("PUT", path, indexTemplateJson(spec, options), false);
+  if (!res) return Error(res.error()).withContext(what);
+  if (res->status != 200) return httpError(what, *res);
+  return "index template " + name +
+         (*current == TemplateState::kMissing ? " created" : " updated") + " (version " + version +
+         ", pattern " + std::string(spec.pattern) +
          (config.ilm_policy.empty() ? std::string() : ", ILM policy " + config.ilm_policy) + ")";
 }
 
+Result<std::string> installIndexTemplate(const config::ElasticsearchOutputConfig& config,
+                                         EsTransport& transport) {
+  return installIndexTemplate(config, transport, kEndpointTemplate);
+}
+
+Result<std::string> installIndexTemplates(const config::ElasticsearchOutputConfig& config,
+                                          EsTransport& transport) {
+  std::string out;
+  for (const auto& spec : indexTemplates()) {
+    auto done = installIndexTemplate(config, transport, spec);
+    if (!done) return done.error();
+    if (!out.empty()) out.push_back('\n');
+    out.append(*done);
+  }
+  return out;
+}
+
+std::vector<IndexTemplateId> templatesWritten(const config::Config& config) {
+  bool endpoint = config.sources.empty();
+  bool incident = false;
+  for (const auto& source : config.sources) {
+    if (config::collectsIncidents(source)) {
+      incident = true;
+    } else {
+      endpoint = true;
+    }
+  }
+  std::vector<IndexTemplateId> out;
+  for (const auto& spec : indexTemplates()) {
+    if (spec.id == IndexTemplateId::kEndpoint ? endpoint : incident) out.push_back(spec.id);
+  }
+  return out;
+}
+
 Result<TemplateState> templateState(const config::ElasticsearchOutputConfig& config,
-                                    EsTransport& transport) {
-  const std::string path = "/_index_template/" + std::string(kIndexTemplateName);
-  auto res = transport.send("GET", path, {}, false);
-  if (!res) return Error(res.error()).withContext("read the index template");
+                                    EsTransport& transport, const IndexTemplateSpec& spec) {
+  const std::string what = "read the index template " + std::string(spec.name);
+  auto res = transport.send("GET", "/_index_template/" + std::string(spec.name), {}, false);
+  if (!res) return Error(res.error()).withContext(what);
   if (res->status == 404) return TemplateState::kMissing;
-  if (res->status != 200) return httpError("read the index template", *res);
+  if (res->status != 200) return httpError(what, *res);
   simdjson::dom::parser parser;
   simdjson::padded_string padded(res->body);
   simdjson::dom::element root;
   if (parser.parse(padded).get(root) != simdjson::SUCCESS) {
-    return Error(ErrorCode::kParse, "read the index template: the answer is not JSON");
+    return Error(ErrorCode::kParse, what + ": the answer is not JSON");
   }
   simdjson::dom::element tmpl;
   if (root.at_pointer("/index_templates/0/index_template").get(tmpl) != simdjson::SUCCESS) {
@@ -294,10 +330,15 @@ Result<TemplateState> templateState(const config::ElasticsearchOutputConfig& con
       simdjson::SUCCESS) {
     readIf(tmpl.at_pointer("/template/settings/index.lifecycle.name").get_string(), policy);
   }
-  if (version == indexTemplateVersion() && policy == config.ilm_policy) {
+  if (version == indexTemplateVersion(spec) && policy == config.ilm_policy) {
     return TemplateState::kCurrent;
   }
   return TemplateState::kOutdated;
+}
+
+Result<TemplateState> templateState(const config::ElasticsearchOutputConfig& config,
+                                    EsTransport& transport) {
+  return templateState(config, transport, kEndpointTemplate);
 }
 
 // ---- the output ----

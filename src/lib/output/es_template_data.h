@@ -1,5 +1,6 @@
-// What tools/gen_es_template.py generates (build/.../generated/es_template_data.cpp) from the
-// ECS field definitions and share/ecs/emitted-fields.txt. Only es_template.cpp reads it.
+// What tools/gen_es_template.py generates (build/.../generated/es_template_data.cpp and
+// es_template_incident_data.cpp), one namespace per index template. Only es_template.cpp
+// reads it.
 #pragma once
 
 #include <array>
@@ -13,9 +14,21 @@ struct MappedField {
   std::string_view type;   // Elasticsearch type ("keyword", "date", ...)
 };
 
+// logs-microsoft_defender_endpoint.log-*: from the ECS field definitions and
+// share/ecs/emitted-fields.txt.
+namespace endpoint {
 // The index template's template.mappings: compact JSON, keys sorted.
 extern const std::string_view kMappingsJson;
 // Every field of the mappings, multi-fields included, sorted by field.
 extern const std::span<const MappedField> kMappedFields;
+}  // namespace endpoint
+
+// logs-m365_defender.incident-*: from Elastic's m365_defender incident field definitions
+// (share/elastic/m365_defender_incident/fields), the ECS field definitions and
+// share/ecs/incident-emitted-fields.txt.
+namespace incident {
+extern const std::string_view kMappingsJson;
+extern const std::span<const MappedField> kMappedFields;
+}  // namespace incident
 
 }  // namespace mdec::output::generated

@@ -10,21 +10,31 @@
 namespace mdec::output {
 namespace {
 
-// Says how to fix a missing or outdated index template; never stops the run (the
-// documents wait in the outbox while the cluster is unreachable).
-void checkIndexTemplate(const config::ElasticsearchOutputConfig& config) {
-  EsTransport transport(config);
-  auto state = templateState(config, transport);
-  if (!state) {
-    spdlog::warn("elasticsearch: cannot check the index template: {}", state.error().message());
-  } else if (*state == TemplateState::kMissing) {
-    spdlog::warn(
-        "elasticsearch: the index template is missing, so documents would get "
-        "Elasticsearch's default mappings; install it with: mdecollect setup -c FILE");
-  } else if (*state == TemplateState::kOutdated) {
-    spdlog::warn(
-        "elasticsearch: the index template is from another version of mdecollect "
-        "(or another ILM policy); update it with: mdecollect setup -c FILE");
+// Says how to fix a missing or outdated index template, for each template whose data streams
+// the configured sources write to (an absent incident template is no concern when no
+// graph_incidents source is configured); never stops the run (the documents wait in the
+// outbox while the cluster is unreachable).
+void checkIndexTemplates(const config::Config& config) {
+  EsTransport transport(config.elasticsearch);
+  for (const auto id : templatesWritten(config)) {
+    const IndexTemplateSpec& spec = indexTemplate(id);
+    auto state = templateState(config.elasticsearch, transport, spec);
+    if (!state) {
+      spdlog::warn("elasticsearch: cannot check the index template {}: {}", spec.name,
+                   state.error().message());
+      return;  // the next one would fail the same way
+    }
+    if (*state == TemplateState::kMissing) {
+      spdlog::warn(
+          "elasticsearch: the index template {} is missing, so documents in {} would get "
+          "Elasticsearch's default mappings; install it with: mdecollect setup -c FILE",
+          spec.name, spec.pattern);
+    } else if (*state == TemplateState::kOutdated) {
+      spdlog::warn(
+          "elasticsearch: the index template {} is from another version of mdecollect "
+          "(or another ILM policy); update it with: mdecollect setup -c FILE",
+          spec.name);
+    }
   }
 }
 
@@ -36,7 +46,7 @@ std::vector<std::unique_ptr<Output>> makeOutputs(const config::Config& config,
   if (config.file_output.enabled) outputs.push_back(makeFileOutput(config.file_output));
   if (config.stdout_output.enabled) outputs.push_back(makeFdOutput(1, "stdout"));
   if (config.elasticsearch.enabled) {
-    checkIndexTemplate(config.elasticsearch);
+    checkIndexTemplates(config);
     ElasticsearchOutputOptions es;
     es.dead_letter_path = config.state_dir + "/dead-letter-elasticsearch.ndjson";
     es.metrics = context.metrics;

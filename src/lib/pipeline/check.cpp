@@ -670,39 +670,46 @@ void checkElasticsearchHost(const config::Config& config, const std::string& hos
 
   const std::string setup =
       "run: mdecollect setup -c " + (config.file.empty() ? "FILE" : config.file);
-  const std::string name(output::kIndexTemplateName);
-  auto state = output::templateState(one, transport);
-  if (!state) {
-    const auto status = state.error().httpStatus();
-    std::string hint = hintFor(HintTopic::kElasticsearch, state.error());
-    if (status && (*status == 401 || *status == 403)) {
-      hint =
-          "these credentials may not read index templates: grant the cluster privilege "
-          "monitor (or manage_index_templates), or " +
-          setup + " with credentials that may; it says whether the template is current";
+  // The templates of the data streams the configured sources write to: "template" for the
+  // endpoint one, "incident template" for the m365_defender.incident one.
+  for (const auto id : output::templatesWritten(config)) {
+    const output::IndexTemplateSpec& spec = output::indexTemplate(id);
+    const std::string check =
+        id == output::IndexTemplateId::kEndpoint ? "template" : "incident template";
+    const std::string name(spec.name);
+    auto state = output::templateState(one, transport, spec);
+    if (!state) {
+      const auto status = state.error().httpStatus();
+      std::string hint = hintFor(HintTopic::kElasticsearch, state.error());
+      if (status && (*status == 401 || *status == 403)) {
+        hint =
+            "these credentials may not read index templates: grant the cluster privilege "
+            "monitor (or manage_index_templates), or " +
+            setup + " with credentials that may; it says whether the template is current";
+      }
+      out.push_back({subject, check, false, oneLine(state.error().message()), hint});
+      return;
     }
-    out.push_back({subject, "template", false, oneLine(state.error().message()), hint});
-    return;
-  }
-  switch (*state) {
-    case output::TemplateState::kCurrent:
-      out.push_back({subject, "template", true,
-                     "index template " + name + " is current (version " +
-                         std::to_string(output::indexTemplateVersion()) + ")",
-                     ""});
-      break;
-    case output::TemplateState::kMissing:
-      out.push_back({subject, "template", false,
-                     "index template " + name +
-                         " is missing: documents would get Elasticsearch's default mappings",
-                     setup});
-      break;
-    case output::TemplateState::kOutdated:
-      out.push_back({subject, "template", false,
-                     "index template " + name +
-                         " is from another version of mdecollect (or another ilm_policy)",
-                     setup});
-      break;
+    switch (*state) {
+      case output::TemplateState::kCurrent:
+        out.push_back({subject, check, true,
+                       "index template " + name + " is current (version " +
+                           std::to_string(output::indexTemplateVersion(spec)) + ")",
+                       ""});
+        break;
+      case output::TemplateState::kMissing:
+        out.push_back({subject, check, false,
+                       "index template " + name +
+                           " is missing: documents would get Elasticsearch's default mappings",
+                       setup});
+        break;
+      case output::TemplateState::kOutdated:
+        out.push_back({subject, check, false,
+                       "index template " + name +
+                           " is from another version of mdecollect (or another ilm_policy)",
+                       setup});
+        break;
+    }
   }
 }
 

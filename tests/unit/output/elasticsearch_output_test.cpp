@@ -406,6 +406,63 @@ TEST_F(ElasticsearchOutputTest, SetupInstallsTheTemplateOnceAndUpdatesItForAnoth
   ASSERT_TRUE(out->deliver(waiting(), *store_));
 }
 
+// `mdecollect setup` (installIndexTemplates) PUTs both templates, each as indexTemplateJson
+// makes it (so with index.default_pipeline "_none"), then leaves both alone; a template that
+// went missing is put back on its own.
+TEST_F(ElasticsearchOutputTest, SetupInstallsBothTemplates) {
+  EsTransport transport(config_);
+  auto first = installIndexTemplates(config_, transport);
+  ASSERT_TRUE(first) << first.error().message();
+  auto templates = fake_->templates();
+  EXPECT_EQ(templates.size(), 2u);
+  for (const auto& spec : indexTemplates()) {
+    const std::string name(spec.name);
+    ASSERT_EQ(templates.count(name), 1u) << name;
+    EXPECT_EQ(templates[name], indexTemplateJson(spec, IndexTemplateOptions{})) << name;
+    EXPECT_NE(templates[name].find(R"("settings":{"index":{"default_pipeline":"_none"}})"),
+              std::string::npos)
+        << name;
+    EXPECT_NE(first->find("index template " + name + " created"), std::string::npos) << *first;
+    EXPECT_EQ(templateState(config_, transport, spec).value(), TemplateState::kCurrent) << name;
+  }
+  EXPECT_NE(first->find("pattern logs-m365_defender.incident-*"), std::string::npos) << *first;
+
+  auto again = installIndexTemplates(config_, transport);
+  ASSERT_TRUE(again) << again.error().message();
+  EXPECT_EQ(*again,
+            "index template mdecollect-microsoft_defender_endpoint.log left unchanged (version " +
+                std::to_string(indexTemplateVersion(kEndpointTemplate)) +
+                ")\nindex template mdecollect-m365_defender.incident left unchanged (version " +
+                std::to_string(indexTemplateVersion(kIncidentTemplate)) + ")");
+
+  auto deleted = transport.send("DELETE", "/_index_template/" + std::string(kIncidentTemplate.name),
+                                {}, false);
+  ASSERT_TRUE(deleted);
+  ASSERT_EQ(deleted->status, 200);
+  EXPECT_EQ(templateState(config_, transport, kIncidentTemplate).value(), TemplateState::kMissing);
+  EXPECT_EQ(templateState(config_, transport).value(), TemplateState::kCurrent);
+  auto third = installIndexTemplates(config_, transport);
+  ASSERT_TRUE(third) << third.error().message();
+  EXPECT_NE(third->find("mdecollect-microsoft_defender_endpoint.log left unchanged"),
+            std::string::npos)
+      << *third;
+  EXPECT_NE(third->find("mdecollect-m365_defender.incident created"), std::string::npos) << *third;
+
+  // Another ILM policy: both are updated and both name it.
+  config_.ilm_policy = "mdecollect-90d";
+  auto fourth = installIndexTemplates(config_, transport);
+  ASSERT_TRUE(fourth) << fourth.error().message();
+  templates = fake_->templates();
+  for (const auto& spec : indexTemplates()) {
+    const std::string name(spec.name);
+    EXPECT_NE(fourth->find(name + " updated"), std::string::npos) << *fourth;
+    EXPECT_NE(templates[name].find(
+                  R"("index":{"default_pipeline":"_none","lifecycle":{"name":"mdecollect-90d"}})"),
+              std::string::npos)
+        << templates[name].substr(0, 400);
+  }
+}
+
 TEST_F(ElasticsearchOutputTest, SetupWithWrongCredentialsSaysSo) {
   config_.api_key = config::Secret("key-id:nope");
   EsTransport transport(config_);

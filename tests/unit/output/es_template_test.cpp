@@ -140,14 +140,14 @@ void expectAllMapped(const Leaves& leaves) {
   }
 }
 
-// The alert cases only: the incident case's documents go to another data stream
-// (logs-m365_defender.incident-*, incidents.md), which this template does not serve.
+// The golden files of the endpoint template's documents. The incident fixture
+// (incident.*.ndjson: m365_defender.incident documents, the graph_incidents source) goes to
+// the other template; es_incident_template_test checks it against that one.
 std::vector<std::filesystem::path> goldenFiles(std::string_view suffix) {
   std::vector<std::filesystem::path> out;
   for (const auto& entry : std::filesystem::directory_iterator(MDEC_GOLDEN_DIR)) {
     const std::string name = entry.path().filename().string();
-    if (name.starts_with("incident.")) continue;
-    if (name.ends_with(suffix)) out.push_back(entry.path());
+    if (name.ends_with(suffix) && !name.starts_with("incident.")) out.push_back(entry.path());
   }
   std::sort(out.begin(), out.end());
   return out;
@@ -307,7 +307,13 @@ TEST(EsTemplateTest, TemplateBodyHasTheIndexTemplateShape) {
 
   dom::object settings;
   ASSERT_EQ(t.root.at_pointer("/template/settings").get(settings), simdjson::SUCCESS);
-  EXPECT_EQ(settings.size(), 0u) << "no ILM policy: no settings";
+  EXPECT_EQ(settings.size(), 1u);
+  dom::object index_settings;
+  ASSERT_EQ(settings["index"].get(index_settings), simdjson::SUCCESS);
+  EXPECT_EQ(index_settings.size(), 1u) << "no ILM policy: only default_pipeline";
+  std::string_view default_pipeline;
+  ASSERT_EQ(index_settings["default_pipeline"].get(default_pipeline), simdjson::SUCCESS);
+  EXPECT_EQ(default_pipeline, "_none") << "never the integration's ingest pipeline";
 
   dom::object mappings;
   ASSERT_EQ(t.root.at_pointer("/template/mappings").get(mappings), simdjson::SUCCESS);
@@ -326,7 +332,7 @@ TEST(EsTemplateTest, TemplateBodyHasTheIndexTemplateShape) {
                                          "template", "_meta"}));
 }
 
-TEST(EsTemplateTest, IlmPolicyIsTheOnlySetting) {
+TEST(EsTemplateTest, IlmPolicyIsTheOnlySettingBesidesTheDefaultPipeline) {
   IndexTemplateOptions options;
   options.ilm_policy = "mde \"90 days\"";
   const std::string json = indexTemplateJson(options);
@@ -337,7 +343,10 @@ TEST(EsTemplateTest, IlmPolicyIsTheOnlySetting) {
   EXPECT_EQ(settings.size(), 1u);
   dom::object index;
   ASSERT_EQ(settings["index"].get(index), simdjson::SUCCESS);
-  EXPECT_EQ(index.size(), 1u);
+  EXPECT_EQ(index.size(), 2u);
+  std::string_view default_pipeline;
+  ASSERT_EQ(index["default_pipeline"].get(default_pipeline), simdjson::SUCCESS);
+  EXPECT_EQ(default_pipeline, "_none");
   std::string_view name;
   ASSERT_EQ(t.root.at_pointer("/template/settings/index/lifecycle/name").get(name),
             simdjson::SUCCESS);
