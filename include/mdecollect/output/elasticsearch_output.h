@@ -25,6 +25,8 @@
 namespace mdec::output {
 
 inline constexpr std::string_view kDataStreamPrefix = "logs-microsoft_defender_endpoint.log-";
+// The incident documents' dataset (graph_incidents: logs-m365_defender.incident-<namespace>).
+inline constexpr std::string_view kIncidentDataset = "m365_defender.incident";
 
 // What the output did since it started (for logs and metrics).
 struct ElasticsearchCounters {
@@ -54,8 +56,9 @@ std::unique_ptr<http::HttpClient> makeElasticsearchClient(
 
 // ---- the pieces, for tests and benchmarks ----
 
-// The data stream a document goes to: its data_stream.namespace (as the mapper wrote it)
-// after kDataStreamPrefix; "default" when the document has none.
+// The data stream a document goes to: logs-<dataset>-<namespace> from its data_stream (as
+// the mapper wrote it). The dataset is the alerts' (kDataStreamPrefix) unless the document
+// says kIncidentDataset; the namespace is "default" when the document has none.
 std::string dataStreamOf(std::string_view document);
 
 // Appends `{"create":{"_index":…,"_id":…}}\n<document>\n`.

@@ -62,13 +62,15 @@ std::string join(std::string_view host, std::string_view path) {
 // ---- pieces ----
 
 std::string dataStreamOf(std::string_view document) {
-  // The document's top-level data_stream.namespace (the first of duplicate keys, as the
-  // mapper's document has it); "default" when it is missing, empty or not a string.
+  // The document's top-level data_stream (the first of duplicate keys, as the mapper's
+  // document has it): its namespace ("default" when missing, empty or not a string), and
+  // its dataset when it is one this project writes (the alerts' otherwise).
   thread_local simdjson::ondemand::parser parser;
   thread_local std::string padded;
   padded.assign(document);
   padded.append(simdjson::SIMDJSON_PADDING, '\0');
   std::string_view ns;
+  std::string_view dataset;
   simdjson::ondemand::document doc;
   simdjson::ondemand::object root;
   if (parser.iterate(padded.data(), document.size(), padded.size()).get(doc) == simdjson::SUCCESS &&
@@ -79,16 +81,26 @@ std::string dataStreamOf(std::string_view document) {
       if (key != "data_stream") continue;
       simdjson::ondemand::object ds;
       if (field.value().get_object().get(ds) != simdjson::SUCCESS) break;
+      bool have_ns = false;
+      bool have_dataset = false;
       for (auto member : ds) {
         if (member.unescaped_key().get(key) != simdjson::SUCCESS) break;
-        if (key != "namespace") continue;
-        if (member.value().get_string().get(ns) != simdjson::SUCCESS) ns = {};
-        break;
+        if (key == "namespace" && !have_ns) {
+          have_ns = true;
+          if (member.value().get_string().get(ns) != simdjson::SUCCESS) ns = {};
+        } else if (key == "dataset" && !have_dataset) {
+          have_dataset = true;
+          if (member.value().get_string().get(dataset) != simdjson::SUCCESS) dataset = {};
+        }
+        if (have_ns && have_dataset) break;
       }
       break;
     }
   }
   if (ns.empty()) ns = "default";
+  if (dataset == kIncidentDataset) {
+    return "logs-" + std::string(kIncidentDataset) + "-" + std::string(ns);
+  }
   return std::string(kDataStreamPrefix) + std::string(ns);
 }
 

@@ -283,7 +283,8 @@ std::string elasticsearchHint(const Error& error) {
   }
   if (*status == 403) {
     return "the credentials lack a privilege: writing needs create_doc and auto_configure on "
-           "logs-microsoft_defender_endpoint.log-*; `mdecollect setup` also needs the cluster "
+           "logs-microsoft_defender_endpoint.log-* (and logs-m365_defender.incident-* for "
+           "incidents); `mdecollect setup` also needs the cluster "
            "privilege manage_index_templates";
   }
   if (*status == 429 || *status >= 500) {

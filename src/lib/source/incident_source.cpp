@@ -94,8 +94,11 @@ class IncidentSource final : public AlertSource {
   Status page(const Instant& from, std::optional<Instant> until, std::optional<Instant> floor,
               bool move_watermark, std::stop_token stop) {
     // The watermark moves at most to the server's time when the run began (as
-    // NextLinkPager's): a version stamped meanwhile is read again by the next overlap.
-    const Instant began = serverNow();
+    // NextLinkPager's): a version stamped meanwhile is read again by the next overlap. That
+    // time is taken once the first answer has told the server's clock (a process that has
+    // not asked yet knows only its own, which may be behind: the watermark would then stay
+    // behind, and each poll read again what lies between).
+    std::optional<Instant> began;
     std::set<Instant> fetched;
     std::unordered_set<std::string> links;
     std::unordered_set<std::string> asked;  // the listings built this run: each once
@@ -115,6 +118,12 @@ class IncidentSource final : public AlertSource {
                      "Graph incidents: paging does not advance (" + u + " asked twice)");
       }
       auto facts = listPage(u, stop);
+      if (facts && stop.stop_requested()) {
+        // The page may be partial (the fallback stopped between incidents): commit what it
+        // holds, and nothing more (never a watermark).
+        if (auto s = commitFetched(std::nullopt); !s) return s;
+        return okStatus();
+      }
       if (!facts) {
         if (stop.stop_requested()) return okStatus();
         const Error& e = facts.error();
@@ -137,6 +146,7 @@ class IncidentSource final : public AlertSource {
         }
         return e;
       }
+      if (!began) began = serverNow();
       fetched.insert(facts->times.begin(), facts->times.end());
       next = facts->next_link;
       if (!next.empty()) {
@@ -154,7 +164,7 @@ class IncidentSource final : public AlertSource {
       // The window is complete.
       std::optional<Instant> watermark;
       if (move_watermark && waiting_now_ == 0 && overflowed_ == 0) {
-        auto it = fetched.lower_bound(began);
+        auto it = fetched.lower_bound(*began);
         if (it != fetched.begin() && (!floor || *floor < *std::prev(it))) {
           watermark = *std::prev(it);
         }
@@ -319,11 +329,13 @@ class IncidentSource final : public AlertSource {
         continue;
       }
       if ((*seen)[i]) continue;
+      if (stop.stop_requested()) break;
       const std::string key = versions[i].alert_id + '\n' + versions[i].last_update_time;
       auto one = getBody(
           baseUrl() + "/v1.0/security/incidents/" + http::urlEncode(a.id) + "?$expand=alerts",
           stop);
-      if (stop.stop_requested()) return Error(ErrorCode::kInternal, "stopped");
+      // Stopped: what was read with its alerts is still committed (the page is partial).
+      if (stop.stop_requested() && !one) break;
       std::string reason;
       if (one) {
         one->append(ecs::kLinePadding, ' ');
@@ -333,10 +345,15 @@ class IncidentSource final : public AlertSource {
           add(std::string_view(*one).substr(0, one->size() - ecs::kLinePadding), std::string());
           continue;
         }
-        // Changed since it was listed: that later version is listed in its turn; this one
-        // goes alone (its alerts are no longer there to read).
+        // Changed since it was listed: the listed version goes alone (its alerts are no
+        // longer there to read), and the version read is delivered as itself, with its
+        // alerts (it may be gone again before a listing shows it; the commit skips it if it
+        // was delivered already).
         reason = time ? "the incident changed (" + apiTime(*time) + ") before they were read"
                       : "its own response is not an incident";
+        if (time) {
+          add(std::string_view(*one).substr(0, one->size() - ecs::kLinePadding), std::string());
+        }
       } else {
         const Error& e = one.error();
         if (e.httpStatus() == 404) {

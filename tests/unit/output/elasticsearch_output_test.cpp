@@ -332,6 +332,15 @@ TEST(ElasticsearchPiecesTest, DataStreamComesFromTheDocumentsNamespace) {
   EXPECT_EQ(dataStreamOf(R"({"data_stream":{"namespace":""}})"),
             "logs-microsoft_defender_endpoint.log-default");
   EXPECT_EQ(dataStreamOf("not json"), "logs-microsoft_defender_endpoint.log-default");
+  // Incidents go to their own data stream; a dataset this project does not write does not
+  // choose an index.
+  EXPECT_EQ(dataStreamOf(R"({"data_stream":{"type":"logs","dataset":"m365_defender.incident",)"
+                         R"("namespace":"prod"}})"),
+            "logs-m365_defender.incident-prod");
+  EXPECT_EQ(dataStreamOf(R"({"data_stream":{"dataset":"m365_defender.incident"}})"),
+            "logs-m365_defender.incident-default");
+  EXPECT_EQ(dataStreamOf(R"({"data_stream":{"dataset":"evil","namespace":"prod"}})"),
+            "logs-microsoft_defender_endpoint.log-prod");
 }
 
 TEST(ElasticsearchPiecesTest, CreateLinesEscapeTheirValues) {

@@ -359,6 +359,15 @@ TEST(EsIncidentTemplateTest, TemplatesWrittenFollowTheSources) {
   EXPECT_EQ(mdec::output::templatesWritten(config),
             std::vector<IndexTemplateId>{IndexTemplateId::kEndpoint})
       << "no graph_incidents source: the incident template is not checked";
+  config.sources[1].type = mdec::config::SourceType::kGraphIncidents;
+  EXPECT_EQ(mdec::output::templatesWritten(config),
+            (std::vector<IndexTemplateId>{IndexTemplateId::kEndpoint, IndexTemplateId::kIncident}));
+  config.sources.resize(1);
+  config.sources[0].type = mdec::config::SourceType::kFile;
+  config.sources[0].format = "graph_incidents";
+  EXPECT_EQ(mdec::output::templatesWritten(config),
+            std::vector<IndexTemplateId>{IndexTemplateId::kIncident})
+      << "a file of incidents writes incident documents only";
 }
 
 }  // namespace

@@ -47,6 +47,8 @@ class FakeIncidentsApi : public http::HttpClient {
   bool next_links = true;
   int expand_fail_above = 0;        // > 0: a listing with $expand holding a larger incident: 500
   std::set<std::string> item_fail;  // /{id} of these: 500
+  // /{id} of these: the incident changes (to this time) just before it is answered.
+  std::map<std::string, Instant> change_on_get;
   std::vector<std::string> urls;
   std::map<std::string, int> served;  // "id\ntime" -> times served with its alerts
 
@@ -70,8 +72,12 @@ class FakeIncidentsApi : public http::HttpClient {
     if (path.size() > prefix.size() + 1 && path.starts_with(prefix + "/")) {
       const std::string id = urlDecode(path.substr(prefix.size() + 1));
       if (item_fail.count(id) > 0) return error(500, "InternalServerError");
-      for (const auto& inc : incidents) {
+      for (auto& inc : incidents) {
         if (inc.id != id) continue;
+        if (auto c = change_on_get.find(id); c != change_on_get.end()) {
+          inc.updated = c->second;
+          change_on_get.erase(c);
+        }
         res.body = "{\"@odata.context\":\"x\"," + json(inc, expand).substr(1);
         return res;
       }
@@ -295,6 +301,29 @@ TEST_F(IncidentSourceTest, ExpandFailureFallsBackToEachIncidentAlone) {
   EXPECT_GE(requestsMatching("/v1.0/security/incidents/2030?$expand=alerts"), 1);
   EXPECT_EQ(watermark(), iso(at(-3600 + 59 * 10)));
   for (const auto& d : docs()) EXPECT_FALSE(d.alerts_error);
+}
+
+// An incident that changes between its listing and its own GET: the listed version goes alone
+// (saying why), the version read goes with its alerts, and neither comes again.
+TEST_F(IncidentSourceTest, AnIncidentChangedBeforeItsOwnGetDeliversBothVersions) {
+  for (int i = 0; i < 5; ++i) add(std::to_string(4000 + i), -7200 + i, -3600 + i * 10, 2);
+  api.incidents[4].alerts = 150;
+  api.expand_fail_above = 100;
+  api.change_on_get["4002"] = at(-30);
+  auto s = source();
+  auto poll = s->poll({});
+  ASSERT_TRUE(poll) << poll.error().message();
+  std::map<std::string, std::vector<Doc>> of;
+  for (const auto& d : docs()) of[d.incident + " " + d.updated].push_back(d);
+  const auto listed = of["4002 " + core::formatRfc3339(at(-3600 + 20), 3)];
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_TRUE(listed[0].alerts_error);
+  const auto read = of["4002 " + core::formatRfc3339(at(-30), 3)];
+  EXPECT_EQ(read.size(), 2u) << "the version read, with its two alerts";
+  const auto before = docs().size();
+  clock.advance(std::chrono::minutes(1));
+  ASSERT_TRUE(s->poll({}));
+  EXPECT_EQ(docs().size(), before) << "the changed version is not delivered again when listed";
 }
 
 // The fallback's own GET keeps failing: the version waits (the watermark stays below it)
