@@ -104,6 +104,7 @@ class IncidentSource final : public AlertSource {
     std::unordered_set<std::string> asked;  // the listings built this run: each once
     Query q{from, until, std::nullopt, 0, std::nullopt};
     bool skipping = false;  // $skip over the window: a full page's order was not proven
+    bool chained = false;   // nextLinks were followed since the last listing built here
     std::string next;
     for (int steps = 0;; ++steps) {
       if (stop.stop_requested()) return okStatus();
@@ -111,6 +112,7 @@ class IncidentSource final : public AlertSource {
         return Error(ErrorCode::kInternal, "Graph incidents: a million pages in one poll");
       }
       const bool first = next.empty();
+      if (first) chained = false;
       const std::size_t top = config_.page_size;
       const std::string u = first ? url(q, top) : next;
       if (first && !asked.insert(u).second) {
@@ -152,10 +154,11 @@ class IncidentSource final : public AlertSource {
       if (!next.empty()) {
         if (auto s = commitFetched(std::nullopt); !s) return s;
         if (auto s = checkLink(next, links); !s) return s;
+        chained = true;
         continue;
       }
       // No nextLink: the last page, unless it is full.
-      auto more = continues(q, skipping, *facts, top, stop);
+      auto more = continues(q, skipping, chained, *facts, top, stop);
       if (!more) return more.error();
       if (*more) {
         if (auto s = commitFetched(std::nullopt); !s) return s;
@@ -182,10 +185,13 @@ class IncidentSource final : public AlertSource {
     }
   }
 
-  // After a page without a nextLink: whether the window goes on (and how: `q` changes).
-  Result<bool> continues(Query& q, bool& skipping, const PageFacts& facts, std::size_t top,
-                         std::stop_token stop) {
-    const bool full = facts.alerts >= top && !facts.times.empty();
+  // After a page without a nextLink: whether the window goes on (and how: `q` changes). A
+  // query whose pages carried nextLinks (`chained`) ended where the API said: a last page
+  // that happens to be full is complete. Only a full page the API gave no nextLink at all
+  // is continued here.
+  Result<bool> continues(Query& q, bool& skipping, bool chained, const PageFacts& facts,
+                         std::size_t top, std::stop_token stop) {
+    const bool full = facts.alerts >= top && !facts.times.empty() && !chained;
     if (q.eq) {
       if (full && q.skip + top <= kMaxSkip) {
         q.skip += top;

@@ -382,6 +382,18 @@ TEST_F(IncidentSourceTest, FullPagesWithoutNextLinkLoseNoTies) {
   EXPECT_EQ(watermark(), iso(at(-600 + 19)));
 }
 
+// Paged by nextLink, a last page that happens to be full (100 incidents, pages of 50) ends
+// the window: nothing is asked again (it once made the same nextLink come twice: "a loop").
+TEST_F(IncidentSourceTest, AFullLastPageOfANextLinkChainEndsTheWindow) {
+  for (int i = 0; i < 100; ++i) add("n" + std::to_string(i), -9000 + i, -3600 + (i * 37) % 100, 1);
+  auto s = source();
+  auto poll = s->poll({});
+  ASSERT_TRUE(poll) << poll.error().message();
+  EXPECT_EQ(poll->new_versions, 100u);
+  EXPECT_EQ(api.urls.size(), 2u);
+  EXPECT_EQ(watermark(), iso(at(-3600 + 99)));
+}
+
 // page_size above 50 is never sent (the config refuses it; the source asks what it is given).
 TEST_F(IncidentSourceTest, TopOver50IsRefusedByTheApiAndReported) {
   add("1", -100, -50, 1);
