@@ -5,8 +5,9 @@
 // page without a nextLink continues by lastUpdateDateTime: from the page's largest time
 // (`ge`) once a probe proves that no version below it was left out, one instant at a time
 // with `eq` and $skip when a whole page shares one time, and with $skip over the rest of
-// the window otherwise. $skip stops at 500 (the API refuses more): what lies beyond is
-// logged and counted, and the watermark stays.
+// the window otherwise. $skip stops at 500 (the API refuses more): what lies beyond cannot
+// be read; it is logged and fails the poll, and the watermark moves on (holding it would
+// stall the source for good). A query paged by nextLinks ends where the API says.
 //
 // Alerts (§3.3, §5.3): incidents are listed with $expand=alerts. When such a listing keeps
 // failing with 5xx (three attempts; large tenants, elastic/integrations #18144), the poll
@@ -166,7 +167,9 @@ class IncidentSource final : public AlertSource {
       }
       // The window is complete.
       std::optional<Instant> watermark;
-      if (move_watermark && waiting_now_ == 0 && overflowed_ == 0) {
+      // (Versions past $skip's reach can never be read: they do not hold the watermark,
+      // which would stall the source for good; the poll fails so that /health says so.)
+      if (move_watermark && waiting_now_ == 0) {
         auto it = fetched.lower_bound(*began);
         if (it != fetched.begin() && (!floor || *floor < *std::prev(it))) {
           watermark = *std::prev(it);
@@ -178,8 +181,8 @@ class IncidentSource final : public AlertSource {
         overflowed_ = 0;
         return Error(ErrorCode::kHttp,
                      std::to_string(n) +
-                         " listing(s) held more than 500 incident versions that $skip cannot "
-                         "reach; the watermark stays");
+                         " listing(s) held more than 500 incident versions at one time, which "
+                         "$skip cannot reach (see the log)");
       }
       return okStatus();
     }
@@ -238,8 +241,7 @@ class IncidentSource final : public AlertSource {
     ++overflowed_;
     log_->error(
         "more than {} incident versions at or after {} without a nextLink: $skip cannot reach "
-        "the rest (the API refuses more); the watermark stays, and the next poll reads them "
-        "again",
+        "the rest (the API refuses more); they are left unread",
         kMaxSkip, apiTime(at));
   }
 
