@@ -25,6 +25,22 @@ and can behave in legal but unkind ways (--mode, comma-separated):
   clock_behind        the API's clock (its Date header and the alerts' times) runs
   clock_ahead         --clock-skew seconds (default 420) behind or ahead of the real clock
 
+Graph security incidents (GET /v1.0/security/incidents and /v1.0/security/incidents/{id}):
+the alerts are grouped into incidents of their own here (numeric ids; an incident's
+lastUpdateDateTime moves whenever one of its alerts changes). $top > 50 and $skip > 500 are
+400s, $filter takes lastUpdateDateTime, createdDateTime, status, severity, assignedTo,
+classification, determination; $expand=alerts adds `alerts` (no such key without it);
+@odata.nextLink (absolute) while more matches remain. The modes above apply to them too
+(ignore_orderby: id order; future: the 2100 alerts are incidents of their own, stamped
+2100), and these are theirs alone:
+
+  no_next_link        never an @odata.nextLink: pages are positional, by $skip or time only
+  expand_500          a listing with $expand=alerts whose page holds an incident with more
+                      than --expand-fail-above alerts answers 500 (GET /{id} still works)
+  one_instant         --incident-burst incidents (default 60) share one lastUpdateDateTime
+                      (and have the lowest ids and the earliest creation times): a page of
+                      them is one instant
+
 Usage: hostile_api.py --listen 127.0.0.1:0 --mode MODE[,MODE] [--alerts N] [--seed S] ...
 The first line on standard output is the base URL (http://127.0.0.1:PORT). It serves until
 killed. It listens on loopback addresses only.
@@ -36,8 +52,16 @@ Test-only endpoints (not under /api or /v1.0):
   GET  /_hostile/requests  every request to the APIs and the token endpoint
   GET  /_hostile/foreign   every request the 127.0.0.2 listener received
   GET  /_hostile/tokens    every token issued (to look for them in logs)
-  POST /_hostile/add       {"new": N, "update": M}: N new alerts and M updated ones, stamped
-                           with the API's "now"; answers the versions made
+  POST /_hostile/add       {"new": N, "update": M, "touch": K, "same_time": bool}: N new
+                           alerts and M updated ones, stamped with the API's "now" (their
+                           incidents move too; a new alert joins an incident or starts one),
+                           and K incidents changed alone; same_time: every incident moved
+                           gets one lastUpdateDateTime. Answers the versions made
+  GET  /_hostile/incidents the current version of every incident (id, lastUpdateDateTime,
+                           alerts, alert ids, future)
+  GET  /_hostile/incidents_served  every incident version served: id, lastUpdateDateTime,
+                           alerts (how many it had), alert_ids, alerts_included, via (list,
+                           get), tenant, listener
 
 Standard library only.
 """
@@ -59,7 +83,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 TICKS = 10_000_000  # 100 ns units a second, as .NET's DateTime
 FUTURE_TICKS = calendar.timegm((2100, 1, 1, 0, 0, 0)) * TICKS
 MODES = {"ignore_orderby", "future", "pretty", "absurd_retry_after", "short_retry_after",
-         "foreign_next_link", "revoke_401", "clock_behind", "clock_ahead"}
+         "foreign_next_link", "revoke_401", "clock_behind", "clock_ahead",
+         "no_next_link", "expand_500", "one_instant"}
+GRAPH_APIS = ("graph", "incidents")
 ABSURD = {
     "huge": "99999999999999999999",
     "date9999": "Fri, 31 Dec 9999 23:59:59 GMT",
@@ -68,6 +94,9 @@ ABSURD = {
 }
 MDE_CONTEXT_PATH = "/api/$metadata#Alerts"
 GRAPH_CONTEXT = "https://graph.microsoft.com/v1.0/$metadata#security/alerts_v2"
+INCIDENTS_CONTEXT = "https://graph.microsoft.com/v1.0/$metadata#security/incidents"
+INCIDENTS_PATH = "/v1.0/security/incidents"
+INCIDENTS_TOP = 50   # Graph refuses more (400), unlike alerts_v2 which clamps at 1000
 CLIENT_ID = "00000000-0000-4000-8000-0000000000c1"
 SECRET = "Hostile-S3cret~Value.0123456789"
 
@@ -566,6 +595,173 @@ def alert_graph(alert, tenant_id):
     }
 
 
+# ---------------------------------------------------------------------------------------
+# Incidents: the alerts grouped here (not as any emulator does it)
+
+
+INCIDENT_STATUS = {"New": "active", "InProgress": "inProgress", "Resolved": "resolved"}
+SEVERITY_RANK = ["unknown", "informational", "low", "medium", "high"]
+
+
+class Incidents:
+    """Every alert belongs to one incident; an incident has 0..n alerts, and one current
+    version (id, lastUpdateDateTime). Its lastUpdateDateTime moves whenever it or one of
+    its alerts changes, never backwards, and never stays put on a change."""
+
+    def __init__(self, world, seed, burst, big):
+        self.world = world
+        self.rng = random.Random(seed * 7919 + 17)  # apart from the alerts' generator
+        self.items = []
+        self.by_id = {}
+        self.next_num = 1001
+        rng = self.rng
+        normal = [a for a in world.alerts if a["lut"] < FUTURE_TICKS]
+        future = [a for a in world.alerts if a["lut"] >= FUTURE_TICKS]
+        pool = sorted(normal, key=lambda a: (a["created"], a["seq"]))
+        earliest = min([a["created"] for a in pool], default=int(time.time() * TICKS))
+        groups = []  # (alerts, forced lut, forced created)
+        if burst:
+            # One instant shared by `burst` incidents with the lowest ids and the earliest
+            # creation times: a page of them, in any order asked, is one instant.
+            members = []
+            for i in range(burst):
+                members.append([pool.pop(0)] if pool and i % 7 != 6 else [])
+            shared = max([a["lut"] for m in members for a in m], default=earliest)
+            for i, m in enumerate(members):
+                groups.append((m, shared, earliest - (burst - i) * TICKS))
+        rest = []
+        if big and len(pool) >= big:
+            # One incident with many alerts (the one $expand fails on in expand_500).
+            chosen = rng.sample(pool, big)
+            pool = [a for a in pool if a not in chosen]
+            rest.append(chosen)
+        rng.shuffle(pool)
+        while pool:
+            n = min(len(pool), rng.choice([1, 1, 2, 2, 3, 4]))
+            rest.append(pool[:n])
+            pool = pool[n:]
+        rest.append([])  # an incident without alerts
+        # The others get ids in no relation to their times.
+        rng.shuffle(rest)
+        groups += [(m, None, None) for m in rest]
+        for a in future:  # each 2100 alert an incident of its own, stamped 2100
+            groups.append(([a], FUTURE_TICKS, None))
+        for members, lut, created in groups:
+            self.make(members, lut, created)
+
+    def make(self, members, lut=None, created=None):
+        num = self.next_num
+        self.next_num += 1 + self.rng.randrange(3)
+        now = int(time.time() * TICKS)
+        if created is None:
+            created = min([a["created"] for a in members],
+                          default=now - self.rng.randrange(3600) * TICKS)
+        if lut is None:
+            lut = max([a["lut"] for a in members], default=created)
+        inc = {"num": num, "id": str(num), "created": created, "lut": lut, "alerts": [],
+               "status": self.rng.choice(["active", "active", "inProgress"]),
+               "assigned": None, "version": 0, "tags": self.rng.choice([[], ["hostile"]])}
+        for a in members:
+            a["incident"] = num
+            inc["alerts"].append(a)
+        self.items.append(inc)
+        self.by_id[inc["id"]] = inc
+        return inc
+
+    def of(self, alert):
+        return self.by_id.get(str(alert["incident"]))
+
+    def move(self, inc, now_ticks):
+        """A change: a new lastUpdateDateTime (now, 7 digits; after the one it had)."""
+        inc["lut"] = max(self.world.coarse(now_ticks, 7), inc["lut"] + 1)
+        inc["version"] += 1
+
+    def add(self, now_ticks, made, new_ids, touch, same_time):
+        """After World.add made `made` (new alerts: `new_ids`): their incidents move; new
+        alerts join an incident (half of them) or start one. Then `touch` incidents change
+        alone (assignment, status). Returns the incidents moved."""
+        moved = []
+        candidates = [i for i in self.items if i["lut"] < FUTURE_TICKS]
+        for a in made:
+            if a["id"] in new_ids:
+                if candidates and self.rng.random() < 0.5:
+                    inc = self.rng.choice(candidates)
+                    a["incident"] = inc["num"]
+                    inc["alerts"].append(a)
+                else:
+                    inc = self.make([a], lut=0)
+                    candidates.append(inc)
+            else:
+                inc = self.of(a)
+            if inc is not None and inc not in moved:
+                moved.append(inc)
+        rest = [i for i in candidates if i not in moved]
+        for inc in self.rng.sample(rest, min(touch, len(rest))):
+            inc["assigned"] = "soc@contoso.example"
+            inc["status"] = "inProgress" if inc["status"] == "active" else "resolved"
+            moved.append(inc)
+        if same_time:
+            t = max([self.world.coarse(now_ticks, 7)] + [i["lut"] + 1 for i in moved])
+            for inc in moved:
+                inc["lut"] = t
+                inc["version"] += 1
+        else:
+            for inc in moved:
+                self.move(inc, now_ticks)
+        return moved
+
+
+def incident_severity(inc):
+    ranks = [SEVERITY_RANK.index("unknown" if a["severity"] == "UnSpecified"
+                                 else a["severity"].lower()) for a in inc["alerts"]]
+    return SEVERITY_RANK[max(ranks)] if ranks else "informational"
+
+
+def incident_graph(inc, tenant_id, expand):
+    status = inc["status"]
+    out = {}
+    if inc["num"] % 3 == 0:
+        out["@odata.type"] = "#microsoft.graph.security.incident"
+    out.update({
+        "id": inc["id"],
+        "tenantId": tenant_id,
+        "status": status,
+        "incidentWebUrl": f"https://security.microsoft.com/incidents/{inc['id']}?tid={tenant_id}",
+        "redirectIncidentId": None,
+        "displayName": f"Multi-stage incident {inc['id']} involving {len(inc['alerts'])} "
+                       f"alerts on one endpoint",
+        "description": "Incident \u00e9\u00e8 with \"quotes\"\nand a second line.",
+        "createdDateTime": render_time(inc["created"]),
+        "lastUpdateDateTime": render_time(inc["lut"]),
+        "assignedTo": inc["assigned"],
+        "classification": "truePositive" if status == "resolved" else "unknown",
+        "determination": "malware" if status == "resolved" else "unknown",
+        "severity": incident_severity(inc),
+        "customTags": inc["tags"],
+        "systemTags": [],
+        "comments": [] if inc["num"] % 4 else [
+            {"comment": "triaged", "createdBy": "soc@contoso.example",
+             "createdByDisplayName": "SOC", "createdTime": render_time(inc["created"])}],
+    })
+    if expand:
+        out["alerts"] = [alert_graph(a, tenant_id) for a in inc["alerts"]]
+    return out
+
+
+def incident_fields():
+    return {
+        "lastUpdateDateTime": ("dt", lambda i: i["lut"]),
+        "createdDateTime": ("dt", lambda i: i["created"]),
+        "status": ("str", lambda i: i["status"]),
+        "severity": ("str", incident_severity),
+        "assignedTo": ("str", lambda i: i["assigned"]),
+        "classification": ("str", lambda i: "truePositive" if i["status"] == "resolved"
+                           else "unknown"),
+        "determination": ("str", lambda i: "malware" if i["status"] == "resolved"
+                          else "unknown"),
+    }
+
+
 def assigned(a):
     return None if a["status"] == "New" else "analyst@contoso.example"
 
@@ -620,6 +816,10 @@ class Hostile:
         self.world = World(self.rng, self.now_ticks(), opts.alerts, opts.hours, opts.tie_group,
                            opts.future if "future" in self.modes else 0, opts.tenant_id,
                            opts.sorted_runs)
+        self.incidents = Incidents(self.world, opts.seed,
+                                   opts.incident_burst if "one_instant" in self.modes else 0,
+                                   opts.big_incident)
+        self.incidents_served = []  # every incident version served
         self.tokens = {}        # token -> {tenant, audience, revoked, issued}
         self.requests = []      # every request to the token endpoint and the APIs
         self.served = []        # every alert version served
@@ -630,7 +830,9 @@ class Hostile:
         self.revocations = 0
         self.counters = {"throttled": 0, "early_retries": 0, "unsorted_pages": 0,
                          "foreign_links": 0, "unauthorized": 0, "bad_requests": 0,
-                         "orderby_ignored": 0, "unordered_results": 0}
+                         "orderby_ignored": 0, "unordered_results": 0,
+                         "expand_500": 0, "incident_pages": 0, "one_instant_pages": 0,
+                         "full_pages_without_next_link": 0, "incident_gets": 0}
         self.base_url = ""
         self.foreign_url = ""
         self.retry_for = {}
@@ -754,6 +956,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.on_api("mde")
             if path == "/v1.0/security/alerts_v2":
                 return self.on_api("graph")
+            if path == INCIDENTS_PATH or path.startswith(INCIDENTS_PATH + "/"):
+                return self.on_api("incidents")
             self.send_body(404, mde_error("ResourceNotFound", f"No route for {path}"))
         except (BrokenPipeError, ConnectionResetError):
             pass
@@ -767,6 +971,7 @@ class Handler(BaseHTTPRequestHandler):
                 body = {"modes": sorted(state.modes), "url": state.base_url,
                         "foreign_url": state.foreign_url, "skew_seconds": state.skew,
                         "alerts": len(state.world.alerts), "api_requests": state.api_requests,
+                        "incidents": len(state.incidents.items),
                         "revocations": state.revocations, "counters": state.counters,
                         "client_id": state.opts.client_id, "now": render_time(state.now_ticks())}
             elif path == "/_hostile/alerts":
@@ -783,12 +988,20 @@ class Handler(BaseHTTPRequestHandler):
                 body = {"url": state.foreign_url, "requests": state.foreign_requests}
             elif path == "/_hostile/tokens":
                 body = {"tokens": [{"token": t, **v} for t, v in state.tokens.items()]}
+            elif path == "/_hostile/incidents":
+                body = {"incidents": [incident_truth(i) for i in state.incidents.items]}
+            elif path == "/_hostile/incidents_served":
+                body = {"served": state.incidents_served}
             elif path == "/_hostile/add" and self.command == "POST":
                 req = json.loads(self.read_body() or b"{}")
-                made = state.world.add(state.now_ticks(), int(req.get("new", 0)),
-                                       int(req.get("update", 0)))
+                now = state.now_ticks()
+                made = state.world.add(now, int(req.get("new", 0)), int(req.get("update", 0)))
+                new_ids = {a["id"] for a in made[:int(req.get("new", 0))]}
+                moved = state.incidents.add(now, made, new_ids, int(req.get("touch", 0)),
+                                            bool(req.get("same_time")))
                 body = {"added": [{"id": a["id"], "lastUpdateTime": render_time(a["lut"]),
-                                   "markers": markers(a)} for a in made]}
+                                   "markers": markers(a)} for a in made],
+                        "incidents": [incident_truth(i) for i in moved]}
             else:
                 body = None
         if body is None:
@@ -893,13 +1106,13 @@ class Handler(BaseHTTPRequestHandler):
         def error(status, code, message, headers=None):
             entry["status"] = status
             entry["error"] = code
-            body = (graph_error(code, message, state.now()) if api == "graph"
+            body = (graph_error(code, message, state.now()) if api in GRAPH_APIS
                     else mde_error(code, message))
             return status, body, headers or {}, entry
 
         if auth != "valid":
             state.counters["unauthorized"] += 1
-            if api == "graph":
+            if api in GRAPH_APIS:
                 return error(401, "InvalidAuthenticationToken",
                              "Access token has expired or is not yet valid." if auth == "revoked"
                              else "Access token is empty." if auth == "missing"
@@ -930,7 +1143,7 @@ class Handler(BaseHTTPRequestHandler):
             status, body = self.page(state, api, entry, tenant)
         except ODataError as e:
             state.counters["bad_requests"] += 1
-            return error(400, "BadRequest" if api == "graph" else "ODataError", str(e))
+            return error(400, "BadRequest" if api in GRAPH_APIS else "ODataError", str(e))
         entry["status"] = status
         return status, body, {}, entry
 
@@ -973,6 +1186,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def page(self, state, api, entry, tenant, cursor_from_foreign=False):
         """Builds one page. Returns (status, body)."""
+        if api == "incidents":
+            return self.incidents_page(state, entry, tenant, cursor_from_foreign)
         path, query = self.split()
         pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
         names = [k for k, _ in pairs]
@@ -1100,7 +1315,8 @@ class Handler(BaseHTTPRequestHandler):
                 status, body, headers = 401, mde_error("Unauthorized", "Bearer token required"), \
                     {"WWW-Authenticate": 'Bearer realm="api"'}
             else:
-                api = "graph" if path.startswith("/v1.0/") else "mde"
+                api = ("incidents" if path.startswith(INCIDENTS_PATH) else
+                       "graph" if path.startswith("/v1.0/") else "mde")
                 auth, info = self.auth_state(state)
                 try:
                     status, body = self.page(state, api, entry, info["tenant"] if info else None,
@@ -1110,6 +1326,140 @@ class Handler(BaseHTTPRequestHandler):
                 headers = {}
             entry["status"] = status
         self.send_body(status, body, headers=headers)
+
+
+    # -- Graph security incidents --------------------------------------------------------------
+
+    def incidents_page(self, state, entry, tenant, cursor_from_foreign=False):
+        """GET /v1.0/security/incidents[/{id}]. Returns (status, body)."""
+        path, query = self.split()
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        names = [k for k, _ in pairs]
+        dup = {k for k in names if names.count(k) > 1}
+        if dup:
+            raise ODataError(f"Query option '{sorted(dup)[0]}' was specified more than once.")
+        params = dict(pairs)
+        allowed = {"$filter", "$top", "$skip", "$orderby", "$expand", "$select", "$count",
+                   "$skiptoken"}
+        for k in params:
+            if k.startswith("$") and k not in allowed:
+                raise ODataError(f"The query parameter '{k}' is not supported.")
+        expand = params.get("$expand", "")
+        if expand not in ("", "alerts"):
+            raise ODataError(f"Could not find a property named '{expand}' on type "
+                             f"'microsoft.graph.security.incident'.")
+        if path != INCIDENTS_PATH:
+            one = urllib.parse.unquote(path[len(INCIDENTS_PATH) + 1:])
+            inc = state.incidents.by_id.get(one)
+            state.counters["incident_gets"] += 1
+            if inc is None or cursor_from_foreign:
+                entry["error"] = "NotFound"
+                return 404, graph_error("NotFound", f"Incident '{one}' was not found.",
+                                        state.now())
+            body = {"@odata.context": INCIDENTS_CONTEXT + "/$entity"}
+            body.update(incident_graph(inc, state.opts.tenant_id, expand == "alerts"))
+            self.record_incidents(state, entry, tenant, [inc], expand == "alerts", "get")
+            return 200, body
+        if "$skiptoken" in params:
+            cursor = state.cursors.get(params["$skiptoken"])
+            if cursor is None or cursor["api"] != "incidents":
+                raise ODataError("The $skiptoken is not valid.")
+            return self.render_incidents(state, entry, cursor, tenant)
+        if cursor_from_foreign:
+            raise ODataError("no cursor")
+        flt = params.get("$filter")
+        predicate = compile_filter(flt, incident_fields()) if flt else (lambda i: True)
+        try:
+            top = int(params["$top"]) if "$top" in params else INCIDENTS_TOP
+            skip = int(params.get("$skip", "0"))
+        except ValueError:
+            raise ODataError("$top and $skip must be integers.") from None
+        if top < 0 or skip < 0:
+            raise ODataError("$top and $skip must not be negative.")
+        if top > INCIDENTS_TOP:
+            raise ODataError(f"The limit of '{INCIDENTS_TOP}' for Top query has been exceeded. "
+                             f"The value from the incoming request is '{top}'.")
+        if skip > 500:
+            raise ODataError("The limit of '500' for Skip query has been exceeded. The value "
+                             f"from the incoming request is '{skip}'.")
+        order = None
+        if "$orderby" in params:
+            m = re.fullmatch(r"\s*(\w+)(?:\s+(asc|desc))?\s*", params["$orderby"])
+            if not m or m.group(1) not in ("lastUpdateDateTime", "createdDateTime"):
+                raise ODataError(f"Invalid $orderby: '{params['$orderby']}'.")
+            order = (m.group(1), m.group(2) == "desc")
+        cursor = {"api": "incidents", "predicate": predicate, "order": order, "top": top,
+                  "offset": skip, "expand": expand == "alerts",
+                  "count": params.get("$count") == "true"}
+        return self.render_incidents(state, entry, cursor, tenant)
+
+    def render_incidents(self, state, entry, cursor, tenant):
+        matches = [i for i in state.incidents.items if cursor["predicate"](i)]
+        order = cursor["order"]
+        if order is not None and "ignore_orderby" not in state.modes:
+            key = "created" if order[0] == "createdDateTime" else "lut"
+            matches.sort(key=lambda i: i["num"])
+            matches.sort(key=lambda i: i[key], reverse=order[1])
+            entry["order"] = "honoured"
+        else:
+            matches.sort(key=lambda i: i["num"])
+            entry["order"] = "by id"
+            if order is not None:
+                key = "created" if order[0] == "createdDateTime" else "lut"
+                if [i[key] for i in matches] != sorted(i[key] for i in matches):
+                    state.counters["orderby_ignored"] += 1  # and it made a difference
+        start, top = cursor["offset"], cursor["top"]
+        page = matches[start:start + top]
+        state.counters["incident_pages"] += 1
+        if cursor["expand"] and "expand_500" in state.modes:
+            big = [i["id"] for i in page if len(i["alerts"]) > state.opts.expand_fail_above]
+            if big:
+                state.counters["expand_500"] += 1
+                entry["expand_500"] = big
+                return 500, graph_error("InternalServerError",
+                                        "An internal server error occurred.", state.now())
+        luts = [i["lut"] for i in page]
+        if luts != sorted(luts):
+            state.counters["unsorted_pages"] += 1
+            entry["unsorted"] = True
+        if top > 1 and len(page) == top and len(set(luts)) == 1:
+            state.counters["one_instant_pages"] += 1
+        body = {"@odata.context": INCIDENTS_CONTEXT}
+        if cursor["count"]:
+            body["@odata.count"] = len(matches)
+        body["value"] = [incident_graph(i, state.opts.tenant_id, cursor["expand"]) for i in page]
+        more = top > 0 and start + top < len(matches)
+        if more and "no_next_link" in state.modes:
+            state.counters["full_pages_without_next_link"] += 1
+        elif more:
+            token = secrets.token_urlsafe(18)
+            state.cursors[token] = dict(cursor, offset=start + top)
+            host = state.base_url
+            if "foreign_next_link" in state.modes:
+                host = state.foreign_url
+                state.counters["foreign_links"] += 1
+                entry["foreign_next_link"] = True
+            expand = "$expand=alerts&" if cursor["expand"] else ""
+            body["@odata.nextLink"] = f"{host}{INCIDENTS_PATH}?{expand}$top={top}&$skiptoken={token}"
+            entry["next_link"] = body["@odata.nextLink"]
+        self.record_incidents(state, entry, tenant, page, cursor["expand"], "list")
+        return 200, body
+
+    def record_incidents(self, state, entry, tenant, incidents, expanded, via):
+        entry["served"] = len(incidents)
+        entry["served_ids"] = [i["id"] for i in incidents]
+        for i in incidents:
+            state.incidents_served.append({
+                "id": i["id"], "lastUpdateDateTime": render_time(i["lut"]),
+                "alerts": len(i["alerts"]), "alert_ids": [a["id"] for a in i["alerts"]],
+                "alerts_included": expanded, "via": via, "tenant": tenant,
+                "request": len(state.requests), "listener": entry["local"]})
+
+
+def incident_truth(inc):
+    return {"id": inc["id"], "lastUpdateDateTime": render_time(inc["lut"]),
+            "alerts": len(inc["alerts"]), "alert_ids": [a["id"] for a in inc["alerts"]],
+            "future": inc["lut"] >= FUTURE_TICKS}
 
 
 class Server(ThreadingHTTPServer):
@@ -1147,6 +1497,13 @@ def main():
     p.add_argument("--revoke-times", type=int, default=1)
     p.add_argument("--clock-skew", type=float, default=420.0)
     p.add_argument("--foreign-host", default="127.0.0.2")
+    p.add_argument("--incident-burst", type=int, default=60,
+                   help="incidents sharing one lastUpdateDateTime (mode one_instant)")
+    p.add_argument("--big-incident", type=int, default=8,
+                   help="the alerts of the one large incident (0: none)")
+    p.add_argument("--expand-fail-above", type=int, default=5,
+                   help="mode expand_500: an expanded page with an incident of more alerts "
+                        "answers 500")
     opts = p.parse_args()
     opts.mode = [m for m in opts.mode.split(",") if m]
     unknown = set(opts.mode) - MODES
