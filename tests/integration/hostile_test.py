@@ -128,11 +128,23 @@ class HostileApi:
     def tokens(self):
         return [t["token"] for t in self.get("tokens")["tokens"]]
 
-    def add(self, new=0, update=0):
-        status, text = http(f"{self.url}/_hostile/add", {"new": new, "update": update})
+    def add(self, new=0, update=0, **more):
+        return self.add_all(new, update, **more)["added"]
+
+    def add_all(self, new=0, update=0, touch=0, same_time=False):
+        """The alerts made and the incidents moved."""
+        status, text = http(f"{self.url}/_hostile/add", {"new": new, "update": update,
+                                                         "touch": touch,
+                                                         "same_time": same_time})
         if status != 200:
             raise RuntimeError(f"/_hostile/add: HTTP {status}: {text[:500]}")
-        return json.loads(text)["added"]
+        return json.loads(text)
+
+    def incidents(self):
+        return self.get("incidents")["incidents"]
+
+    def incidents_served(self):
+        return self.get("incidents_served")["served"]
 
     def stop(self):
         if self.proc.poll() is None:
@@ -823,6 +835,310 @@ class HostileTest(unittest.TestCase):
 
     def test_api_clock_ahead(self):
         self.clock_test("clock_ahead")
+
+    # -- Graph security incidents (type: graph_incidents) ---------------------------------------
+    #
+    # The stand-in groups its alerts into incidents of its own. Each test holds the output
+    # to what it served: every incident version (id, lastUpdateDateTime) served with its
+    # alerts is delivered exactly once with max(1, alerts) documents, one per alert it had;
+    # a version delivered without its alerts (the $expand fallback's give-up) is one
+    # document saying so, and was served; the latest version of every incident is there;
+    # nothing never served is there. The versions are read back from event.original (the
+    # raw strings served), so the source runs with preserve_original_event.
+
+    def incidents_source(self, name, api, tenant=TENANT, **extra):
+        settings = {"interval": "1s", "preserve_original_event": "true"}
+        settings.update(extra)
+        return source_yaml(name, api, "graph_incidents", tenant, **settings)
+
+    def incident_docs(self, collector, tag=None):
+        """(incident id, lastUpdateDateTime as served) -> its documents, in file order."""
+        out = collections.defaultdict(list)
+        for d in self.documents(collector, tag):
+            if d.get("data_stream", {}).get("dataset") != "m365_defender.incident":
+                continue
+            original = json.loads(d["event"]["original"])
+            out[(original.get("id"), original.get("lastUpdateDateTime"))].append(d)
+        return out
+
+    def latest_incidents(self, api):
+        """The current version of every incident a source must deliver (not those stamped
+        2100: whether it reads them is its choice; if it does, they are checked)."""
+        return {(i["id"], i["lastUpdateDateTime"]): i for i in api.incidents() if not i["future"]}
+
+    def incidents_delivered(self, collector, keys, tag=None):
+        def check():
+            got = self.incident_docs(collector, tag)
+            return all(k in got for k in keys)
+        return check
+
+    def assertIncidents(self, api, collector, tenant=None, tag=None, require_latest=True,
+                        label="incidents"):
+        """The checks above. Returns (versions served with their alerts, documents,
+        versions delivered without their alerts)."""
+        docs = self.incident_docs(collector, tag)
+        with_alerts, any_served, ground = {}, set(), []
+        for s in api.incidents_served():
+            if tenant is not None and s["tenant"] != tenant:
+                continue
+            key = (s["id"], s["lastUpdateDateTime"])
+            any_served.add(key)
+            if s["alerts_included"]:
+                if key in with_alerts and sorted(with_alerts[key]["alert_ids"]) != \
+                        sorted(s["alert_ids"]):
+                    ground.append(key)
+                with_alerts.setdefault(key, s)
+        self.assertFalse(ground, f"the stand-in served one version with two sets of alerts: "
+                                 f"{sample(ground)}")
+
+        def messages(d):
+            m = d.get("error", {}).get("message", [])
+            return [m] if isinstance(m, str) else m
+
+        def given_up(d):
+            return any("alerts could not be fetched" in m for m in messages(d))
+
+        lost, twice, wrong, unknown, alone, bad = [], [], [], [], [], []
+        for key, s in with_alerts.items():
+            ds = docs.get(key, [])
+            want = max(1, s["alerts"])
+            if not ds:
+                lost.append(key)
+                continue
+            if any(given_up(d) for d in ds):
+                wrong.append((key, "delivered alone although served with its alerts"))
+                continue
+            ids = [(json.loads(d["event"]["original"]).get("alerts") or {}).get("id")
+                   for d in ds]
+            if len(ds) > want:
+                twice.append((key, len(ds), want))
+            elif sorted(i for i in ids if i) != sorted(s["alert_ids"]):
+                wrong.append((key, f"alerts {sample(ids, 3)} != served {sample(s['alert_ids'], 3)}"))
+        for key, ds in docs.items():
+            if key not in any_served:
+                unknown.append(key)
+            elif key not in with_alerts:
+                if len(ds) == 1 and given_up(ds[0]):
+                    alone.append(key)
+                else:
+                    wrong.append((key, f"{len(ds)} documents for a version served only "
+                                       f"without its alerts"))
+            for d in ds:
+                if d.get("event", {}).get("kind") != "alert" or \
+                        (messages(d) and not given_up(d)):
+                    bad.append((key, d.get("event", {}).get("kind"), messages(d)[:2]))
+        missing_latest = []
+        if require_latest:
+            missing_latest = [k for k in self.latest_incidents(api) if k not in docs]
+        problems = []
+        if lost:
+            problems.append(f"LOST: {len(lost)} of {len(with_alerts)} incident versions served "
+                            f"with their alerts are not in the output: {sample(lost)}")
+        if missing_latest:
+            problems.append(f"LOST: the latest version of {len(missing_latest)} incidents is "
+                            f"not in the output: {sample(missing_latest)}")
+        if twice:
+            problems.append(f"DUPLICATED: {len(twice)} versions have more documents than "
+                            f"alerts (version, documents, alerts): {sample(twice)}")
+        if wrong:
+            problems.append(f"WRONG: {len(wrong)} versions: {sample(wrong, 3)}")
+        if unknown:
+            problems.append(f"UNKNOWN: {len(unknown)} versions in the output were never "
+                            f"served: {sample(unknown)}")
+        if bad:
+            problems.append(f"ERRORS: {len(bad)} documents are not clean alerts: {sample(bad, 3)}")
+        if problems:
+            self.fail(f"{label}:\n" + "\n".join(problems))
+        return len(with_alerts), sum(len(ds) for ds in docs.values()), len(alone)
+
+    def report(self, label, figures):
+        print(f"\n  {label}: {figures[0]} incident versions served with alerts, "
+              f"{figures[1]} documents, {figures[2]} delivered alone", file=sys.stderr)
+
+    def test_incidents_ignored_orderby_no_next_link_and_one_instant_larger_than_a_page(self):
+        # $orderby ignored (id order, unrelated to time), never a nextLink (a full page must
+        # be continued by time or $skip), and 60 incidents at one instant (lowest ids): the
+        # first pages of 10 are each one instant. Then a bulk change moves 30 incidents and
+        # those of 10 changed alerts to one new instant, and a second run reads them.
+        api = self.api("ignore_orderby", "no_next_link", "one_instant", alerts=120, seed=21,
+                       incident_burst=60)
+        truth = self.latest_incidents(api)
+        ties = collections.Counter(k[1] for k in truth)
+        self.assertGreater(max(ties.values()), 50, "no instant holds more than a page")
+        c = self.collector(self.incidents_source("s", api, page_size=10))
+        self.once(c)
+        moved = api.add_all(new=4, update=6, touch=30, same_time=True)["incidents"]
+        self.assertGreater(len(moved), 30)
+        self.once(c)
+        counters = api.info()["counters"]
+        for name in ("one_instant_pages", "full_pages_without_next_link", "orderby_ignored",
+                     "unsorted_pages"):
+            self.assertGreater(counters[name], 0, f"counter {name} is 0: nothing was tested")
+        figures = self.assertIncidents(api, c, label="ignored $orderby, no nextLink, one instant")
+        self.assertEqual(figures[2], 0, "versions delivered without their alerts")
+        self.report("one instant", figures)
+        self.assertNoSecretLeaked(api, c)
+
+    def test_incidents_pretty_json_and_an_incident_from_2100_do_not_freeze_the_watermark(self):
+        # Pretty-printed JSON, and two incidents stamped 2100-01-01T00:00:00Z. Incidents that
+        # change afterwards must still arrive, and later polls must ask from near the
+        # newest real time, not from 2100 and not from the start.
+        api = self.api("pretty", "future", alerts=40, seed=22)
+        self.assertEqual(sum(i["future"] for i in api.incidents()), 2)
+        c = self.collector(self.incidents_source("s", api, page_size=20,
+                                                 late_arrival_window="1m"))
+        with self.running(c):
+            first = self.latest_incidents(api)
+            self.wait_for("the first poll's incidents", self.incidents_delivered(c, first), 30,
+                          lambda: c.log_text()[-1500:])
+            moved = api.add_all(new=3, update=4, touch=3)["incidents"]
+            later = {(i["id"], i["lastUpdateDateTime"]) for i in moved}
+            added_at = time.time()
+
+            def detail():
+                polls = [r for r in api.requests() if r["kind"] == "incidents"
+                         and r["t"] > added_at]
+                return (f"LOST: {len(polls)} requests since, asking "
+                        f"{sample({r['params'].get('$filter') for r in polls}, 3)}; "
+                        f"/health: {c.health()[1].get('sources')}")
+            self.wait_for(f"the {len(later)} incident versions changed after the 2100 ones",
+                          self.incidents_delivered(c, later), 20, detail)
+            newest = max(ticks(k[1]) for k in self.latest_incidents(api))
+            settled = time.time() + 1.5
+
+            def polls():
+                return [r for r in api.requests() if r["kind"] == "incidents"
+                        and r["t"] > settled and r.get("status") == 200
+                        and "$filter" in r["params"]]
+            self.wait_for("three more polls", lambda: len(polls()) >= 3, 20,
+                          lambda: c.log_text()[-1500:])
+            floor = newest - 62 * TICKS
+            stale = []
+            for r in polls():
+                m = re.search(r"lastUpdateDateTime (?:ge|eq|gt) (\S+)", r["params"]["$filter"])
+                self.assertIsNotNone(m, f"a listing without a lower bound: {r['params']}")
+                t = ticks(re.sub(r"\.(\d+)Z$", lambda x: "." + x.group(1)[:7] + "Z",
+                                 m.group(1)))
+                if t < floor or t >= YEAR_2100 - 3600 * TICKS:
+                    stale.append(m.group(1))
+            self.assertFalse(stale, f"WATERMARK STUCK: {len(stale)} of {len(polls())} later "
+                                    f"listings ask from {sample(stale, 2)}, not from near "
+                                    f"{iso(newest)} - 1m")
+            texts = [http(c.monitor() + "/metrics")[1], http(c.monitor() + "/health")[1]]
+        figures = self.assertIncidents(api, c, label="pretty JSON, incidents stamped 2100")
+        self.report("pretty + 2100", figures)
+        self.assertNoSecretLeaked(api, c, texts)
+
+    def test_incidents_expand_500_falls_back_and_loses_nothing(self):
+        # A listing with $expand=alerts answers 500 when its page holds an incident of more
+        # than 5 alerts (one has 8); GET /incidents/{id}?$expand=alerts works. The source
+        # falls back: nothing is lost. A version that changed between its listing and its
+        # own GET may go alone, saying "alerts could not be fetched"; those are counted.
+        api = self.api("expand_500", alerts=40, seed=23, big_incident=8, expand_fail_above=5)
+        self.assertTrue(any(i["alerts"] > 5 for i in api.incidents()))
+        c = self.collector(self.incidents_source("s", api, page_size=10))
+        with self.running(c):
+            first = self.latest_incidents(api)
+            self.wait_for("the first poll's incidents", self.incidents_delivered(c, first), 30,
+                          lambda: f"/health: {c.health()[1].get('sources')}; "
+                                  + c.log_text()[-1500:])
+            for _ in range(2):
+                moved = api.add_all(new=3, update=5, touch=2)["incidents"]
+                keys = {(i["id"], i["lastUpdateDateTime"]) for i in moved}
+                self.wait_for(f"{len(keys)} incident versions changed meanwhile",
+                              self.incidents_delivered(c, keys), 25,
+                              lambda: f"/health: {c.health()[1].get('sources')}; "
+                                      + c.log_text()[-1500:])
+            self.wait_for("every incident's latest version",
+                          lambda: self.incidents_delivered(c, self.latest_incidents(api))(), 20)
+        counters = api.info()["counters"]
+        self.assertGreater(counters["expand_500"], 0, "no 500 was served: nothing was tested")
+        self.assertGreater(counters["incident_gets"], 0, "the source never fell back")
+        figures = self.assertIncidents(api, c, label="$expand=alerts answering 500")
+        self.report("expand_500", figures)
+        self.assertNoSecretLeaked(api, c)
+
+    def test_incidents_foreign_next_link_gets_no_token(self):
+        # The incidents' nextLinks name http://127.0.0.2:PORT/...: the token never goes
+        # there, the poll fails, the log names the host, /health says the source is not ok.
+        # What the pages before were served is delivered once (the rest cannot be read: the
+        # latest versions are not required).
+        api = self.api("foreign_next_link", alerts=40, seed=24)
+        foreign = api.info()["foreign_url"]
+        c = self.collector(self.incidents_source("s", api, page_size=5))
+        with self.running(c):
+            c.monitor()
+            self.wait_for("a foreign nextLink to be served",
+                          lambda: api.info()["counters"]["foreign_links"] > 0, 20,
+                          lambda: c.log_text()[-1500:])
+            deadline = time.monotonic() + 8
+            while time.monotonic() < deadline:
+                if c.health()[1]["sources"]["s"]["state"] in ("degraded", "failing"):
+                    break
+                time.sleep(0.2)
+            self.assertNoSecretLeaked(api, c)
+            status, health = c.health()
+            self.assertIn(health["sources"]["s"]["state"], ("degraded", "failing"),
+                          f"/health says the source is fine while its nextLink points to "
+                          f"{foreign} ({len(api.foreign()['requests'])} requests went there): "
+                          f"{health}")
+            self.assertNotEqual(health["status"], "ok", health)
+            self.assertAlive(c)
+        self.assertEqual([r for r in api.foreign()["requests"] if r.get("authorization")], [],
+                         "a request to 127.0.0.2 carried a token")
+        complaints = [line for line in c.log_text().splitlines()
+                      if re.search(r"\b(warn|error)", line, re.I)
+                      and ("127.0.0.2" in line or "another origin" in line)]
+        self.assertTrue(complaints, "no warning or error in the log about the foreign "
+                                    "nextLink:\n" + c.log_text()[-2000:])
+        figures = self.assertIncidents(api, c, require_latest=False,
+                                       label="incidents with a foreign nextLink")
+        self.assertGreater(figures[1], 0, "not even the first page was delivered")
+        self.report("foreign nextLink", figures)
+
+    def test_incidents_absurd_retry_after_keeps_the_source_alive_and_reported(self):
+        # The first request of tenant s is answered 429 'Retry-After: 99999999999999999999'.
+        # The source waits (bounded by the collector), stays alive, /health says degraded,
+        # throttled; it does not hammer the API. A steady source beside it (told
+        # 'Retry-After: 1' once) delivers every incident.
+        tenant, steady = "huge.onmicrosoft.com", "steady.onmicrosoft.com"
+        api = self.api("absurd_retry_after", alerts=30, seed=25,
+                       retry_after_for=[f"{tenant}=huge", f"{steady}=1"])
+        c = self.collector(self.incidents_source("s", api, tenant=tenant)
+                           + self.incidents_source("steady", api, tenant=steady))
+        with self.running(c):
+            url = c.monitor()
+            self.wait_for("the 429", lambda: any(r.get("status") == 429 and r["tenant"] == tenant
+                                                 for r in api.requests()), 20,
+                          lambda: c.log_text()[-1500:])
+
+            def throttled():
+                self.assertAlive(c)
+                s = c.health()[1]["sources"]["s"]
+                return s.get("state") == "degraded" and "throttl" in s.get("reason", "")
+            self.wait_for("/health to say source s is throttled", throttled, 10,
+                          lambda: f"/health: {c.health()}")
+            required = self.latest_incidents(api)
+            self.wait_for("the steady source to deliver every incident",
+                          self.incidents_delivered(c, required, tag="steady"), 25,
+                          lambda: f"/health: {c.health()}")
+            time.sleep(2)
+            self.assertAlive(c)
+            status, health = c.health()
+            self.assertEqual(status, 200, f"throttling is not a failure: {health}")
+            s = health["sources"]["s"]
+            self.assertEqual(s["state"], "degraded", s)
+            self.assertIn("throttl", s.get("reason", ""), s)
+            n = sum(1 for r in api.requests()
+                    if r["kind"] == "incidents" and r["tenant"] == tenant)
+            self.assertLessEqual(n, 3, f"{n} API requests after an absurd Retry-After")
+            texts = [http(url + "/metrics")[1], http(url + "/health")[1]]
+        self.assertIncidents(api, c, tenant=tenant, tag="s", require_latest=False,
+                             label="the throttled source")
+        figures = self.assertIncidents(api, c, tenant=steady, tag="steady",
+                                       label="the steady source")
+        self.report("absurd Retry-After (steady source)", figures)
+        self.assertNoSecretLeaked(api, c, texts)
 
 
 if __name__ == "__main__":
