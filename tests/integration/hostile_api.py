@@ -39,7 +39,13 @@ classification, determination; $expand=alerts adds `alerts` (no such key without
                       than --expand-fail-above alerts answers 500 (GET /{id} still works)
   one_instant         --incident-burst incidents (default 60) share one lastUpdateDateTime
                       (and have the lowest ids and the earliest creation times): a page of
-                      them is one instant
+                      them is one instant. --burst-time within (default): that instant is
+                      the newest of their alerts' times, and other incidents, listed after
+                      them, were last updated before it; oldest: every other incident was
+                      updated after it
+  --change-before-get K  the first K GET /incidents/{id} find their incident changed just
+                      before they answer (a new lastUpdateDateTime): the version listed is
+                      gone by the time its alerts are asked for
 
 Usage: hostile_api.py --listen 127.0.0.1:0 --mode MODE[,MODE] [--alerts N] [--seed S] ...
 The first line on standard output is the base URL (http://127.0.0.1:PORT). It serves until
@@ -608,7 +614,7 @@ class Incidents:
     version (id, lastUpdateDateTime). Its lastUpdateDateTime moves whenever it or one of
     its alerts changes, never backwards, and never stays put on a change."""
 
-    def __init__(self, world, seed, burst, big):
+    def __init__(self, world, seed, burst, big, burst_time="within"):
         self.world = world
         self.rng = random.Random(seed * 7919 + 17)  # apart from the alerts' generator
         self.items = []
@@ -648,6 +654,13 @@ class Incidents:
             groups.append(([a], FUTURE_TICKS, None))
         for members, lut, created in groups:
             self.make(members, lut, created)
+        if burst and burst_time == "oldest":
+            # Every other incident changed after the burst's instant (0.1 ms apart).
+            shared = self.items[0]["lut"]
+            later = sorted((i for i in self.items[burst:] if i["lut"] <= shared),
+                           key=lambda i: i["num"])
+            for k, inc in enumerate(later):
+                inc["lut"] = shared + (k + 1) * (TICKS // 10000)
 
     def make(self, members, lut=None, created=None):
         num = self.next_num
@@ -818,7 +831,7 @@ class Hostile:
                            opts.sorted_runs)
         self.incidents = Incidents(self.world, opts.seed,
                                    opts.incident_burst if "one_instant" in self.modes else 0,
-                                   opts.big_incident)
+                                   opts.big_incident, opts.burst_time)
         self.incidents_served = []  # every incident version served
         self.tokens = {}        # token -> {tenant, audience, revoked, issued}
         self.requests = []      # every request to the token endpoint and the APIs
@@ -832,7 +845,8 @@ class Hostile:
                          "foreign_links": 0, "unauthorized": 0, "bad_requests": 0,
                          "orderby_ignored": 0, "unordered_results": 0,
                          "expand_500": 0, "incident_pages": 0, "one_instant_pages": 0,
-                         "full_pages_without_next_link": 0, "incident_gets": 0}
+                         "full_pages_without_next_link": 0, "incident_gets": 0,
+                         "changed_before_get": 0}
         self.base_url = ""
         self.foreign_url = ""
         self.retry_for = {}
@@ -1356,6 +1370,11 @@ class Handler(BaseHTTPRequestHandler):
                 entry["error"] = "NotFound"
                 return 404, graph_error("NotFound", f"Incident '{one}' was not found.",
                                         state.now())
+            if state.counters["changed_before_get"] < state.opts.change_before_get \
+                    and inc["lut"] < FUTURE_TICKS:
+                state.counters["changed_before_get"] += 1
+                state.incidents.move(inc, state.now_ticks())
+                entry["changed_before_get"] = True
             body = {"@odata.context": INCIDENTS_CONTEXT + "/$entity"}
             body.update(incident_graph(inc, state.opts.tenant_id, expand == "alerts"))
             self.record_incidents(state, entry, tenant, [inc], expand == "alerts", "get")
@@ -1499,6 +1518,10 @@ def main():
     p.add_argument("--foreign-host", default="127.0.0.2")
     p.add_argument("--incident-burst", type=int, default=60,
                    help="incidents sharing one lastUpdateDateTime (mode one_instant)")
+    p.add_argument("--burst-time", choices=["within", "oldest"], default="within",
+                   help="mode one_instant: where the burst's instant lies (see above)")
+    p.add_argument("--change-before-get", type=int, default=0,
+                   help="the first K GET /incidents/{id} move their incident first")
     p.add_argument("--big-incident", type=int, default=8,
                    help="the alerts of the one large incident (0: none)")
     p.add_argument("--expand-fail-above", type=int, default=5,

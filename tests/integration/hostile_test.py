@@ -955,13 +955,13 @@ class HostileTest(unittest.TestCase):
         print(f"\n  {label}: {figures[0]} incident versions served with alerts, "
               f"{figures[1]} documents, {figures[2]} delivered alone", file=sys.stderr)
 
-    def test_incidents_ignored_orderby_no_next_link_and_one_instant_larger_than_a_page(self):
-        # $orderby ignored (id order, unrelated to time), never a nextLink (a full page must
-        # be continued by time or $skip), and 60 incidents at one instant (lowest ids): the
-        # first pages of 10 are each one instant. Then a bulk change moves 30 incidents and
-        # those of 10 changed alerts to one new instant, and a second run reads them.
-        api = self.api("ignore_orderby", "no_next_link", "one_instant", alerts=120, seed=21,
-                       incident_burst=60)
+    def one_instant_test(self, *modes, burst_time):
+        # Never a nextLink (a full page must be continued by time or $skip), and 60
+        # incidents at one instant (lowest ids, earliest creation): the first pages of 10
+        # are each one instant. Then a bulk change moves 30 incidents and those of 10
+        # changed alerts to one new instant, and a second run reads them.
+        api = self.api("no_next_link", "one_instant", *modes, alerts=120, seed=21,
+                       incident_burst=60, burst_time=burst_time)
         truth = self.latest_incidents(api)
         ties = collections.Counter(k[1] for k in truth)
         self.assertGreater(max(ties.values()), 50, "no instant holds more than a page")
@@ -971,13 +971,34 @@ class HostileTest(unittest.TestCase):
         self.assertGreater(len(moved), 30)
         self.once(c)
         counters = api.info()["counters"]
-        for name in ("one_instant_pages", "full_pages_without_next_link", "orderby_ignored",
-                     "unsorted_pages"):
+        for name in ("one_instant_pages", "full_pages_without_next_link"):
             self.assertGreater(counters[name], 0, f"counter {name} is 0: nothing was tested")
-        figures = self.assertIncidents(api, c, label="ignored $orderby, no nextLink, one instant")
+        what = "/".join(modes + ("no nextLink", f"one instant ({burst_time})"))
+        figures = self.assertIncidents(api, c, label=what)
         self.assertEqual(figures[2], 0, "versions delivered without their alerts")
-        self.report("one instant", figures)
+        self.report(what, figures)
         self.assertNoSecretLeaked(api, c)
+        return api
+
+    def test_incidents_ignored_orderby_no_next_link_and_one_instant_larger_than_a_page(self):
+        # $orderby ignored too (id order, unrelated to time); every other incident was
+        # last updated after the burst's instant.
+        api = self.one_instant_test("ignore_orderby", burst_time="oldest")
+        counters = api.info()["counters"]
+        self.assertGreater(counters["orderby_ignored"], 0, "$orderby was never ignored")
+        self.assertGreater(counters["unsorted_pages"], 0, "no page out of time order")
+
+    # KNOWN COLLECTOR BUG (reported, not fixed here): a full page without a nextLink whose
+    # versions all share one lastUpdateDateTime T is paged with `eq T` and $skip, and the
+    # window then goes on from T + 100 ns, although nothing proved that the listing held no
+    # version in [from, T) after that page (incident_source.cpp continues(): the probe is
+    # only made for a page of several times). Ordered by createdDateTime (what the source
+    # asks for), incidents created after the burst but last updated before T are never read,
+    # and the watermark moves past them: lost for good. When the collector is fixed this
+    # test passes, unittest reports an unexpected success, and the decorator must go.
+    @unittest.expectedFailure
+    def test_incidents_one_instant_page_does_not_hide_older_versions_listed_after_it(self):
+        self.one_instant_test(burst_time="within")
 
     def test_incidents_pretty_json_and_an_incident_from_2100_do_not_freeze_the_watermark(self):
         # Pretty-printed JSON, and two incidents stamped 2100-01-01T00:00:00Z. Incidents that
