@@ -1168,6 +1168,72 @@ class HostileTest(unittest.TestCase):
         self.report("absurd Retry-After (steady source)", figures)
         self.assertNoSecretLeaked(api, c, texts)
 
+    def test_incidents_paged_by_time_through_changes_lose_nothing(self):
+        # No nextLink, $orderby ignored, pages of 5, while incidents change between polls
+        # (some rounds move them all to one instant): every version served is delivered
+        # once, and every incident's latest version arrives.
+        api = self.api("no_next_link", "ignore_orderby", alerts=60, seed=26)
+        c = self.collector(self.incidents_source("s", api, page_size=5,
+                                                 late_arrival_window="1m"))
+        with self.running(c):
+            self.wait_for("the first poll's incidents",
+                          self.incidents_delivered(c, self.latest_incidents(api)), 30,
+                          lambda: c.log_text()[-1500:])
+            for r in range(4):
+                api.add_all(new=3, update=6, touch=4, same_time=r % 2 == 1)
+                time.sleep(1.2)
+            self.wait_for("every incident's latest version",
+                          lambda: self.incidents_delivered(c, self.latest_incidents(api))(), 25,
+                          lambda: f"/health: {c.health()[1].get('sources')}; "
+                                  + c.log_text()[-1500:])
+        counters = api.info()["counters"]
+        self.assertGreater(counters["full_pages_without_next_link"], 0, "nothing was tested")
+        figures = self.assertIncidents(api, c, label="paged by time through changes")
+        self.report("paged by time through changes", figures)
+        self.assertNoSecretLeaked(api, c)
+
+    def test_incidents_token_revoked_mid_paging(self):
+        # Every token dies after the 3rd API request: a 401 mid-paging, a new token, and
+        # nothing lost or doubled.
+        api = self.api("revoke_401", alerts=40, seed=27, revoke_after=3)
+        c = self.collector(self.incidents_source("s", api, page_size=5))
+        self.once(c)
+        reqs = api.requests()
+        refused = [r for r in reqs if r.get("status") == 401]
+        granted = [r for r in reqs if r["kind"] == "token" and r["status"] == 200]
+        self.assertEqual(api.info()["revocations"], 1, "the token was never revoked")
+        self.assertGreaterEqual(len(refused), 1, "no request met the revoked token")
+        self.assertGreaterEqual(len(granted), 2, "no new token was fetched after the 401")
+        self.assertLessEqual(len(refused), 3, f"{len(refused)} requests with a revoked token")
+        self.report("token revoked", self.assertIncidents(api, c, label="token revoked"))
+        self.assertNoSecretLeaked(api, c)
+
+    def test_incidents_api_clock_ahead(self):
+        # The API's clock (Date header, incident times) 7 minutes ahead of ours: incidents
+        # changed "now" on its clock arrive promptly; the lag is measured on its clock.
+        api = self.api("clock_ahead", alerts=40, seed=28, clock_skew=420)
+        c = self.collector(self.incidents_source("s", api, page_size=20))
+        with self.running(c):
+            self.wait_for("the first poll's incidents",
+                          self.incidents_delivered(c, self.latest_incidents(api)), 30,
+                          lambda: c.log_text()[-1500:])
+            moved = api.add_all(new=3, update=3, touch=2)["incidents"]
+            keys = {(i["id"], i["lastUpdateDateTime"]) for i in moved}
+            self.wait_for(f"{len(keys)} incident versions stamped now on an API clock 420 s "
+                          f"ahead", self.incidents_delivered(c, keys), 20,
+                          lambda: f"/health: {c.health()[1].get('sources')}; "
+                                  + c.log_text()[-1000:])
+            newest = max(ticks(k[1]) for k in keys) / TICKS
+            self.assertGreater(newest, time.time() + 300, "not stamped in our future")
+            lag = c.metrics().get('mdecollect_source_watermark_lag_seconds{source="s"}')
+            self.assertIsNotNone(lag, "no watermark lag on /metrics")
+            api_age = time.time() + 420 - newest
+            self.assertLess(abs(lag - api_age), 60,
+                            f"watermark lag {lag:.0f} s, but on the API's clock the newest "
+                            f"incident is {api_age:.0f} s old")
+        self.report("clock ahead", self.assertIncidents(api, c, label="API clock +420 s"))
+        self.assertNoSecretLeaked(api, c)
+
 
 if __name__ == "__main__":
     MDECOLLECT = sys.argv[1]
