@@ -37,6 +37,8 @@ classification, determination; $expand=alerts adds `alerts` (no such key without
   no_next_link        never an @odata.nextLink: pages are positional, by $skip or time only
   expand_500          a listing with $expand=alerts whose page holds an incident with more
                       than --expand-fail-above alerts answers 500 (GET /{id} still works)
+  get_500             with expand_500: GET /incidents/{id} of such an incident answers 500
+                      too (its alerts cannot be read at all)
   one_instant         --incident-burst incidents (default 60) share one lastUpdateDateTime
                       (and have the lowest ids and the earliest creation times): a page of
                       them is one instant. --burst-time within (default): that instant is
@@ -90,7 +92,7 @@ TICKS = 10_000_000  # 100 ns units a second, as .NET's DateTime
 FUTURE_TICKS = calendar.timegm((2100, 1, 1, 0, 0, 0)) * TICKS
 MODES = {"ignore_orderby", "future", "pretty", "absurd_retry_after", "short_retry_after",
          "foreign_next_link", "revoke_401", "clock_behind", "clock_ahead",
-         "no_next_link", "expand_500", "one_instant"}
+         "no_next_link", "expand_500", "one_instant", "get_500"}
 GRAPH_APIS = ("graph", "incidents")
 ABSURD = {
     "huge": "99999999999999999999",
@@ -846,7 +848,7 @@ class Hostile:
                          "orderby_ignored": 0, "unordered_results": 0,
                          "expand_500": 0, "incident_pages": 0, "one_instant_pages": 0,
                          "full_pages_without_next_link": 0, "incident_gets": 0,
-                         "changed_before_get": 0}
+                         "changed_before_get": 0, "get_500": 0}
         self.base_url = ""
         self.foreign_url = ""
         self.retry_for = {}
@@ -1370,6 +1372,11 @@ class Handler(BaseHTTPRequestHandler):
                 entry["error"] = "NotFound"
                 return 404, graph_error("NotFound", f"Incident '{one}' was not found.",
                                         state.now())
+            if "get_500" in state.modes and len(inc["alerts"]) > state.opts.expand_fail_above:
+                state.counters["get_500"] += 1
+                entry["get_500"] = True
+                return 500, graph_error("InternalServerError",
+                                        "An internal server error occurred.", state.now())
             if state.counters["changed_before_get"] < state.opts.change_before_get \
                     and inc["lut"] < FUTURE_TICKS:
                 state.counters["changed_before_get"] += 1

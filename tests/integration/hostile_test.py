@@ -1234,6 +1234,47 @@ class HostileTest(unittest.TestCase):
         self.report("clock ahead", self.assertIncidents(api, c, label="API clock +420 s"))
         self.assertNoSecretLeaked(api, c)
 
+    # KNOWN COLLECTOR ISSUE (reported, not fixed here): the fallback's GET of one incident
+    # is retried like any request, 8 attempts with backoff (about 50 s), inside the poll:
+    # the page it is on and every later page wait meanwhile (no document written), /health
+    # says only "collecting", and the first failure counts for alerts_give_up_after only
+    # once those attempts are over. With alerts_give_up_after 3s the version goes alone
+    # after about 100 s (two polls), not within this test's 30 s. When that changes, this
+    # test passes, unittest reports an unexpected success, and the decorator must go.
+    @unittest.expectedFailure
+    def test_incidents_whose_alerts_cannot_be_read_wait_then_go_alone(self):
+        # $expand=alerts answers 500 for the page of the incident with 8 alerts, and so does
+        # its own GET: the version waits (the poll fails, /health says so) for
+        # alerts_give_up_after (3 s), then goes alone, as one document saying "alerts could
+        # not be fetched: HTTP 500". Every other incident arrives with its alerts.
+        api = self.api("expand_500", "get_500", alerts=40, seed=29, big_incident=8,
+                       expand_fail_above=5)
+        big = [(i["id"], i["lastUpdateDateTime"]) for i in api.incidents() if i["alerts"] > 5]
+        self.assertEqual(len(big), 1)
+        c = self.collector(self.incidents_source("s", api, page_size=10,
+                                                 alerts_give_up_after="3s"))
+        with self.running(c):
+            self.wait_for("every incident, the one without its alerts too",
+                          self.incidents_delivered(c, self.latest_incidents(api)), 30,
+                          lambda: f"/health: {c.health()[1].get('sources')}; "
+                                  + c.log_text()[-1500:])
+            moved = api.add_all(new=2, update=3)["incidents"]
+            keys = {(i["id"], i["lastUpdateDateTime"]) for i in moved}
+            self.wait_for("the versions made afterwards", self.incidents_delivered(c, keys), 20,
+                          lambda: f"/health: {c.health()[1].get('sources')}; "
+                                  + c.log_text()[-1500:])
+        counters = api.info()["counters"]
+        self.assertGreater(counters["get_500"], 0, "no GET answered 500: nothing was tested")
+        docs = self.incident_docs(c)
+        self.assertEqual(len(docs[big[0]]), 1, f"the version whose alerts could not be read: "
+                                               f"{len(docs[big[0]])} documents")
+        self.assertIn("alerts could not be fetched: HTTP 500",
+                      " ".join(docs[big[0]][0].get("error", {}).get("message", [])))
+        figures = self.assertIncidents(api, c, label="alerts that cannot be read")
+        self.assertGreaterEqual(figures[2], 1)
+        self.report("alerts that cannot be read", figures)
+        self.assertNoSecretLeaked(api, c)
+
 
 if __name__ == "__main__":
     MDECOLLECT = sys.argv[1]
