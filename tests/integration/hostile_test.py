@@ -9,7 +9,8 @@ that are one instant, $expand=alerts answering 500 (the fallback), 2100, pretty 
 foreign nextLink, an absurd Retry-After, a revoked token, a clock ahead; each incident
 version (id, lastUpdateDateTime, read back from event.original) served with its alerts is
 delivered once with max(1, alerts) documents, and every incident's latest version arrives.
-Two of these tests are marked expectedFailure: each names a collector defect found here.
+Two of them found collector defects (a one-instant page hiding older versions listed after
+it; the fallback's GET retried for 50 s inside the poll), fixed since; their comments say so.
 
 Each test checks the file output against what the stand-in served and holds: every alert
 version (id, lastUpdateTime) with each of its evidence documents delivered exactly once,
@@ -996,15 +997,10 @@ class HostileTest(unittest.TestCase):
         self.assertGreater(counters["orderby_ignored"], 0, "$orderby was never ignored")
         self.assertGreater(counters["unsorted_pages"], 0, "no page out of time order")
 
-    # KNOWN COLLECTOR BUG (reported, not fixed here): a full page without a nextLink whose
-    # versions all share one lastUpdateDateTime T is paged with `eq T` and $skip, and the
-    # window then goes on from T + 100 ns, although nothing proved that the listing held no
-    # version in [from, T) after that page (incident_source.cpp continues(): the probe is
-    # only made for a page of several times). Ordered by createdDateTime (what the source
-    # asks for), incidents created after the burst but last updated before T are never read,
-    # and the watermark moves past them: lost for good. When the collector is fixed this
-    # test passes, unittest reports an unexpected success, and the decorator must go.
-    @unittest.expectedFailure
+    # A full page without a nextLink whose versions all share one lastUpdateDateTime T: T is
+    # paged with `eq` and $skip, and the versions below T that the listing's order put after
+    # that page are read too (the range [from, T) is listed before the window goes past T).
+    # This test found the source once skipping them, losing them for good.
     def test_incidents_one_instant_page_does_not_hide_older_versions_listed_after_it(self):
         self.one_instant_test(burst_time="within")
 
@@ -1240,14 +1236,9 @@ class HostileTest(unittest.TestCase):
         self.report("clock ahead", self.assertIncidents(api, c, label="API clock +420 s"))
         self.assertNoSecretLeaked(api, c)
 
-    # KNOWN COLLECTOR ISSUE (reported, not fixed here): the fallback's GET of one incident
-    # is retried like any request, 8 attempts with backoff (about 50 s), inside the poll:
-    # the page it is on and every later page wait meanwhile (no document written), /health
-    # says only "collecting", and the first failure counts for alerts_give_up_after only
-    # once those attempts are over. With alerts_give_up_after 3s the version goes alone
-    # after about 100 s (two polls), not within this test's 30 s. When that changes, this
-    # test passes, unittest reports an unexpected success, and the decorator must go.
-    @unittest.expectedFailure
+    # The fallback's GET of one incident is tried three times (not the client's eight, about
+    # 50 s, which once held the page and every later one inside the poll), so the version
+    # goes alone after alerts_give_up_after, here within the test's 30 s.
     def test_incidents_whose_alerts_cannot_be_read_wait_then_go_alone(self):
         # $expand=alerts answers 500 for the page of the incident with 8 alerts, and so does
         # its own GET: the version waits (the poll fails, /health says so) for

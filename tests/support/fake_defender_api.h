@@ -72,6 +72,21 @@ inline std::string urlDecode(std::string_view s) {
   return out;
 }
 
+// The query parameters of a URL, decoded (a key without '=' maps to "").
+inline std::map<std::string, std::string> queryParams(const std::string& url) {
+  std::map<std::string, std::string> params;
+  const auto q = url.find('?');
+  for (std::size_t i = q == std::string::npos ? url.size() : q + 1; i < url.size();) {
+    auto amp = url.find('&', i);
+    if (amp == std::string::npos) amp = url.size();
+    const std::string kv = url.substr(i, amp - i);
+    const auto eq = kv.find('=');
+    params[kv.substr(0, eq)] = eq == std::string::npos ? "" : urlDecode(kv.substr(eq + 1));
+    i = amp + 1;
+  }
+  return params;
+}
+
 struct ServedAlert {
   std::optional<Instant> time;  // unset: matched by every window (a hostile API)
   std::string json;
@@ -96,16 +111,7 @@ class FakeApi : public http::HttpClient {
 
   Result<http::HttpResponse> send(const http::HttpRequest& req) override {
     ++requests;
-    const auto q = req.url.find('?');
-    std::map<std::string, std::string> params;
-    for (std::size_t i = q + 1; i < req.url.size();) {
-      auto amp = req.url.find('&', i);
-      if (amp == std::string::npos) amp = req.url.size();
-      const std::string kv = req.url.substr(i, amp - i);
-      const auto eq = kv.find('=');
-      params[kv.substr(0, eq)] = urlDecode(kv.substr(eq + 1));
-      i = amp + 1;
-    }
+    std::map<std::string, std::string> params = queryParams(req.url);
     const std::string filter = params["$filter"];
     std::optional<Instant> ge, lt;
     if (auto p = filter.find("lastUpdateTime ge "); p != std::string::npos) {

@@ -54,6 +54,9 @@ struct LineStats {
   std::uint64_t alerts = 0;     // alert values met (page elements or whole-line alerts)
   std::uint64_t documents = 0;  // documents produced, error documents included
   std::uint64_t errors = 0;     // error documents produced
+  // Incidents: evidence dates that did not parse, dropped as Elastic's pipeline drops them
+  // (no error.message: incidents.md §4.5, D8).
+  std::uint64_t dropped_dates = 0;
 };
 
 // Returns the current time as RFC 3339 UTC text; used for @timestamp when an alert has

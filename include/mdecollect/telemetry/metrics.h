@@ -54,6 +54,7 @@ class SourceMetrics {
   std::atomic<std::uint64_t> documents_produced{0};  // documents mapped from new versions
   std::atomic<std::uint64_t> error_documents{0};     // of which error documents
   std::atomic<std::uint64_t> future_versions{0};     // new versions stamped in the future
+  std::atomic<std::uint64_t> dates_dropped{0};       // incidents: evidence dates that did not parse
   std::atomic<std::uint64_t> restarts{0};            // restarted after an unexpected failure
   std::atomic<std::uint64_t> retries{0};
   std::atomic<std::uint64_t> throttled{0};        // 429 answers waited out

@@ -765,10 +765,16 @@ void renameIn(Value& e, Path from, Path to) {
   if (auto v = takePath(e, from)) set(e, to, std::move(*v));
 }
 
-void dateIn(Value& e, Path from, Path to) {
+// An evidence date: one that does not parse is dropped, as Elastic's pipeline drops it
+// (ignore_failure), and counted in `dropped`.
+void dateIn(Value& e, Path from, Path to, std::uint64_t& dropped) {
   auto v = takePath(e, from);
   if (!v || v->isNull()) return;
-  if (auto date = toDate(*v)) set(e, to, Value::string(std::move(*date)));
+  if (auto date = toDate(*v)) {
+    set(e, to, Value::string(std::move(*date)));
+  } else {
+    ++dropped;
+  }
 }
 
 void stringIn(Value& e, Path from, Path to) {
@@ -867,7 +873,7 @@ void IncidentMapper::Impl::mapEvidence(Value& evidence, Doc& d) {
 
   incident::dropEmptyStrings(evidence);
   each([&](Value& e) {
-    dateIn(e, {"createdDateTime"}, {"created_datetime"});
+    dateIn(e, {"createdDateTime"}, {"created_datetime"}, stats.dropped_dates);
     renameIn(e, {"remediationStatus"}, {"remediation_status"});
     renameIn(e, {"remediationStatusDetails"}, {"remediation_status_details"});
   });
@@ -882,7 +888,9 @@ void IncidentMapper::Impl::mapEvidence(Value& evidence, Doc& d) {
     }
   });
 
-  each([&](Value& e) { dateIn(e, {"receivedDateTime"}, {"received_datetime"}); });
+  each([&](Value& e) {
+    dateIn(e, {"receivedDateTime"}, {"received_datetime"}, stats.dropped_dates);
+  });
   each([&](Value& e) {
     appendFrom(doc, {"email", "delivery_timestamp"}, e, {"received_datetime"});
   });
@@ -952,7 +960,7 @@ void IncidentMapper::Impl::mapEvidence(Value& evidence, Doc& d) {
   each([&](Value& e) { appendFrom(doc, {"host", "name"}, e, {"device_dns_name"}); });
   each([&](Value& e) { appendFrom(doc, {"host", "hostname"}, e, {"device_dns_name"}); });
   each([&](Value& e) {
-    dateIn(e, {"firstSeenDateTime"}, {"first_seen_datetime"});
+    dateIn(e, {"firstSeenDateTime"}, {"first_seen_datetime"}, stats.dropped_dates);
     renameIn(e, {"healthStatus"}, {"health_status"});
   });
   each([&](Value& e) {
@@ -1108,14 +1116,15 @@ void IncidentMapper::Impl::mapEvidence(Value& evidence, Doc& d) {
   });
   each([&](Value& e) {
     longIn(e, {"parentProcessId"}, {"parent_process", "id"}, problems);
-    dateIn(e, {"parentProcessCreationDateTime"}, {"parent_process", "creation_datetime"});
+    dateIn(e, {"parentProcessCreationDateTime"}, {"parent_process", "creation_datetime"},
+           stats.dropped_dates);
   });
   each([&](Value& e) {
     appendFrom(doc, {"process", "parent", "start"}, e, {"parent_process", "creation_datetime"});
   });
   each([&](Value& e) {
     longIn(e, {"processId"}, {"process", "id"}, problems);
-    dateIn(e, {"processCreationDateTime"}, {"process", "creation_datetime"});
+    dateIn(e, {"processCreationDateTime"}, {"process", "creation_datetime"}, stats.dropped_dates);
   });
   each([&](Value& e) {
     appendFrom(doc, {"process", "start"}, e, {"process", "creation_datetime"});

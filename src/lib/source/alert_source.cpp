@@ -82,19 +82,19 @@ AlertSource::~AlertSource() { (void)waitCommit(); }
 
 bool AlertSource::translate(std::string_view, std::string&) { return false; }
 
-void AlertSource::mapVersion(std::string_view element, const std::string& /*note*/,
-                             ecs::DocumentSink& sink) {
+ecs::LineStats AlertSource::mapVersion(std::string_view element, const std::string& /*note*/,
+                                       ecs::DocumentSink& sink) {
   if (translate(element, translated_)) {
     // translate() leaves kLinePadding spare bytes after it.
-    mapper_.mapElement(translated_, sink);
-  } else {
-    // Each alert is followed by the rest of the padded body.
-    mapper_.mapElement(element, sink);
+    return mapper_.mapElement(translated_, sink);
   }
+  // Each alert is followed by the rest of the padded body.
+  return mapper_.mapElement(element, sink);
 }
 
-Result<std::string> AlertSource::getBody(const std::string& url, std::stop_token stop) {
-  return api_.get(url, stop);
+Result<std::string> AlertSource::getBody(const std::string& url, std::stop_token stop,
+                                         int max_attempts) {
+  return api_.get(url, stop, nullptr, max_attempts);
 }
 
 Result<std::vector<bool>> AlertSource::delivered(const std::vector<state::Version>& versions) {
@@ -306,6 +306,7 @@ Status AlertSource::commit(Page& page, const std::optional<Instant>& watermark) 
   output::Delivery::Page out(delivery_);
   PageSink sink(out);
   std::uint64_t future = 0;
+  std::uint64_t dropped_dates = 0;
   // Alerts without an id and a valid time are keyed by their documents' (content) ids, at
   // the time they were delivered: kept as long as any version read at that time, so the
   // overlap does not deliver them again.
@@ -324,7 +325,8 @@ Status AlertSource::commit(Page& page, const std::optional<Instant>& watermark) 
     const std::string_view element(page.body.data() + alerts[i].begin,
                                    alerts[i].end - alerts[i].begin);
     static const std::string kNoNote;
-    mapVersion(element, i < page.notes.size() ? page.notes[i] : kNoNote, sink);
+    dropped_dates +=
+        mapVersion(element, i < page.notes.size() ? page.notes[i] : kNoNote, sink).dropped_dates;
     if (known) {
       c.seen.push_back(versions[i]);
       if (page.future_after < *alerts[i].time) {
@@ -361,6 +363,7 @@ Status AlertSource::commit(Page& page, const std::optional<Instant>& watermark) 
     m_.documents_produced += documents;
     m_.error_documents += sink.errors;
     m_.future_versions += future;
+    m_.dates_dropped += dropped_dates;
     if (watermark_ms != 0) m_.watermark_unix_ms = watermark_ms;
   }
   return s;

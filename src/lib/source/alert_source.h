@@ -48,15 +48,15 @@ class AlertSource : public Source {
   // Maps one new version (a page element followed by at least kLinePadding readable bytes).
   // `note` is what holdPage() was given for it ("" normally). By default: translate(), then
   // the alert mapper.
-  virtual void mapVersion(std::string_view element, const std::string& note,
-                          ecs::DocumentSink& sink);
+  virtual ecs::LineStats mapVersion(std::string_view element, const std::string& note,
+                                    ecs::DocumentSink& sink);
 
   // GETs one page and scans it. A page to deliver is held until commitFetched(); a probe's
   // is dropped at once. `max_attempts` > 0: the API client's attempts for this request.
   Result<PageFacts> fetch(const std::string& url, bool probe, bool next_link, std::stop_token stop,
                           int max_attempts = 0);
-  // GETs a body as it is (the API client's retries and pacing).
-  Result<std::string> getBody(const std::string& url, std::stop_token stop);
+  // GETs a body as it is (the API client's retries and pacing; `max_attempts` as fetch()'s).
+  Result<std::string> getBody(const std::string& url, std::stop_token stop, int max_attempts = 0);
   // Holds a page the source put together itself ({"value":[...]}), as fetch() holds one it
   // GETs; notes[i] goes to mapVersion() with the i-th element (missing: "").
   Result<PageFacts> holdPage(std::string body, std::vector<std::string> notes);

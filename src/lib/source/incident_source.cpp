@@ -38,6 +38,9 @@ constexpr int kMaxSteps = 1'000'000;
 constexpr std::size_t kMaxSkip = 500;         // the security API refuses $skip > 500
 constexpr int kExpandedListingAttempts = 3;   // §2 alerts_fallback: "after 3 attempts"
 constexpr std::size_t kMaxWaiting = 100'000;  // versions remembered waiting for alerts
+// After an expanded listing failed, polls list without $expand this long before trying it
+// again (each try costs three failing requests of the shared quota).
+constexpr std::chrono::minutes kExpandRetryAfter{10};
 
 std::string apiTime(const Instant& t) { return core::formatRfc3339(t, 7); }
 
@@ -50,7 +53,16 @@ struct Query {
   std::optional<Instant> eq;     // one instant (eq), instead of from/until
   std::size_t skip = 0;
   std::optional<Instant> below;  // a probe: lt this, $top=1
+  bool skipping = false;         // $skip over the range: a full page's order was not proven
 };
+
+// The listing of [from, until) (until unset: from `from` on).
+Query range(const Instant& from, std::optional<Instant> until) {
+  Query q;
+  q.from = from;
+  q.until = until;
+  return q;
+}
 
 class IncidentSource final : public AlertSource {
  public:
@@ -65,13 +77,10 @@ class IncidentSource final : public AlertSource {
         scanner_("lastUpdateDateTime") {}
 
  protected:
-  void mapVersion(std::string_view element, const std::string& note,
-                  ecs::DocumentSink& sink) override {
-    if (note.empty()) {
-      mapper_.mapElement(element, sink);
-    } else {
-      mapper_.mapWithoutAlerts(element, note, sink);
-    }
+  ecs::LineStats mapVersion(std::string_view element, const std::string& note,
+                            ecs::DocumentSink& sink) override {
+    if (note.empty()) return mapper_.mapElement(element, sink);
+    return mapper_.mapWithoutAlerts(element, note, sink);
   }
 
   Status collect(const Instant& from, std::optional<Instant> until, std::optional<Instant> floor,
@@ -79,7 +88,7 @@ class IncidentSource final : public AlertSource {
     stop_ = stop;
     waiting_now_ = 0;
     last_wait_reason_.clear();
-    fallback_ = false;
+    fallback_ = expand_failed_at_ && steady_.steadyNow() - *expand_failed_at_ < kExpandRetryAfter;
     auto s = page(from, until, floor, move_watermark, stop);
     if (s && waiting_now_ > 0) {
       return Error(ErrorCode::kHttp,
@@ -103,9 +112,9 @@ class IncidentSource final : public AlertSource {
     std::set<Instant> fetched;
     std::unordered_set<std::string> links;
     std::unordered_set<std::string> asked;  // the listings built this run: each once
-    Query q{from, until, std::nullopt, 0, std::nullopt};
-    bool skipping = false;  // $skip over the window: a full page's order was not proven
-    bool chained = false;   // nextLinks were followed since the last listing built here
+    Query q = range(from, until);
+    std::vector<Query> later;  // ranges of this window still to read (after a one-instant page)
+    bool chained = false;      // nextLinks were followed since the last listing built here
     std::string next;
     for (int steps = 0;; ++steps) {
       if (stop.stop_requested()) return okStatus();
@@ -132,14 +141,16 @@ class IncidentSource final : public AlertSource {
         const Error& e = facts.error();
         if (!fallback_ && expand() && config_.alerts_fallback && serverError(e)) {
           fallback_ = true;
+          expand_failed_at_ = steady_.steadyNow();
           log_->warn(
               "listing incidents with $expand=alerts failed ({}); reading this window again "
-              "without it, and each new incident's alerts alone",
+              "without it, and each new incident's alerts alone (so do the polls of the "
+              "next 10 minutes; then $expand is tried again)",
               e.message());
           next.clear();
           links.clear();
-          q = Query{from, until, std::nullopt, 0, std::nullopt};
-          skipping = false;
+          q = range(from, until);
+          later.clear();
           continue;
         }
         if (first && e.httpStatus() == 400 && orderby_) {
@@ -159,7 +170,7 @@ class IncidentSource final : public AlertSource {
         continue;
       }
       // No nextLink: the last page, unless it is full.
-      auto more = continues(q, skipping, chained, *facts, top, stop);
+      auto more = continues(q, later, chained, *facts, top, stop);
       if (!more) return more.error();
       if (*more) {
         if (auto s = commitFetched(std::nullopt); !s) return s;
@@ -188,29 +199,33 @@ class IncidentSource final : public AlertSource {
     }
   }
 
-  // After a page without a nextLink: whether the window goes on (and how: `q` changes). A
-  // query whose pages carried nextLinks (`chained`) ended where the API said: a last page
-  // that happens to be full is complete. Only a full page the API gave no nextLink at all
-  // is continued here.
-  Result<bool> continues(Query& q, bool& skipping, bool chained, const PageFacts& facts,
+  // After a page without a nextLink: whether the window goes on (and how: `q` changes, or
+  // the next range left for later is taken up). A query whose pages carried nextLinks
+  // (`chained`) ended where the API said: a last page that happens to be full is complete.
+  // Only a full page the API gave no nextLink at all is continued here.
+  Result<bool> continues(Query& q, std::vector<Query>& later, bool chained, const PageFacts& facts,
                          std::size_t top, std::stop_token stop) {
     const bool full = facts.alerts >= top && !facts.times.empty() && !chained;
+    // This query is done: the next range left for later, if any.
+    const auto next_range = [&] {
+      if (later.empty()) return false;
+      q = later.back();
+      later.pop_back();
+      return true;
+    };
     if (q.eq) {
       if (full && q.skip + top <= kMaxSkip) {
         q.skip += top;
-      } else {
-        if (full) overflow(*q.eq);
-        q.from = addNanos(*q.eq, 100);  // the next instant Graph can write (7 digits)
-        q.eq.reset();
-        q.skip = 0;
+        return true;
       }
-      return true;
+      if (full) overflow(*q.eq);
+      return next_range();
     }
-    if (!full) return false;
-    if (skipping) {
+    if (!full) return next_range();
+    if (q.skipping) {
       if (q.skip + top > kMaxSkip) {
         overflow(q.from);
-        return false;
+        return next_range();
       }
       q.skip += top;
       return true;
@@ -218,8 +233,15 @@ class IncidentSource final : public AlertSource {
     const Instant largest = *std::max_element(facts.times.begin(), facts.times.end());
     const Instant smallest = *std::min_element(facts.times.begin(), facts.times.end());
     if (largest == smallest) {
-      q.eq = largest;  // a whole page at one instant: page it with eq and $skip
-      q.skip = 0;
+      // A whole page at one instant T: T is paged with eq and $skip, then what lies below
+      // it in this range (the page says nothing of it: versions before T may come after
+      // the page in the API's order) and what lies after it.
+      const Instant t = largest;
+      // (The next instant Graph can write is 100 ns on: 7 fraction digits.)
+      later.push_back(range(addNanos(t, 100), q.until));
+      if (q.from < t) later.push_back(range(q.from, t));
+      q = range(q.from, q.until);
+      q.eq = t;
       return true;
     }
     std::size_t below = 0;
@@ -229,7 +251,7 @@ class IncidentSource final : public AlertSource {
     if (*proven && q.from < largest) {
       q.from = largest;  // ge: the versions at `largest` not on the page come next
     } else {
-      skipping = true;
+      q.skipping = true;
       q.skip = top;
     }
     return true;
@@ -285,7 +307,9 @@ class IncidentSource final : public AlertSource {
   Result<bool> provenBelow(const Query& q, const Instant& below, std::size_t count,
                            std::stop_token stop) {
     if (count > kMaxSkip) return false;
-    Query probe{q.from, q.until, std::nullopt, count, below};
+    Query probe = range(q.from, q.until);
+    probe.skip = count;
+    probe.below = below;
     auto body = getBody(url(probe, 1), stop);
     if (!body) return body.error();
     body->append(ecs::kLinePadding, ' ');
@@ -339,9 +363,11 @@ class IncidentSource final : public AlertSource {
       if ((*seen)[i]) continue;
       if (stop.stop_requested()) break;
       const std::string key = versions[i].alert_id + '\n' + versions[i].last_update_time;
+      // Three attempts, as the expanded listing's: a failing incident must not hold the
+      // page (and the incidents after it) for the client's full retries.
       auto one = getBody(
-          baseUrl() + "/v1.0/security/incidents/" + http::urlEncode(a.id) + "?$expand=alerts",
-          stop);
+          baseUrl() + "/v1.0/security/incidents/" + http::urlEncode(a.id) + "?$expand=alerts", stop,
+          kExpandedListingAttempts);
       // Stopped: what was read with its alerts is still committed (the page is partial).
       if (stop.stop_requested() && !one) break;
       std::string reason;
@@ -414,6 +440,8 @@ class IncidentSource final : public AlertSource {
   std::stop_token stop_;
   bool orderby_ = true;
   bool fallback_ = false;  // this poll lists without $expand
+  // When an expanded listing last failed (steady clock); unset: it works, or was not tried.
+  std::optional<std::chrono::steady_clock::time_point> expand_failed_at_;
   std::size_t overflowed_ = 0;
   std::size_t waiting_now_ = 0;  // versions of this poll still waiting for their alerts
   std::string last_wait_reason_;

@@ -251,6 +251,10 @@ std::string Metrics::prometheus(std::chrono::system_clock::time_point now) const
              "New alert versions stamped past the API's clock (delivered; the watermark does not "
              "follow them).",
              [](const SourceMetrics& s) { return s.future_versions.load(); });
+  per_source("mdecollect_source_dates_dropped_total", "counter",
+             "Incident evidence dates that did not parse, dropped as Elastic's pipeline drops "
+             "them (no error.message).",
+             [](const SourceMetrics& s) { return s.dates_dropped.load(); });
   per_source("mdecollect_source_restarts_total", "counter",
              "Times the source was started again after it failed unexpectedly.",
              [](const SourceMetrics& s) { return s.restarts.load(); });

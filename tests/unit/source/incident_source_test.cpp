@@ -33,6 +33,7 @@ struct FakeIncident {
   Instant created;
   Instant updated;
   int alerts = 1;
+  std::string evidence = "[]";  // each alert's
 };
 
 std::string iso(const Instant& t) { return core::formatRfc3339(t, 7); }
@@ -59,15 +60,7 @@ class FakeIncidentsApi : public http::HttpClient {
     const std::string prefix = std::string(kBase) + "/v1.0/security/incidents";
     const auto q = req.url.find('?');
     const std::string path = req.url.substr(0, q);
-    std::map<std::string, std::string> params;
-    for (std::size_t i = q == std::string::npos ? req.url.size() : q + 1; i < req.url.size();) {
-      auto amp = req.url.find('&', i);
-      if (amp == std::string::npos) amp = req.url.size();
-      const std::string kv = req.url.substr(i, amp - i);
-      const auto eq = kv.find('=');
-      params[kv.substr(0, eq)] = urlDecode(kv.substr(eq + 1));
-      i = amp + 1;
-    }
+    std::map<std::string, std::string> params = testing::queryParams(req.url);
     const bool expand = params["$expand"] == "alerts";
     if (path.size() > prefix.size() + 1 && path.starts_with(prefix + "/")) {
       const std::string id = urlDecode(path.substr(prefix.size() + 1));
@@ -139,7 +132,8 @@ class FakeIncidentsApi : public http::HttpClient {
         if (a > 0) j += ",";
         j += "{\"id\":\"" + inc.id + "-a" + std::to_string(a) + "\",\"incidentId\":\"" + inc.id +
              "\",\"title\":\"alert\",\"createdDateTime\":\"" + iso(inc.created) +
-             "\",\"lastUpdateDateTime\":\"" + iso(inc.updated) + "\",\"evidence\":[]}";
+             "\",\"lastUpdateDateTime\":\"" + iso(inc.updated) + "\",\"evidence\":" + inc.evidence +
+             "}";
       }
       j += "]";
     }
@@ -382,6 +376,25 @@ TEST_F(IncidentSourceTest, FullPagesWithoutNextLinkLoseNoTies) {
   EXPECT_EQ(watermark(), iso(at(-600 + 19)));
 }
 
+// A first page that is one instant T (the listing's order is by creation): the versions
+// below T that come after it in that order are read too (they were once skipped: the window
+// went on past T).
+TEST_F(IncidentSourceTest, AOneInstantPageDoesNotHideOlderVersionsAfterIt) {
+  api.next_links = false;
+  for (int i = 0; i < 50; ++i) add("t" + std::to_string(i), -9000 + i, -1800, 1);
+  for (int i = 0; i < 5; ++i) add("old" + std::to_string(i), -8000 + i, -3600 + i, 1);
+  for (int i = 0; i < 3; ++i) add("new" + std::to_string(i), -7000 + i, -600 + i, 1);
+  auto s = source();
+  auto poll = s->poll({});
+  ASSERT_TRUE(poll) << poll.error().message();
+  std::set<std::string> ids;
+  for (const auto& d : docs()) ids.insert(d.incident);
+  EXPECT_EQ(ids.size(), 58u);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(ids.count("old" + std::to_string(i)), 1u) << i;
+  EXPECT_EQ(docs().size(), 58u);
+  EXPECT_EQ(watermark(), iso(at(-600 + 2)));
+}
+
 // Paged by nextLink, a last page that happens to be full (100 incidents, pages of 50) ends
 // the window: nothing is asked again (it once made the same nextLink come twice: "a loop").
 TEST_F(IncidentSourceTest, AFullLastPageOfANextLinkChainEndsTheWindow) {
@@ -392,6 +405,21 @@ TEST_F(IncidentSourceTest, AFullLastPageOfANextLinkChainEndsTheWindow) {
   EXPECT_EQ(poll->new_versions, 100u);
   EXPECT_EQ(api.urls.size(), 2u);
   EXPECT_EQ(watermark(), iso(at(-3600 + 99)));
+}
+
+// An evidence date that does not parse is dropped without a message, as Elastic drops it,
+// and counted (mdecollect_source_dates_dropped_total).
+TEST_F(IncidentSourceTest, EvidenceDatesThatDoNotParseAreCounted) {
+  add("5000", -7200, -3600, 2);
+  api.incidents[0].evidence =
+      R"([{"@odata.type":"#microsoft.graph.security.userEvidence","createdDateTime":"soon"}])";
+  add("5001", -7100, -3500, 1);
+  auto s = source();
+  auto poll = s->poll({});
+  ASSERT_TRUE(poll) << poll.error().message();
+  EXPECT_EQ(docs().size(), 3u);
+  EXPECT_EQ(metrics.dates_dropped.load(), 2u) << "one per alert of incident 5000";
+  EXPECT_EQ(metrics.error_documents.load(), 0u);
 }
 
 // page_size above 50 is never sent (the config refuses it; the source asks what it is given).
