@@ -212,12 +212,13 @@ void addBackfillCommand(CLI::App& app, std::function<int()>& run) {
   auto args = std::make_shared<BackfillArgs>();
   CLI::App* cmd = app.add_subcommand(
       "backfill",
-      "Collect a past range of one source (mde or graph) through the same paging, seen-set\n"
-      "and outputs, without moving its live watermark. The job is recorded in the state;\n"
-      "a collector running on the same state_dir takes it up between its live polls (the\n"
-      "source's quota is shared) and this command follows its progress; when none runs,\n"
-      "this command collects and delivers itself. Progress is saved after each 6-hour\n"
-      "slice of alert time, so a stopped backfill goes on where it was.\n"
+      "Collect a past range of one API source (graph, graph_incidents or mde) through the\n"
+      "same paging, seen-set and outputs, without moving its live watermark. The job is\n"
+      "recorded in the state; a collector running on the same state_dir takes it up\n"
+      "between its live polls (the source's quota is shared) and this command follows its\n"
+      "progress; when none runs, this command collects and delivers itself. Progress is\n"
+      "saved after each 6-hour slice of alert time, so a stopped backfill goes on where it\n"
+      "was.\n"
       "Times: ISO 8601 (2026-11-01T00:00:00Z) or a duration before now (7d, 48h).\n"
       "The range ends where the source's live collection began (the live poll has the\n"
       "rest); --force collects it all again: the file output then gets those alerts twice\n"
