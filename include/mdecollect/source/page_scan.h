@@ -16,10 +16,15 @@
 
 namespace mdec::source {
 
+// The longest `id` taken as an identity (Defender, Graph alert and incident ids are a few
+// dozen bytes at most). A longer one is not an id to key state by or to put in a URL: the
+// alert is unidentified, and mapped as it is.
+inline constexpr std::size_t kMaxIdBytes = 256;
+
 struct AlertRef {
   std::size_t begin = 0;  // the alert's JSON text in the body: [begin, end)
   std::size_t end = 0;
-  std::string id;                     // "" when the alert has no string id
+  std::string id;  // "" when the alert has no string id, or a longer one than kMaxIdBytes
   std::optional<core::Instant> time;  // its time, when it has a valid one
   bool identified() const { return !id.empty() && time.has_value(); }
 };
@@ -41,6 +46,10 @@ class PageScanner {
   // bytes after them. kParse when the body is not a JSON object with a "value" array (the
   // message says what it is instead). `next_link`: read @odata.nextLink too.
   Result<ScannedPage> scan(std::string_view body, std::size_t size, bool next_link);
+
+  // One object alone (a single item's response, such as GET …/incidents/{id}), read as an
+  // element of a page is: kParse unless the body is one whole JSON object. Same padding.
+  Result<AlertRef> scanObject(std::string_view body, std::size_t size);
 
  private:
   struct Impl;

@@ -371,47 +371,57 @@ class IncidentSource final : public AlertSource {
       // Stopped: what was read with its alerts is still committed (the page is partial).
       if (stop.stop_requested() && !one) break;
       std::string reason;
-      if (one) {
-        one->append(ecs::kLinePadding, ' ');
-        auto time = singleTime(*one, one->size() - ecs::kLinePadding);
-        if (time && *time == *a.time) {
-          waiting_.erase(key);
-          add(std::string_view(*one).substr(0, one->size() - ecs::kLinePadding), std::string());
-          continue;
+      // A fault that may pass (5xx, a cut or garbled answer): the version waits for its
+      // alerts until alerts_give_up_after. Returns whether it waits.
+      const auto waits = [&](const std::string& why) {
+        reason = why;
+        const auto now = steady_.steadyNow();
+        auto [it, inserted] = waiting_.try_emplace(key, now);
+        if (inserted && waiting_.size() > kMaxWaiting) waiting_.erase(waiting_.begin());
+        if (now - it->second < config_.alerts_give_up_after) {
+          ++waiting_now_;
+          last_wait_reason_ = why;
+          log_->warn("incident {} ({}): its alerts could not be read ({}); tried again later", a.id,
+                     versions[i].last_update_time, why);
+          return true;
         }
-        // Changed since it was listed: the listed version goes alone (its alerts are no
-        // longer there to read), and the version read is delivered as itself, with its
-        // alerts (it may be gone again before a listing shows it; the commit skips it if it
-        // was delivered already).
-        reason = time ? "the incident changed (" + apiTime(*time) + ") before they were read"
-                      : "its own response is not an incident";
-        if (time) {
-          add(std::string_view(*one).substr(0, one->size() - ecs::kLinePadding), std::string());
+        log_->error(
+            "incident {} ({}): its alerts could not be read for {} ({}): delivered without them",
+            a.id, versions[i].last_update_time, core::formatDuration(config_.alerts_give_up_after),
+            why);
+        return false;
+      };
+      if (one) {
+        // Read for real: one whole object (anything else would break the page it is put
+        // in), and this incident (not delivered as another one).
+        const std::size_t answer_size = one->size();
+        one->append(ecs::kLinePadding, ' ');
+        auto read = scanner_.scanObject(*one, answer_size);
+        if (!read) {
+          if (waits("the answer is " + read.error().message())) continue;
+        } else if (!read->identified() || read->id != a.id) {
+          reason = "the API answered with another incident ('" + read->id + "')";
+        } else {
+          const std::string_view text(one->data() + read->begin, read->end - read->begin);
+          add(text, std::string());
+          if (*read->time == *a.time) {
+            waiting_.erase(key);
+            continue;
+          }
+          // Changed since it was listed: the version read is delivered as itself, with its
+          // alerts (it may be gone again before a listing shows it; the commit skips it if
+          // it was delivered already), and the listed one goes alone (its alerts are no
+          // longer there to read).
+          reason = "the incident changed (" + apiTime(*read->time) + ") before they were read";
         }
       } else {
         const Error& e = one.error();
+        if (e.code() == ErrorCode::kAuth) return e;
         if (e.httpStatus() == 404) {
           reason = "HTTP 404";
-        } else if (e.code() == ErrorCode::kAuth) {
-          return e;
-        } else {
-          reason = e.httpStatus() ? "HTTP " + std::to_string(*e.httpStatus()) : e.message();
-          // Waits for its alerts until alerts_give_up_after.
-          const auto now = steady_.steadyNow();
-          auto [it, inserted] = waiting_.try_emplace(key, now);
-          if (inserted && waiting_.size() > kMaxWaiting) waiting_.erase(waiting_.begin());
-          if (now - it->second < config_.alerts_give_up_after) {
-            ++waiting_now_;
-            last_wait_reason_ = reason;
-            log_->warn("incident {} ({}): its alerts could not be read ({}); tried again later",
-                       a.id, versions[i].last_update_time, reason);
-            continue;
-          }
-          log_->error(
-              "incident {} ({}): its alerts could not be read for {} ({}): delivered without "
-              "them",
-              a.id, versions[i].last_update_time,
-              core::formatDuration(config_.alerts_give_up_after), reason);
+        } else if (waits(e.httpStatus() ? "HTTP " + std::to_string(*e.httpStatus())
+                                        : e.message())) {
+          continue;
         }
       }
       waiting_.erase(key);
@@ -420,18 +430,6 @@ class IncidentSource final : public AlertSource {
     page += "]}";
     if (auto held = holdPage(std::move(page), std::move(notes)); !held) return held.error();
     return facts;
-  }
-
-  // The lastUpdateDateTime of one incident's own response.
-  std::optional<Instant> singleTime(std::string_view body, std::size_t size) {
-    std::string page = "{\"value\":[";
-    page.append(body.substr(0, size));
-    page += "]}";
-    const std::size_t page_size = page.size();
-    page.append(ecs::kLinePadding, ' ');
-    auto scan = scanner_.scan(page, page_size, false);
-    if (!scan || scan->alerts.size() != 1 || !scan->alerts[0].identified()) return std::nullopt;
-    return scan->alerts[0].time;
   }
 
   core::Clock& steady_;

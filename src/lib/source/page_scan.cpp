@@ -29,7 +29,9 @@ struct PageScanner::Impl {
       if (!have_id && key == "id") {
         have_id = true;
         std::string_view id;
-        if (field.value().get_string().get(id) == simdjson::SUCCESS) ref.id = std::string(id);
+        if (field.value().get_string().get(id) == simdjson::SUCCESS && id.size() <= kMaxIdBytes) {
+          ref.id = std::string(id);
+        }
       } else if (!have_time && key == time_key) {
         have_time = true;
         std::string_view text;
@@ -88,6 +90,24 @@ Result<ScannedPage> PageScanner::scan(std::string_view body, std::size_t size, b
   }
   if (next_link) page.next_link = impl_->nextLink(body.data(), size, body.size());
   return page;
+}
+
+Result<AlertRef> PageScanner::scanObject(std::string_view body, std::size_t size) {
+  if (body.size() < size + ecs::kLinePadding) {
+    return Error(ErrorCode::kInternal, "body without its padding");
+  }
+  ecs::ScanResult& scan = impl_->scan;
+  ecs::scanLine(body.substr(0, size), scan);
+  if (scan.kind != ecs::ScanResult::Kind::kObject) {
+    return Error(ErrorCode::kParse, scan.kind == ecs::ScanResult::Kind::kInvalid
+                                        ? "not JSON: " + scan.message
+                                        : std::string("not one object"));
+  }
+  AlertRef ref;
+  ref.begin = scan.value.begin;
+  ref.end = scan.value.end;
+  impl_->identify(body.data() + ref.begin, ref.end - ref.begin, body.size() - ref.begin, ref);
+  return ref;
 }
 
 }  // namespace mdec::source

@@ -48,6 +48,7 @@ class FakeIncidentsApi : public http::HttpClient {
   bool next_links = true;
   int expand_fail_above = 0;        // > 0: a listing with $expand holding a larger incident: 500
   std::set<std::string> item_fail;  // /{id} of these: 500
+  std::map<std::string, std::string> item_body;  // /{id} of these: 200 with this body
   // /{id} of these: the incident changes (to this time) just before it is answered.
   std::map<std::string, Instant> change_on_get;
   std::vector<std::string> urls;
@@ -65,6 +66,10 @@ class FakeIncidentsApi : public http::HttpClient {
     if (path.size() > prefix.size() + 1 && path.starts_with(prefix + "/")) {
       const std::string id = urlDecode(path.substr(prefix.size() + 1));
       if (item_fail.count(id) > 0) return error(500, "InternalServerError");
+      if (auto b = item_body.find(id); b != item_body.end()) {
+        res.body = b->second;
+        return res;
+      }
       for (auto& inc : incidents) {
         if (inc.id != id) continue;
         if (auto c = change_on_get.find(id); c != change_on_get.end()) {
@@ -185,6 +190,7 @@ class IncidentSourceTest : public ::testing::Test {
     std::string updated;
     std::string alert;  // "" : none
     bool alerts_error = false;
+    std::string message;  // the "alerts could not be fetched" one
   };
 
   // The outbox's documents, read with a JSON parser.
@@ -210,6 +216,7 @@ class IncidentSourceTest : public ::testing::Test {
           if (e.get_string().get(s) == simdjson::SUCCESS &&
               s.starts_with("alerts could not be fetched")) {
             doc.alerts_error = true;
+            doc.message = s;
           }
         }
       }
@@ -318,6 +325,43 @@ TEST_F(IncidentSourceTest, AnIncidentChangedBeforeItsOwnGetDeliversBothVersions)
   clock.advance(std::chrono::minutes(1));
   ASSERT_TRUE(s->poll({}));
   EXPECT_EQ(docs().size(), before) << "the changed version is not delivered again when listed";
+}
+
+// An incident's own GET answers 200 with something that is not that incident: never
+// delivered as it. Another incident: the listed version goes alone at once, saying so. Not
+// one whole object (cut, trailing bytes): a fault that may pass, so the version waits, then
+// goes alone after alerts_give_up_after.
+TEST_F(IncidentSourceTest, AnAnswerThatIsNotTheIncidentIsNeverDeliveredAsIt) {
+  add("6000", -7200, -3600, 1);
+  add("6001", -7100, -3500, 150);
+  add("6002", -7000, -3400, 2);
+  api.expand_fail_above = 100;
+  api.item_body["6001"] =
+      R"({"id":"9999","lastUpdateDateTime":")" + iso(at(-3500)) + R"(","alerts":[]})";
+  api.item_body["6002"] =
+      R"({"id":"6002","lastUpdateDateTime":")" + iso(at(-3400)) + R"(","alerts":[]} trailing)";
+  config.alerts_give_up_after = std::chrono::minutes(30);
+  auto s = source();
+  EXPECT_FALSE(s->poll({})) << "6002 waits for an answer that is an incident";
+  std::map<std::string, std::vector<Doc>> by_id;
+  for (const auto& d : docs()) by_id[d.incident].push_back(d);
+  EXPECT_EQ(by_id.count("9999"), 0u);
+  ASSERT_EQ(by_id["6001"].size(), 1u);
+  EXPECT_TRUE(by_id["6001"][0].alerts_error);
+  EXPECT_NE(by_id["6001"][0].message.find("another incident ('9999')"), std::string::npos)
+      << by_id["6001"][0].message;
+  EXPECT_EQ(by_id.count("6002"), 0u);
+  EXPECT_EQ(by_id["6000"].size(), 1u);
+  clock.advance(std::chrono::minutes(31));
+  ASSERT_TRUE(s->poll({}));
+  by_id.clear();
+  for (const auto& d : docs()) by_id[d.incident].push_back(d);
+  ASSERT_EQ(by_id["6002"].size(), 1u);
+  EXPECT_TRUE(by_id["6002"][0].alerts_error);
+  EXPECT_NE(by_id["6002"][0].message.find("not JSON"), std::string::npos)
+      << by_id["6002"][0].message;
+  EXPECT_EQ(by_id["6001"].size(), 1u);
+  EXPECT_EQ(by_id.count("9999"), 0u);
 }
 
 // The fallback's own GET keeps failing: the version waits (the watermark stays below it)

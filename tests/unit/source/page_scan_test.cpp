@@ -200,6 +200,50 @@ TEST(PageScanTest, TheFirstOfDuplicateKeysWins) {
   EXPECT_EQ(d.alerts[2].id, "");
 }
 
+// An id longer than kMaxIdBytes is no identity: the alert is located but not identified
+// (nothing keys state by it or asks for it by URL).
+TEST(PageScanTest, AnIdLongerThanTheBoundIsNoIdentity) {
+  PageScanner scanner("lastUpdateDateTime");
+  const std::string at_bound(kMaxIdBytes, '7');
+  const std::string over(kMaxIdBytes + 1, '7');
+  Padded body(R"({"value":[{"id":")" + at_bound +
+              R"(","lastUpdateDateTime":"2026-01-02T03:04:05Z"},{"id":")" + over +
+              R"(","lastUpdateDateTime":"2026-01-02T03:04:05Z"}]})");
+  const auto page = scanOk(scanner, body);
+  ASSERT_EQ(page.alerts.size(), 2u);
+  EXPECT_EQ(page.alerts[0].id, at_bound);
+  EXPECT_TRUE(page.alerts[0].identified());
+  EXPECT_EQ(page.alerts[1].id, "");
+  EXPECT_FALSE(page.alerts[1].identified());
+  EXPECT_EQ(spanOf(body, page.alerts[1]),
+            R"({"id":")" + over + R"(","lastUpdateDateTime":"2026-01-02T03:04:05Z"})");
+}
+
+// One object alone (a single incident's response): read as a page element is, and refused
+// unless it is one whole object — trailing bytes, a page, an array or no JSON at all.
+TEST(PageScanTest, ASingleObjectIsReadWholeOrRefused) {
+  PageScanner scanner("lastUpdateDateTime");
+  Padded good(
+      "\n  {\"@odata.context\":\"x\", \"id\": \"12\", "
+      "\"lastUpdateDateTime\": \"2026-01-02T03:04:05Z\"}\n");
+  auto ref = scanner.scanObject(good.bytes, good.size);
+  ASSERT_TRUE(ref) << ref.error().message();
+  EXPECT_EQ(ref->id, "12");
+  ASSERT_TRUE(ref->time.has_value());
+  EXPECT_EQ(ref->time->seconds, kT);
+  EXPECT_EQ(spanOf(good, *ref).front(), '{');
+  EXPECT_EQ(spanOf(good, *ref).back(), '}');
+  for (const char* bad : {R"({"id":"12","lastUpdateDateTime":"2026-01-02T03:04:05Z"} junk)",
+                          R"({"id":"12")", R"({"value":[]})", R"([{"id":"12"}])", "null", ""}) {
+    Padded body(bad);
+    auto r = scanner.scanObject(body.bytes, body.size);
+    EXPECT_FALSE(r) << bad;
+    if (!r) {
+      EXPECT_EQ(r.error().code(), ErrorCode::kParse) << bad;
+    }
+  }
+}
+
 TEST(PageScanTest, NextLinkIsUnescaped) {
   PageScanner scanner("lastUpdateDateTime");
   const Padded body(
