@@ -33,6 +33,7 @@
 #include <set>
 #include <stop_token>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "mdecollect/core/iso8601.h"
@@ -158,5 +159,19 @@ class NextLinkPager {
 // Whether `link` is an absolute http(s) URL with the scheme, host and port of `base`
 // (ports compared after defaults: http 80, https 443; host case ignored).
 bool sameOrigin(const std::string& link, const std::string& base);
+
+// "scheme://host:port" of an http(s) URL, lower case, the default port written out; "" for
+// anything else. Two URLs of one origin give the same text.
+std::string originOf(const std::string& url);
+
+// Whether an @odata.nextLink may be followed: it has api_url's origin (the token is only
+// ever sent there) and was not met before in this run (`followed` remembers it). The error
+// says which origin it named, or that it came twice.
+Status checkNextLink(const std::string& link, const std::string& api_url,
+                     std::unordered_set<std::string>& followed);
+
+// Times as the API sends them, 7 fraction digits and Z: the seen-set's, the watermark's and
+// the filters' one form, so that equal times compare equal.
+std::string apiTime(const core::Instant& t);
 
 }  // namespace mdec::source

@@ -8,7 +8,6 @@
 #include <thread>
 #include <vector>
 
-#include "ecs/url_parts.h"
 #include "mdecollect/auth/token_provider.h"
 #include "mdecollect/core/ascii.h"
 #include "mdecollect/core/backoff.h"
@@ -20,6 +19,7 @@
 #include "mdecollect/source/api_client.h"
 #include "mdecollect/source/file_source.h"
 #include "mdecollect/source/mde_retirement.h"
+#include "mdecollect/source/pagers.h"
 #include "mdecollect/source/source.h"
 #include "mdecollect/state/run_lock.h"
 #include "mdecollect/state/state_store.h"
@@ -43,12 +43,9 @@ std::string quotaKey(const config::SourceConfig& s) {
   if (s.type != config::SourceType::kGraph && s.type != config::SourceType::kGraphIncidents) {
     return {};
   }
-  std::string origin = s.api_url;
-  if (auto parts = ecs::parseUrlParts(s.api_url)) {
-    origin = parts->scheme + "://" + parts->domain + ":" +
-             std::to_string(parts->port.value_or(parts->scheme == "http" ? 80 : 443));
-  }
-  return core::asciiLower(s.tenant_id) + '\n' + s.client_id + '\n' + core::asciiLower(origin);
+  const std::string origin = source::originOf(s.api_url);
+  return core::asciiLower(s.tenant_id) + '\n' + s.client_id + '\n' +
+         (origin.empty() ? s.api_url : origin);
 }
 
 // The quotas shared by two or more sources, by quotaKey(); each pacer is loaded from the

@@ -14,10 +14,6 @@ using core::Instant;
 using std::chrono::duration_cast;
 using std::chrono::nanoseconds;
 
-// The API writes times with 0..7 fraction digits; the seen-set and the watermark use one
-// fixed form so that equal times compare equal.
-std::string apiTime(const Instant& t) { return core::formatRfc3339(t, 7); }
-
 std::int64_t nanosOf(std::chrono::milliseconds d) { return duration_cast<nanoseconds>(d).count(); }
 
 // Hands each document of the new versions to the page being delivered; the documents of

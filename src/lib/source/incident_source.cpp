@@ -42,8 +42,6 @@ constexpr std::size_t kMaxWaiting = 100'000;  // versions remembered waiting for
 // again (each try costs three failing requests of the shared quota).
 constexpr std::chrono::minutes kExpandRetryAfter{10};
 
-std::string apiTime(const Instant& t) { return core::formatRfc3339(t, 7); }
-
 bool serverError(const Error& e) { return e.httpStatus() && *e.httpStatus() >= 500; }
 
 // What the next listing request asks for (the nextLink aside).
@@ -165,7 +163,7 @@ class IncidentSource final : public AlertSource {
       next = facts->next_link;
       if (!next.empty()) {
         if (auto s = commitFetched(std::nullopt); !s) return s;
-        if (auto s = checkLink(next, links); !s) return s;
+        if (auto s = checkNextLink(next, config_.api_url, links); !s) return s;
         chained = true;
         continue;
       }
@@ -265,21 +263,6 @@ class IncidentSource final : public AlertSource {
         "more than {} incident versions at or after {} without a nextLink: $skip cannot reach "
         "the rest (the API refuses more); they are left unread",
         kMaxSkip, apiTime(at));
-  }
-
-  Status checkLink(const std::string& link, std::unordered_set<std::string>& links) const {
-    if (!sameOrigin(link, config_.api_url)) {
-      return Error(ErrorCode::kHttp,
-                   "Graph paging: refused to follow an @odata.nextLink to another origin than "
-                   "api_url " +
-                       config_.api_url +
-                       " (the token is only ever sent there); the poll is "
-                       "tried again later");
-    }
-    if (!links.insert(link).second) {
-      return Error(ErrorCode::kHttp, "Graph sent the same @odata.nextLink twice (a loop)");
-    }
-    return okStatus();
   }
 
   std::string url(const Query& q, std::size_t top) const {

@@ -44,17 +44,42 @@ Instant addNanos(Instant t, std::int64_t ns) {
   return Instant{secs, static_cast<std::int32_t>(total)};
 }
 
-bool sameOrigin(const std::string& link, const std::string& base) {
-  const auto a = ecs::parseUrlParts(link);
-  const auto b = ecs::parseUrlParts(base);
-  if (!a || !b) return false;
-  const std::string scheme = core::asciiLower(a->scheme);
-  if (scheme != "http" && scheme != "https") return false;
-  if (scheme != core::asciiLower(b->scheme) || a->domain.empty()) return false;
-  if (core::asciiLower(a->domain) != core::asciiLower(b->domain)) return false;
-  if (!a->user_info.empty()) return false;
-  return a->port.value_or(defaultPort(scheme)) == b->port.value_or(defaultPort(scheme));
+std::string originOf(const std::string& url) {
+  const auto parts = ecs::parseUrlParts(url);
+  if (!parts) return {};
+  const std::string scheme = core::asciiLower(parts->scheme);
+  if ((scheme != "http" && scheme != "https") || parts->domain.empty()) return {};
+  return scheme + "://" + core::asciiLower(parts->domain) + ":" +
+         std::to_string(parts->port.value_or(defaultPort(scheme)));
 }
+
+bool sameOrigin(const std::string& link, const std::string& base) {
+  const auto parts = ecs::parseUrlParts(link);
+  if (!parts || !parts->user_info.empty()) return false;
+  const std::string origin = originOf(link);
+  return !origin.empty() && origin == originOf(base);
+}
+
+Status checkNextLink(const std::string& link, const std::string& api_url,
+                     std::unordered_set<std::string>& followed) {
+  if (!sameOrigin(link, api_url)) {
+    const auto parts = ecs::parseUrlParts(link);
+    const std::string where =
+        parts ? parts->scheme + "://" + parts->domain +
+                    (parts->port ? ":" + std::to_string(*parts->port) : std::string())
+              : std::string("a URL that cannot be read");
+    return Error(ErrorCode::kHttp, "Graph paging: refused to follow an @odata.nextLink to " +
+                                       where + ", another origin than api_url " + api_url +
+                                       " (the token is only ever sent there); the poll is "
+                                       "tried again later");
+  }
+  if (!followed.insert(link).second) {
+    return Error(ErrorCode::kHttp, "Graph sent the same @odata.nextLink twice (a loop)");
+  }
+  return okStatus();
+}
+
+std::string apiTime(const core::Instant& t) { return core::formatRfc3339(t, 7); }
 
 // ---- WindowPager ----
 
@@ -302,20 +327,7 @@ Status NextLinkPager::run(const FirstUrl& first_url, std::optional<Instant> floo
     }
     if (auto s = commit_(watermark); !s) return s;
     if (next.empty()) return okStatus();
-    if (!sameOrigin(next, api_url_)) {
-      const auto parts = ecs::parseUrlParts(next);
-      const std::string where =
-          parts ? parts->scheme + "://" + parts->domain +
-                      (parts->port ? ":" + std::to_string(*parts->port) : std::string())
-                : std::string("a URL that cannot be read");
-      return Error(ErrorCode::kHttp, "Graph paging: refused to follow an @odata.nextLink to " +
-                                         where + ", another origin than api_url " + api_url_ +
-                                         " (the token is only ever sent there); the poll is "
-                                         "tried again later");
-    }
-    if (!links.insert(next).second) {
-      return Error(ErrorCode::kHttp, "Graph sent the same @odata.nextLink twice (a loop)");
-    }
+    if (auto s = checkNextLink(next, api_url_, links); !s) return s;
   }
 }
 

@@ -619,6 +619,16 @@ TEST(NextLinkPagerTest, SameOriginRules) {
   EXPECT_FALSE(sameOrigin("http://127.0.0.1:8081/v1.0/x", "http://127.0.0.1:8080"));
   EXPECT_FALSE(sameOrigin("http://graph.microsoft.com/v1.0/x", "https://graph.microsoft.com"));
   EXPECT_FALSE(sameOrigin("ftp://graph.microsoft.com/v1.0/x", "ftp://graph.microsoft.com"));
+  EXPECT_FALSE(
+      sameOrigin("https://user:pw@graph.microsoft.com/v1.0/x", "https://graph.microsoft.com"));
+  EXPECT_TRUE(sameOrigin("HTTPS://Graph.Microsoft.COM/x", "https://graph.microsoft.com"));
+  // The origin the Graph quota is shared by (collector.cpp): one text per origin.
+  EXPECT_EQ(originOf("https://Graph.microsoft.com/v1.0"), "https://graph.microsoft.com:443");
+  EXPECT_EQ(originOf("https://graph.microsoft.com:443"), "https://graph.microsoft.com:443");
+  EXPECT_EQ(originOf("http://127.0.0.1:8080/x"), "http://127.0.0.1:8080");
+  EXPECT_EQ(originOf("http://[::1]/x"), "http://[::1]:80");
+  EXPECT_EQ(originOf("ftp://graph.microsoft.com"), "");
+  EXPECT_EQ(originOf("not a url"), "");
 }
 
 TEST(NextLinkPagerTest, ALoopingLinkIsAnError) {
