@@ -355,31 +355,10 @@ struct IncidentMapper::Impl {
 
   LineStats mapLine(std::string_view line, const LineContext& context, DocumentSink& out) {
     begin(out);
-    if (!context.padded) {
-      padded.assign(line.data(), line.size());
-      padded.append(kLinePadding, '\0');
-      line = std::string_view(padded.data(), line.size());
-    }
-    scanLine(line, scan);
-    switch (scan.kind) {
-      case ScanResult::Kind::kBlank:
-        break;
-      case ScanResult::Kind::kInvalid:
-        emitError(line, "invalid JSON: " + scan.message + " at byte " +
-                            std::to_string(scan.error_offset));
-        break;
-      case ScanResult::Kind::kBadPage:
-        emitError(line.substr(scan.value.begin, scan.value.size()),
-                  "the page's \"value\" is not an array");
-        break;
-      case ScanResult::Kind::kOther:
-      case ScanResult::Kind::kObject:
-        mapText(line.substr(scan.value.begin, scan.value.size()), nullptr);
-        break;
-      case ScanResult::Kind::kPage:
-        for (const Span& s : scan.elements) mapText(line.substr(s.begin, s.size()), nullptr);
-        break;
-    }
+    dispatchLine(
+        line, context.padded, padded, scan,
+        [this](std::string_view text) { mapText(text, nullptr); },
+        [this](std::string_view text, const std::string& message) { emitError(text, message); });
     return stats;
   }
 

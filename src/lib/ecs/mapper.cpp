@@ -543,31 +543,11 @@ struct Mapper::Impl {
       appendInt(log_json, context.offset);
       log_json.push_back('}');
     }
-    if (!context.padded) {
-      padded.assign(line.data(), line.size());
-      padded.append(kLinePadding, '\0');
-      line = std::string_view(padded.data(), line.size());
-    }
-    scanLine(line, scan);
-    switch (scan.kind) {
-      case ScanResult::Kind::kBlank:
-        break;
-      case ScanResult::Kind::kInvalid:
-        emitErrorForText(line, "invalid JSON: " + scan.message + " at byte " +
-                                   std::to_string(scan.error_offset));
-        break;
-      case ScanResult::Kind::kBadPage:
-        emitErrorForText(line.substr(scan.value.begin, scan.value.size()),
-                         "the page's \"value\" is not an array");
-        break;
-      case ScanResult::Kind::kOther:
-      case ScanResult::Kind::kObject:
-        mapAlertText(line.substr(scan.value.begin, scan.value.size()));
-        break;
-      case ScanResult::Kind::kPage:
-        for (const Span& s : scan.elements) mapAlertText(line.substr(s.begin, s.size()));
-        break;
-    }
+    dispatchLine(
+        line, context.padded, padded, scan, [this](std::string_view text) { mapAlertText(text); },
+        [this](std::string_view text, const std::string& message) {
+          emitErrorForText(text, message);
+        });
     return stats;
   }
 
