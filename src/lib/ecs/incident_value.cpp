@@ -157,30 +157,10 @@ void appendUnique(Value& root, Path path, const Value& v) {
 }
 
 std::string render(const Value& v) {
+  // A string as its text, null as nothing, anything else as its JSON.
+  if (v.type == Value::Type::kString) return v.str;
   std::string out;
-  switch (v.type) {
-    case Value::Type::kNull:
-      break;
-    case Value::Type::kBool:
-      out = v.boolean ? "true" : "false";
-      break;
-    case Value::Type::kInt:
-      core::appendInt(out, v.int_value);
-      break;
-    case Value::Type::kUint:
-      core::appendUint(out, v.uint_value);
-      break;
-    case Value::Type::kDouble:
-      core::appendDouble(out, v.double_value);
-      break;
-    case Value::Type::kString:
-      out = v.str;
-      break;
-    case Value::Type::kArray:
-    case Value::Type::kObject:
-      writeJson(out, v);
-      break;
-  }
+  if (v.type != Value::Type::kNull) writeJson(out, v);
   return out;
 }
 
