@@ -6,7 +6,10 @@
 // - alert spans lie inside the body, in order, without overlap; an identified alert has an id;
 // - when the body is valid JSON (simdjson's DOM parser agrees) with one top-level "value"
 //   array: the scan succeeds with one alert per element, and each alert's id, time and the
-//   page's next link are what a JSON parser reads (the first of duplicate keys).
+//   page's next link are what a JSON parser reads (the first of duplicate keys; an id longer
+//   than kMaxIdBytes is none);
+// - scanObject: a valid JSON object is read whole, with the same id and time; any other
+//   valid JSON value is refused (kParse).
 #include <simdjson.h>
 
 #include <cstdint>
@@ -105,6 +108,42 @@ int rawValueKeys(const simdjson::padded_string& copy) {
   return n;
 }
 
+// The id a scan takes: the string, unless it is longer than the bound.
+std::string_view expectedId(std::optional<std::string_view> id) {
+  return id && id->size() <= mdec::source::kMaxIdBytes ? *id : std::string_view();
+}
+
+// scanObject against simdjson's DOM reading of the same body.
+void crossCheckObject(std::string_view input, const char* time_key,
+                      const mdec::Result<mdec::source::AlertRef>& r) {
+  static simdjson::dom::parser parser;
+  simdjson::padded_string copy(input);
+  simdjson::dom::element root;
+  if (parser.parse(copy).get(root) != simdjson::SUCCESS) return;
+  simdjson::dom::object object;
+  if (root.get_object().get(object) != simdjson::SUCCESS) {
+    check(!r && r.error().code() == mdec::ErrorCode::kParse);
+    return;
+  }
+  // A "value" key makes it a page (or a bad one) to the structural scan: not one item.
+  // Written escaped ("\u0076alue"), the scan does not see it (not checked).
+  int value_keys = 0;
+  for (auto field : object) value_keys += field.key == "value";
+  const int raw = rawValueKeys(copy);
+  if (raw > 0) {
+    check(!r && r.error().code() == mdec::ErrorCode::kParse);
+    return;
+  }
+  if (value_keys > 0) return;
+  check(r.has_value());
+  check(r->begin < r->end && r->end <= input.size());
+  check(input[r->begin] == '{' && input[r->end - 1] == '}');
+  bool present = false;
+  check(r->id == expectedId(firstString(object, "id", present)));
+  const auto time = firstString(object, time_key, present);
+  check(r->time == (time ? mdec::core::parseIsoDateTime(*time) : std::nullopt));
+}
+
 // Compares the scan with simdjson's DOM reading of the same body, when it is a valid page.
 void crossCheck(std::string_view input, const char* time_key, bool next_link,
                 const mdec::Result<ScannedPage>& r) {
@@ -143,7 +182,7 @@ void crossCheck(std::string_view input, const char* time_key, bool next_link,
     }
     bool present = false;
     const auto id = firstString(alert, "id", present);
-    check(ref.id == (id ? *id : std::string_view()));
+    check(ref.id == expectedId(id));
     const auto time = firstString(alert, time_key, present);
     const auto expected = time ? mdec::core::parseIsoDateTime(*time) : std::nullopt;
     check(ref.time == expected);
@@ -175,6 +214,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       checkShape(a, size);
       crossCheck(input, key, next_link, a);
     }
+    auto one = scanner->scanObject(std::string_view(zeros.get(), capacity), size);
+    auto other = scanner->scanObject(std::string_view(tempting.get(), capacity), size);
+    check(one.has_value() == other.has_value());
+    if (one && other)
+      check(one->begin == other->begin && one->end == other->end && one->id == other->id &&
+            one->time == other->time);
+    crossCheckObject(input, key, one);
   }
   return 0;
 }
