@@ -732,5 +732,62 @@ TEST(FormEncode, JoinsEncodedPairs) {
   EXPECT_EQ(formEncode({{"k", ""}, {"", "v"}}), "k=&=v");
 }
 
+// Fibers on one loop: their transfers run at once on the loop's curl multi handle, so an
+// answer that takes long holds no thread. The server answers 200 only once every fiber's
+// request has arrived: sends that blocked their thread would arrive one at a time, and each
+// would get 503 after the server's bounded wait (10 s).
+TEST(CurlLoopIo, FibersOfOneThreadWaitForTheirAnswersAtOnce) {
+  constexpr int kFibers = 12;
+  std::atomic<int> arrived{0};
+  ScriptedServer server([&](const ServedRequest&, const std::atomic<bool>& stopping) {
+    ++arrived;
+    for (int i = 0; i < 500 && arrived.load() < kFibers && !stopping; ++i) {
+      std::this_thread::sleep_for(20ms);
+    }
+    return arrived.load() >= kFibers ? reply(200, "OK", {}, "all here")
+                                     : reply(503, "Service Unavailable", {}, "alone");
+  });
+  ASSERT_TRUE(server.ok());
+  core::FiberLoop loop;
+  auto io = makeCurlLoopIo();
+  ASSERT_NE(io, nullptr);
+  loop.setIo(io.get());
+  std::vector<int> statuses(kFibers, 0);
+  std::vector<std::thread::id> threads(kFibers);
+  for (int i = 0; i < kFibers; ++i) {
+    loop.post([&, i] {
+      auto client = makeCurlClient();
+      HttpRequest request;
+      request.url = server.url("/slow/" + std::to_string(i));
+      request.timeout = 30s;
+      auto r = client->send(request);
+      statuses[static_cast<std::size_t>(i)] = r ? r->status : -1;
+      threads[static_cast<std::size_t>(i)] = std::this_thread::get_id();
+    });
+  }
+  loop.finish();
+  loop.run();  // on this thread: every fiber runs here
+  EXPECT_EQ(loop.live(), 0u);
+  for (int i = 0; i < kFibers; ++i) {
+    EXPECT_EQ(statuses[static_cast<std::size_t>(i)], 200) << "fiber " << i;
+    EXPECT_EQ(threads[static_cast<std::size_t>(i)], std::this_thread::get_id()) << "fiber " << i;
+  }
+  EXPECT_EQ(server.requests().size(), static_cast<std::size_t>(kFibers));
+}
+
+// Off a fiber loop the client blocks its thread as before (curl_easy_perform).
+TEST(CurlLoopIo, OffALoopSendBlocksAsBefore) {
+  ScriptedServer server(
+      [](const ServedRequest&, const std::atomic<bool>&) { return reply(200, "OK", {}, "x"); });
+  ASSERT_TRUE(server.ok());
+  auto client = makeCurlClient();
+  HttpRequest request;
+  request.url = server.url("/plain");
+  auto r = client->send(request);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "x");
+}
+
 }  // namespace
 }  // namespace mdec::http

@@ -151,6 +151,7 @@ struct Config {
   std::string file;  // the path it was loaded from
   std::string state_dir = "./data";
   std::uint64_t max_spool_bytes = 256ull << 20;  // the outbox bound
+  int workers = 0;  // threads that run the polls; 0: two per core (2 to 16)
   std::vector<SourceConfig> sources;
   FileOutputConfig file_output;             // outputs.file
   StdoutOutputConfig stdout_output;         // outputs.stdout

@@ -3,9 +3,9 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <stop_token>
+
+#include "mdecollect/core/fiber.h"
 
 namespace mdec::core {
 
@@ -26,13 +26,9 @@ class SystemClock : public Clock {
   std::chrono::steady_clock::time_point steadyNow() const override {
     return std::chrono::steady_clock::now();
   }
+  // In a fiber (fiber.h) the fiber is suspended and its thread runs others meanwhile.
   bool sleepFor(std::chrono::milliseconds d, std::stop_token stop) override {
-    std::mutex mu;
-    std::condition_variable_any cv;
-    std::unique_lock<std::mutex> lock(mu);
-    // wait_for returns the predicate (always false here), not whether it was stopped.
-    cv.wait_for(lock, stop, d, [] { return false; });
-    return !stop.stop_requested();
+    return core::sleepFor(d, stop);
   }
 };
 

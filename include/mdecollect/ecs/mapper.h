@@ -83,6 +83,9 @@ class Mapper {
 
   const MapOptions& options() const;
 
+  // Frees the buffers mapping grew (the parser's, the document's); the next map allocates.
+  void trim();
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "mdecollect/core/fiber.h"
 #include "mdecollect/core/result.h"
 
 namespace mdec::http {
@@ -64,8 +65,13 @@ struct CurlClientOptions {
 };
 
 // libcurl-backed client; keeps one easy handle so connections are reused. Not thread-safe:
-// one client per thread.
+// one client per thread (or fiber). In a fiber of a loop whose Io is makeCurlLoopIo()'s,
+// send() suspends the fiber while the loop's curl multi handle runs the transfer.
 std::unique_ptr<HttpClient> makeCurlClient(CurlClientOptions options = {});
+
+// The Io of a core::FiberLoop that runs its fibers' curl transfers (null: curl could not
+// be initialised).
+std::unique_ptr<core::FiberLoop::Io> makeCurlLoopIo();
 
 // Percent-encodes for a query string or form body (RFC 3986 unreserved kept).
 std::string urlEncode(std::string_view s);

@@ -51,6 +51,9 @@ class PageScanner {
   // element of a page is: kParse unless the body is one whole JSON object. Same padding.
   Result<AlertRef> scanObject(std::string_view body, std::size_t size);
 
+  // Frees the parser's buffers (they grow to the largest page); the next scan allocates.
+  void trim();
+
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;

@@ -62,6 +62,9 @@ class Source {
                                       std::stop_token stop) = 0;
   // One log line about a poll's stats.
   virtual std::string summary(const PollStats& stats) const = 0;
+  // Gives back the memory a poll grew (parsers, page buffers) between polls: a collector of
+  // ten thousand sources keeps only what each needs to know.
+  virtual void trim() {}
 };
 
 struct SourceOptions {

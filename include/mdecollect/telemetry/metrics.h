@@ -92,9 +92,20 @@ class OutputMetrics {
 // What became of documents at an output.
 enum class Outcome { kDelivered, kDuplicate, kDeadLettered, kFailed };
 
+// The collector's schedule (pipeline/collector.cpp): its workers and the sources' turns.
+struct SchedulerMetrics {
+  std::atomic<std::int64_t> workers{0};          // threads running the polls
+  std::atomic<std::int64_t> turns_in_flight{0};  // polls (with their backfill slices) running
+  std::atomic<std::int64_t> turns_waiting{0};    // 1 when a turn is due and the pool is full
+  std::atomic<std::int64_t> start_delay_ms{0};   // how late the last started turn was
+  std::atomic<std::uint64_t> turns{0};           // turns started
+};
+
 class Metrics {
  public:
   Metrics();
+
+  SchedulerMetrics& scheduler() { return scheduler_; }
 
   // Registered before the threads start; the references stay valid.
   SourceMetrics& source(const std::string& name, const std::string& type);
@@ -138,6 +149,7 @@ class Metrics {
   std::map<std::string, std::uint64_t, std::less<>> log_messages_;
   std::function<std::optional<OutboxSize>()> outbox_probe_;
   std::uint64_t outbox_max_bytes_ = 0;
+  SchedulerMetrics scheduler_;
 };
 
 // Counts a batch's outcomes per source locally, then hands them to Metrics at once: one

@@ -1264,6 +1264,10 @@ constexpr Key<Config> kTopKeys[] = {
         "max_spool_bytes",
         "the outbox's bound: when it holds this much, polling pauses until the outputs catch up "
         "(see below)"),
+    integer<&Config::workers>(
+        "workers", 0, 64,
+        "threads that run the sources' polls (each runs many at once: a poll waiting for an "
+        "answer holds no thread); 0: two per core, 2 to 16"),
     mapping<&Config::logging, kLoggingKeys>("logging", "the log"),
     mapping<&Config::http, kHttpKeys>("http", "the monitoring endpoint"),
     mapping<&Config::tracing, kTracingKeys>("tracing", "see [Request tracing](#request-tracing)"),

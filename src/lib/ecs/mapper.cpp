@@ -1189,6 +1189,14 @@ Mapper::Mapper(MapOptions options, TimestampFn now)
 
 Mapper::~Mapper() = default;
 
+void Mapper::trim() {
+  impl_->parser = simdjson::dom::parser();
+  impl_->scan = ScanResult();
+  std::string().swap(impl_->padded);
+  std::string().swap(impl_->doc);
+  std::string().swap(impl_->scratch);
+}
+
 LineStats Mapper::mapLine(std::string_view line, const LineContext& context, DocumentSink& sink) {
   return impl_->mapLine(line, context, sink);
 }

@@ -22,6 +22,9 @@
 namespace mdec::emulator {
 namespace {
 
+// Threads serving connections (each open connection holds one).
+constexpr std::size_t kServerThreads = 64;
+
 using Clock = std::chrono::steady_clock;
 using std::chrono::duration_cast;
 using std::chrono::milliseconds;
@@ -1298,6 +1301,9 @@ mdec::Status EmulatorServer::start() {
     m.server = std::make_unique<httplib::Server>();
   }
   m.server->set_keep_alive_max_count(1000);
+  // A connection holds one of these threads for as long as it is open: a collector of many
+  // tenants keeps dozens open (httplib's default is 8 threads).
+  m.server->new_task_queue = [] { return new httplib::ThreadPool(kServerThreads); };
   // An idle keep-alive connection holds its worker until this timeout, and stop() waits for
   // every worker: with httplib's default (5 s) a client that keeps its connection open made
   // SIGTERM take 5 s.

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "mdecollect/core/ascii.h"
+#include "mdecollect/core/fiber.h"
 #include "mdecollect/http/http_client.h"
 
 namespace mdec::http {
@@ -244,6 +245,85 @@ std::size_t onBody(char* data, std::size_t size, std::size_t count, void* user) 
   return n;
 }
 
+// --- transfers of fibers ------------------------------------------------------------------------
+
+// A fiber loop's transfers, on one curl multi handle: a fiber's send() adds its easy handle
+// and suspends; the loop's poll() runs every transfer and resumes each fiber whose transfer
+// is done. Connections are the multi handle's, shared by every client on the loop.
+class CurlLoopIo final : public core::FiberLoop::Io {
+ public:
+  // Keeps this many idle connections (per loop) for reuse.
+  static constexpr long kMaxConnections = 64;
+  // Opens at most this many connections (per loop) to one host: more transfers wait for
+  // one of them (HTTP/2 multiplexes them over one).
+  static constexpr long kMaxHostConnections = 16;
+
+  CurlLoopIo() : multi_(curlGlobalInit() == CURLE_OK ? curl_multi_init() : nullptr) {
+    if (multi_ == nullptr) return;
+    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, kMaxConnections);
+    curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, kMaxHostConnections);
+  }
+  ~CurlLoopIo() override {
+    if (multi_ != nullptr) curl_multi_cleanup(multi_);
+  }
+  CurlLoopIo(const CurlLoopIo&) = delete;
+  CurlLoopIo& operator=(const CurlLoopIo&) = delete;
+
+  bool usable() const { return multi_ != nullptr; }
+
+  // In a fiber of `loop`: runs the transfer set up on `h` and returns its result.
+  CURLcode perform(core::FiberLoop& loop, CURL* h) {
+    Waiting w;
+    curl_easy_setopt(h, CURLOPT_PRIVATE, &w);
+    if (curl_multi_add_handle(multi_, h) != CURLM_OK) return CURLE_OUT_OF_MEMORY;
+    // Bounded by the transfer's own timeout: poll() resumes it when curl says it is done.
+    while (!w.done) {
+      w.fiber = loop.prepareWait();
+      loop.suspend();
+    }
+    return w.rc;
+  }
+
+  void poll(std::chrono::milliseconds timeout) override {
+    int running = 0;
+    curl_multi_perform(multi_, &running);
+    finished();
+    if (timeout.count() <= 0) return;
+    curl_multi_poll(multi_, nullptr, 0, static_cast<int>(timeout.count()), nullptr);
+    curl_multi_perform(multi_, &running);
+    finished();
+  }
+
+  void wake() override { curl_multi_wakeup(multi_); }
+
+ private:
+  struct Waiting {
+    core::FiberHandle fiber;
+    CURLcode rc = CURLE_OK;
+    bool done = false;
+  };
+
+  void finished() {
+    int left = 0;
+    for (CURLMsg* m = curl_multi_info_read(multi_, &left); m != nullptr;
+         m = curl_multi_info_read(multi_, &left)) {
+      if (m->msg != CURLMSG_DONE) continue;
+      CURL* easy = m->easy_handle;
+      const CURLcode rc = m->data.result;
+      char* p = nullptr;
+      curl_easy_getinfo(easy, CURLINFO_PRIVATE, &p);
+      curl_multi_remove_handle(multi_, easy);  // `m` is gone from here on
+      auto* w = reinterpret_cast<Waiting*>(p);
+      if (w == nullptr) continue;
+      w->rc = rc;
+      w->done = true;
+      core::FiberLoop::resume(w->fiber);
+    }
+  }
+
+  CURLM* multi_;
+};
+
 // --- the client ---------------------------------------------------------------------------------
 
 class CurlHttpClient final : public HttpClient {
@@ -375,7 +455,10 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request) {
                    std::string("setting up the transfer: ") + curl_easy_strerror(st.first));
   }
 
-  const CURLcode rc = curl_easy_perform(h);
+  // In a fiber on a loop with curl's I/O, the fiber waits and its thread runs others.
+  core::FiberLoop* loop = core::FiberLoop::current();
+  auto* io = loop != nullptr ? dynamic_cast<CurlLoopIo*>(loop->io()) : nullptr;
+  const CURLcode rc = io != nullptr ? io->perform(*loop, h) : curl_easy_perform(h);
   long status = 0;
   if (rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
   // Drop the pointers into this frame (error buffer, callbacks' data, header list, body).
@@ -415,6 +498,12 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request) {
 
 std::unique_ptr<HttpClient> makeCurlClient(CurlClientOptions options) {
   return std::make_unique<CurlHttpClient>(std::move(options));
+}
+
+std::unique_ptr<core::FiberLoop::Io> makeCurlLoopIo() {
+  auto io = std::make_unique<CurlLoopIo>();
+  if (!io->usable()) return nullptr;
+  return io;
 }
 
 std::string urlEncode(std::string_view s) {

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <map>
+#include <mutex>
+#include <queue>
 #include <thread>
 #include <vector>
 
@@ -16,6 +19,7 @@
 #include "mdecollect/http/http_client.h"
 #include "mdecollect/http/tracing_http_client.h"
 #include "mdecollect/pipeline/supervise.h"
+#include "mdecollect/pipeline/worker_pool.h"
 #include "mdecollect/source/api_client.h"
 #include "mdecollect/source/file_source.h"
 #include "mdecollect/source/mde_retirement.h"
@@ -258,106 +262,245 @@ SourceParts makeSource(Shared& shared, const config::SourceConfig& source,
   return parts;
 }
 
-// Polls a source until stopped (once: one poll); backfill slices between live polls.
-void pollSource(Shared& shared, const config::SourceConfig& config, source::Source& source,
-                telemetry::SourceMetrics& metrics, bool once, bool backfill_only,
-                std::shared_ptr<spdlog::logger> log, std::stop_token stop) {
+// One source in the schedule: what it talks through (made at its first turn, made again
+// after it threw), its backfill runner and its restart backoff.
+struct Slot {
+  Slot(Shared& shared, const config::SourceConfig& c)
+      : config(c),
+        metrics(shared.metrics.source(c.name, config::sourceTypeName(c.type))),
+        log(source::sourceLogger(c.name)) {}
+
+  const config::SourceConfig& config;
+  telemetry::SourceMetrics& metrics;
+  std::shared_ptr<spdlog::logger> log;
+  SourceParts parts;
   std::optional<BackfillRunner> backfill;
-  if (source.backfills()) backfill.emplace(shared, config, source, log);
-  if (backfill_only) {
-    if (backfill && !backfill->run(std::nullopt, stop)) shared.source_failed = true;
-    return;
-  }
+  core::Backoff restart_backoff{{.first = milliseconds(1000), .max = milliseconds(5 * 60'000)}};
+  int restarts = 0;
+  bool polled = false;  // a live poll ran since the last (re)start
+  std::chrono::steady_clock::time_point next_poll{};
+};
+
+// A source's live poll; returns the wait before the next one.
+milliseconds pollOnce(Shared& shared, Slot& slot, bool once, std::stop_token stop) {
+  const auto& config = slot.config;
+  auto& metrics = slot.metrics;
+  auto& log = slot.log;
+  source::Source& source = *slot.parts.source;
   const bool file = config.type == config::SourceType::kFile;
-  while (!stop.stop_requested()) {
-    metrics.setStateIf(telemetry::State::kCollecting, {telemetry::State::kDegraded}, std::string());
-    auto stats = source.poll(stop);
-    milliseconds wait = file ? std::min<milliseconds>(config.interval, milliseconds(1000))
-                             : milliseconds(config.interval);
-    ++metrics.polls;
-    if (stats) {
-      const auto& s = *stats;
-      if (!s.stopped) {
-        metrics.last_success_unix_ms =
-            std::chrono::duration_cast<milliseconds>(shared.clock.now().time_since_epoch()).count();
-        metrics.setStateIf(telemetry::State::kCollecting,
-                           {telemetry::State::kStarting, telemetry::State::kAuthenticating,
-                            telemetry::State::kDegraded, telemetry::State::kFailing});
-      }
-      // Full after this poll: say so now, not only when the next poll waits for room.
-      if (!once && outboxFull(shared)) metrics.setState(telemetry::State::kDegraded, kBackpressure);
-      if (!file || s.alerts > 0 || once) log->info("{}", source.summary(s));
-    } else {
-      const Error& e = stats.error();
-      ++metrics.poll_failures;
-      // A refused credential, permission or certificate is configuration: failing. Anything
-      // else is retried: degraded.
-      const bool refused = e.code() == ErrorCode::kAuth || e.code() == ErrorCode::kInvalidArgument;
-      metrics.setState(refused ? telemetry::State::kFailing : telemetry::State::kDegraded,
-                       "last poll failed: " + e.message());
-      // (A failure that repeats is written at most once a minute: the logging sink.)
-      // After the Defender API's last day, its refusal most likely means it is gone.
-      const auto retired =
-          config.type == config::SourceType::kMde
-              ? source::mdeRetiredRefusalHint(config.name, e.httpStatus(), shared.clock.now())
-              : std::nullopt;
-      if (retired) {
-        log->error("poll failed: {}; {}", e.message(), *retired);
-      } else {
-        log->error("poll failed: {}", e.message());
-      }
-      if (once) shared.source_failed = true;
-      // A refused credential, permission or certificate is configuration: retry slowly.
-      if (refused) {
-        wait = std::max<milliseconds>(config.interval * 4, milliseconds(60'000));
-      }
+  metrics.setStateIf(telemetry::State::kCollecting, {telemetry::State::kDegraded}, std::string());
+  auto stats = source.poll(stop);
+  milliseconds wait = file ? std::min<milliseconds>(config.interval, milliseconds(1000))
+                           : milliseconds(config.interval);
+  ++metrics.polls;
+  if (stats) {
+    const auto& s = *stats;
+    if (!s.stopped) {
+      metrics.last_success_unix_ms =
+          std::chrono::duration_cast<milliseconds>(shared.clock.now().time_since_epoch()).count();
+      metrics.setStateIf(telemetry::State::kCollecting,
+                         {telemetry::State::kStarting, telemetry::State::kAuthenticating,
+                          telemetry::State::kDegraded, telemetry::State::kFailing});
     }
-    if (once) break;
-    // Backfill slices until the next poll is due; a job queued meanwhile is taken up
-    // within a couple of seconds.
-    const auto next_poll = shared.clock.steadyNow() + wait;
-    for (int guard = 0; guard < 1'000'000 && !stop.stop_requested(); ++guard) {
-      if (backfill) backfill->run(next_poll, stop);
-      const auto left =
-          std::chrono::duration_cast<milliseconds>(next_poll - shared.clock.steadyNow());
-      if (left.count() <= 0) break;
-      if (!shared.clock.sleepFor(std::min<milliseconds>(left, milliseconds(2000)), stop)) break;
-    }
+    // Full after this poll: say so now, not only when the next poll waits for room.
+    if (!once && outboxFull(shared)) metrics.setState(telemetry::State::kDegraded, kBackpressure);
+    if (!file || s.alerts > 0 || once) log->info("{}", source.summary(s));
+    return wait;
   }
+  const Error& e = stats.error();
+  ++metrics.poll_failures;
+  // A refused credential, permission or certificate is configuration: failing. Anything
+  // else is retried: degraded.
+  const bool refused = e.code() == ErrorCode::kAuth || e.code() == ErrorCode::kInvalidArgument;
+  metrics.setState(refused ? telemetry::State::kFailing : telemetry::State::kDegraded,
+                   "last poll failed: " + e.message());
+  // (A failure that repeats is written at most once a minute: the logging sink.)
+  // After the Defender API's last day, its refusal most likely means it is gone.
+  const auto retired =
+      config.type == config::SourceType::kMde
+          ? source::mdeRetiredRefusalHint(config.name, e.httpStatus(), shared.clock.now())
+          : std::nullopt;
+  if (retired) {
+    log->error("poll failed: {}; {}", e.message(), *retired);
+  } else {
+    log->error("poll failed: {}", e.message());
+  }
+  if (once) shared.source_failed = true;
+  // A refused credential, permission or certificate is configuration: retry slowly.
+  if (refused) wait = std::max<milliseconds>(config.interval * 4, milliseconds(60'000));
+  return wait;
 }
 
-// A source's thread: made, polled, and — when anything in it throws — reported failing
-// and made again after a backoff.
-void runSource(Shared& shared, const config::SourceConfig& config, bool once, bool backfill_only,
-               std::stop_token stop) {
-  auto log = source::sourceLogger(config.name);
-  telemetry::SourceMetrics& metrics =
-      shared.metrics.source(config.name, config::sourceTypeName(config.type));
-  if (backfill_only && config.type == config::SourceType::kFile) return;
-  bool restarted = false;
-  SuperviseOptions options;
-  options.once = once;
-  const bool ok = supervise(
-      [&] {
-        auto parts = makeSource(shared, config, metrics, once, log);
-        if (config.type != config::SourceType::kFile && !restarted) {
-          metrics.setState(telemetry::State::kAuthenticating);
-        }
-        pollSource(shared, config, *parts.source, metrics, once, backfill_only, log, stop);
-      },
-      [&](const std::string& reason, milliseconds wait) {
-        restarted = true;
-        ++metrics.restarts;
-        const std::string said =
-            "the source failed unexpectedly (" + reason + ")" +
-            (wait.count() > 0 ? "; started again in " + std::to_string(wait.count() / 1000) + " s"
-                              : std::string());
-        metrics.setState(telemetry::State::kFailing, said);
-        log->error("{}", said);
-      },
-      shared.clock, stop, options);
-  if (!ok) shared.source_failed = true;
+// One turn of a source, in a fiber of the worker pool: made first when it has no parts,
+// its live poll when due, then backfill slices until its next poll is due. Returns when its
+// next turn is due, or nothing when it is done (--once, backfill only, or given up). When
+// anything in it throws, the source is reported failing and made again after a backoff
+// that doubles from 1 s up to 5 minutes (as supervise() does for a thread).
+std::optional<std::chrono::steady_clock::time_point> turn(Shared& shared, Slot& slot, bool once,
+                                                          bool backfill_only,
+                                                          std::stop_token stop) {
+  const auto& config = slot.config;
+  std::string reason;
+  try {
+    if (!slot.parts.source) {
+      slot.parts = makeSource(shared, config, slot.metrics, once, slot.log);
+      if (config.type != config::SourceType::kFile && slot.restarts == 0) {
+        slot.metrics.setState(telemetry::State::kAuthenticating);
+      }
+      slot.backfill.reset();
+      if (slot.parts.source->backfills()) {
+        slot.backfill.emplace(shared, config, *slot.parts.source, slot.log);
+      }
+    }
+    if (backfill_only) {
+      if (slot.backfill && !slot.backfill->run(std::nullopt, stop)) shared.source_failed = true;
+      slot.backfill.reset();
+      slot.parts = SourceParts{};  // done: its memory goes now
+      return std::nullopt;
+    }
+    if (!slot.polled || shared.clock.steadyNow() >= slot.next_poll) {
+      const milliseconds wait = pollOnce(shared, slot, once, stop);
+      slot.polled = true;
+      slot.next_poll = shared.clock.steadyNow() + wait;
+    }
+    if (once) {
+      slot.backfill.reset();
+      slot.parts = SourceParts{};  // done: its memory goes now
+      return std::nullopt;
+    }
+    // Backfill slices until the next poll is due (none waiting: returns at once).
+    if (slot.backfill && !stop.stop_requested()) slot.backfill->run(slot.next_poll, stop);
+    slot.parts.source->trim();
+    return slot.next_poll;
+  } catch (const std::exception& e) {
+    reason = e.what();
+  } catch (...) {
+    reason = "an unknown exception";
+  }
+  // Outside the handler: nothing below may suspend inside a catch block (fibers share the
+  // thread's exception state).
+  slot.backfill.reset();
+  slot.parts = SourceParts{};
+  slot.polled = false;
+  const bool final = once || slot.restarts >= 1'000'000;
+  const milliseconds wait = final ? milliseconds(0) : slot.restart_backoff.next();
+  ++slot.restarts;
+  ++slot.metrics.restarts;
+  const std::string said =
+      "the source failed unexpectedly (" + reason + ")" +
+      (wait.count() > 0 ? "; started again in " + std::to_string(wait.count() / 1000) + " s"
+                        : std::string());
+  slot.metrics.setState(telemetry::State::kFailing, said);
+  slot.log->error("{}", said);
+  if (final) {
+    shared.source_failed = true;
+    return std::nullopt;
+  }
+  return shared.clock.steadyNow() + wait;
 }
+
+// Runs every source's turns on the worker pool: a turn is started when it is due, earliest
+// first (ties: configuration order), at most `capacity` at once, one per source at a time.
+// Returns when every source is done (--once) or on a stop request, after the turns in
+// flight have ended.
+class Schedule {
+ public:
+  Schedule(Shared& shared, WorkerPool& pool, bool once, bool backfill_only)
+      : shared_(shared), pool_(pool), once_(once), backfill_only_(backfill_only) {
+    for (const auto& s : shared.config.sources) {
+      if (backfill_only && s.type == config::SourceType::kFile) continue;
+      slots_.push_back(std::make_unique<Slot>(shared, s));
+    }
+    capacity_ = pool.size() * kTurnsPerWorker;
+  }
+
+  // Turns in flight at once per worker (each a fiber; most of them wait for an answer).
+  static constexpr std::size_t kTurnsPerWorker = 64;
+
+  void run(std::stop_token stop) {
+    const auto start = shared_.clock.steadyNow();
+    for (std::size_t i = 0; i < slots_.size(); ++i) due_.push({start, i});
+    std::size_t active = slots_.size();
+    shared_.sources_running = static_cast<int>(active);
+    std::stop_callback wake(stop, [this] {
+      std::lock_guard lock(mu_);
+      cv_.notify_all();
+    });
+    auto& sm = shared_.metrics.scheduler();
+    sm.workers = static_cast<std::int64_t>(pool_.size());
+    for (std::uint64_t guard = 0; guard < (1ull << 62); ++guard) {
+      std::vector<std::pair<std::size_t, std::optional<TimePoint>>> ended;
+      {
+        std::unique_lock lock(mu_);
+        ended.swap(ended_);
+      }
+      for (const auto& [i, next] : ended) {
+        --in_flight_;
+        if (next && !stop.stop_requested()) {
+          due_.push({*next, i});
+        } else {
+          --active;
+          --shared_.sources_running;
+        }
+      }
+      if (stop.stop_requested() && in_flight_ == 0) break;
+      if (active == 0) break;
+      const auto now = shared_.clock.steadyNow();
+      std::int64_t late_ms = -1;
+      while (!stop.stop_requested() && !due_.empty() && due_.top().at <= now &&
+             in_flight_ < capacity_) {
+        const Due d = due_.top();
+        due_.pop();
+        late_ms = std::max<std::int64_t>(
+            late_ms, std::chrono::duration_cast<milliseconds>(now - d.at).count());
+        ++in_flight_;
+        ++sm.turns;
+        pool_.post([this, i = d.slot, stop] {
+          std::optional<TimePoint> next;
+          next = turn(shared_, *slots_[i], once_, backfill_only_, stop);
+          std::lock_guard lock(mu_);
+          ended_.emplace_back(i, next);
+          cv_.notify_all();
+        });
+      }
+      std::size_t waiting = 0;
+      // (Those due now and not started: the pool is at capacity.)
+      if (!due_.empty() && due_.top().at <= now) waiting = 1;
+      sm.turns_in_flight = static_cast<std::int64_t>(in_flight_);
+      sm.turns_waiting = static_cast<std::int64_t>(waiting);
+      if (late_ms >= 0) sm.start_delay_ms = late_ms;
+      auto wait = milliseconds(1000);
+      if (!due_.empty() && in_flight_ < capacity_) {
+        wait = std::clamp(std::chrono::ceil<milliseconds>(due_.top().at - now), milliseconds(0),
+                          milliseconds(1000));
+      }
+      std::unique_lock lock(mu_);
+      if (ended_.empty() && !stop.stop_requested() && wait.count() > 0) cv_.wait_for(lock, wait);
+    }
+    sm.turns_in_flight = 0;
+  }
+
+ private:
+  using TimePoint = std::chrono::steady_clock::time_point;
+  struct Due {
+    TimePoint at;
+    std::size_t slot;
+    // The earliest first; ties in configuration order.
+    bool operator<(const Due& o) const { return o.at < at || (o.at == at && o.slot < slot); }
+  };
+
+  Shared& shared_;
+  WorkerPool& pool_;
+  const bool once_;
+  const bool backfill_only_;
+  std::vector<std::unique_ptr<Slot>> slots_;
+  std::priority_queue<Due> due_;
+  std::size_t capacity_ = 0;
+  std::size_t in_flight_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::pair<std::size_t, std::optional<TimePoint>>> ended_;
+};
 
 // Counts a batch an output acknowledged whole, per source (unless the output counts its
 // items itself).
@@ -637,17 +780,18 @@ class Collector {
     {
       std::vector<std::jthread> threads;
       shared.sources_running = static_cast<int>(config_.sources.size());
-      for (const auto& source : config_.sources) {
-        threads.emplace_back([this, &shared, &source, token = stopper.get_token()] {
-          runSource(shared, source, options_.once, options_.backfill_only, token);
-          --shared.sources_running;
-        });
-      }
       for (output::Output* out : queued_) {
         threads.emplace_back([this, &shared, out, &output_failures, token = stopper.get_token()] {
           if (!superviseOutput(shared, *out, options_.once, token)) ++output_failures;
         });
       }
+      // The sources: their polls on the worker pool, scheduled on this thread.
+      const int workers = config_.workers > 0 ? config_.workers : WorkerPool::defaultWorkers();
+      WorkerPool pool(workers);
+      log_->info("{} worker thread(s) run the polls", pool.size());
+      Schedule schedule(shared, pool, options_.once, options_.backfill_only);
+      schedule.run(stopper.get_token());
+      pool.finish();
     }  // joins every thread
     for (const auto& out : outputs_) {
       if (auto said = out->summary(); !said.empty()) log_->info("{}: {}", out->name(), said);

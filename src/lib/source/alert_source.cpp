@@ -186,6 +186,14 @@ Status AlertSource::runCollect(const Instant& from, std::optional<Instant> until
   return committed;
 }
 
+void AlertSource::trim() {
+  scanner_.trim();
+  mapper_.trim();
+  std::string().swap(translated_);
+  std::lock_guard lock(buffers_mu_);
+  buffers_.clear();
+}
+
 std::string AlertSource::summary(const PollStats& s) const {
   std::string line = fmt::format(
       "poll: {} alerts fetched ({} new versions), {} documents written ({} error), {} "
@@ -265,7 +273,7 @@ Status AlertSource::commitFetched(std::optional<Instant> watermark) {
   // mapping and writing a page overlaps fetching the next (the seen-set lookup is part of
   // the commit, so a page re-reading ties sees every earlier page's versions). At most two
   // pages are in memory: the one being committed and the one being fetched.
-  pending_ = std::async(std::launch::async, [this, shared, watermark]() -> Status {
+  pending_ = core::Task<Status>([this, shared, watermark]() -> Status {
     auto s = commit(*shared, watermark);
     std::lock_guard lock(buffers_mu_);
     buffers_.push_back(std::move(shared->body));

@@ -4,13 +4,13 @@
 // (collect()) and, for Graph, how an alert becomes a Defender one (translate()).
 #pragma once
 
-#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "mdecollect/core/fiber.h"
 #include "mdecollect/ecs/mapper.h"
 #include "mdecollect/source/api_client.h"
 #include "mdecollect/source/page_scan.h"
@@ -36,6 +36,7 @@ class AlertSource : public Source {
   Result<PollStats> pollRange(const core::Instant& since, const core::Instant& until,
                               std::stop_token stop) final;
   std::string summary(const PollStats& stats) const final;
+  void trim() override;
 
  protected:
   // Reads every version in [from, until) (until unset: from `from` on) through fetch() and
@@ -100,8 +101,8 @@ class AlertSource : public Source {
   std::unique_ptr<telemetry::SourceMetrics> own_metrics_;  // when none was given
   telemetry::SourceMetrics& m_;
 
-  std::optional<Page> held_;     // fetched, not yet handed to the committer
-  std::future<Status> pending_;  // the commit in progress
+  std::optional<Page> held_;    // fetched, not yet handed to the committer
+  core::Task<Status> pending_;  // the commit in progress (beside the fetch: fiber.h)
   std::mutex buffers_mu_;
   std::vector<std::string> buffers_;  // bodies of committed pages, for reuse
   std::optional<core::Instant> best_watermark_;

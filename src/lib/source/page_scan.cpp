@@ -67,6 +67,11 @@ PageScanner::PageScanner(std::string time_key) : impl_(std::make_unique<Impl>())
 
 PageScanner::~PageScanner() = default;
 
+void PageScanner::trim() {
+  impl_->parser = simdjson::ondemand::parser();
+  impl_->scan = ecs::ScanResult();
+}
+
 Result<ScannedPage> PageScanner::scan(std::string_view body, std::size_t size, bool next_link) {
   if (body.size() < size + ecs::kLinePadding) {
     return Error(ErrorCode::kInternal, "page body without its padding");

@@ -334,6 +334,17 @@ std::string Metrics::prometheus(std::chrono::system_clock::time_point now) const
   e.family("mdecollect_outbox_max_bytes", "gauge",
            "max_spool_bytes: polling pauses when the outbox holds this much.");
   e.sample("mdecollect_outbox_max_bytes", "", outbox_max_bytes_);
+  e.family("mdecollect_workers", "gauge", "Threads that run the sources' polls.");
+  e.sample("mdecollect_workers", "", scheduler_.workers.load());
+  e.family("mdecollect_polls_in_flight", "gauge",
+           "Sources' turns (a poll and its backfill slices) running now.");
+  e.sample("mdecollect_polls_in_flight", "", scheduler_.turns_in_flight.load());
+  e.family("mdecollect_polls_started_total", "counter", "Sources' turns started.");
+  e.sample("mdecollect_polls_started_total", "", scheduler_.turns.load());
+  e.family("mdecollect_poll_start_delay_seconds", "gauge",
+           "How late the last started turn was after it was due (the pool was full).");
+  e.sample("mdecollect_poll_start_delay_seconds", "",
+           static_cast<double>(scheduler_.start_delay_ms.load()) / 1000.0);
   e.family("mdecollect_log_messages_total", "counter", "Log messages by level.");
   for (const char* level : {"warning", "error"}) {
     auto it = log_messages_.find(std::string_view(level));
