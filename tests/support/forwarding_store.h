@@ -26,6 +26,9 @@ class ForwardingStore : public state::StateStore {
     return inner_.pruneSeen(s, b);
   }
   Status commitPage(const state::PageCommit& p) override { return inner_.commitPage(p); }
+  Status commitPages(const std::vector<state::PageCommit>& p) override {
+    return inner_.commitPages(p);
+  }
   Result<std::optional<state::FilePosition>> filePosition(const std::string& s,
                                                           const std::string& p) override {
     return inner_.filePosition(s, p);

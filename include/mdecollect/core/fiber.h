@@ -197,4 +197,8 @@ class Task {
 // Sleeps `d` or until `stop` (false when stopped): suspends a fiber, blocks a thread.
 bool sleepFor(std::chrono::milliseconds d, std::stop_token stop);
 
+// In a fiber: lets the loop's other ready fibers run first (back of the queue). Elsewhere:
+// nothing.
+void yieldFiber();
+
 }  // namespace mdec::core

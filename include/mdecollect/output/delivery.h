@@ -5,9 +5,19 @@
 // direct outputs' acknowledgements commit in one transaction. A crash before that commit
 // leaves bytes the file output cuts off when it opens, and a state that reads the page
 // again: exactly once, without the outbox round trip.
+//
+// Group commit: pages that commit while another commit is under way wait, and the next
+// commit takes all of them at once — their lines written to the direct outputs one page
+// after another, one fsync of each, one store transaction (one fsync) for all, all or
+// nothing. The first page to arrive leads: in a fiber it yields once first, so the pages
+// its loop's other fibers are committing join its group. A page that grew past kFlushBytes
+// was already written while it was mapped; it commits alone, as before.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -62,11 +72,29 @@ class Delivery {
     std::optional<Error> error_;
   };
 
+  // Pages committed, and store commits made for them (fewer: group commit).
+  std::uint64_t pagesCommitted() const;
+  std::uint64_t groupsCommitted() const;
+
+  // A group holds at most this many pages.
+  static constexpr std::size_t kMaxGroupPages = 512;
+
  private:
+  struct Pending;
+  Status commitInGroup(const std::shared_ptr<Pending>& page);
+  void countDelivered(const std::string& source, std::size_t documents);
+  Status commitGroup(const std::vector<std::shared_ptr<Pending>>& group);
+
   state::StateStore& store_;
   std::vector<Output*> direct_;
   bool use_outbox_;
   telemetry::Metrics* metrics_ = nullptr;
+
+  mutable std::mutex group_mu_;
+  std::vector<std::shared_ptr<Pending>> waiting_;  // pages waiting for the next group
+  bool committing_ = false;                        // a page's caller is committing groups
+  std::uint64_t pages_ = 0;
+  std::uint64_t groups_ = 0;
 };
 
 }  // namespace mdec::output

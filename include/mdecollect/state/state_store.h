@@ -103,6 +103,9 @@ class StateStore {
   // source's position, the direct outputs' acknowledgements (then documents every output
   // has acknowledged leave the outbox).
   virtual Status commitPage(const PageCommit& page) = 0;
+  // Commits several pages (of any sources) at once, all or nothing: the SQLite store in one
+  // transaction, one fsync for all (group commit).
+  virtual Status commitPages(const std::vector<PageCommit>& pages) = 0;
 
   // ---- file sources ----
   virtual Result<std::optional<FilePosition>> filePosition(const std::string& source,

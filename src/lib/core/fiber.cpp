@@ -323,6 +323,13 @@ void FiberEvent::wait() {
   cv_.wait(lock, [this] { return set_; });
 }
 
+void yieldFiber() {
+  FiberLoop* loop = FiberLoop::current();
+  if (loop == nullptr) return;
+  FiberLoop::resume(loop->prepareWait());  // ready again at once, behind the others
+  loop->suspend();
+}
+
 bool sleepFor(milliseconds d, std::stop_token stop) {
   if (FiberLoop* loop = FiberLoop::current()) return loop->sleepFor(d, stop);
   std::mutex mu;

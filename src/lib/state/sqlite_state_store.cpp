@@ -303,13 +303,27 @@ class SqliteStateStore final : public StateStore {
   Status commitPage(const PageCommit& page) override {
     std::lock_guard lock(mu_);
     auto status = commitPageLocked(page);
-    if (!status) {
-      return withWhat(std::move(status.error()),
-                      page.file_position ? "commit lines of file " + quoted(page.file_path) +
-                                               " for source " + quoted(page.source)
-                                         : "commit page for source " + quoted(page.source));
-    }
+    if (!status) return withWhat(std::move(status.error()), whatCommits(page));
     return status;
+  }
+
+  // Group commit: every page in one transaction, one fsync.
+  Status commitPages(const std::vector<PageCommit>& pages) override {
+    if (pages.size() == 1) return commitPage(pages.front());
+    std::lock_guard lock(mu_);
+    auto txn = Transaction::begin(db_, Transaction::Kind::kWrite);
+    if (!txn) return withWhat(std::move(txn.error()), "commit a group of pages");
+    for (const PageCommit& page : pages) {
+      if (auto status = applyPageLocked(page); !status) {
+        return withWhat(std::move(status.error()), whatCommits(page) + " (in a group of " +
+                                                       std::to_string(pages.size()) + " pages)");
+      }
+    }
+    if (auto status = txn->commit(); !status) {
+      return withWhat(std::move(status.error()),
+                      "commit a group of " + std::to_string(pages.size()) + " pages");
+    }
+    return okStatus();
   }
 
   // ---- file sources ----
@@ -604,9 +618,21 @@ class SqliteStateStore final : public StateStore {
     return stmt.bind(1, documents).bind(2, bytes).run();
   }
 
+  static std::string whatCommits(const PageCommit& page) {
+    return page.file_position ? "commit lines of file " + quoted(page.file_path) + " for source " +
+                                    quoted(page.source)
+                              : "commit page for source " + quoted(page.source);
+  }
+
   Status commitPageLocked(const PageCommit& page) {
     auto txn = Transaction::begin(db_, Transaction::Kind::kWrite);
     if (!txn) return std::move(txn.error());
+    if (auto status = applyPageLocked(page); !status) return status;
+    return txn->commit();
+  }
+
+  // A page's changes, inside the caller's transaction.
+  Status applyPageLocked(const PageCommit& page) {
     if (auto status = appendDocuments(page.source, page.documents); !status) return status;
     if (!page.seen.empty()) {
       Statement& insert = st_.seen_insert;
@@ -649,7 +675,7 @@ class SqliteStateStore final : public StateStore {
       }
       if (auto status = dropAcknowledged(); !status) return status;
     }
-    return txn->commit();
+    return okStatus();
   }
 
   // A one-row, one-integer query (NULL reads as nullopt; no row is an error).
@@ -845,6 +871,7 @@ Status StateStore::updateBackfill(const BackfillJob&) {
 Result<std::vector<std::string>> StateStore::registeredOutputs() {
   return std::vector<std::string>();
 }
+
 Status StateStore::unregisterOutput(const std::string&) { return okStatus(); }
 Result<std::optional<std::string>> StateStore::seenSince(const std::string&) {
   return std::optional<std::string>();

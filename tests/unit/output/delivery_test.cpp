@@ -5,11 +5,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "mdecollect/core/fiber.h"
 #include "mdecollect/output/file_output.h"
 #include "mdecollect/state/state_store.h"
 #include "support/files.h"
@@ -31,6 +35,10 @@ class FlakyStore final : public testing::ForwardingStore {
   Status commitPage(const state::PageCommit& p) override {
     if (fail) return Error(ErrorCode::kIo, "injected: disk I/O error");
     return ForwardingStore::commitPage(p);
+  }
+  Status commitPages(const std::vector<state::PageCommit>& p) override {
+    if (fail) return Error(ErrorCode::kIo, "injected: disk I/O error");
+    return ForwardingStore::commitPages(p);
   }
 };
 
@@ -58,13 +66,14 @@ class DeliveryTest : public ::testing::Test {
   }
 
   // A page of documents first..first+count-1 with a watermark; committed when `commit`.
-  Status page(Delivery& delivery, int first, int count, bool commit = true) {
+  Status page(Delivery& delivery, int first, int count, bool commit = true,
+              const std::string& source = "src") {
     Delivery::Page p(delivery);
     for (int i = first; i < first + count; ++i) p.add("id-" + std::to_string(i), body(i));
     EXPECT_EQ(p.documents(), static_cast<std::size_t>(count));
     if (!commit) return okStatus();
     state::PageCommit c;
-    c.source = "src";
+    c.source = source;
     c.watermark = "w" + std::to_string(first + count);
     c.seen.push_back({"alert-" + std::to_string(first), "t"});
     return p.commit(std::move(c));
@@ -186,6 +195,107 @@ TEST_F(DeliveryTest, APageWithoutDocumentsStillCommitsItsState) {
   c.watermark = "w-empty";
   ASSERT_TRUE(p.commit(std::move(c)));
   EXPECT_EQ(store_->watermark("src").value(), std::optional<std::string>("w-empty"));
+}
+
+// Sorted lines of a file (pages of a group are in it in the order they joined).
+std::vector<std::string> sortedLines(const std::string& text) {
+  std::vector<std::string> out;
+  std::string line;
+  for (char c : text) {
+    if (c == '\n') {
+      out.push_back(line);
+      line.clear();
+    } else {
+      line += c;
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Pages of many fibers that commit at once share one store commit: the first leads and
+// yields, the others join its group. Each page's lines are in the file once, each source's
+// state moved, and the checkpoint is at the end of them all.
+TEST_F(DeliveryTest, PagesCommittingTogetherShareOneCommit) {
+  auto file = openFileOutput();
+  Delivery delivery(*store_, {file.get()}, false);
+  constexpr int kPages = 20;
+  std::vector<bool> ok(kPages, false);
+  core::FiberLoop loop;
+  for (int i = 0; i < kPages; ++i) {
+    loop.post([&, i] {
+      ok[static_cast<std::size_t>(i)] =
+          page(delivery, i * 10, 10, true, "src-" + std::to_string(i)).has_value();
+    });
+  }
+  loop.finish();
+  loop.run();
+  for (int i = 0; i < kPages; ++i) EXPECT_TRUE(ok[static_cast<std::size_t>(i)]) << i;
+  EXPECT_EQ(delivery.pagesCommitted(), static_cast<std::uint64_t>(kPages));
+  EXPECT_EQ(delivery.groupsCommitted(), 1u);
+  EXPECT_EQ(sortedLines(readFile(outFile())), sortedLines(lines(0, kPages * 10)));
+  auto cp = store_->fileCheckpoint("file");
+  ASSERT_TRUE(cp && *cp);
+  EXPECT_EQ((*cp)->offset, lines(0, kPages * 10).size());
+  for (int i = 0; i < kPages; ++i) {
+    EXPECT_EQ(store_->watermark("src-" + std::to_string(i)).value(),
+              std::optional<std::string>("w" + std::to_string(i * 10 + 10)));
+  }
+}
+
+// A group whose commit fails commits none of its pages and leaves none of their lines;
+// committed again, each arrives once.
+TEST_F(DeliveryTest, AFailedGroupLeavesNothingAndItsPagesCommitAgainOnce) {
+  auto file = openFileOutput();
+  Delivery delivery(*flaky_, {file.get()}, false);
+  ASSERT_TRUE(page(delivery, 0, 2));
+  const auto commitAll = [&](std::vector<bool>& ok) {
+    core::FiberLoop loop;
+    for (int i = 0; i < 5; ++i) {
+      loop.post([&, i] {
+        ok[static_cast<std::size_t>(i)] =
+            page(delivery, 2 + i * 3, 3, true, "src-" + std::to_string(i)).has_value();
+      });
+    }
+    loop.finish();
+    loop.run();
+  };
+  flaky_->fail = true;
+  std::vector<bool> failed(5, true);
+  commitAll(failed);
+  for (bool b : failed) EXPECT_FALSE(b);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(store_->watermark("src-" + std::to_string(i)).value(), std::nullopt);
+  }
+  flaky_->fail = false;
+  std::vector<bool> ok(5, false);
+  commitAll(ok);
+  for (bool b : ok) EXPECT_TRUE(b);
+  EXPECT_EQ(sortedLines(readFile(outFile())), sortedLines(lines(0, 17)));
+  auto cp = store_->fileCheckpoint("file");
+  ASSERT_TRUE(cp && *cp);
+  EXPECT_EQ((*cp)->offset, lines(0, 17).size());
+}
+
+// Off a fiber loop (plain threads) pages still commit, alone or in groups, each once.
+TEST_F(DeliveryTest, PagesOfPlainThreadsCommitEachOnce) {
+  auto file = openFileOutput();
+  Delivery delivery(*store_, {file.get()}, false);
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      for (int j = 0; j < 10; ++j) {
+        const int first = (i * 10 + j) * 4;
+        if (page(delivery, first, 4, true, "t" + std::to_string(i))) ++ok;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 80);
+  EXPECT_EQ(delivery.pagesCommitted(), 80u);
+  EXPECT_LE(delivery.groupsCommitted(), 80u);
+  EXPECT_EQ(sortedLines(readFile(outFile())), sortedLines(lines(0, 320)));
 }
 
 }  // namespace

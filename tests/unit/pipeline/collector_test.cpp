@@ -103,6 +103,9 @@ class CrashingStore final : private OwnedStore, public testing::ForwardingStore 
   Status commitPage(const state::PageCommit& p) override {
     return write([&] { return ForwardingStore::commitPage(p); });
   }
+  Status commitPages(const std::vector<state::PageCommit>& p) override {
+    return write([&] { return ForwardingStore::commitPages(p); });
+  }
   Status registerOutput(const std::string& o) override {
     return write([&] { return ForwardingStore::registerOutput(o); });
   }
