@@ -12,6 +12,7 @@
 #include "mdecollect/http/tracing_http_client.h"
 #include "mdecollect/output/es_setup.h"
 #include "mdecollect/pipeline/collector.h"
+#include "mdecollect/pipeline/shard.h"
 #include "mdecollect/source/mde_retirement.h"
 #include "mdecollect/telemetry/logging.h"
 #include "stop_signals.h"
@@ -32,17 +33,37 @@ int runRun(const RunArgs& args) {
                config.error().message());
     return kExitUsage;  // a missing file too: systemd does not restart exit 2
   }
+  auto secrets = http::secretValues(*config);
+  // This replica's sources only (shard: {index, count}).
+  auto sharded = pipeline::selectShard(std::move(*config), pipeline::currentShardEnvironment());
+  if (!sharded) {
+    fmt::print(stderr, "mdecollect run: the configuration has problems:\n{}\n",
+               sharded.error().message());
+    return kExitUsage;
+  }
   auto metrics = std::make_shared<telemetry::Metrics>();
   telemetry::LoggingOptions logging;
   logging.metrics = metrics.get();
-  logging.secrets = http::secretValues(*config);
-  telemetry::setupLogging(config->logging, logging);
+  logging.secrets = std::move(secrets);
+  telemetry::setupLogging(sharded->config.logging, logging);
+  if (sharded->shard.count > 1 || sharded->config.shard.index_auto) {
+    spdlog::info("{}", pipeline::shardSummary(*sharded));
+  }
   StopSignals signals;
   core::SystemClock clock;
   pipeline::RunOptions options;
   options.once = args.once;
   options.metrics = metrics;
-  return pipeline::runCollector(*config, options, clock, signals.token());
+  const int rc = pipeline::runCollector(sharded->config, options, clock, signals.token());
+  if (rc == 0 && !args.once && sharded->config.sources.empty() && !signals.stopped()) {
+    // A shard that owns none of the sources (more replicas than sources) has nothing to
+    // poll: it stays up until stopped rather than exit and be restarted over and over.
+    spdlog::warn("{}: nothing to collect here; waiting until stopped",
+                 pipeline::shardSummary(*sharded));
+    while (clock.sleepFor(std::chrono::hours(1), signals.token())) {
+    }
+  }
+  return rc;
 }
 
 int runCheckConfig(const RunArgs& args) {
