@@ -125,7 +125,12 @@ void addStateDirOptions(CLI::App* cmd, StateArgs& args) {
   auto* dir = cmd->add_option("--state-dir", args.state_dir, "The state directory");
   config->excludes(dir);
   dir->excludes(config);
-  cmd->require_option(1, 2);
+}
+
+void requireStateDir(const StateArgs& args) {
+  if (args.config.empty() && args.state_dir.empty()) {
+    throw CLI::RequiredError("--config or --state-dir");
+  }
 }
 
 }  // namespace
@@ -157,7 +162,10 @@ void addStateCommands(CLI::App& app, std::function<int()>& run) {
   addStateDirOptions(exp, *args);
   exp->add_option("--source", args->sources, "A source to export (repeat for more)")->required();
   exp->add_option("-o,--output", args->file, "Write here instead of standard output");
-  exp->callback([args, &run] { run = [args] { return runExport(*args); }; });
+  exp->callback([args, &run] {
+    requireStateDir(*args);
+    run = [args] { return runExport(*args); };
+  });
 
   CLI::App* imp = state->add_subcommand(
       "import",
@@ -168,7 +176,10 @@ void addStateCommands(CLI::App& app, std::function<int()>& run) {
   imp->add_option("file", args->file, "The exported file")->required();
   imp->add_option("--source", args->sources, "Import only this source (repeat for more)");
   imp->add_flag("--force", args->force, "Replace what the state keeps about these sources");
-  imp->callback([args, &run] { run = [args] { return runImport(*args); }; });
+  imp->callback([args, &run] {
+    requireStateDir(*args);
+    run = [args] { return runImport(*args); };
+  });
 
   CLI::App* forget = state->add_subcommand(
       "forget",
@@ -176,7 +187,10 @@ void addStateCommands(CLI::App& app, std::function<int()>& run) {
       "in the outbox stay until every output has them.");
   addStateDirOptions(forget, *args);
   forget->add_option("--source", args->sources, "A source to forget (repeat for more)")->required();
-  forget->callback([args, &run] { run = [args] { return runForget(*args); }; });
+  forget->callback([args, &run] {
+    requireStateDir(*args);
+    run = [args] { return runForget(*args); };
+  });
 }
 
 }  // namespace mdec::app
