@@ -10,7 +10,10 @@ replica (the one `shard-plan` names), and every served alert version is delivere
 once for each source, over all replicas together. The emulator's world has no updates and
 no late arrivals, so every source can and must see every version the API served.
 
-Usage: shard_test.py MDECOLLECT MDE_EMULATOR [unittest arguments]
+And the outbox stays behind: documents a replica collected but could not deliver yet (its
+Elasticsearch refused them) are delivered by that replica after their source moved away.
+
+Usage: shard_test.py MDECOLLECT MDE_EMULATOR FAKE_ELASTICSEARCH [unittest arguments]
 Every wait is bounded; every process is stopped at the end.
 """
 import collections
@@ -24,6 +27,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import collector_test as ct  # noqa: E402
+import elasticsearch_test as et  # noqa: E402
 from collector_test import Emulator, WorkDirTest  # noqa: E402
 
 SOURCES = 100
@@ -47,9 +51,9 @@ def emulator_yaml(speed, new_per_hour):
             f"  late_fraction: 0\ntenants:\n{tenants}")
 
 
-def sources_yaml(url):
+def sources_yaml(url, n=SOURCES):
     out = []
-    for i in range(SOURCES):
+    for i in range(n):
         out.append(f"""  - name: {name(i)}
     type: mde
     tenant_id: {tenant(i)}
@@ -60,6 +64,7 @@ def sources_yaml(url):
     interval: 2s
     initial_interval: 48h
     tags: [{name(i)}]
+    namespace: src{i:03d}
 """)
     return "".join(out)
 
@@ -68,8 +73,9 @@ class Replica:
     """One replica: its own state_dir and config, its shard index from its host name
     (HOSTNAME=mdecollect-K, as in a StatefulSet)."""
 
-    def __init__(self, work, ordinal, count, sources, tag):
+    def __init__(self, work, ordinal, count, sources, tag, outputs=""):
         self.ordinal = ordinal
+        self.outputs = outputs
         self.dir = os.path.join(work, f"{tag}-{ordinal}")
         os.makedirs(self.dir, exist_ok=True)
         self.state = os.path.join(self.dir, "state")
@@ -82,7 +88,8 @@ class Replica:
     def set_count(self, count):
         with open(self.config, "w") as f:
             f.write(f"state_dir: {self.state}\nhttp:\n  listen: 127.0.0.1:0\n"
-                    f"shard:\n  index: auto\n  count: {count}\nsources:\n{self.sources}")
+                    f"shard:\n  index: auto\n  count: {count}\nsources:\n{self.sources}"
+                    f"{self.outputs}")
 
     def env(self):
         env = dict(os.environ, HOSTNAME=f"mdecollect-{self.ordinal}")
@@ -148,12 +155,12 @@ class ShardTest(WorkDirTest):
         self.closers.append(e)
         return e
 
-    def replicas(self, count, sources, tag):
-        rs = [Replica(self.work, k, count, sources, tag) for k in range(count)]
+    def replicas(self, count, sources, tag, outputs=""):
+        rs = [Replica(self.work, k, count, sources, tag, outputs) for k in range(count)]
         self.closers.extend(rs)
         return rs
 
-    def plan(self, replica, *args):
+    def plan(self, replica, *args, sources=SOURCES):
         """{source: (shard, old shard or None)} and the moves {(from, to): [names]}."""
         r = replica.cli("shard-plan", "-c", replica.config, *args)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -166,8 +173,28 @@ class ShardTest(WorkDirTest):
             elif not line.startswith("#"):
                 cols = line.split("\t")
                 owners[cols[0]] = (int(cols[1]), int(cols[2]) if len(cols) > 2 else None)
-        self.assertEqual(len(owners), SOURCES, r.stdout)
+        self.assertEqual(len(owners), sources, r.stdout)
         return owners, moves
+
+    def move(self, old_replicas, new_replicas, moves):
+        """The README's steps 4 to 6: export from the old replica, import into the new
+        owner, forget on the old replica. Returns the names moved."""
+        moved = []
+        for (old, to), names in sorted(moves.items()):
+            path = os.path.join(self.work, f"moved-{old}-to-{to}.json")
+            source_args = [a for n in names for a in ("--source", n)]
+            r = old_replicas[old].cli("state", "export", "--state-dir", old_replicas[old].state,
+                                      "-o", path, *source_args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            target = new_replicas[to]
+            r = target.cli("state", "import", "--state-dir", target.state, path)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout.count("imported source"), len(names), r.stdout)
+            r = old_replicas[old].cli("state", "forget", "--state-dir", old_replicas[old].state,
+                                      *source_args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            moved += names
+        return moved
 
     def assertEachSourceOnceOverAll(self, emu, replicas, owners=None):
         """Every served version exactly once per source over all replicas; with `owners`,
@@ -229,26 +256,12 @@ class ShardTest(WorkDirTest):
             self.assertEqual(r.terminate(), 0, r.log_text()[-2000:])
         new = Replica(self.work, 2, 3, sources, "grow")
         self.closers.append(new)
-        moved = []
-        for (old, to), names in sorted(moves.items()):
-            self.assertEqual(to, 2)
-            path = os.path.join(self.work, f"moved-{old}.json")
-            # 3. Export the moved sources' state from their old replica ...
-            r = replicas[old].cli("state", "export", "--state-dir", replicas[old].state,
-                                  "-o", path, *[a for n in names for a in ("--source", n)])
-            self.assertEqual(r.returncode, 0, r.stderr)
-            # 4. ... import it into the new owner's state ...
-            r = new.cli("state", "import", "--state-dir", new.state, path)
-            self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertEqual(r.stdout.count("imported source"), len(names), r.stdout)
-            # 5. ... and forget it on the old replica.
-            r = replicas[old].cli("state", "forget", "--state-dir", replicas[old].state,
-                                  *[a for n in names for a in ("--source", n)])
-            self.assertEqual(r.returncode, 0, r.stderr)
-            moved += names
+        # 3. to 5. Export the moved sources' state from their old replica, import it into
+        # the new owner's state, forget it on the old replica.
+        moved = self.move(replicas, {2: new}, moves)
         # Importing again is refused: the new owner has that state now.
         r = new.cli("state", "import", "--state-dir", new.state,
-                    os.path.join(self.work, f"moved-{min(o for o, _ in moves)}.json"))
+                    os.path.join(self.work, "moved-%d-to-2.json" % min(o for o, _ in moves)))
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("--force", r.stderr)
         # 6. Start every replica with the new count.
@@ -287,7 +300,57 @@ class ShardTest(WorkDirTest):
               f"documents exactly once per source; {after_move} documents of moved sources "
               f"from the new replica")
 
+    def test_the_old_replica_delivers_its_outbox_after_its_sources_moved(self):
+        # 10 sources, each into its own data stream (namespace src000 ...), 2 replicas whose
+        # Elasticsearch refuses their API key: everything they collect waits in their outbox.
+        n = 10
+        emu = self.emulator(speed=60, new_per_hour=0)
+        emu.freeze()
+        es = et.FakeElasticsearch(self.work)
+        self.closers.append(es)
+        outputs = (f"outputs:\n  elasticsearch:\n    hosts: [{es.url}]\n"
+                   "    api_key: test-key-id:Wrong-Secret-Value\n    timeout: 10s\n")
+        sources = sources_yaml(emu.url, n)
+        replicas = self.replicas(2, sources, "outbox", outputs)
+        for r in replicas:
+            self.assertEqual(r.once(), 1, "the output fails: --once exits 1")
+        self.assertEqual(es.stored(), {})
+
+        owners, moves = self.plan(replicas[0], "--count", "3", "--from", "2", sources=n)
+        self.assertTrue(moves)
+        new = Replica(self.work, 2, 3, sources, "outbox", outputs)
+        self.closers.append(new)
+        moved = self.move(replicas, {2: new}, moves)
+        replicas.append(new)
+        for r in replicas:
+            r.outputs = r.outputs.replace("Wrong-Secret-Value", "test-key-secret")
+            r.set_count(3)
+        expected = set(et.expected_ids(emu.versions()))
+
+        def stored_of(namespace):
+            ids = collections.Counter()
+            for index, docs in ct.http_json(es.url + "/_fake/stored")["stored"].items():
+                if index.endswith("-" + namespace):
+                    ids.update(docs)
+            return ids
+
+        # The new owner first: its state says every version of the moved sources was
+        # collected already, so it sends none of theirs.
+        self.assertEqual(new.once(), 0, new.log_text()[-2000:])
+        for src in moved:
+            self.assertEqual(stored_of(src.replace("-", "")), collections.Counter(), src)
+        # The old replicas: their outboxes hold the moved sources' documents too, and they
+        # deliver them although they no longer own those sources.
+        for r in replicas[:2]:
+            self.assertEqual(r.once(), 0, r.log_text()[-2000:])
+        for i in range(n):
+            ids = stored_of(f"src{i:03d}")
+            self.assertEqual(set(ids), expected, name(i))
+            self.assertEqual(set(ids.values()), {1}, name(i))
+        print(f"outbox: {len(moved)} of {n} sources moved; their {len(expected)} documents "
+              "each delivered once by the replica that collected them")
+
 
 if __name__ == "__main__":
-    ct.MDECOLLECT, ct.EMULATOR = sys.argv[1], sys.argv[2]
-    unittest.main(argv=[sys.argv[0], "-v", *sys.argv[3:]])
+    ct.MDECOLLECT, ct.EMULATOR, et.FAKE = sys.argv[1], sys.argv[2], sys.argv[3]
+    unittest.main(argv=[sys.argv[0], "-v", *sys.argv[4:]])
