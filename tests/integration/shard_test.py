@@ -233,6 +233,14 @@ class ShardTest(WorkDirTest):
                 self.assertIn(f"shard {r.ordinal} of {count}: {mine} of {SOURCES} sources",
                               r.log_text())
             versions, docs = self.assertEachSourceOnceOverAll(emu, replicas, owners)
+            if count == 3:
+                # A backfill runs on the source's own replica; elsewhere it names that one.
+                other = next(s for s, (k, _) in owners.items() if k == 2)
+                r = replicas[0].cli("backfill", "-c", replicas[0].config, "--source", other,
+                                    "--since", "2d")
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(f"source '{other}' belongs to shard 2 of 3; this replica is "
+                              "shard 0", r.stderr)
             counts[count] = [sum(1 for s in owners.values() if s[0] == k) for k in range(count)]
             print(f"{count} shard(s): sources per shard {counts[count]}, {versions} versions, "
                   f"{docs} documents, each source's exactly once")
