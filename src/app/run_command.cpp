@@ -15,6 +15,7 @@
 #include "mdecollect/pipeline/shard.h"
 #include "mdecollect/source/mde_retirement.h"
 #include "mdecollect/telemetry/logging.h"
+#include "mdecollect/telemetry/monitor_server.h"
 #include "stop_signals.h"
 
 namespace mdec::app {
@@ -57,9 +58,22 @@ int runRun(const RunArgs& args) {
   const int rc = pipeline::runCollector(sharded->config, options, clock, signals.token());
   if (rc == 0 && !args.once && sharded->config.sources.empty() && !signals.stopped()) {
     // A shard that owns none of the sources (more replicas than sources) has nothing to
-    // poll: it stays up until stopped rather than exit and be restarted over and over.
+    // poll (its outbox was delivered): it stays up until stopped, its monitoring endpoint
+    // answering, rather than exit and be restarted over and over.
     spdlog::warn("{}: nothing to collect here; waiting until stopped",
                  pipeline::shardSummary(*sharded));
+    std::unique_ptr<telemetry::MonitorServer> monitor;
+    if (sharded->config.http.enabled) {
+      auto server = telemetry::startMonitorServer(sharded->config.http.host,
+                                                  sharded->config.http.port, *metrics, clock);
+      if (!server) {
+        spdlog::error("{}", server.error().message());
+        return kExitFailure;
+      }
+      monitor = std::move(*server);
+      spdlog::info("monitoring on http://{}:{} (/metrics, /health)", sharded->config.http.host,
+                   monitor->port());
+    }
     while (clock.sleepFor(std::chrono::hours(1), signals.token())) {
     }
   }

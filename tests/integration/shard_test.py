@@ -20,6 +20,7 @@ import collections
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -357,6 +358,32 @@ class ShardTest(WorkDirTest):
             self.assertEqual(set(ids.values()), {1}, name(i))
         print(f"outbox: {len(moved)} of {n} sources moved; their {len(expected)} documents "
               "each delivered once by the replica that collected them")
+
+    def test_a_shard_without_sources_stays_up_and_answers_its_probes(self):
+        # Four file sources over three shards: shard 1 owns none of them (shard-plan says
+        # so). It must not exit (a StatefulSet would restart it for ever) and /health and
+        # /metrics must answer.
+        sources = "".join(f"  - name: {n}\n    type: file\n    paths: [{self.work}/in/*.ndjson]\n"
+                          for n in "abcd")
+        replica = Replica(self.work, 1, 3, sources, "empty")
+        self.closers.append(replica)
+        owners, _ = self.plan(replica, sources=4)
+        self.assertNotIn(1, [k for k, _ in owners.values()])
+        replica.start()
+        port = None
+        for _ in range(100):  # bounded: 10 s
+            ports = re.findall(r"monitoring on http://127.0.0.1:(\d+)", replica.log_text())
+            if len(ports) == 2:  # the collector's, then the idle shard's
+                port = ports[1]
+                break
+            time.sleep(0.1)
+        self.assertIsNotNone(port, replica.log_text())
+        self.assertIsNone(replica.proc.poll())
+        self.assertIn("shard 1 of 3: 0 of 4 sources", replica.log_text())
+        health = ct.http_json(f"http://127.0.0.1:{port}/health")
+        self.assertEqual(health["status"], "ok")
+        self.assertEqual(health["sources"], {})
+        self.assertEqual(replica.terminate(), 0)
 
 
 if __name__ == "__main__":
