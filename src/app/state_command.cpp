@@ -25,6 +25,7 @@ struct StateArgs {
   std::vector<std::string> sources;
   std::string file;
   bool force = false;
+  bool missing_ok = false;
   int count = 0;
   int from = 0;
 };
@@ -61,6 +62,18 @@ int runExport(const StateArgs& args) {
   auto result = state::exportSources(*dir, args.sources);
   if (!result) {
     fmt::print(stderr, "mdecollect state export: {}\n", result.error().message());
+    return kExitFailure;
+  }
+  // A name the state knows nothing about is most likely a typo: its new owner would start
+  // it afresh (its alerts of initial_interval again). Only --missing-ok lets it pass.
+  if (!result->without_state.empty() && !args.missing_ok) {
+    std::string names;
+    for (const auto& name : result->without_state) names += (names.empty() ? "" : ", ") + name;
+    fmt::print(stderr,
+               "mdecollect state export: {} keeps nothing about: {}; nothing was written "
+               "(check the names; --missing-ok exports the others when a source never "
+               "collected anything)\n",
+               *dir, names);
     return kExitFailure;
   }
   if (args.file.empty() || args.file == "-") {
@@ -162,6 +175,9 @@ void addStateCommands(CLI::App& app, std::function<int()>& run) {
   addStateDirOptions(exp, *args);
   exp->add_option("--source", args->sources, "A source to export (repeat for more)")->required();
   exp->add_option("-o,--output", args->file, "Write here instead of standard output");
+  exp->add_flag("--missing-ok", args->missing_ok,
+                "Skip (with a note) a named source the state keeps nothing about, instead of "
+                "failing");
   exp->callback([args, &run] {
     requireStateDir(*args);
     run = [args] { return runExport(*args); };

@@ -268,6 +268,12 @@ class ShardTest(WorkDirTest):
         # 3. to 5. Export the moved sources' state from their old replica, import it into
         # the new owner's state, forget it on the old replica.
         moved = self.move(replicas, {2: new}, moves)
+        # A name the old state does not know (a typo) is an error, not an empty export.
+        r = replicas[0].cli("state", "export", "--state-dir", replicas[0].state,
+                            "--source", "src-1000")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("keeps nothing about: src-1000", r.stderr)
+        self.assertEqual(r.stdout, "")
         # Importing again is refused: the new owner has that state now.
         r = new.cli("state", "import", "--state-dir", new.state,
                     os.path.join(self.work, "moved-%d-to-2.json" % min(o for o, _ in moves)))
