@@ -2,6 +2,7 @@
 #include <fmt/core.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <thread>
@@ -13,6 +14,7 @@
 #include "mdecollect/core/units.h"
 #include "mdecollect/http/tracing_http_client.h"
 #include "mdecollect/pipeline/collector.h"
+#include "mdecollect/pipeline/shard.h"
 #include "mdecollect/state/run_lock.h"
 #include "mdecollect/state/state_store.h"
 #include "mdecollect/telemetry/logging.h"
@@ -65,13 +67,32 @@ int runBackfill(const BackfillArgs& args) {
                config.error().message());
     return kExitUsage;
   }
+  const bool configured = std::any_of(config->sources.begin(), config->sources.end(),
+                                      [&args](const auto& s) { return s.name == args.source; });
+  if (!configured) {
+    fmt::print(stderr, "mdecollect backfill: {} has no source named '{}'\n", args.config,
+               args.source);
+    return kExitUsage;
+  }
+  // This replica's sources only: the state of another shard's source is on its replica.
+  auto sharded = pipeline::selectShard(std::move(*config), pipeline::currentShardEnvironment());
+  if (!sharded) {
+    fmt::print(stderr, "mdecollect backfill: the configuration has problems:\n{}\n",
+               sharded.error().message());
+    return kExitUsage;
+  }
+  config = std::move(sharded->config);
   const config::SourceConfig* source = nullptr;
   for (const auto& s : config->sources) {
     if (s.name == args.source) source = &s;
   }
   if (source == nullptr) {
-    fmt::print(stderr, "mdecollect backfill: {} has no source named '{}'\n", args.config,
-               args.source);
+    fmt::print(stderr,
+               "mdecollect backfill: source '{}' belongs to shard {} of {}; this replica is "
+               "shard {} ({}): run the backfill on the replica of shard {}\n",
+               args.source, pipeline::shardOf(args.source, sharded->shard.count),
+               sharded->shard.count, sharded->shard.index, pipeline::shardSummary(*sharded),
+               pipeline::shardOf(args.source, sharded->shard.count));
     return kExitUsage;
   }
   if (source->type == config::SourceType::kFile) {

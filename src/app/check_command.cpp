@@ -9,6 +9,7 @@
 #include "mdecollect/config/config.h"
 #include "mdecollect/core/clock.h"
 #include "mdecollect/pipeline/check.h"
+#include "mdecollect/pipeline/shard.h"
 #include "mdecollect/source/mde_retirement.h"
 
 namespace mdec::app {
@@ -25,6 +26,18 @@ int runCheck(const CheckArgs& args) {
     fmt::print(stderr, "mdecollect check: the configuration has problems:\n{}\n",
                config.error().message());
     return kExitUsage;
+  }
+  // This replica's sources only (shard: {index, count}).
+  auto sharded = pipeline::selectShard(std::move(*config), pipeline::currentShardEnvironment());
+  if (!sharded) {
+    fmt::print(stderr, "mdecollect check: the configuration has problems:\n{}\n",
+               sharded.error().message());
+    return kExitUsage;
+  }
+  config = std::move(sharded->config);
+  if (sharded->shard.count > 1) {
+    fmt::print(stderr, "note: {}; the other shards' sources are not checked here\n",
+               pipeline::shardSummary(*sharded));
   }
   core::SystemClock clock;
   for (const auto& warning : source::mdeRetirementWarnings(*config, clock.now())) {

@@ -25,4 +25,7 @@ void addCheckCommand(CLI::App& app, std::function<int()>& run);
 // Adds `backfill` (a past range of one source, without moving its watermark).
 void addBackfillCommand(CLI::App& app, std::function<int()>& run);
 
+// Adds `shard-plan` and `state export | import | forget` (moving sources between replicas).
+void addStateCommands(CLI::App& app, std::function<int()>& run);
+
 }  // namespace mdec::app

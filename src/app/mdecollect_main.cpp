@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
     mdec::app::addRunCommands(app, run);
     mdec::app::addCheckCommand(app, run);
     mdec::app::addBackfillCommand(app, run);
+    mdec::app::addStateCommands(app, run);
     try {
       app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

@@ -12,8 +12,10 @@
 #include "mdecollect/http/tracing_http_client.h"
 #include "mdecollect/output/es_setup.h"
 #include "mdecollect/pipeline/collector.h"
+#include "mdecollect/pipeline/shard.h"
 #include "mdecollect/source/mde_retirement.h"
 #include "mdecollect/telemetry/logging.h"
+#include "mdecollect/telemetry/monitor_server.h"
 #include "stop_signals.h"
 
 namespace mdec::app {
@@ -32,17 +34,50 @@ int runRun(const RunArgs& args) {
                config.error().message());
     return kExitUsage;  // a missing file too: systemd does not restart exit 2
   }
+  auto secrets = http::secretValues(*config);
+  // This replica's sources only (shard: {index, count}).
+  auto sharded = pipeline::selectShard(std::move(*config), pipeline::currentShardEnvironment());
+  if (!sharded) {
+    fmt::print(stderr, "mdecollect run: the configuration has problems:\n{}\n",
+               sharded.error().message());
+    return kExitUsage;
+  }
   auto metrics = std::make_shared<telemetry::Metrics>();
   telemetry::LoggingOptions logging;
   logging.metrics = metrics.get();
-  logging.secrets = http::secretValues(*config);
-  telemetry::setupLogging(config->logging, logging);
+  logging.secrets = std::move(secrets);
+  telemetry::setupLogging(sharded->config.logging, logging);
+  if (sharded->shard.count > 1 || sharded->config.shard.index_auto) {
+    spdlog::info("{}", pipeline::shardSummary(*sharded));
+  }
   StopSignals signals;
   core::SystemClock clock;
   pipeline::RunOptions options;
   options.once = args.once;
   options.metrics = metrics;
-  return pipeline::runCollector(*config, options, clock, signals.token());
+  const int rc = pipeline::runCollector(sharded->config, options, clock, signals.token());
+  if (rc == 0 && !args.once && sharded->config.sources.empty() && !signals.stopped()) {
+    // A shard that owns none of the sources (more replicas than sources) has nothing to
+    // poll (its outbox was delivered): it stays up until stopped, its monitoring endpoint
+    // answering, rather than exit and be restarted over and over.
+    spdlog::warn("{}: nothing to collect here; waiting until stopped",
+                 pipeline::shardSummary(*sharded));
+    std::unique_ptr<telemetry::MonitorServer> monitor;
+    if (sharded->config.http.enabled) {
+      auto server = telemetry::startMonitorServer(sharded->config.http.host,
+                                                  sharded->config.http.port, *metrics, clock);
+      if (!server) {
+        spdlog::error("{}", server.error().message());
+        return kExitFailure;
+      }
+      monitor = std::move(*server);
+      spdlog::info("monitoring on http://{}:{} (/metrics, /health)", sharded->config.http.host,
+                   monitor->port());
+    }
+    while (clock.sleepFor(std::chrono::hours(1), signals.token())) {
+    }
+  }
+  return rc;
 }
 
 int runCheckConfig(const RunArgs& args) {

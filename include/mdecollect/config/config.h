@@ -147,6 +147,16 @@ struct TracingConfig {
   int keep_files = 3;  // rotated files kept besides the current one
 };
 
+// shard: this replica collects only the sources whose name hashes to `index` among `count`
+// (pipeline/shard.h). index `auto`: from MDEC_SHARD_INDEX, or else the trailing -N of the
+// host name (a Kubernetes StatefulSet pod's ordinal), resolved when the collector starts.
+struct ShardConfig {
+  bool index_auto = false;
+  int index = 0;
+  int count = 1;  // 1: no sharding
+  int line = 0;   // of shard.index, for messages
+};
+
 struct Config {
   std::string file;  // the path it was loaded from
   std::string state_dir = "./data";
@@ -159,6 +169,7 @@ struct Config {
   LoggingConfig logging;
   HttpConfig http;        // http
   TracingConfig tracing;  // tracing
+  ShardConfig shard;      // shard
 };
 
 // Loads and validates; the error message lists every problem, one per line, each as

@@ -81,6 +81,24 @@ struct BackfillJob {
   std::string updated;           // when it last changed (ISO 8601 UTC)
 };
 
+// Everything the store keeps about one source, for moving it to another state directory
+// (`mdecollect state export` / `import`). Its outbox documents are not part of it: the
+// outbox belongs to the outputs, and the store that holds them delivers them.
+struct SourceFile {
+  std::string path;
+  FilePosition position;
+};
+
+struct SourceState {
+  std::string source;
+  std::optional<std::string> watermark;
+  std::optional<std::string> seen_since;       // seenSince()
+  std::optional<std::string> collected_since;  // collectedSince()
+  std::vector<Version> seen;                   // the seen-set
+  std::vector<SourceFile> files;               // a file source's read positions
+  std::vector<BackfillJob> backfills;          // its jobs, oldest first
+};
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
@@ -158,6 +176,16 @@ class StateStore {
   virtual Result<std::optional<std::string>> collectedSince(const std::string& source);
   // Records `from` as where coverage begins, while the source has no watermark yet.
   virtual Status setCollectedSince(const std::string& source, const std::string& from);
+
+  // ---- moving a source between state directories (the defaults: not supported) ----
+  // All the store keeps about `source`, read in one transaction (nullopt: nothing at all).
+  virtual Result<std::optional<SourceState>> exportSource(const std::string& source);
+  // Writes `state` in one transaction. A source the store already keeps something about is
+  // refused unless `replace`, which forgets that first. Backfill jobs get new ids.
+  virtual Status importSource(const SourceState& state, bool replace);
+  // Forgets all the store keeps about `source`, in one transaction. Its documents still in
+  // the outbox stay there until every output has them.
+  virtual Status forgetSource(const std::string& source);
 };
 
 // Opens (creating when needed) <state_dir>/state.db; checks and migrates the schema

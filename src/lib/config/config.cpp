@@ -43,6 +43,7 @@ constexpr milliseconds kMinRequestTimeout{100};
 constexpr std::int64_t kMaxPageSize = 10'000;
 constexpr std::int64_t kMaxRequestRate = 1'000'000;
 constexpr std::int64_t kMaxKeepFiles = 100'000;
+constexpr std::int64_t kMaxShards = 10'000;
 
 constexpr std::int64_t kMaxGraphPageSize = 1000;   // Graph clamps $top at 1000
 constexpr std::int64_t kMaxIncidentPageSize = 50;  // Graph refuses $top > 50 on incidents
@@ -1028,6 +1029,11 @@ void decodeElasticsearch(Decoder& d, const Field& f, Config& config, const Key<C
 void emitElasticsearch(YAML::Emitter& out, const Config& config, const Key<Config>& key);
 void referenceElasticsearch(ReferenceWriter& r, const Key<Config>& key, const std::string& path,
                             const Config& defaults, const Config* graph_defaults);
+void decodeShard(Decoder& d, const Field& f, Config& config, const Key<Config>&,
+                 const Scope& scope);
+void emitShard(YAML::Emitter& out, const Config& config, const Key<Config>& key);
+void referenceShard(ReferenceWriter& r, const Key<Config>& key, const std::string& path,
+                    const Config& defaults, const Config* graph_defaults);
 std::string shownNothing(const Config&, const Key<Config>&) { return {}; }
 
 // ---- The keys. Each table is in check-config's order. The reference's default column
@@ -1070,6 +1076,48 @@ constexpr Key<TracingConfig> kTracingKeys[] = {
     integer<&TracingConfig::keep_files>(
         "keep_files", 0, kMaxKeepFiles,
         "rotated files kept besides the current one; `0` starts the one file over when it is full"),
+};
+
+// shard.index: a number, or `auto` (resolved when the collector starts: pipeline/shard.h).
+struct ShardIndexSlot {
+  static void decode(Decoder& d, const Field& f, ShardConfig& s, const Key<ShardConfig>&,
+                     const Scope&) {
+    s.line = f.line;
+    auto t = d.text(f);
+    if (!t) return;
+    if (*t == "auto") {
+      s.index_auto = true;
+      return;
+    }
+    if (auto v = d.integer(f, 0, kMaxShards - 1)) {
+      s.index_auto = false;
+      s.index = static_cast<int>(*v);
+    }
+  }
+  static void emitValue(YAML::Emitter& out, const ShardConfig& s, const Key<ShardConfig>&) {
+    if (s.index_auto) {
+      out << "auto";
+    } else {
+      out << s.index;
+    }
+  }
+  static void emit(YAML::Emitter& out, const ShardConfig& s, const Key<ShardConfig>& key) {
+    out << YAML::Key << std::string(key.name) << YAML::Value;
+    emitValue(out, s, key);
+  }
+  static std::string shown(const ShardConfig& s, const Key<ShardConfig>& key) {
+    return printed(&emitValue, s, key);
+  }
+  static constexpr Codec<ShardConfig> codec() { return {&decode, &emit, &shown, nullptr}; }
+};
+
+constexpr Key<ShardConfig> kShardKeys[] = {
+    Key<ShardConfig>{"index", Kind::kCustom, ShardIndexSlot::codec(),
+                     "this replica's shard, `0` to `count - 1`; `auto`: `MDEC_SHARD_INDEX` if "
+                     "set, else the trailing `-N` of the host name (a StatefulSet pod's ordinal)"}
+        .typeLabel("integer or `auto`"),
+    integer<&ShardConfig::count>("count", 1, kMaxShards,
+                                 "how many replicas share the sources; `1`: no sharding"),
 };
 
 constexpr Key<FileOutputConfig> kFileOutputKeys[] = {
@@ -1271,6 +1319,10 @@ constexpr Key<Config> kTopKeys[] = {
     mapping<&Config::logging, kLoggingKeys>("logging", "the log"),
     mapping<&Config::http, kHttpKeys>("http", "the monitoring endpoint"),
     mapping<&Config::tracing, kTracingKeys>("tracing", "see [Request tracing](#request-tracing)"),
+    Key<Config>{"shard", Kind::kMapping,
+                Codec<Config>{&decodeShard, &emitShard, &shownNothing, &referenceShard},
+                "this replica's part of the sources; see [Past one machine: shards and "
+                "Kubernetes](#past-one-machine-shards-and-kubernetes)"},
     Key<Config>{"sources", Kind::kSources,
                 Codec<Config>{&decodeSourceList, &emitSourceList, &shownNothing, &referenceSources},
                 "where alerts come from"}
@@ -1715,6 +1767,34 @@ void referenceElasticsearch(ReferenceWriter& r, const Key<Config>&, const std::s
                             const Config&, const Config*) {
   referenceSection(r, all(kElasticsearchKeys), path, std::string(), ElasticsearchOutputConfig{},
                    nullptr, kEveryType);
+}
+
+// index < count unless index is auto (then it is checked when it is resolved).
+void decodeShard(Decoder& d, const Field& f, Config& config, const Key<Config>&,
+                 const Scope& scope) {
+  auto m = d.mapping(f);
+  if (!m) return;
+  ShardConfig& shard = config.shard;
+  shard.line = f.line;
+  const auto keys = all(kShardKeys);
+  decodeKeys(d, f, *m, shard, keys, scope);
+  checkKeys(d, f, *m, keys, scope);
+  const Field* index = m->get("index");
+  if (index != nullptr && !shard.index_auto && shard.index >= shard.count) {
+    d.problem(*index, "must be less than shard.count (" + std::to_string(shard.count) + "), not " +
+                          std::to_string(shard.index));
+  }
+}
+
+void emitShard(YAML::Emitter& out, const Config& config, const Key<Config>& key) {
+  out << YAML::Key << std::string(key.name) << YAML::Value << YAML::BeginMap;
+  emitKeys(out, config.shard, all(kShardKeys), kEveryType);
+  out << YAML::EndMap;
+}
+
+void referenceShard(ReferenceWriter& r, const Key<Config>&, const std::string& path, const Config&,
+                    const Config*) {
+  referenceSection(r, all(kShardKeys), path, std::string(), ShardConfig{}, nullptr, kEveryType);
 }
 
 void decodeRoot(Decoder& d, const YAML::Node& root, Config& config) {

@@ -774,6 +774,18 @@ class SqliteStateStore final : public StateStore {
   std::mutex mu_;
   Database db_;
   Statements st_;
+
+  // ---- moving a source between state directories: defined at the end of this file ----
+ public:
+  Result<std::optional<SourceState>> exportSource(const std::string& source) override;
+  Status importSource(const SourceState& state, bool replace) override;
+  Status forgetSource(const std::string& source) override;
+
+ private:
+  Result<std::optional<SourceState>> exportSourceLocked(const std::string& source);
+  Status importSourceLocked(const SourceState& state, bool replace);
+  Status forgetSourceLocked(const std::string& source);
+  Result<bool> keepsSourceLocked(const std::string& source);
 };
 
 // Reads the schema version (0 for a database without the meta table) and migrates it to
@@ -907,6 +919,232 @@ Result<std::unique_ptr<StateStore>> openSqliteStore(const std::string& state_dir
     return withWhat(std::move(status.error()), what);
   }
   return std::unique_ptr<StateStore>(std::move(store));
+}
+
+// ---- Moving a source between state directories (`mdecollect state export` / `import`).
+// Statements prepared per call: these run once per source moved, never on the hot path.
+
+Result<std::optional<SourceState>> StateStore::exportSource(const std::string&) {
+  return Error(ErrorCode::kInternal, "this state store cannot export a source");
+}
+Status StateStore::importSource(const SourceState&, bool) {
+  return Error(ErrorCode::kInternal, "this state store cannot import a source");
+}
+Status StateStore::forgetSource(const std::string&) {
+  return Error(ErrorCode::kInternal, "this state store cannot forget a source");
+}
+
+namespace {
+
+// The tables that hold something of one source, each with a `source` column.
+constexpr const char* kSourceTables[] = {"source_state", "seen", "file_positions", "backfills"};
+
+Statement& bindOptional(Statement& stmt, int index, const std::optional<std::string>& text) {
+  return text ? stmt.bind(index, std::string_view(*text)) : stmt.bindNull(index);
+}
+
+std::optional<std::string> optionalText(const Statement& stmt, int col) {
+  if (stmt.columnIsNull(col)) return std::nullopt;
+  return std::string(stmt.columnText(col));
+}
+
+// Runs `sql` with ?1 = source and calls `row` for each row.
+template <class Row>
+Status eachRow(Database& db, const char* sql, const std::string& source, Row row) {
+  auto stmt = db.prepare(sql);
+  if (!stmt) return std::move(stmt.error());
+  stmt->bind(1, std::string_view(source));
+  for (;;) {
+    auto more = stmt->step();
+    if (!more) return std::move(more.error());
+    if (!*more) return okStatus();
+    row(*stmt);
+  }
+}
+
+}  // namespace
+
+Result<std::optional<SourceState>> SqliteStateStore::exportSource(const std::string& source) {
+  std::lock_guard lock(mu_);
+  auto state = exportSourceLocked(source);
+  if (!state) return withWhat(std::move(state.error()), "export source " + quoted(source));
+  return state;
+}
+
+Status SqliteStateStore::importSource(const SourceState& state, bool replace) {
+  std::lock_guard lock(mu_);
+  auto status = importSourceLocked(state, replace);
+  if (!status) return withWhat(std::move(status.error()), "import source " + quoted(state.source));
+  return status;
+}
+
+Status SqliteStateStore::forgetSource(const std::string& source) {
+  std::lock_guard lock(mu_);
+  auto status = [&]() -> Status {
+    auto txn = Transaction::begin(db_, Transaction::Kind::kWrite);
+    if (!txn) return std::move(txn.error());
+    if (auto s = forgetSourceLocked(source); !s) return s;
+    return txn->commit();
+  }();
+  if (!status) return withWhat(std::move(status.error()), "forget source " + quoted(source));
+  return status;
+}
+
+Result<std::optional<SourceState>> SqliteStateStore::exportSourceLocked(const std::string& source) {
+  auto txn = Transaction::begin(db_, Transaction::Kind::kRead);
+  if (!txn) return std::move(txn.error());
+  SourceState state;
+  state.source = source;
+  bool found = false;
+  auto status = eachRow(db_,
+                        "SELECT watermark, seen_since, collected_since FROM source_state "
+                        "WHERE source = ?1",
+                        source, [&](const Statement& row) {
+                          found = true;
+                          state.watermark = optionalText(row, 0);
+                          state.seen_since = optionalText(row, 1);
+                          state.collected_since = optionalText(row, 2);
+                        });
+  if (!status) return std::move(status.error());
+  status = eachRow(
+      db_,
+      "SELECT alert_id, last_update_time FROM seen WHERE source = ?1 "
+      "ORDER BY last_update_time, alert_id",
+      source, [&](const Statement& row) {
+        state.seen.push_back({std::string(row.columnText(0)), std::string(row.columnText(1))});
+      });
+  if (!status) return std::move(status.error());
+  status = eachRow(db_,
+                   "SELECT path, inode, read_offset FROM file_positions WHERE source = ?1 "
+                   "ORDER BY path",
+                   source, [&](const Statement& row) {
+                     SourceFile& file = state.files.emplace_back();
+                     file.path = std::string(row.columnText(0));
+                     file.position.inode = fromStored(row.columnInt64(1));
+                     file.position.offset = fromStored(row.columnInt64(2));
+                   });
+  if (!status) return std::move(status.error());
+  status = eachRow(db_,
+                   "SELECT id, since, until, position, state, slices, alerts, documents, "
+                   "message, updated FROM backfills WHERE source = ?1 ORDER BY id",
+                   source, [&](const Statement& row) {
+                     BackfillJob& j = state.backfills.emplace_back();
+                     j.id = row.columnInt64(0);
+                     j.source = source;
+                     j.since = std::string(row.columnText(1));
+                     j.until = std::string(row.columnText(2));
+                     j.position = std::string(row.columnText(3));
+                     j.state = std::string(row.columnText(4));
+                     j.slices = fromStored(row.columnInt64(5));
+                     j.alerts = fromStored(row.columnInt64(6));
+                     j.documents = fromStored(row.columnInt64(7));
+                     j.message = std::string(row.columnText(8));
+                     j.updated = std::string(row.columnText(9));
+                   });
+  if (!status) return std::move(status.error());
+  if (auto done = txn->commit(); !done) return std::move(done.error());
+  if (!found && state.seen.empty() && state.files.empty() && state.backfills.empty()) {
+    return std::optional<SourceState>();
+  }
+  return std::optional<SourceState>(std::move(state));
+}
+
+Result<bool> SqliteStateStore::keepsSourceLocked(const std::string& source) {
+  for (const char* table : kSourceTables) {
+    bool any = false;
+    const std::string sql = std::string("SELECT 1 FROM ") + table + " WHERE source = ?1 LIMIT 1";
+    auto status = eachRow(db_, sql.c_str(), source, [&](const Statement&) { any = true; });
+    if (!status) return std::move(status.error());
+    if (any) return true;
+  }
+  return false;
+}
+
+Status SqliteStateStore::forgetSourceLocked(const std::string& source) {
+  for (const char* table : kSourceTables) {
+    const std::string sql = std::string("DELETE FROM ") + table + " WHERE source = ?1";
+    auto stmt = db_.prepare(sql);
+    if (!stmt) return std::move(stmt.error());
+    if (auto s = stmt->bind(1, std::string_view(source)).run(); !s) return s;
+  }
+  return okStatus();
+}
+
+Status SqliteStateStore::importSourceLocked(const SourceState& state, bool replace) {
+  if (state.source.empty()) return Error(ErrorCode::kInvalidArgument, "the source has no name");
+  auto txn = Transaction::begin(db_, Transaction::Kind::kWrite);
+  if (!txn) return std::move(txn.error());
+  auto keeps = keepsSourceLocked(state.source);
+  if (!keeps) return std::move(keeps.error());
+  if (*keeps && !replace) {
+    return Error(ErrorCode::kInvalidArgument,
+                 "this state already has a watermark, seen versions, file positions or backfill "
+                 "jobs of source " +
+                     quoted(state.source) + " (--force replaces them)");
+  }
+  if (*keeps) {
+    if (auto s = forgetSourceLocked(state.source); !s) return s;
+  }
+  {
+    auto stmt = db_.prepare(
+        "INSERT INTO source_state(source, watermark, seen_since, collected_since) "
+        "VALUES(?1, ?2, ?3, ?4)");
+    if (!stmt) return std::move(stmt.error());
+    stmt->bind(1, std::string_view(state.source));
+    bindOptional(*stmt, 2, state.watermark);
+    bindOptional(*stmt, 3, state.seen_since);
+    bindOptional(*stmt, 4, state.collected_since);
+    if (auto s = stmt->run(); !s) return s;
+  }
+  {
+    auto stmt = db_.prepare(
+        "INSERT OR IGNORE INTO seen(source, alert_id, last_update_time) VALUES(?1, ?2, ?3)");
+    if (!stmt) return std::move(stmt.error());
+    for (const Version& v : state.seen) {
+      ScopedReset reset(*stmt);
+      auto s = stmt->bind(1, std::string_view(state.source))
+                   .bind(2, std::string_view(v.alert_id))
+                   .bind(3, std::string_view(v.last_update_time))
+                   .run();
+      if (!s) return s;
+    }
+  }
+  {
+    auto stmt = db_.prepare(
+        "INSERT INTO file_positions(source, path, inode, read_offset) VALUES(?1, ?2, ?3, ?4)");
+    if (!stmt) return std::move(stmt.error());
+    for (const SourceFile& f : state.files) {
+      ScopedReset reset(*stmt);
+      auto s = stmt->bind(1, std::string_view(state.source))
+                   .bind(2, std::string_view(f.path))
+                   .bind(3, toStored(f.position.inode))
+                   .bind(4, toStored(f.position.offset))
+                   .run();
+      if (!s) return s;
+    }
+  }
+  {
+    auto stmt = db_.prepare(
+        "INSERT INTO backfills(source, since, until, position, state, slices, alerts, documents, "
+        "message, updated) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    if (!stmt) return std::move(stmt.error());
+    for (const BackfillJob& j : state.backfills) {
+      ScopedReset reset(*stmt);
+      auto s = stmt->bind(1, std::string_view(state.source))
+                   .bind(2, std::string_view(j.since))
+                   .bind(3, std::string_view(j.until))
+                   .bind(4, std::string_view(j.position.empty() ? j.since : j.position))
+                   .bind(5, std::string_view(j.state))
+                   .bind(6, toStored(j.slices))
+                   .bind(7, toStored(j.alerts))
+                   .bind(8, toStored(j.documents))
+                   .bind(9, std::string_view(j.message))
+                   .bind(10, std::string_view(j.updated))
+                   .run();
+      if (!s) return s;
+    }
+  }
+  return txn->commit();
 }
 
 }  // namespace mdec::state

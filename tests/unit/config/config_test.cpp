@@ -962,5 +962,46 @@ TEST_F(ConfigTest, HttpAndTracingKeys) {
                 "expected host:port");
 }
 
+TEST_F(ConfigTest, ShardDefaultsToOneShardAndReadsIndexAndCount) {
+  auto r = load(kMinimal);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->shard.count, 1);
+  EXPECT_EQ(r->shard.index, 0);
+  EXPECT_FALSE(r->shard.index_auto);
+
+  r = load("shard:\n  index: 2\n  count: 3\n" + kMinimal);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->shard.index, 2);
+  EXPECT_EQ(r->shard.count, 3);
+  EXPECT_EQ(r->shard.line, 2);  // of shard.index
+  EXPECT_NE(renderConfig(*r).find("shard:\n  index: 2\n  count: 3"), std::string::npos);
+
+  r = load("shard: {index: auto, count: 4}\n" + kMinimal);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_TRUE(r->shard.index_auto);
+  EXPECT_EQ(r->shard.count, 4);
+  EXPECT_NE(renderConfig(*r).find("index: auto"), std::string::npos);
+
+  setEnv("MDEC_TEST_SHARDS", "5");
+  r = load("shard:\n  index: auto\n  count: ${MDEC_TEST_SHARDS}\n" + kMinimal);
+  ASSERT_TRUE(r) << r.error().message();
+  EXPECT_EQ(r->shard.count, 5);
+}
+
+TEST_F(ConfigTest, ShardProblemsNameTheKeyAndLine) {
+  auto message = errorOf("shard:\n  index: 3\n  count: 3\n" + kMinimal);
+  expectProblem(message, 2, "shard.index", "must be less than shard.count (3), not 3");
+  message = errorOf("shard:\n  count: 0\n" + kMinimal);
+  expectProblem(message, 2, "shard.count", "must be between 1 and 10000");
+  message = errorOf("shard:\n  index: first\n  count: 2\n" + kMinimal);
+  expectProblem(message, 2, "shard.index", "must be a whole number, not 'first'");
+  message = errorOf("shard:\n  index: -1\n" + kMinimal);
+  expectProblem(message, 2, "shard.index", "must be between 0 and 9999");
+  message = errorOf("shard:\n  replicas: 2\n" + kMinimal);
+  expectProblem(message, 2, "shard.replicas", "unknown key");
+  message = errorOf("shard: 2\n" + kMinimal);
+  expectProblem(message, 1, "shard", "must be a mapping");
+}
+
 }  // namespace
 }  // namespace mdec::config
