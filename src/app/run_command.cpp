@@ -15,7 +15,6 @@
 #include "mdecollect/pipeline/shard.h"
 #include "mdecollect/source/mde_retirement.h"
 #include "mdecollect/telemetry/logging.h"
-#include "mdecollect/telemetry/monitor_server.h"
 #include "stop_signals.h"
 
 namespace mdec::app {
@@ -55,29 +54,15 @@ int runRun(const RunArgs& args) {
   pipeline::RunOptions options;
   options.once = args.once;
   options.metrics = metrics;
-  const int rc = pipeline::runCollector(sharded->config, options, clock, signals.token());
-  if (rc == 0 && !args.once && sharded->config.sources.empty() && !signals.stopped()) {
+  if (!args.once && sharded->config.sources.empty()) {
     // A shard that owns none of the sources (more replicas than sources) has nothing to
-    // poll (its outbox was delivered): it stays up until stopped, its monitoring endpoint
-    // answering, rather than exit and be restarted over and over.
-    spdlog::warn("{}: nothing to collect here; waiting until stopped",
+    // poll: it stays up until stopped (the collector keeps running with no source), its
+    // outputs delivering what waits in its outbox and its monitoring endpoint answering,
+    // rather than exit and be restarted over and over.
+    spdlog::warn("{}: nothing to collect here; running until stopped",
                  pipeline::shardSummary(*sharded));
-    std::unique_ptr<telemetry::MonitorServer> monitor;
-    if (sharded->config.http.enabled) {
-      auto server = telemetry::startMonitorServer(sharded->config.http.host,
-                                                  sharded->config.http.port, *metrics, clock);
-      if (!server) {
-        spdlog::error("{}", server.error().message());
-        return kExitFailure;
-      }
-      monitor = std::move(*server);
-      spdlog::info("monitoring on http://{}:{} (/metrics, /health)", sharded->config.http.host,
-                   monitor->port());
-    }
-    while (clock.sleepFor(std::chrono::hours(1), signals.token())) {
-    }
   }
-  return rc;
+  return pipeline::runCollector(sharded->config, options, clock, signals.token());
 }
 
 int runCheckConfig(const RunArgs& args) {

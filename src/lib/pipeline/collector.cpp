@@ -444,7 +444,9 @@ class Schedule {
         }
       }
       if (stop.stop_requested() && in_flight_ == 0) break;
-      if (active == 0) break;
+      // Running (not --once), a collector with no source left — or none at all: a shard
+      // that owns none — stays up until stopped: outputs, /health and /metrics go on.
+      if (active == 0 && (once_ || backfill_only_)) break;
       const auto now = shared_.clock.steadyNow();
       std::int64_t late_ms = -1;
       while (!stop.stop_requested() && !due_.empty() && due_.top().at <= now &&
