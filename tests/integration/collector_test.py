@@ -255,6 +255,52 @@ world:
         self.assertExactlyOnce(emu, c)
         return c
 
+    def test_many_sources_run_on_a_few_threads(self):
+        # 300 tenants, a source each, on 4 workers: every source collects every version
+        # once, and the process runs them on a handful of threads (a thread per source
+        # would be over 300).
+        n = 300
+        tenants = "".join(
+            f"  - {{tenant: 00000000-0000-4000-8000-{i:012d}, "
+            f"client_id: 00000000-0000-4000-9000-{i:012d}, client_secret: s{i}}}\n"
+            for i in range(n))
+        emu = self.emulator(config="seed: 5\nalerts: 20\nhistory: 20h\n"
+                            "quota: {per_minute: 1000000, per_hour: 100000000}\n"
+                            "world: {new_alerts_per_hour: 0, updates_per_hour: 0, late_fraction: 0}\n"
+                            "tenants:\n" + tenants)
+        sources = "".join(
+            f"  - {{name: t{i}, type: mde, tenant_id: 00000000-0000-4000-8000-{i:012d}, "
+            f"client_id: 00000000-0000-4000-9000-{i:012d}, client_secret: s{i}, "
+            f"login_url: {emu.url}, api_url: {emu.url}, interval: 60s, initial_interval: 48h}}\n"
+            for i in range(n))
+        collector = Collector(self.work, sources)
+        with open(collector.config, "a") as f:
+            f.write("workers: 4\n")
+        emu.freeze()  # no version becomes visible between two tenants' polls
+        collector.start()
+        expected_docs = None
+        threads = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            self.assertIsNone(collector.proc.poll(), collector.log_text()[-2000:])
+            with open(f"/proc/{collector.proc.pid}/status") as f:
+                threads += [int(line.split()[1]) for line in f if line.startswith("Threads:")]
+            if collector.log_text().count("] poll: ") >= n:
+                break
+            time.sleep(0.2)
+        rc, _ = collector.terminate()
+        self.assertEqual(rc, 0, collector.log_text()[-2000:])
+        self.assertGreaterEqual(collector.log_text().count("] poll: "), n)
+        versions = emu.versions()
+        served = {(v["id"], v["lastUpdateTime"]): v for v in versions if v["served"]}
+        docs = collector.documents()
+        self.assertEqual(set(docs), set(served))
+        wrong = [k for k in served if docs[k] != n * max(1, served[k]["evidence"])]
+        self.assertEqual(wrong[:5], [], f"{len(wrong)} versions not once per source")
+        self.assertLessEqual(max(threads), 16, f"threads seen: {max(threads)}")
+        print(f"{n} sources: {len(served)} versions once per source, {sum(docs.values())} "
+              f"documents, at most {max(threads)} threads")
+
     def test_orderby_honoured_with_small_pages(self):
         self.order_test("honour")
 
