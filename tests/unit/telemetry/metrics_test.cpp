@@ -38,7 +38,8 @@ TEST(MetricsTest, PrometheusHasEveryFamilyWithHelpAndType) {
         "mdecollect_documents_delivered_total", "mdecollect_documents_duplicates_total",
         "mdecollect_documents_dead_lettered_total", "mdecollect_documents_failed_total",
         "mdecollect_output_state", "mdecollect_outbox_max_bytes",
-        "mdecollect_log_messages_total"}) {
+        "mdecollect_log_messages_total", "mdecollect_workers", "mdecollect_polls_in_flight",
+        "mdecollect_polls_started_total", "mdecollect_poll_start_delay_seconds"}) {
     EXPECT_NE(text.find(std::string("# HELP ") + family + " "), std::string::npos) << family;
     EXPECT_NE(text.find(std::string("# TYPE ") + family + " "), std::string::npos) << family;
   }
