@@ -13,6 +13,8 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <deque>
+#include <map>
 #include <set>
 #include <utility>
 
@@ -20,6 +22,7 @@
 #include "mdecollect/core/iso8601.h"
 #include "mdecollect/core/json_writer.h"
 #include "mdecollect/core/private_file.h"
+#include "mdecollect/http/concurrent_http_client.h"
 #include "mdecollect/output/es_setup.h"
 #include "mdecollect/output/es_template.h"
 
@@ -213,18 +216,19 @@ EsTransport::EsTransport(const config::ElasticsearchOutputConfig& config,
       client_(client ? std::move(client) : makeElasticsearchClient(config)),
       authorization_(authorizationHeader(config)) {}
 
-Result<http::HttpResponse> EsTransport::send(const std::string& method, const std::string& path,
-                                             std::string body, bool ndjson) {
-  // One request, built (and compressed) once, sent to each host in turn.
+Result<http::HttpRequest> EsTransport::request(const config::ElasticsearchOutputConfig& config,
+                                               const std::string& authorization,
+                                               const std::string& method, std::string body,
+                                               bool ndjson) {
   http::HttpRequest req;
   req.method = method;
-  req.timeout = config_.timeout;
+  req.timeout = config.timeout;
   req.max_response_bytes = 64u << 20;
   req.headers.push_back({"Accept", "application/json"});
-  if (!authorization_.empty()) req.headers.push_back({"Authorization", authorization_});
+  if (!authorization.empty()) req.headers.push_back({"Authorization", authorization});
   if (!body.empty() || method == "POST" || method == "PUT") {
     req.headers.push_back({"Content-Type", ndjson ? "application/x-ndjson" : "application/json"});
-    if (config_.compression && !body.empty()) {
+    if (config.compression && !body.empty()) {
       auto packed = gzip(body);
       if (!packed) return packed.error();
       req.headers.push_back({"Content-Encoding", "gzip"});
@@ -233,6 +237,15 @@ Result<http::HttpResponse> EsTransport::send(const std::string& method, const st
       req.body = std::move(body);
     }
   }
+  return req;
+}
+
+Result<http::HttpResponse> EsTransport::send(const std::string& method, const std::string& path,
+                                             std::string body, bool ndjson) {
+  // One request, built (and compressed) once, sent to each host in turn.
+  auto built = request(config_, authorization_, method, std::move(body), ndjson);
+  if (!built) return built.error();
+  http::HttpRequest& req = *built;
   std::optional<Error> last;
   for (std::size_t tried = 0; tried < config_.hosts.size(); ++tried) {
     const std::size_t index = (current_ + tried) % config_.hosts.size();
@@ -257,6 +270,16 @@ std::unique_ptr<http::HttpClient> makeElasticsearchClient(
   options.tls.ca_file = config.ssl.ca_file;
   options.user_agent = "mdecollect/" MDEC_VERSION_STRING;
   return http::makeCurlClient(options);
+}
+
+std::unique_ptr<http::ConcurrentHttpClient> makeElasticsearchConcurrentClient(
+    const config::ElasticsearchOutputConfig& config) {
+  http::CurlClientOptions options;
+  options.proxy_url = config.proxy_url;
+  options.tls.verify = config.ssl.verify;
+  options.tls.ca_file = config.ssl.ca_file;
+  options.user_agent = "mdecollect/" MDEC_VERSION_STRING;
+  return http::makeCurlMultiClient(options, config.bulk_in_flight);
 }
 
 // ---- setup ----
@@ -357,13 +380,34 @@ Result<TemplateState> templateState(const config::ElasticsearchOutputConfig& con
 
 namespace {
 
+// Bulks in flight for one deliver() call: each is the items it carries and its request
+// (kept until its answer, and sent to the next host when the connection fails).
+struct Bulk {
+  std::vector<std::size_t> items;
+  http::HttpRequest request;
+  std::size_t host = 0;   // index in config.hosts
+  std::size_t tried = 1;  // hosts tried
+};
+
+constexpr std::string_view kBulkPath =
+    "/_bulk?filter_path=errors,items.*._id,items.*.status,items.*.error.type,"
+    "items.*.error.reason";
+
+// deliver() takes this many bulks per bulk in flight, so that the window stays full while
+// most of the batch is sent (it drains only at the batch's end).
+constexpr std::size_t kBulksPerSlot = 2;
+
 class ElasticsearchOutput final : public Output {
  public:
   ElasticsearchOutput(const config::ElasticsearchOutputConfig& config,
                       ElasticsearchOutputOptions options,
                       std::shared_ptr<ElasticsearchCounters> counters)
       : config_(config),
-        transport_(config_, std::move(options.client)),
+        client_(options.client              ? http::makeSequentialClient(std::move(options.client))
+                : options.concurrent_client ? std::move(options.concurrent_client)
+                                            : makeElasticsearchConcurrentClient(config)),
+        authorization_(authorizationHeader(config)),
+        in_flight_(std::clamp<std::size_t>(config.bulk_in_flight, 1, 32)),
         dead_letter_path_(std::move(options.dead_letter_path)),
         metrics_(options.metrics),
         counters_(counters ? std::move(counters) : std::make_shared<ElasticsearchCounters>()) {}
@@ -384,11 +428,20 @@ class ElasticsearchOutput final : public Output {
     return okStatus();
   }
 
-  std::size_t maxBatchDocuments() const override { return config_.bulk_max_docs; }
+  std::size_t maxBatchDocuments() const override {
+    return config_.bulk_max_docs * in_flight_ * kBulksPerSlot;
+  }
   std::size_t maxBatchBytes() const override {
-    return static_cast<std::size_t>(config_.bulk_max_bytes);
+    return static_cast<std::size_t>(config_.bulk_max_bytes) * in_flight_ * kBulksPerSlot;
   }
 
+  // The batch is cut into bulks of at most bulk_max_docs documents and about bulk_max_bytes,
+  // up to bulk_in_flight of them sent at once; a slot that frees takes the next bulk. Items
+  // settle in whatever order the answers come; only the prefix of the batch whose items all
+  // settled is acknowledged, so a later bulk answered before an earlier one acknowledges
+  // nothing until the earlier one settled too. After a whole-request failure no further bulk
+  // starts; those in flight are read to their end (what they settled is remembered and not
+  // sent again) and the failure is returned.
   Status deliver(const std::vector<state::OutboxDocument>& batch,
                  state::StateStore& store) override {
     if (batch.empty()) return okStatus();
@@ -404,10 +457,9 @@ class ElasticsearchOutput final : public Output {
       }
     }
 
-    std::optional<Error> failure;
-    // Bulks of at most bulk_max_docs documents and about bulk_max_bytes.
+    std::deque<std::vector<std::size_t>> queue;
     std::size_t at = 0;
-    while (at < pending.size() && !failure) {
+    while (at < pending.size()) {
       std::vector<std::size_t> chunk;
       std::size_t bytes = 0;
       while (at < pending.size() && chunk.size() < config_.bulk_max_docs) {
@@ -416,7 +468,49 @@ class ElasticsearchOutput final : public Output {
         bytes += size;
         chunk.push_back(pending[at++]);
       }
-      if (auto s = sendBulk(items, chunk); !s) failure = s.error();
+      queue.push_back(std::move(chunk));
+    }
+
+    std::optional<Error> failure;
+    std::map<std::uint64_t, Bulk> flying;
+    // Bounded: every bulk started is answered (the transfers have timeouts), and each answer
+    // removes one; a 413 splits a bulk into two of half its size.
+    for (;;) {
+      while (!failure && flying.size() < in_flight_ && !queue.empty()) {
+        auto bulk = makeBulk(items, std::move(queue.front()));
+        queue.pop_front();
+        if (!bulk) {
+          failure = bulk.error();
+          break;
+        }
+        const std::uint64_t tag = next_tag_++;
+        startBulk(tag, flying.emplace(tag, std::move(*bulk)).first->second);
+      }
+      if (flying.empty()) break;
+      for (http::Completion& done : client_->wait()) {
+        auto node = flying.extract(done.tag);
+        if (node.empty()) std::abort();  // an answer to a request never started
+        Bulk& bulk = node.mapped();
+        if (!done.response) {
+          const auto& hosts = config_.hosts;
+          if (bulk.tried < hosts.size()) {  // connection-level failure: the next host
+            ++bulk.tried;
+            bulk.host = (bulk.host + 1) % hosts.size();
+            startBulk(done.tag, flying.insert(std::move(node)).position->second);
+            continue;
+          }
+          ++counters_->failed_requests;
+          if (!failure) {
+            failure = Error(ErrorCode::kNetwork, "elasticsearch: " + hosts[bulk.host] + ": " +
+                                                     done.response.error().message());
+          }
+          continue;
+        }
+        current_host_ = bulk.host;
+        if (auto s = settle(items, bulk.items, *done.response, queue); !s && !failure) {
+          failure = s.error();
+        }
+      }
     }
 
     // Dead letters are durable before their documents are acknowledged.
@@ -457,26 +551,35 @@ class ElasticsearchOutput final : public Output {
     std::string index;
   };
 
-  Status sendBulk(std::vector<Item>& items, const std::vector<std::size_t>& chunk) {
+  Result<Bulk> makeBulk(std::vector<Item>& items, std::vector<std::size_t> chunk) {
     std::string body;
     std::size_t size = 0;
     for (std::size_t i : chunk) size += items[i].doc->body.size() + 128;
     body.reserve(size);
     for (std::size_t i : chunk) {
       Item& item = items[i];
-      item.index = dataStreamOf(item.doc->body);
+      if (item.index.empty()) item.index = dataStreamOf(item.doc->body);
       appendCreate(body, item.index, item.doc->id, item.doc->body);
     }
-    ++counters_->bulk_requests;
-    auto res = transport_.send("POST",
-                               "/_bulk?filter_path=errors,items.*._id,items.*.status,"
-                               "items.*.error.type,items.*.error.reason",
-                               std::move(body), true);
-    if (!res) {
-      ++counters_->failed_requests;
-      return Error(ErrorCode::kNetwork, "elasticsearch: " + res.error().message());
-    }
-    if (res->status == 413) {
+    auto request = EsTransport::request(config_, authorization_, "POST", std::move(body), true);
+    if (!request) return request.error();
+    Bulk bulk;
+    bulk.items = std::move(chunk);
+    bulk.request = std::move(*request);
+    bulk.host = current_host_ % config_.hosts.size();
+    return bulk;
+  }
+
+  void startBulk(std::uint64_t tag, Bulk& bulk) {
+    if (bulk.tried == 1) ++counters_->bulk_requests;
+    bulk.request.url = join(config_.hosts[bulk.host], kBulkPath);
+    client_->start(tag, bulk.request);
+  }
+
+  // Reads a bulk's answer into its items; a 413 queues its two halves first.
+  Status settle(std::vector<Item>& items, std::vector<std::size_t>& chunk,
+                const http::HttpResponse& res, std::deque<std::vector<std::size_t>>& queue) {
+    if (res.status == 413) {
       if (chunk.size() == 1) {
         // One document larger than the cluster takes: it can never be stored.
         Item& item = items[chunk.front()];
@@ -488,14 +591,15 @@ class ElasticsearchOutput final : public Output {
         return okStatus();
       }
       const auto half = static_cast<std::ptrdiff_t>(chunk.size() / 2);
-      if (auto s = sendBulk(items, {chunk.begin(), chunk.begin() + half}); !s) return s;
-      return sendBulk(items, {chunk.begin() + half, chunk.end()});
+      queue.emplace_front(chunk.begin() + half, chunk.end());
+      queue.emplace_front(chunk.begin(), chunk.begin() + half);
+      return okStatus();
     }
-    if (res->status != 200) {
+    if (res.status != 200) {
       ++counters_->failed_requests;
-      return httpError("elasticsearch bulk request failed", *res);
+      return httpError("elasticsearch bulk request failed", res);
     }
-    auto results = parseBulkResponse(res->body);
+    auto results = parseBulkResponse(res.body);
     if (!results) {
       ++counters_->failed_requests;
       return Error(ErrorCode::kNetwork, "elasticsearch: " + results.error().message());
@@ -530,7 +634,6 @@ class ElasticsearchOutput final : public Output {
     tally.flush(metrics_, name_);
     return okStatus();
   }
-
   Status writeDeadLetters(std::vector<Item>& items) {
     std::string lines;
     std::size_t count = 0;
@@ -589,7 +692,11 @@ class ElasticsearchOutput final : public Output {
   }
 
   const config::ElasticsearchOutputConfig& config_;
-  EsTransport transport_;
+  std::unique_ptr<http::ConcurrentHttpClient> client_;
+  std::string authorization_;
+  std::size_t in_flight_;
+  std::size_t current_host_ = 0;  // the host that last answered
+  std::uint64_t next_tag_ = 0;
   std::string dead_letter_path_;
   telemetry::Metrics* metrics_;
   std::shared_ptr<ElasticsearchCounters> counters_;
