@@ -15,6 +15,7 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <ranges>
 #include <set>
 #include <utility>
 
@@ -393,9 +394,10 @@ constexpr std::string_view kBulkPath =
     "/_bulk?filter_path=errors,items.*._id,items.*.status,items.*.error.type,"
     "items.*.error.reason";
 
-// deliver() takes this many bulks per bulk in flight, so that the window stays full while
-// most of the batch is sent (it drains only at the batch's end).
-constexpr std::size_t kBulksPerSlot = 2;
+// deliver() takes one bulk per bulk in flight, then reads the outbox ahead, a bulk at a
+// time, up to this many batches' worth, so the window stays full; it drains only when the
+// outbox is empty or the read-ahead is used up.
+constexpr std::size_t kReadAheadBatches = 8;
 
 class ElasticsearchOutput final : public Output {
  public:
@@ -428,11 +430,9 @@ class ElasticsearchOutput final : public Output {
     return okStatus();
   }
 
-  std::size_t maxBatchDocuments() const override {
-    return config_.bulk_max_docs * in_flight_ * kBulksPerSlot;
-  }
+  std::size_t maxBatchDocuments() const override { return config_.bulk_max_docs * in_flight_; }
   std::size_t maxBatchBytes() const override {
-    return static_cast<std::size_t>(config_.bulk_max_bytes) * in_flight_ * kBulksPerSlot;
+    return static_cast<std::size_t>(config_.bulk_max_bytes) * in_flight_;
   }
 
   // The batch is cut into bulks of at most bulk_max_docs documents and about bulk_max_bytes,
@@ -445,40 +445,38 @@ class ElasticsearchOutput final : public Output {
   Status deliver(const std::vector<state::OutboxDocument>& batch,
                  state::StateStore& store) override {
     if (batch.empty()) return okStatus();
-    // Items settled by an earlier, partly failed delivery of this batch are not sent again.
-    std::vector<Item> items(batch.size());
-    std::vector<std::size_t> pending;
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      items[i].doc = &batch[i];
-      if (settled_.count(batch[i].seq) != 0) {
-        items[i].settled = true;
-      } else {
-        pending.push_back(i);
-      }
-    }
-
-    std::deque<std::vector<std::size_t>> queue;
-    std::size_t at = 0;
-    while (at < pending.size()) {
-      std::vector<std::size_t> chunk;
-      std::size_t bytes = 0;
-      while (at < pending.size() && chunk.size() < config_.bulk_max_docs) {
-        const std::size_t size = items[pending[at]].doc->body.size() + 100;
-        if (!chunk.empty() && bytes + size > config_.bulk_max_bytes) break;
-        bytes += size;
-        chunk.push_back(pending[at++]);
-      }
-      queue.push_back(std::move(chunk));
-    }
+    Stream s(batch);
+    // Items settled by an earlier, partly failed delivery are not sent again.
+    s.add(batch.data(), batch.size(), settled_);
+    enqueue(s, 0);
 
     std::optional<Error> failure;
     std::map<std::uint64_t, Bulk> flying;
+    std::size_t read_ahead = 0;
+    bool outbox_empty = false;
     // Bounded: every bulk started is answered (the transfers have timeouts), and each answer
-    // removes one; a 413 splits a bulk into two of half its size.
+    // removes one; a 413 splits a bulk into two of half its size; the outbox is read ahead
+    // at most kReadAheadBatches batches' worth of documents.
     for (;;) {
-      while (!failure && flying.size() < in_flight_ && !queue.empty()) {
-        auto bulk = makeBulk(items, std::move(queue.front()));
-        queue.pop_front();
+      while (!failure && flying.size() < in_flight_) {
+        if (s.queue.empty() && !outbox_empty && read_ahead < kReadAheadBatches * batch.size() &&
+            s.items.size() < 2 * maxBatchDocuments()) {
+          // The outbox as a stream: the next bulk's worth after the last document read.
+          auto more = store.readOutbox(s.last_seq, config_.bulk_max_docs,
+                                       static_cast<std::size_t>(config_.bulk_max_bytes));
+          if (!more || more->empty()) {
+            outbox_empty = true;  // or unreadable now: the next delivery reads it
+          } else {
+            read_ahead += more->size();
+            const std::size_t from = s.base + s.items.size();
+            s.owned.push_back(std::move(*more));
+            s.add(s.owned.back().data(), s.owned.back().size(), settled_);
+            enqueue(s, from);
+          }
+        }
+        if (s.queue.empty()) break;
+        auto bulk = makeBulk(s, std::move(s.queue.front()));
+        s.queue.pop_front();
         if (!bulk) {
           failure = bulk.error();
           break;
@@ -507,27 +505,27 @@ class ElasticsearchOutput final : public Output {
           continue;
         }
         current_host_ = bulk.host;
-        if (auto s = settle(items, bulk.items, *done.response, queue); !s && !failure) {
-          failure = s.error();
+        if (auto settled = settle(s, bulk.items, *done.response); !settled && !failure) {
+          failure = settled.error();
+        }
+      }
+      // What settled in order so far is acknowledged (about a bulk at a time), and its
+      // documents read ahead are let go.
+      if (!failure) {
+        if (auto acked = acknowledgePrefix(s, store, config_.bulk_max_docs); !acked) {
+          failure = acked.error();
         }
       }
     }
 
-    // Dead letters are durable before their documents are acknowledged.
-    if (auto s = writeDeadLetters(items); !s) return s;
-    std::size_t prefix = 0;
-    while (prefix < items.size() && items[prefix].settled) ++prefix;
-    if (prefix > 0) {
-      if (auto s = store.acknowledge(name_, batch[prefix - 1].seq, std::nullopt); !s) {
-        return Error(ErrorCode::kIo, "elasticsearch output: acknowledge: " + s.error().message());
-      }
-    }
-    const std::int64_t acked = prefix > 0 ? batch[prefix - 1].seq : 0;
-    std::erase_if(settled_, [acked](std::int64_t seq) { return seq <= acked; });
+    // Every dead letter of the call is written (those past the acknowledged prefix too: they
+    // are remembered as settled and not sent again).
+    if (auto w = writeDeadLetters(s.items, s.items.size()); !w) return w;
+    if (auto acked = acknowledgePrefix(s, store, 1); !acked) return acked;
     std::size_t waiting = 0;
-    for (std::size_t i = prefix; i < items.size(); ++i) {
-      if (items[i].settled) {
-        settled_.insert(batch[i].seq);
+    for (const Item& item : s.items) {
+      if (item.settled) {
+        settled_.insert(item.doc->seq);
       } else {
         ++waiting;
       }
@@ -551,13 +549,77 @@ class ElasticsearchOutput final : public Output {
     std::string index;
   };
 
-  Result<Bulk> makeBulk(std::vector<Item>& items, std::vector<std::size_t> chunk) {
+  // One deliver() call's documents: the batch, then what it read ahead from the outbox.
+  // Items are numbered by position in the stream; those acknowledged leave the front.
+  struct Stream {
+    explicit Stream(const std::vector<state::OutboxDocument>& batch) : last_seq(batch.back().seq) {}
+    Item& at(std::size_t position) { return items[position - base]; }
+    void add(const state::OutboxDocument* docs, std::size_t n,
+             const std::set<std::int64_t>& settled) {
+      for (std::size_t i = 0; i < n; ++i) {
+        Item item;
+        item.doc = &docs[i];
+        item.settled = settled.count(docs[i].seq) != 0;
+        items.push_back(std::move(item));
+      }
+      if (n > 0) last_seq = docs[n - 1].seq;
+    }
+
+    std::deque<Item> items;
+    std::size_t base = 0;  // position of items.front()
+    std::int64_t last_seq;
+    std::deque<std::vector<state::OutboxDocument>> owned;  // read ahead, in order
+    std::deque<std::vector<std::size_t>> queue;            // bulks to send: positions
+  };
+
+  // Queues the unsettled items from `from` on in bulks of at most bulk_max_docs documents
+  // and about bulk_max_bytes.
+  void enqueue(Stream& s, std::size_t from) {
+    std::vector<std::size_t> chunk;
+    std::size_t bytes = 0;
+    for (std::size_t p = from; p < s.base + s.items.size(); ++p) {
+      const Item& item = s.at(p);
+      if (item.settled) continue;
+      const std::size_t size = item.doc->body.size() + 100;
+      if (!chunk.empty() &&
+          (chunk.size() >= config_.bulk_max_docs || bytes + size > config_.bulk_max_bytes)) {
+        s.queue.push_back(std::move(chunk));
+        chunk.clear();
+        bytes = 0;
+      }
+      bytes += size;
+      chunk.push_back(p);
+    }
+    if (!chunk.empty()) s.queue.push_back(std::move(chunk));
+  }
+
+  // Acknowledges the settled items at the front of the stream when there are at least
+  // `at_least` of them (or all items settled), dead letters written first, and drops them.
+  Status acknowledgePrefix(Stream& s, state::StateStore& store, std::size_t at_least) {
+    std::size_t n = 0;
+    while (n < s.items.size() && s.items[n].settled) ++n;
+    if (n == 0 || (n < at_least && n < s.items.size())) return okStatus();
+    // Dead letters are durable before their documents are acknowledged.
+    if (auto w = writeDeadLetters(s.items, n); !w) return w;
+    if (auto a = store.acknowledge(name_, s.items[n - 1].doc->seq, std::nullopt); !a) {
+      return Error(ErrorCode::kIo, "elasticsearch output: acknowledge: " + a.error().message());
+    }
+    const std::int64_t acked = s.items[n - 1].doc->seq;
+    std::erase_if(settled_, [acked](std::int64_t seq) { return seq <= acked; });
+    s.items.erase(s.items.begin(), s.items.begin() + static_cast<std::ptrdiff_t>(n));
+    s.base += n;
+    // Read-ahead vectors wholly acknowledged go.
+    while (!s.owned.empty() && s.owned.front().back().seq <= acked) s.owned.pop_front();
+    return okStatus();
+  }
+
+  Result<Bulk> makeBulk(Stream& s, std::vector<std::size_t> chunk) {
     std::string body;
     std::size_t size = 0;
-    for (std::size_t i : chunk) size += items[i].doc->body.size() + 128;
+    for (std::size_t p : chunk) size += s.at(p).doc->body.size() + 128;
     body.reserve(size);
-    for (std::size_t i : chunk) {
-      Item& item = items[i];
+    for (std::size_t p : chunk) {
+      Item& item = s.at(p);
       if (item.index.empty()) item.index = dataStreamOf(item.doc->body);
       appendCreate(body, item.index, item.doc->id, item.doc->body);
     }
@@ -577,12 +639,11 @@ class ElasticsearchOutput final : public Output {
   }
 
   // Reads a bulk's answer into its items; a 413 queues its two halves first.
-  Status settle(std::vector<Item>& items, std::vector<std::size_t>& chunk,
-                const http::HttpResponse& res, std::deque<std::vector<std::size_t>>& queue) {
+  Status settle(Stream& s, std::vector<std::size_t>& chunk, const http::HttpResponse& res) {
     if (res.status == 413) {
       if (chunk.size() == 1) {
         // One document larger than the cluster takes: it can never be stored.
-        Item& item = items[chunk.front()];
+        Item& item = s.at(chunk.front());
         item.settled = item.dead = true;
         item.status = 413;
         item.error =
@@ -591,8 +652,8 @@ class ElasticsearchOutput final : public Output {
         return okStatus();
       }
       const auto half = static_cast<std::ptrdiff_t>(chunk.size() / 2);
-      queue.emplace_front(chunk.begin() + half, chunk.end());
-      queue.emplace_front(chunk.begin(), chunk.begin() + half);
+      s.queue.emplace_front(chunk.begin() + half, chunk.end());
+      s.queue.emplace_front(chunk.begin(), chunk.begin() + half);
       return okStatus();
     }
     if (res.status != 200) {
@@ -612,7 +673,7 @@ class ElasticsearchOutput final : public Output {
     }
     telemetry::DocumentTally tally;
     for (std::size_t k = 0; k < chunk.size(); ++k) {
-      Item& item = items[chunk[k]];
+      Item& item = s.at(chunk[k]);
       const BulkItemResult& r = (*results)[k];
       if (r.status >= 200 && r.status < 300) {
         item.settled = true;
@@ -634,7 +695,11 @@ class ElasticsearchOutput final : public Output {
     tally.flush(metrics_, name_);
     return okStatus();
   }
-  Status writeDeadLetters(std::vector<Item>& items) {
+  // The first `n` items' dead letters, written and fsynced; each is written once (`dead` is
+  // cleared). On failure they are unsettled again.
+  Status writeDeadLetters(std::deque<Item>& all, std::size_t n) {
+    const auto items =
+        std::ranges::subrange(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n));
     std::string lines;
     std::size_t count = 0;
     for (Item& item : items) {
@@ -682,8 +747,10 @@ class ElasticsearchOutput final : public Output {
     }
     counters_->dead_lettered += count;
     telemetry::DocumentTally tally;
-    for (const Item& item : items) {
-      if (item.dead) tally.add(item.doc->source, telemetry::Outcome::kDeadLettered);
+    for (Item& item : items) {
+      if (!item.dead) continue;
+      tally.add(item.doc->source, telemetry::Outcome::kDeadLettered);
+      item.dead = false;  // written: settled, and never written again
     }
     tally.flush(metrics_, name_);
     spdlog::warn("elasticsearch refused {} document(s); written with the error to {}", count,

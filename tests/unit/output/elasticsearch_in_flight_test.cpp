@@ -160,17 +160,22 @@ class ElasticsearchInFlightTest : public ::testing::Test {
   ScriptedClient* client_ = nullptr;
 };
 
-TEST_F(ElasticsearchInFlightTest, TheWindowIsFilledAndEveryDocumentIsSentOnce) {
+TEST_F(ElasticsearchInFlightTest, TheOutboxIsReadAheadTheWindowFilledAndEveryDocumentSentOnce) {
   addDocuments(20);  // 10 bulks of 2
-  auto out = makeOutput(ScriptedClient::Pick::kNewest, 3);
-  EXPECT_EQ(out->maxBatchDocuments(), 2u * 3u * 2u);  // bulk_max_docs x in flight x 2
-  for (int round = 0; round < 10 && !waiting().empty(); ++round) {
-    auto batch = store_->readOutbox(store_->ackedSeq("elasticsearch").value(),
-                                    out->maxBatchDocuments(), out->maxBatchBytes());
-    ASSERT_TRUE(batch);
-    auto s = out->deliver(*batch, *store_);
-    ASSERT_TRUE(s) << s.error().message();
-  }
+  auto out = makeOutput(ScriptedClient::Pick::kOldest, 3);
+  EXPECT_EQ(out->maxBatchDocuments(), 2u * 3u);  // bulk_max_docs x in flight
+  // What is acknowledged while the bulks are answered.
+  std::vector<std::int64_t> acked_when_answered;
+  client_->answer = [&](const ScriptedClient::Started& b) -> Result<http::HttpResponse> {
+    acked_when_answered.push_back(store_->ackedSeq("elasticsearch").value());
+    return bulkAnswer(b.ids, nullptr);
+  };
+  auto batch = store_->readOutbox(0, out->maxBatchDocuments(), out->maxBatchBytes());
+  ASSERT_TRUE(batch);
+  ASSERT_EQ(batch->size(), 6u);
+  auto s = out->deliver(*batch, *store_);
+  ASSERT_TRUE(s) << s.error().message();
+  // One call delivered the whole outbox, not only its batch of 6.
   EXPECT_TRUE(waiting().empty());
   EXPECT_EQ(client_->maxInFlight(), 3u);
   EXPECT_EQ(client_->started(), 10);
@@ -178,13 +183,20 @@ TEST_F(ElasticsearchInFlightTest, TheWindowIsFilledAndEveryDocumentIsSentOnce) {
   for (const auto& [id, n] : client_->sent()) EXPECT_EQ(n, 1) << id;
   EXPECT_EQ(counters_->created.load(), 20u);
   EXPECT_EQ(counters_->bulk_requests.load(), 10u);
+  // Acknowledged as it went (a bulk at a time), never backwards.
+  ASSERT_EQ(acked_when_answered.size(), 10u);
+  EXPECT_EQ(acked_when_answered.front(), 0);
+  EXPECT_GT(acked_when_answered.back(), 0);
+  EXPECT_TRUE(std::is_sorted(acked_when_answered.begin(), acked_when_answered.end()));
 }
 
 TEST_F(ElasticsearchInFlightTest, LaterBulksAnsweredFirstAcknowledgeNothingPastAFailedEarlierOne) {
   addDocuments(8);  // bulks 0..3: id-0,1 | id-2,3 | id-4,5 | id-6,7
   auto out = makeOutput(ScriptedClient::Pick::kNewest, 4);
   // Bulk 0 (answered last) fails whole; the later ones, answered before it, succeed.
-  client_->answer = [](const ScriptedClient::Started& b) -> Result<http::HttpResponse> {
+  std::vector<std::int64_t> acked_when_answered;
+  client_->answer = [&](const ScriptedClient::Started& b) -> Result<http::HttpResponse> {
+    acked_when_answered.push_back(store_->ackedSeq("elasticsearch").value());
     if (b.number == 0) {
       http::HttpResponse res;
       res.status = 503;
@@ -197,7 +209,8 @@ TEST_F(ElasticsearchInFlightTest, LaterBulksAnsweredFirstAcknowledgeNothingPastA
   ASSERT_FALSE(s);
   EXPECT_TRUE(s.error().retryable()) << s.error().message();
   EXPECT_EQ(s.error().httpStatus(), 503);
-  // Nothing acknowledged: the first bulk did not settle.
+  // Nothing acknowledged, then or at any time before: the first bulk did not settle.
+  EXPECT_EQ(acked_when_answered, std::vector<std::int64_t>(4, 0));
   EXPECT_EQ(waiting().size(), 8u);
   EXPECT_EQ(store_->ackedSeq("elasticsearch").value(), 0);
   EXPECT_EQ(client_->started(), 4);
