@@ -394,10 +394,10 @@ constexpr std::string_view kBulkPath =
     "/_bulk?filter_path=errors,items.*._id,items.*.status,items.*.error.type,"
     "items.*.error.reason";
 
-// deliver() takes one bulk per bulk in flight, then reads the outbox ahead, a bulk at a
-// time, up to this many batches' worth, so the window stays full; it drains only when the
-// outbox is empty or the read-ahead is used up.
-constexpr std::size_t kReadAheadBatches = 8;
+// deliver() is handed one bulk's worth from the outbox and reads on, a bulk at a time, while
+// earlier bulks are in flight, holding at most bulk_in_flight + 1 bulks' documents, and at
+// most this many bulks in one call (so that a stop request is not kept waiting long).
+constexpr std::size_t kReadAheadBulks = 64;
 
 class ElasticsearchOutput final : public Output {
  public:
@@ -430,18 +430,20 @@ class ElasticsearchOutput final : public Output {
     return okStatus();
   }
 
-  std::size_t maxBatchDocuments() const override { return config_.bulk_max_docs * in_flight_; }
+  // One bulk: deliver() reads on from the outbox itself.
+  std::size_t maxBatchDocuments() const override { return config_.bulk_max_docs; }
   std::size_t maxBatchBytes() const override {
-    return static_cast<std::size_t>(config_.bulk_max_bytes) * in_flight_;
+    return static_cast<std::size_t>(config_.bulk_max_bytes);
   }
 
-  // The batch is cut into bulks of at most bulk_max_docs documents and about bulk_max_bytes,
-  // up to bulk_in_flight of them sent at once; a slot that frees takes the next bulk. Items
-  // settle in whatever order the answers come; only the prefix of the batch whose items all
-  // settled is acknowledged, so a later bulk answered before an earlier one acknowledges
-  // nothing until the earlier one settled too. After a whole-request failure no further bulk
-  // starts; those in flight are read to their end (what they settled is remembered and not
-  // sent again) and the failure is returned.
+  // The batch, then the outbox after it (read a bulk at a time as slots free), is cut into
+  // bulks of at most bulk_max_docs documents and about bulk_max_bytes, up to bulk_in_flight
+  // of them sent at once. Items settle in whatever order the answers come; only the prefix
+  // whose items all settled is acknowledged (as it grows, about a bulk at a time), so a later
+  // bulk answered before an earlier one acknowledges nothing until the earlier one settled
+  // too. After a whole-request failure no further bulk starts; those in flight are read to
+  // their end (what they settled is remembered and not sent again) and the failure is
+  // returned. Returns when the outbox is empty, or after kReadAheadBulks bulks read ahead.
   Status deliver(const std::vector<state::OutboxDocument>& batch,
                  state::StateStore& store) override {
     if (batch.empty()) return okStatus();
@@ -456,18 +458,18 @@ class ElasticsearchOutput final : public Output {
     bool outbox_empty = false;
     // Bounded: every bulk started is answered (the transfers have timeouts), and each answer
     // removes one; a 413 splits a bulk into two of half its size; the outbox is read ahead
-    // at most kReadAheadBatches batches' worth of documents.
+    // at most kReadAheadBulks times.
     for (;;) {
       while (!failure && flying.size() < in_flight_) {
-        if (s.queue.empty() && !outbox_empty && read_ahead < kReadAheadBatches * batch.size() &&
-            s.items.size() < 2 * maxBatchDocuments()) {
+        if (s.queue.empty() && !outbox_empty && read_ahead < kReadAheadBulks &&
+            s.items.size() < (in_flight_ + 1) * config_.bulk_max_docs) {
           // The outbox as a stream: the next bulk's worth after the last document read.
           auto more = store.readOutbox(s.last_seq, config_.bulk_max_docs,
                                        static_cast<std::size_t>(config_.bulk_max_bytes));
           if (!more || more->empty()) {
             outbox_empty = true;  // or unreadable now: the next delivery reads it
           } else {
-            read_ahead += more->size();
+            ++read_ahead;
             const std::size_t from = s.base + s.items.size();
             s.owned.push_back(std::move(*more));
             s.add(s.owned.back().data(), s.owned.back().size(), settled_);
