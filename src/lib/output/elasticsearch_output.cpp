@@ -457,6 +457,13 @@ class ElasticsearchOutput final : public Output {
 
     std::optional<Error> failure;
     std::map<std::uint64_t, Bulk> flying;
+    // Should anything throw, the transfers end before the requests they read are freed.
+    struct Drain {
+      http::ConcurrentHttpClient& client;
+      ~Drain() {
+        for (int i = 0; i < 1000 && client.inFlight() > 0; ++i) client.wait();
+      }
+    } drain{*client_};
     std::size_t read_ahead = 0;
     bool outbox_empty = false;
     // Bounded: every bulk started is answered (the transfers have timeouts), and each answer
@@ -700,11 +707,11 @@ class ElasticsearchOutput final : public Output {
     tally.flush(metrics_, name_);
     return okStatus();
   }
-  // The first `n` items' dead letters, written and fsynced; each is written once (`dead` is
+  // The `first` items' dead letters, written and fsynced; each is written once (`dead` is
   // cleared). On failure they are unsettled again.
-  Status writeDeadLetters(std::deque<Item>& all, std::size_t n) {
+  Status writeDeadLetters(std::deque<Item>& all, std::size_t first) {
     const auto items =
-        std::ranges::subrange(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n));
+        std::ranges::subrange(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(first));
     std::string lines;
     std::size_t count = 0;
     for (Item& item : items) {
