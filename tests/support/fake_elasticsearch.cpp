@@ -349,6 +349,10 @@ struct FakeElasticsearch::Impl {
   void answerBad(httplib::Response& res, int status, std::string_view type,
                  std::string_view reason) {
     ++stats.bad_requests;
+    refuse(res, status, type, reason);
+  }
+  // answerBad without the count (callable without mu).
+  void refuse(httplib::Response& res, int status, std::string_view type, std::string_view reason) {
     setJson(res, status, errorBody(status, type, reason));
   }
 
@@ -394,6 +398,7 @@ struct FakeElasticsearch::Impl {
   }
 
   // Parses the bulk body into ops; on a malformed body sets the 400 and returns nullopt.
+  // Touches no shared state: called without mu.
   std::optional<std::vector<Op>> parseBulk(std::string_view body,
                                            const std::optional<std::string>& path_index,
                                            httplib::Response& res) {
@@ -410,8 +415,8 @@ struct FakeElasticsearch::Impl {
       return text;
     };
     auto malformed = [&](const std::string& what) {
-      answerBad(res, 400, "illegal_argument_exception",
-                "Malformed action/metadata line [" + std::to_string(line) + "], " + what);
+      refuse(res, 400, "illegal_argument_exception",
+             "Malformed action/metadata line [" + std::to_string(line) + "], " + what);
       return std::nullopt;
     };
     const std::size_t max_lines = body.size() + 1;
@@ -465,9 +470,9 @@ struct FakeElasticsearch::Impl {
         const std::string key(field.key);
         if (!seen.insert(field.key).second) return malformed("duplicate field [" + key + "]");
         if (kKnown.count(field.key) == 0) {
-          answerBad(res, 400, "illegal_argument_exception",
-                    "Action/metadata line [" + std::to_string(line) +
-                        "] contains an unknown parameter [" + key + "]");
+          refuse(res, 400, "illegal_argument_exception",
+                 "Action/metadata line [" + std::to_string(line) +
+                     "] contains an unknown parameter [" + key + "]");
           return std::nullopt;
         }
         const auto type = field.value.type();
@@ -483,8 +488,8 @@ struct FakeElasticsearch::Impl {
         if (key == "op_type") op.op_type = scalarText(field.value);
       }
       if (op.op_type && *op.op_type != "create" && *op.op_type != "index") {
-        answerBad(res, 400, "illegal_argument_exception",
-                  "opType must be 'create' or 'index', found: [" + *op.op_type + "]");
+        refuse(res, 400, "illegal_argument_exception",
+               "opType must be 'create' or 'index', found: [" + *op.op_type + "]");
         return std::nullopt;
       }
       if (!op.index) op.index = path_index;
@@ -515,7 +520,7 @@ struct FakeElasticsearch::Impl {
       if (op.action == "delete" && !op.id) problem("id is missing");
     }
     if (count > 0) {
-      answerBad(res, 400, "action_request_validation_exception", "Validation Failed: " + problems);
+      refuse(res, 400, "action_request_validation_exception", "Validation Failed: " + problems);
       return std::nullopt;
     }
     return ops;
@@ -710,7 +715,10 @@ struct FakeElasticsearch::Impl {
       return true;
     });
 
-    std::lock_guard<std::mutex> lock(mu);
+    // Concurrent bulks: the checks and the bookkeeping under the lock, the body's parse
+    // outside it, then its items under the lock again, one bulk after the other (each bulk's
+    // items are processed whole, in request order, as if by one shard).
+    std::unique_lock<std::mutex> lock(mu);
     ++stats.bulk_requests;
     const std::string encoding = core::asciiLower(req.get_header_value("Content-Encoding"));
     if (encoding.find("gzip") != std::string::npos) ++stats.gzip_requests;
@@ -753,8 +761,13 @@ struct FakeElasticsearch::Impl {
                 "The bulk request must be terminated by a newline [\\n]");
       return;
     }
+    lock.unlock();
     auto ops = parseBulk(body, path_index, res);
-    if (!ops) return;
+    lock.lock();
+    if (!ops) {
+      ++stats.bad_requests;
+      return;
+    }
 
     simdjson::dom::parser parser;
     std::string items;

@@ -52,6 +52,10 @@
 // "Basic base64(username:password)"; otherwise 401 security_exception with
 // WWW-Authenticate headers (the body in Elasticsearch's error format).
 //
+// Concurrent bulk requests are served at once (cpp-httplib's worker threads): each body is
+// read, inflated and parsed outside the fake's lock, then its items are processed under it,
+// the whole bulk at a time and in request order, as one shard would.
+//
 // Thread safety: every member may be called from any thread while the server runs. The
 // scriptItems callback runs on a server thread with the fake's lock held: it must not call
 // back into the fake.

@@ -120,6 +120,7 @@ struct ElasticsearchOutputConfig {
   bool compression = true;  // gzip request bodies
   std::uint64_t bulk_max_bytes = 5ull << 20;
   std::size_t bulk_max_docs = 1000;
+  std::size_t bulk_in_flight = 4;  // `_bulk` requests sent concurrently
   std::chrono::milliseconds timeout{90 * 1000};
   std::string ilm_policy;  // set: the template's index.lifecycle.name
 };

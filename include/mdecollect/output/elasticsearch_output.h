@@ -6,7 +6,8 @@
 // again in a later bulk; any other 4xx written with its error to the dead-letter file and
 // acknowledged. Whole request: a connection failure tries the next host; 413 splits the
 // bulk; 401/403, 429 and 5xx fail the delivery (retried with backoff, the documents wait
-// in the outbox).
+// in the outbox). Up to bulk_in_flight bulks are sent at once; documents are acknowledged
+// in outbox order, each only once it and every earlier one settled.
 #pragma once
 
 #include <atomic>
@@ -18,6 +19,7 @@
 
 #include "mdecollect/config/config.h"
 #include "mdecollect/core/result.h"
+#include "mdecollect/http/concurrent_http_client.h"
 #include "mdecollect/http/http_client.h"
 #include "mdecollect/output/output.h"
 #include "mdecollect/telemetry/metrics.h"
@@ -40,8 +42,11 @@ struct ElasticsearchCounters {
 
 struct ElasticsearchOutputOptions {
   std::string dead_letter_path;  // NDJSON, appended and fsynced before acknowledging
-  // Made once per output (the delivery thread's client); tests inject their own.
+  // Set: bulks go through this blocking client one at a time (the tracing client).
   std::unique_ptr<http::HttpClient> client;
+  // Else set: bulks go through this one (tests inject theirs); else a curl multi client
+  // with bulk_in_flight connections (makeElasticsearchConcurrentClient).
+  std::unique_ptr<http::ConcurrentHttpClient> concurrent_client;
   // Where per-source outcomes are counted (null: not counted).
   telemetry::Metrics* metrics = nullptr;
 };
@@ -52,6 +57,9 @@ std::unique_ptr<Output> makeElasticsearchOutput(const config::ElasticsearchOutpu
 
 // The curl client an Elasticsearch output talks through (TLS, proxy, timeouts).
 std::unique_ptr<http::HttpClient> makeElasticsearchClient(
+    const config::ElasticsearchOutputConfig& config);
+// The same, with up to bulk_in_flight requests at once over one curl multi handle.
+std::unique_ptr<http::ConcurrentHttpClient> makeElasticsearchConcurrentClient(
     const config::ElasticsearchOutputConfig& config);
 
 // ---- the pieces, for tests and benchmarks ----

@@ -24,6 +24,12 @@ class EsTransport {
   Result<http::HttpResponse> send(const std::string& method, const std::string& path,
                                   std::string body, bool ndjson);
 
+  // The request send() makes (headers, auth, gzipped body), without its URL.
+  static Result<http::HttpRequest> request(const config::ElasticsearchOutputConfig& config,
+                                           const std::string& authorization,
+                                           const std::string& method, std::string body,
+                                           bool ndjson);
+
  private:
   const config::ElasticsearchOutputConfig& config_;
   std::unique_ptr<http::HttpClient> client_;

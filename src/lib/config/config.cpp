@@ -1163,6 +1163,9 @@ constexpr Key<ElasticsearchOutputConfig> kElasticsearchKeys[] = {
         .min(1024),
     integer<&ElasticsearchOutputConfig::bulk_max_docs>("bulk_max_docs", 1, 100000,
                                                        "documents in one `_bulk` request"),
+    integer<&ElasticsearchOutputConfig::bulk_in_flight>(
+        "bulk_in_flight", 1, 32,
+        "`_bulk` requests sent at once; documents are acknowledged in outbox order"),
     duration<&ElasticsearchOutputConfig::timeout>("timeout", "per request")
         .min(kMinRequestTimeout.count()),
     text<&ElasticsearchOutputConfig::ilm_policy>(

@@ -13,6 +13,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <deque>
+#include <map>
+#include <ranges>
 #include <set>
 #include <utility>
 
@@ -20,6 +23,7 @@
 #include "mdecollect/core/iso8601.h"
 #include "mdecollect/core/json_writer.h"
 #include "mdecollect/core/private_file.h"
+#include "mdecollect/http/concurrent_http_client.h"
 #include "mdecollect/output/es_setup.h"
 #include "mdecollect/output/es_template.h"
 
@@ -132,6 +136,9 @@ Result<std::string> gzip(std::string_view data) {
   deflateEnd(&z);
   if (rc != Z_STREAM_END) return Error(ErrorCode::kInternal, "gzip: deflate did not finish");
   out.resize(written);
+  // The buffer was sized for incompressible data (deflateBound): give back the rest, about
+  // 6/7 of it for documents, while the body waits in flight.
+  out.shrink_to_fit();
   return out;
 }
 
@@ -213,18 +220,19 @@ EsTransport::EsTransport(const config::ElasticsearchOutputConfig& config,
       client_(client ? std::move(client) : makeElasticsearchClient(config)),
       authorization_(authorizationHeader(config)) {}
 
-Result<http::HttpResponse> EsTransport::send(const std::string& method, const std::string& path,
-                                             std::string body, bool ndjson) {
-  // One request, built (and compressed) once, sent to each host in turn.
+Result<http::HttpRequest> EsTransport::request(const config::ElasticsearchOutputConfig& config,
+                                               const std::string& authorization,
+                                               const std::string& method, std::string body,
+                                               bool ndjson) {
   http::HttpRequest req;
   req.method = method;
-  req.timeout = config_.timeout;
+  req.timeout = config.timeout;
   req.max_response_bytes = 64u << 20;
   req.headers.push_back({"Accept", "application/json"});
-  if (!authorization_.empty()) req.headers.push_back({"Authorization", authorization_});
+  if (!authorization.empty()) req.headers.push_back({"Authorization", authorization});
   if (!body.empty() || method == "POST" || method == "PUT") {
     req.headers.push_back({"Content-Type", ndjson ? "application/x-ndjson" : "application/json"});
-    if (config_.compression && !body.empty()) {
+    if (config.compression && !body.empty()) {
       auto packed = gzip(body);
       if (!packed) return packed.error();
       req.headers.push_back({"Content-Encoding", "gzip"});
@@ -233,6 +241,15 @@ Result<http::HttpResponse> EsTransport::send(const std::string& method, const st
       req.body = std::move(body);
     }
   }
+  return req;
+}
+
+Result<http::HttpResponse> EsTransport::send(const std::string& method, const std::string& path,
+                                             std::string body, bool ndjson) {
+  // One request, built (and compressed) once, sent to each host in turn.
+  auto built = request(config_, authorization_, method, std::move(body), ndjson);
+  if (!built) return built.error();
+  http::HttpRequest& req = *built;
   std::optional<Error> last;
   for (std::size_t tried = 0; tried < config_.hosts.size(); ++tried) {
     const std::size_t index = (current_ + tried) % config_.hosts.size();
@@ -257,6 +274,16 @@ std::unique_ptr<http::HttpClient> makeElasticsearchClient(
   options.tls.ca_file = config.ssl.ca_file;
   options.user_agent = "mdecollect/" MDEC_VERSION_STRING;
   return http::makeCurlClient(options);
+}
+
+std::unique_ptr<http::ConcurrentHttpClient> makeElasticsearchConcurrentClient(
+    const config::ElasticsearchOutputConfig& config) {
+  http::CurlClientOptions options;
+  options.proxy_url = config.proxy_url;
+  options.tls.verify = config.ssl.verify;
+  options.tls.ca_file = config.ssl.ca_file;
+  options.user_agent = "mdecollect/" MDEC_VERSION_STRING;
+  return http::makeCurlMultiClient(options, config.bulk_in_flight);
 }
 
 // ---- setup ----
@@ -357,13 +384,35 @@ Result<TemplateState> templateState(const config::ElasticsearchOutputConfig& con
 
 namespace {
 
+// Bulks in flight for one deliver() call: each is the items it carries and its request
+// (kept until its answer, and sent to the next host when the connection fails).
+struct Bulk {
+  std::vector<std::size_t> items;
+  http::HttpRequest request;
+  std::size_t host = 0;   // index in config.hosts
+  std::size_t tried = 1;  // hosts tried
+};
+
+constexpr std::string_view kBulkPath =
+    "/_bulk?filter_path=errors,items.*._id,items.*.status,items.*.error.type,"
+    "items.*.error.reason";
+
+// deliver() is handed one bulk's worth from the outbox and reads on, a bulk at a time, while
+// earlier bulks are in flight, holding at most bulk_in_flight + 1 bulks' documents, and at
+// most this many bulks in one call (so that a stop request is not kept waiting long).
+constexpr std::size_t kReadAheadBulks = 64;
+
 class ElasticsearchOutput final : public Output {
  public:
   ElasticsearchOutput(const config::ElasticsearchOutputConfig& config,
                       ElasticsearchOutputOptions options,
                       std::shared_ptr<ElasticsearchCounters> counters)
       : config_(config),
-        transport_(config_, std::move(options.client)),
+        client_(options.client              ? http::makeSequentialClient(std::move(options.client))
+                : options.concurrent_client ? std::move(options.concurrent_client)
+                                            : makeElasticsearchConcurrentClient(config)),
+        authorization_(authorizationHeader(config)),
+        in_flight_(std::clamp<std::size_t>(config.bulk_in_flight, 1, 32)),
         dead_letter_path_(std::move(options.dead_letter_path)),
         metrics_(options.metrics),
         counters_(counters ? std::move(counters) : std::make_shared<ElasticsearchCounters>()) {}
@@ -384,56 +433,111 @@ class ElasticsearchOutput final : public Output {
     return okStatus();
   }
 
+  // One bulk: deliver() reads on from the outbox itself.
   std::size_t maxBatchDocuments() const override { return config_.bulk_max_docs; }
   std::size_t maxBatchBytes() const override {
     return static_cast<std::size_t>(config_.bulk_max_bytes);
   }
 
+  // The batch, then the outbox after it (read a bulk at a time as slots free), is cut into
+  // bulks of at most bulk_max_docs documents and about bulk_max_bytes, up to bulk_in_flight
+  // of them sent at once. Items settle in whatever order the answers come; only the prefix
+  // whose items all settled is acknowledged (as it grows, about a bulk at a time), so a later
+  // bulk answered before an earlier one acknowledges nothing until the earlier one settled
+  // too. After a whole-request failure no further bulk starts; those in flight are read to
+  // their end (what they settled is remembered and not sent again) and the failure is
+  // returned. Returns when the outbox is empty, or after kReadAheadBulks bulks read ahead.
   Status deliver(const std::vector<state::OutboxDocument>& batch,
                  state::StateStore& store) override {
     if (batch.empty()) return okStatus();
-    // Items settled by an earlier, partly failed delivery of this batch are not sent again.
-    std::vector<Item> items(batch.size());
-    std::vector<std::size_t> pending;
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      items[i].doc = &batch[i];
-      if (settled_.count(batch[i].seq) != 0) {
-        items[i].settled = true;
-      } else {
-        pending.push_back(i);
-      }
-    }
+    Stream s(batch);
+    // Items settled by an earlier, partly failed delivery are not sent again.
+    s.add(batch.data(), batch.size(), settled_);
+    enqueue(s, 0);
 
     std::optional<Error> failure;
-    // Bulks of at most bulk_max_docs documents and about bulk_max_bytes.
-    std::size_t at = 0;
-    while (at < pending.size() && !failure) {
-      std::vector<std::size_t> chunk;
-      std::size_t bytes = 0;
-      while (at < pending.size() && chunk.size() < config_.bulk_max_docs) {
-        const std::size_t size = items[pending[at]].doc->body.size() + 100;
-        if (!chunk.empty() && bytes + size > config_.bulk_max_bytes) break;
-        bytes += size;
-        chunk.push_back(pending[at++]);
+    std::map<std::uint64_t, Bulk> flying;
+    // Should anything throw, the transfers end before the requests they read are freed.
+    struct Drain {
+      http::ConcurrentHttpClient& client;
+      ~Drain() {
+        for (int i = 0; i < 1000 && client.inFlight() > 0; ++i) client.wait();
       }
-      if (auto s = sendBulk(items, chunk); !s) failure = s.error();
+    } drain{*client_};
+    std::size_t read_ahead = 0;
+    bool outbox_empty = false;
+    // Bounded: every bulk started is answered (the transfers have timeouts), and each answer
+    // removes one; a 413 splits a bulk into two of half its size; the outbox is read ahead
+    // at most kReadAheadBulks times.
+    for (;;) {
+      while (!failure && flying.size() < in_flight_) {
+        if (s.queue.empty() && !outbox_empty && read_ahead < kReadAheadBulks &&
+            s.items.size() < (in_flight_ + 1) * config_.bulk_max_docs) {
+          // The outbox as a stream: the next bulk's worth after the last document read.
+          auto more = store.readOutbox(s.last_seq, config_.bulk_max_docs,
+                                       static_cast<std::size_t>(config_.bulk_max_bytes));
+          if (!more || more->empty()) {
+            outbox_empty = true;  // or unreadable now: the next delivery reads it
+          } else {
+            ++read_ahead;
+            const std::size_t from = s.base + s.items.size();
+            s.owned.push_back(std::move(*more));
+            s.add(s.owned.back().data(), s.owned.back().size(), settled_);
+            enqueue(s, from);
+          }
+        }
+        if (s.queue.empty()) break;
+        auto bulk = makeBulk(s, std::move(s.queue.front()));
+        s.queue.pop_front();
+        if (!bulk) {
+          failure = bulk.error();
+          break;
+        }
+        const std::uint64_t tag = next_tag_++;
+        startBulk(tag, flying.emplace(tag, std::move(*bulk)).first->second);
+      }
+      if (flying.empty()) break;
+      for (http::Completion& done : client_->wait()) {
+        auto node = flying.extract(done.tag);
+        if (node.empty()) std::abort();  // an answer to a request never started
+        Bulk& bulk = node.mapped();
+        if (!done.response) {
+          const auto& hosts = config_.hosts;
+          if (bulk.tried < hosts.size()) {  // connection-level failure: the next host
+            ++bulk.tried;
+            bulk.host = (bulk.host + 1) % hosts.size();
+            startBulk(done.tag, flying.insert(std::move(node)).position->second);
+            continue;
+          }
+          ++counters_->failed_requests;
+          if (!failure) {
+            failure = Error(ErrorCode::kNetwork, "elasticsearch: " + hosts[bulk.host] + ": " +
+                                                     done.response.error().message());
+          }
+          continue;
+        }
+        current_host_ = bulk.host;
+        if (auto settled = settle(s, bulk.items, *done.response); !settled && !failure) {
+          failure = settled.error();
+        }
+      }
+      // What settled in order so far is acknowledged (about a bulk at a time), and its
+      // documents read ahead are let go.
+      if (!failure) {
+        if (auto acked = acknowledgePrefix(s, store, config_.bulk_max_docs); !acked) {
+          failure = acked.error();
+        }
+      }
     }
 
-    // Dead letters are durable before their documents are acknowledged.
-    if (auto s = writeDeadLetters(items); !s) return s;
-    std::size_t prefix = 0;
-    while (prefix < items.size() && items[prefix].settled) ++prefix;
-    if (prefix > 0) {
-      if (auto s = store.acknowledge(name_, batch[prefix - 1].seq, std::nullopt); !s) {
-        return Error(ErrorCode::kIo, "elasticsearch output: acknowledge: " + s.error().message());
-      }
-    }
-    const std::int64_t acked = prefix > 0 ? batch[prefix - 1].seq : 0;
-    std::erase_if(settled_, [acked](std::int64_t seq) { return seq <= acked; });
+    // Every dead letter of the call is written (those past the acknowledged prefix too: they
+    // are remembered as settled and not sent again).
+    if (auto w = writeDeadLetters(s.items, s.items.size()); !w) return w;
+    if (auto acked = acknowledgePrefix(s, store, 1); !acked) return acked;
     std::size_t waiting = 0;
-    for (std::size_t i = prefix; i < items.size(); ++i) {
-      if (items[i].settled) {
-        settled_.insert(batch[i].seq);
+    for (const Item& item : s.items) {
+      if (item.settled) {
+        settled_.insert(item.doc->seq);
       } else {
         ++waiting;
       }
@@ -457,29 +561,101 @@ class ElasticsearchOutput final : public Output {
     std::string index;
   };
 
-  Status sendBulk(std::vector<Item>& items, const std::vector<std::size_t>& chunk) {
+  // One deliver() call's documents: the batch, then what it read ahead from the outbox.
+  // Items are numbered by position in the stream; those acknowledged leave the front.
+  struct Stream {
+    explicit Stream(const std::vector<state::OutboxDocument>& batch) : last_seq(batch.back().seq) {}
+    Item& at(std::size_t position) { return items[position - base]; }
+    void add(const state::OutboxDocument* docs, std::size_t n,
+             const std::set<std::int64_t>& settled) {
+      for (std::size_t i = 0; i < n; ++i) {
+        Item item;
+        item.doc = &docs[i];
+        item.settled = settled.count(docs[i].seq) != 0;
+        items.push_back(std::move(item));
+      }
+      if (n > 0) last_seq = docs[n - 1].seq;
+    }
+
+    std::deque<Item> items;
+    std::size_t base = 0;  // position of items.front()
+    std::int64_t last_seq;
+    std::deque<std::vector<state::OutboxDocument>> owned;  // read ahead, in order
+    std::deque<std::vector<std::size_t>> queue;            // bulks to send: positions
+  };
+
+  // Queues the unsettled items from `from` on in bulks of at most bulk_max_docs documents
+  // and about bulk_max_bytes.
+  void enqueue(Stream& s, std::size_t from) {
+    std::vector<std::size_t> chunk;
+    std::size_t bytes = 0;
+    for (std::size_t p = from; p < s.base + s.items.size(); ++p) {
+      const Item& item = s.at(p);
+      if (item.settled) continue;
+      const std::size_t size = item.doc->body.size() + 100;
+      if (!chunk.empty() &&
+          (chunk.size() >= config_.bulk_max_docs || bytes + size > config_.bulk_max_bytes)) {
+        s.queue.push_back(std::move(chunk));
+        chunk.clear();
+        bytes = 0;
+      }
+      bytes += size;
+      chunk.push_back(p);
+    }
+    if (!chunk.empty()) s.queue.push_back(std::move(chunk));
+  }
+
+  // Acknowledges the settled items at the front of the stream when there are at least
+  // `at_least` of them (or all items settled), dead letters written first, and drops them.
+  Status acknowledgePrefix(Stream& s, state::StateStore& store, std::size_t at_least) {
+    std::size_t n = 0;
+    while (n < s.items.size() && s.items[n].settled) ++n;
+    if (n == 0 || (n < at_least && n < s.items.size())) return okStatus();
+    // Dead letters are durable before their documents are acknowledged.
+    if (auto w = writeDeadLetters(s.items, n); !w) return w;
+    if (auto a = store.acknowledge(name_, s.items[n - 1].doc->seq, std::nullopt); !a) {
+      return Error(ErrorCode::kIo, "elasticsearch output: acknowledge: " + a.error().message());
+    }
+    const std::int64_t acked = s.items[n - 1].doc->seq;
+    std::erase_if(settled_, [acked](std::int64_t seq) { return seq <= acked; });
+    s.items.erase(s.items.begin(), s.items.begin() + static_cast<std::ptrdiff_t>(n));
+    s.base += n;
+    // Read-ahead vectors wholly acknowledged go.
+    while (!s.owned.empty() && s.owned.front().back().seq <= acked) s.owned.pop_front();
+    return okStatus();
+  }
+
+  Result<Bulk> makeBulk(Stream& s, std::vector<std::size_t> chunk) {
     std::string body;
     std::size_t size = 0;
-    for (std::size_t i : chunk) size += items[i].doc->body.size() + 128;
+    for (std::size_t p : chunk) size += s.at(p).doc->body.size() + 128;
     body.reserve(size);
-    for (std::size_t i : chunk) {
-      Item& item = items[i];
-      item.index = dataStreamOf(item.doc->body);
+    for (std::size_t p : chunk) {
+      Item& item = s.at(p);
+      if (item.index.empty()) item.index = dataStreamOf(item.doc->body);
       appendCreate(body, item.index, item.doc->id, item.doc->body);
     }
-    ++counters_->bulk_requests;
-    auto res = transport_.send("POST",
-                               "/_bulk?filter_path=errors,items.*._id,items.*.status,"
-                               "items.*.error.type,items.*.error.reason",
-                               std::move(body), true);
-    if (!res) {
-      ++counters_->failed_requests;
-      return Error(ErrorCode::kNetwork, "elasticsearch: " + res.error().message());
-    }
-    if (res->status == 413) {
+    auto request = EsTransport::request(config_, authorization_, "POST", std::move(body), true);
+    if (!request) return request.error();
+    Bulk bulk;
+    bulk.items = std::move(chunk);
+    bulk.request = std::move(*request);
+    bulk.host = current_host_ % config_.hosts.size();
+    return bulk;
+  }
+
+  void startBulk(std::uint64_t tag, Bulk& bulk) {
+    if (bulk.tried == 1) ++counters_->bulk_requests;
+    bulk.request.url = join(config_.hosts[bulk.host], kBulkPath);
+    client_->start(tag, bulk.request);
+  }
+
+  // Reads a bulk's answer into its items; a 413 queues its two halves first.
+  Status settle(Stream& s, std::vector<std::size_t>& chunk, const http::HttpResponse& res) {
+    if (res.status == 413) {
       if (chunk.size() == 1) {
         // One document larger than the cluster takes: it can never be stored.
-        Item& item = items[chunk.front()];
+        Item& item = s.at(chunk.front());
         item.settled = item.dead = true;
         item.status = 413;
         item.error =
@@ -488,14 +664,15 @@ class ElasticsearchOutput final : public Output {
         return okStatus();
       }
       const auto half = static_cast<std::ptrdiff_t>(chunk.size() / 2);
-      if (auto s = sendBulk(items, {chunk.begin(), chunk.begin() + half}); !s) return s;
-      return sendBulk(items, {chunk.begin() + half, chunk.end()});
+      s.queue.emplace_front(chunk.begin() + half, chunk.end());
+      s.queue.emplace_front(chunk.begin(), chunk.begin() + half);
+      return okStatus();
     }
-    if (res->status != 200) {
+    if (res.status != 200) {
       ++counters_->failed_requests;
-      return httpError("elasticsearch bulk request failed", *res);
+      return httpError("elasticsearch bulk request failed", res);
     }
-    auto results = parseBulkResponse(res->body);
+    auto results = parseBulkResponse(res.body);
     if (!results) {
       ++counters_->failed_requests;
       return Error(ErrorCode::kNetwork, "elasticsearch: " + results.error().message());
@@ -508,7 +685,7 @@ class ElasticsearchOutput final : public Output {
     }
     telemetry::DocumentTally tally;
     for (std::size_t k = 0; k < chunk.size(); ++k) {
-      Item& item = items[chunk[k]];
+      Item& item = s.at(chunk[k]);
       const BulkItemResult& r = (*results)[k];
       if (r.status >= 200 && r.status < 300) {
         item.settled = true;
@@ -530,8 +707,11 @@ class ElasticsearchOutput final : public Output {
     tally.flush(metrics_, name_);
     return okStatus();
   }
-
-  Status writeDeadLetters(std::vector<Item>& items) {
+  // The `first` items' dead letters, written and fsynced; each is written once (`dead` is
+  // cleared). On failure they are unsettled again.
+  Status writeDeadLetters(std::deque<Item>& all, std::size_t first) {
+    const auto items =
+        std::ranges::subrange(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(first));
     std::string lines;
     std::size_t count = 0;
     for (Item& item : items) {
@@ -579,8 +759,10 @@ class ElasticsearchOutput final : public Output {
     }
     counters_->dead_lettered += count;
     telemetry::DocumentTally tally;
-    for (const Item& item : items) {
-      if (item.dead) tally.add(item.doc->source, telemetry::Outcome::kDeadLettered);
+    for (Item& item : items) {
+      if (!item.dead) continue;
+      tally.add(item.doc->source, telemetry::Outcome::kDeadLettered);
+      item.dead = false;  // written: settled, and never written again
     }
     tally.flush(metrics_, name_);
     spdlog::warn("elasticsearch refused {} document(s); written with the error to {}", count,
@@ -589,7 +771,11 @@ class ElasticsearchOutput final : public Output {
   }
 
   const config::ElasticsearchOutputConfig& config_;
-  EsTransport transport_;
+  std::unique_ptr<http::ConcurrentHttpClient> client_;
+  std::string authorization_;
+  std::size_t in_flight_;
+  std::size_t current_host_ = 0;  // the host that last answered
+  std::uint64_t next_tag_ = 0;
   std::string dead_letter_path_;
   telemetry::Metrics* metrics_;
   std::shared_ptr<ElasticsearchCounters> counters_;

@@ -659,7 +659,7 @@ TEST_F(ConfigTest, ElasticsearchOutput) {
                 "    api_key_file: " +
                 key_file + "\n    ssl:\n      certificate_authorities: " + ca +
                 "\n    compression: false\n    bulk_max_bytes: 2MiB\n    bulk_max_docs: 500\n"
-                "    timeout: 30s\n    ilm_policy: logs-90d\n");
+                "    bulk_in_flight: 8\n    timeout: 30s\n    ilm_policy: logs-90d\n");
   ASSERT_TRUE(r) << r.error().message();
   const auto& es = r->elasticsearch;
   EXPECT_TRUE(es.enabled);
@@ -669,6 +669,7 @@ TEST_F(ConfigTest, ElasticsearchOutput) {
   EXPECT_FALSE(es.compression);
   EXPECT_EQ(es.bulk_max_bytes, 2u << 20);
   EXPECT_EQ(es.bulk_max_docs, 500u);
+  EXPECT_EQ(es.bulk_in_flight, 8u);
   EXPECT_EQ(es.timeout, std::chrono::seconds(30));
   EXPECT_EQ(es.ilm_policy, "logs-90d");
   // With Elasticsearch configured, the file output is off unless asked for.
@@ -687,6 +688,7 @@ TEST_F(ConfigTest, ElasticsearchOutput) {
   EXPECT_TRUE(r->elasticsearch.compression);
   EXPECT_EQ(r->elasticsearch.bulk_max_bytes, 5u << 20);
   EXPECT_EQ(r->elasticsearch.bulk_max_docs, 1000u);
+  EXPECT_EQ(r->elasticsearch.bulk_in_flight, 4u);
   EXPECT_EQ(r->elasticsearch.password.reveal(), "Es-Passw0rd");
   EXPECT_EQ(renderConfig(*r).find("Es-Passw0rd"), std::string::npos);
   EXPECT_NE(renderConfig(*r).find("password: \"***\""), std::string::npos) << renderConfig(*r);
@@ -706,6 +708,12 @@ TEST_F(ConfigTest, ElasticsearchOutputProblems) {
   e = errorOf(kMinimal +
               "outputs:\n  elasticsearch:\n    hosts: [http://es]\n    bulk_max_docs: 0\n");
   expectProblem(e, 10, "outputs.elasticsearch.bulk_max_docs", "");
+  for (const char* in_flight : {"0", "33"}) {
+    e = errorOf(kMinimal +
+                "outputs:\n  elasticsearch:\n    hosts: [http://es]\n    bulk_in_flight: " +
+                in_flight + "\n");
+    expectProblem(e, 10, "outputs.elasticsearch.bulk_in_flight", "");
+  }
   e = errorOf(kMinimal +
               "outputs:\n  elasticsearch:\n    hosts: [http://es]\n    compresion: true\n");
   expectProblem(e, 10, "outputs.elasticsearch.compresion", "unknown key");

@@ -13,6 +13,7 @@
 
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace mdec::testing {
@@ -209,6 +210,55 @@ TEST(FakeElasticsearch, CreatesThenAnswers409ForTheSameId) {
   EXPECT_EQ(s.created, 3);
   EXPECT_EQ(s.conflicts, 1);
   EXPECT_EQ(s.item_failures, 0);
+}
+
+// Bulks sent at once (as an output with several in flight sends them): each is answered
+// whole and in its own item order; an _id created by several of them at the same moment is
+// created once and answered 409 to every other; nothing is lost or counted twice.
+TEST(FakeElasticsearch, ConcurrentBulksAreEachAnsweredWholeAndCreateAnIdOnce) {
+  FakeElasticsearch es;
+  ASSERT_GT(es.port(), 0);
+  constexpr int kBulks = 8;
+  constexpr int kItems = 50;
+  std::vector<Answer> answers(kBulks);
+  {
+    std::vector<std::thread> senders;
+    for (int b = 0; b < kBulks; ++b) {
+      senders.emplace_back([&es, &answers, b] {
+        std::string body = createLine("logs", "shared") + "{\"bulk\":" + std::to_string(b) + "}\n";
+        for (int i = 0; i < kItems; ++i) {
+          body += createLine("logs", std::to_string(b) + "-" + std::to_string(i)) +
+                  "{\"n\":" + std::to_string(i) + "}\n";
+        }
+        answers[static_cast<std::size_t>(b)] = post(es, "/_bulk", body);
+      });
+    }
+    for (auto& t : senders) t.join();
+  }
+  int shared_created = 0;
+  for (int b = 0; b < kBulks; ++b) {
+    const Answer& a = answers[static_cast<std::size_t>(b)];
+    ASSERT_EQ(a.status, 200) << a.body;
+    Json j(a.body);
+    ASSERT_EQ(j.size("/items"), static_cast<std::size_t>(kItems + 1)) << a.body;
+    const std::int64_t shared = j.num("/items/0/create/status");
+    EXPECT_TRUE(shared == 201 || shared == 409) << shared;
+    if (shared == 201) ++shared_created;
+    EXPECT_EQ(j.boolean("/errors"), shared == 409);
+    for (int i = 0; i < kItems; ++i) {
+      const std::string item = "/items/" + std::to_string(i + 1) + "/create";
+      EXPECT_EQ(j.str(item + "/_id"), std::to_string(b) + "-" + std::to_string(i));
+      EXPECT_EQ(j.num(item + "/status"), 201);
+    }
+  }
+  EXPECT_EQ(shared_created, 1);
+  EXPECT_EQ(es.storedCount(), static_cast<std::size_t>(kBulks * kItems + 1));
+  EXPECT_EQ(es.writeCounts().at("logs").at("shared"), 1);
+  const auto s = es.stats();
+  EXPECT_EQ(s.bulk_requests, kBulks);
+  EXPECT_EQ(s.items, kBulks * (kItems + 1));
+  EXPECT_EQ(s.created, kBulks * kItems + 1);
+  EXPECT_EQ(s.conflicts, kBulks - 1);
 }
 
 TEST(FakeElasticsearch, AcceptsAGzipBody) {
