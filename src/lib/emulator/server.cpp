@@ -4,6 +4,7 @@
 #include "mdecollect/emulator/server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -30,6 +31,8 @@ using std::chrono::nanoseconds;
 using std::chrono::seconds;
 
 constexpr std::string_view kJson = "application/json; charset=utf-8";
+// The listening socket's backlog (the kernel caps it at net.core.somaxconn).
+constexpr int kListenBacklog = 4096;
 // What Graph sends with a successful OData response.
 constexpr std::string_view kGraphJson =
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"
@@ -358,6 +361,7 @@ struct EmulatorServer::Impl {
   std::mutex stop_mu;
   std::condition_variable stop_cv;
   bool stopped = false;
+  std::atomic<int> listen_socket{-1};  // the first socket cpp-httplib opened (start())
 
   explicit Impl(EmulatorConfig c)
       : config(std::move(c)), world(worldOptionsOf(config)), rng(config.fault_seed) {
@@ -1501,6 +1505,15 @@ mdec::Status EmulatorServer::start() {
   // SIGTERM take 5 s.
   m.server->set_keep_alive_timeout(1);
   m.server->set_payload_max_length(1 << 20);
+  // cpp-httplib (Debian's build) listens with a backlog of 5: thousands of clients
+  // connecting at once (bench/tenants) were refused ("Couldn't connect") and retried. Its
+  // socket-options hook sees the listening socket (cpp-httplib's own options are kept),
+  // which is listened on again below with a longer backlog (Linux updates it).
+  m.server->set_socket_options([&m](socket_t sock) {
+    httplib::default_socket_options(sock);
+    int none = -1;
+    m.listen_socket.compare_exchange_strong(none, static_cast<int>(sock));
+  });
   m.routes();
   if (m.config.port == 0) {
     m.bound_port = m.server->bind_to_any_port(m.config.host);
@@ -1514,6 +1527,7 @@ mdec::Status EmulatorServer::start() {
     }
     m.bound_port = m.config.port;
   }
+  if (const int sock = m.listen_socket.load(); sock >= 0) ::listen(sock, kListenBacklog);
   if (m.config.faults.foreign_next_link > 0) {
     if (auto opened = m.openForeignListener(); !opened) return opened;
   }
