@@ -1505,8 +1505,8 @@ mdec::Status EmulatorServer::start() {
   // SIGTERM take 5 s.
   m.server->set_keep_alive_timeout(1);
   m.server->set_payload_max_length(1 << 20);
-  // cpp-httplib (Debian's build) listens with a backlog of 5: thousands of clients
-  // connecting at once (bench/tenants) were refused ("Couldn't connect") and retried. Its
+  // cpp-httplib (Debian's build) listens with a backlog of 5: at most 5 connections wait to
+  // be accepted, too few for thousands of clients connecting at once (bench/tenants). Its
   // socket-options hook sees the listening socket (cpp-httplib's own options are kept),
   // which is listened on again below with a longer backlog (Linux updates it).
   m.server->set_socket_options([&m](socket_t sock) {
