@@ -62,6 +62,8 @@ int main(int argc, char** argv) {
     bool no_graph_permission = false;
     bool no_incident_permission = false;
     std::optional<int> graph_quota;
+    std::optional<std::size_t> tenant_count;
+    std::optional<int> threads;
     app.add_option("--config", config_file,
                    "YAML file with any of the settings below and more "
                    "(world rates, quota, faults)");
@@ -70,6 +72,15 @@ int main(int argc, char** argv) {
                    "Tenant id of a client (repeat with --client-id and "
                    "--client-secret, one group per client)");
     app.add_option("--client-id", client_ids, "Client (application) id");
+    app.add_option("--tenant-count", tenant_count,
+                   "N generated tenants instead of --tenant: tenant k (1..N) is "
+                   "00000000-0000-4000-a000-<k in 12 digits>, client id "
+                   "00000000-0000-4000-c000-<k in 12 digits>, secret tenant-<k>-secret; the "
+                   "alerts are dealt out among them (alert i to tenant i % N + 1) and each sees "
+                   "only its own (config: tenant_count)");
+    app.add_option("--threads", threads,
+                   "HTTP worker threads (default: cpp-httplib's, at least 8); many clients "
+                   "with keep-alive connections need more (config: threads)");
     app.add_option("--client-secret", client_secrets, "Client secret");
     app.add_option("--alerts", alerts, "Initial population (default 1000)");
     app.add_option("--seed", seed, "Seed of the population and its changes (default 1)");
@@ -125,7 +136,23 @@ int main(int argc, char** argv) {
           "--tenant, --client-id and --client-secret must be given the same number of "
           "times (one group per client)");
     }
+    if (tenant_count) {
+      if (*tenant_count < 1 || *tenant_count > 1000000) {
+        return fail("--tenant-count must be from 1 to 1000000");
+      }
+      if (!tenants.empty() || !config.clients.empty()) {
+        return fail("--tenant-count cannot be given with --tenant or the config's tenants");
+      }
+      config.tenant_count = *tenant_count;
+    }
+    if (threads) {
+      if (*threads < 1 || *threads > 4096) return fail("--threads must be from 1 to 4096");
+      config.threads = *threads;
+    }
     if (!tenants.empty()) {
+      if (config.tenant_count > 0) {
+        return fail("--tenant cannot be given with the config's tenant_count");
+      }
       config.clients.clear();
       for (std::size_t i = 0; i < tenants.size(); ++i) {
         config.clients.push_back({tenants[i], client_ids[i], client_secrets[i], true});
@@ -161,7 +188,7 @@ int main(int argc, char** argv) {
       }
     }
     if (no_graph_permission) {
-      if (config.clients.empty()) {
+      if (config.clients.empty() && config.tenant_count == 0) {
         config.clients.push_back({mdec::emulator::kDefaultTenant, mdec::emulator::kDefaultClientId,
                                   mdec::emulator::kDefaultClientSecret, true, true});
       }
@@ -186,7 +213,9 @@ int main(int argc, char** argv) {
     sigaddset(&signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-    const std::size_t clients = config.clients.empty() ? 1 : config.clients.size();
+    const std::size_t clients = config.tenant_count > 0
+                                    ? config.tenant_count
+                                    : (config.clients.empty() ? 1 : config.clients.size());
     const std::size_t population = config.world.initial_alerts;
     mdec::emulator::EmulatorServer server(std::move(config));
     if (auto s = server.start(); !s) {

@@ -31,7 +31,34 @@
 //   GET  /_emulator/faults    the faults and modes in force (JSON)
 //   POST /_emulator/faults    change faults and behaviour at run time (JSON body)
 //   POST /_emulator/clock     {"frozen": true|false}: stop or resume emulated time
+//   GET  /_emulator/requests  the request log: {"requests": [{"at", "done", "tenant",
+//                             "path", "status"}], "now", "logged", "dropped"}; one entry per token
+//                             and API request, in order of receipt: "at" when its handler
+//                             began (real seconds since the emulator started, before any
+//                             latency or slow-tenant delay), "done" when its answer was
+//                             ready, "tenant" the token's (API) or the path's (token
+//                             endpoint) tenant, "" when unknown, "path" as in stats
+//                             ("GET /api/alerts", "POST /{tenant}/oauth2/v2.0/token", ...).
+//                             ?tenant=T: that tenant's only; ?since=K: entries from the K-th
+//                             on (K counts every entry logged, "logged" is the next K). At most
+//                             kRequestLogMax entries are kept; later ones only count in
+//                             "dropped".
 // Their bodies are always compact JSON (pretty_json is for the API's bodies).
+//
+// Many tenants (tenant_count: N, or --tenant-count N): N clients are generated, client k
+// (k = 1..N; <k12>: k in 12 decimal digits, zero-padded):
+//   tenant        00000000-0000-4000-a000-<k12>
+//   client id     00000000-0000-4000-c000-<k12>
+//   client secret tenant-<k>-secret                      (k without leading zeros)
+// (generatedTenant() and friends below), and the world's alerts are dealt out among them
+// (WorldOptions::partitions): alert number i (0-based, in creation order) belongs to tenant
+// k = i % N + 1, so `alerts: 20*N` gives every tenant 20. A tenant sees only its own
+// alerts on /api/alerts (and /{id}) and on Graph's alerts_v2 (and /{id}); incidents are not
+// divided. /_emulator/versions then gives every version's "tenant" (and ?tenant=T keeps
+// that tenant's only). Without tenant_count nothing changes. `tenants:` cannot be given
+// with it. `threads: N` (--threads) sets the HTTP worker threads (default: cpp-httplib's,
+// at least 8): a keep-alive connection holds a worker while it idles (up to one second),
+// so thousands of clients need more.
 //
 // Faults (all off by default; the YAML `faults:` section and POST /_emulator/faults take the
 // same keys; random choices come from fault_seed, so a run is repeatable):
@@ -41,6 +68,15 @@
 //   latency_ms             added to every API and token request
 //   throttle_retry_after_s the Retry-After (seconds) of throttle_rate's 429s
 //   token_outage           the token endpoint answers 503
+// Per tenant (maps of tenant id to a duration; {} clears):
+//   slow_tenants           {TENANT: 20s}: that tenant's API requests (/api/alerts and
+//                          Graph, not the token endpoint) are answered that long after they
+//                          arrive (the world is queried after the wait)
+//   throttled_tenants      {TENANT: 60s}: a window that opens at that tenant's first API
+//                          request: every API request of the tenant within it answers 429
+//                          with Retry-After = the seconds left in the window (rounded up,
+//                          at least 1); counted in throttled / graph_throttled, and a
+//                          request before that Retry-After passed in early_retries
 // Incidents:
 //   incidents_expand_fail_above  N > 0: a list request with $expand=alerts whose page holds an
 //                          incident of more than N alerts answers 500 InternalServerError,
@@ -80,6 +116,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -117,7 +154,17 @@ struct Faults {
   std::string throttle_retry_after;             // set: throttle_rate's Retry-After text, verbatim
   std::size_t incidents_expand_fail_above = 0;  // > 0: incident pages with $expand=alerts 500
   bool incidents_item_fail = false;             // GET .../incidents/{id} answers 500
+  std::map<std::string, std::chrono::milliseconds> slow_tenants;  // tenant -> delay
+  std::map<std::string, std::chrono::seconds> throttled_tenants;  // tenant -> 429 window
 };
+
+// The request log's bound (GET /_emulator/requests).
+inline constexpr std::size_t kRequestLogMax = 2'000'000;
+
+// The generated clients of tenant_count (k = 1..N; see the top of this file).
+std::string generatedTenant(std::size_t k);
+std::string generatedClientId(std::size_t k);
+std::string generatedClientSecret(std::size_t k);
 
 // The host foreign_next_link's links name, and the address its listener binds.
 inline constexpr const char* kForeignHost = "127.0.0.2";
@@ -135,6 +182,8 @@ struct EmulatorConfig {
   std::string host = "127.0.0.1";
   int port = 0;                       // 0: any free port
   std::vector<ClientConfig> clients;  // empty: one default client (see kDefault*)
+  std::size_t tenant_count = 0;       // > 0: that many generated clients, alerts dealt out
+  int threads = 0;                    // HTTP worker threads; 0: cpp-httplib's default
   WorldOptions world;
   double speed = 1.0;                         // emulated seconds per real second
   std::chrono::seconds token_lifetime{3599};  // emulated

@@ -48,6 +48,11 @@ struct WorldOptions {
   // sets both from Faults::future_timestamps and its fault_seed).
   double future_rate = 0;
   std::uint64_t future_seed = 0;
+  // Tenants (the server's tenant_count): the alerts are dealt out among `partitions` in
+  // creation order, alert number i (0-based, initial population first, then arrivals) to
+  // partition i % partitions, so `initial_alerts` = 20 * partitions gives each 20. A query
+  // for one partition sees only its alerts. 1: one partition holds everything.
+  std::size_t partitions = 1;
 };
 
 enum class OrderMode { kHonour, kIgnore, kReject };
@@ -57,9 +62,10 @@ struct VersionInfo {
   Timestamp last_update_time;
   std::size_t evidence = 0;
   Timestamp visible_since;
-  bool latest = false;  // the newest visible version of its alert
-  bool served = false;  // some API response included it
-  bool future = false;  // stamped with a time in the future (last_update_time is that time)
+  bool latest = false;        // the newest visible version of its alert
+  bool served = false;        // some API response included it
+  bool future = false;        // stamped with a time in the future (last_update_time is that time)
+  std::size_t partition = 0;  // the alert's partition (WorldOptions::partitions)
 };
 
 struct QueryPage {
@@ -107,23 +113,30 @@ class World {
   // The alerts visible now that match `query`, ordered as `mode` says (honour: by the
   // $orderby field, ties by id; ignore, or no $orderby: a fixed arbitrary order). Marks
   // the returned versions served unless `mark_served` is false (a response that will not
-  // reach the client whole). Call advanceTo first.
-  QueryPage query(const AlertQuery& query, OrderMode mode, bool mark_served = true);
+  // reach the client whole). Call advanceTo first. `partition`: only that partition's
+  // alerts (WorldOptions::partitions); none: every alert.
+  QueryPage query(const AlertQuery& query, OrderMode mode, bool mark_served = true,
+                  std::optional<std::size_t> partition = std::nullopt);
 
-  // The newest visible version of one alert as the API shows it; nullopt when unknown.
+  // The newest visible version of one alert as the API shows it; nullopt when unknown (or,
+  // with `partition`, another partition's).
   std::optional<std::string> alertJson(std::string_view id, bool expand_evidence,
-                                       bool mark_served = true);
+                                       bool mark_served = true,
+                                       std::optional<std::size_t> partition = std::nullopt);
 
   // The same world through Microsoft Graph (`alerts_v2`): the alerts visible now that match
   // `query`, in Graph's representation (graph_json.h), ordered and paged like query() (the
   // same fixed arbitrary order without $orderby). A version served here counts as served.
   // `include_unknown_enum_members`: the request's `Prefer: include-unknown-enum-members`.
   QueryPage queryGraph(const GraphQuery& query, OrderMode mode, bool include_unknown_enum_members,
-                       bool mark_served = true);
+                       bool mark_served = true,
+                       std::optional<std::size_t> partition = std::nullopt);
 
-  // The newest visible version of one alert as Graph shows it; nullopt when unknown.
+  // The newest visible version of one alert as Graph shows it; nullopt when unknown (or,
+  // with `partition`, another partition's).
   std::optional<std::string> alertGraphJson(std::string_view id, bool include_unknown_enum_members,
-                                            bool mark_served = true);
+                                            bool mark_served = true,
+                                            std::optional<std::size_t> partition = std::nullopt);
 
   // Every version that has become visible so far, in order of visibility.
   std::vector<VersionInfo> versions() const;
@@ -198,7 +211,11 @@ class World {
   template <typename Keep>
   std::vector<std::pair<std::size_t, Version*>> matching(Keep keep,
                                                          std::optional<TimeField> order_by,
-                                                         bool descending, OrderMode mode);
+                                                         bool descending, OrderMode mode,
+                                                         std::optional<std::size_t> partition);
+  // Adds a slot (a new alert) with its first version, its incident and its partition.
+  void addSlot(Alert alert);
+  std::size_t partitionOf(std::size_t slot_index) const { return slot_index % options_.partitions; }
   const Version* visibleVersion(const Slot& slot) const;
 
   struct Incident {
@@ -233,6 +250,7 @@ class World {
   Timestamp now_{};
   std::vector<Slot> slots_;
   std::unordered_map<std::string, std::size_t> by_id_;
+  std::vector<std::vector<std::size_t>> by_partition_;  // slot indexes, per partition
   std::optional<Alert> next_new_;  // generated ahead: added when its time comes
   Timestamp next_update_{};
   std::chrono::nanoseconds new_gap_mean_{};

@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -75,6 +76,33 @@ class Reader {
     out = std::chrono::duration_cast<Duration>(*d);
   }
 
+  // A map of tenant id to duration ({TENANT: 20s}); null or {} clears it.
+  template <typename Duration>
+  void tenantDurations(const YAML::Node& parent, const char* key, const std::string& path,
+                       std::map<std::string, Duration>& out) {
+    const YAML::Node node = parent[key];
+    if (!node.IsDefined()) return;
+    if (node.IsNull()) {
+      out.clear();
+      return;
+    }
+    if (!node.IsMap()) {
+      problem(node, "'" + path + "' must be a mapping of tenant id to duration");
+      return;
+    }
+    std::map<std::string, Duration> read;
+    for (const auto& kv : node) {
+      const std::string tenant = text(kv.first);
+      auto d = core::parseDuration(text(kv.second));
+      if (!d) {
+        problem(kv.second, "'" + path + "." + tenant + "': " + d.error().message());
+        continue;
+      }
+      read[tenant] = std::chrono::duration_cast<Duration>(*d);
+    }
+    out = std::move(read);
+  }
+
   static std::string text(const YAML::Node& node) {
     return node.IsScalar() ? node.Scalar() : std::string("<not a scalar>");
   }
@@ -96,7 +124,8 @@ void readFaults(Reader& r, const YAML::Node& node, const std::string& section, F
              {"error_rate", "latency_ms", "truncate_rate", "drop_rate", "throttle_rate",
               "throttle_retry_after_s", "throttle_no_retry_after_rate", "token_outage",
               "future_timestamps", "pretty_json", "foreign_next_link", "throttle_retry_after",
-              "incidents_expand_fail_above", "incidents_item_fail", "orderby", "next_link"});
+              "incidents_expand_fail_above", "incidents_item_fail", "slow_tenants",
+              "throttled_tenants", "orderby", "next_link"});
   if (!node.IsMap()) return;
   const std::string p = section.empty() ? "" : section + ".";
   r.rate(node, "error_rate", p + "error_rate", f.error_rate);
@@ -126,6 +155,8 @@ void readFaults(Reader& r, const YAML::Node& node, const std::string& section, F
     }
   }
   r.scalar(node, "incidents_item_fail", p + "incidents_item_fail", f.incidents_item_fail);
+  r.tenantDurations(node, "slow_tenants", p + "slow_tenants", f.slow_tenants);
+  r.tenantDurations(node, "throttled_tenants", p + "throttled_tenants", f.throttled_tenants);
   if (const YAML::Node text = node["throttle_retry_after"]; text.IsDefined()) {
     if (text.IsNull()) {
       f.throttle_retry_after.clear();
@@ -184,8 +215,8 @@ mdec::Status loadEmulatorConfig(const std::string& path, EmulatorConfig& config)
   Reader r(path);
   r.onlyKeys(root, "",
              {"listen", "seed", "alerts", "speed", "start", "history", "token_lifetime", "tenants",
-              "world", "quota", "orderby", "next_link", "faults", "fault_seed", "tls",
-              "incident_permission"});
+              "tenant_count", "threads", "world", "quota", "orderby", "next_link", "faults",
+              "fault_seed", "tls", "incident_permission"});
   if (!root.IsMap()) return r.finish();
 
   if (root["listen"].IsDefined()) {
@@ -259,6 +290,28 @@ mdec::Status loadEmulatorConfig(const std::string& path, EmulatorConfig& config)
         config.clients.push_back(c);
       }
     }
+  }
+  // tenant_count: N generated tenants with the alerts dealt out (server.h); threads: the HTTP
+  // workers.
+  if (const YAML::Node n = root["tenant_count"]; n.IsDefined() && !n.IsNull()) {
+    long long count = 0;
+    try {
+      count = n.as<long long>();
+    } catch (const YAML::Exception&) {
+      count = -1;
+    }
+    if (count < 1 || count > 1000000) {
+      r.problem(n, "'tenant_count' must be a whole number from 1 to 1000000, not '" +
+                       Reader::text(n) + "'");
+    } else if (root["tenants"].IsDefined()) {
+      r.problem(n, "'tenant_count' and 'tenants' cannot both be given");
+    } else {
+      config.tenant_count = static_cast<std::size_t>(count);
+    }
+  }
+  r.scalar(root, "threads", "threads", config.threads);
+  if (config.threads < 0 || config.threads > 4096) {
+    r.problem(root["threads"], "'threads' must be from 1 to 4096 (0: the default)");
   }
   if (const YAML::Node w = root["world"]; w.IsDefined()) {
     r.onlyKeys(w, "world",

@@ -4,6 +4,7 @@
 #include "mdecollect/emulator/server.h"
 
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -12,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "mdecollect/core/host_port.h"
 #include "mdecollect/core/iso8601.h"
@@ -32,6 +34,8 @@ using std::chrono::nanoseconds;
 using std::chrono::seconds;
 
 constexpr std::string_view kJson = "application/json; charset=utf-8";
+// The listening socket's backlog (the kernel caps it at net.core.somaxconn).
+constexpr int kListenBacklog = 4096;
 // What Graph sends with a successful OData response.
 constexpr std::string_view kGraphJson =
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"
@@ -198,10 +202,31 @@ WorldOptions worldOptionsOf(const EmulatorConfig& config) {
   WorldOptions options = config.world;
   options.future_rate = config.faults.future_timestamps;
   options.future_seed = config.fault_seed;
+  options.partitions = std::max<std::size_t>(1, config.tenant_count);
   return options;
 }
 
+// k in 12 decimal digits, zero-padded (generated tenants).
+std::string twelveDigits(std::size_t k) {
+  std::string digits = std::to_string(k);
+  if (digits.size() < 12) digits.insert(0, 12 - digits.size(), '0');
+  return digits;
+}
+
+// Seconds since `origin` (the request log's times), to the microsecond.
+double secondsSince(Clock::time_point origin, Clock::time_point t) {
+  return static_cast<double>(duration_cast<std::chrono::microseconds>(t - origin).count()) / 1e6;
+}
+
 }  // namespace
+
+std::string generatedTenant(std::size_t k) { return "00000000-0000-4000-a000-" + twelveDigits(k); }
+std::string generatedClientId(std::size_t k) {
+  return "00000000-0000-4000-c000-" + twelveDigits(k);
+}
+std::string generatedClientSecret(std::size_t k) {
+  return "tenant-" + std::to_string(k) + "-secret";
+}
 
 std::string prettyJson(std::string_view json) {
   std::string out;
@@ -293,6 +318,7 @@ struct EmulatorServer::Impl {
 
   std::mutex mu;  // everything below, and world
   Clock::time_point real_start;
+  Clock::time_point real_start_log = Clock::now();  // the request log's origin (never moves)
   Timestamp emulated_start;
   Rng rng;
   std::map<std::string, Token> tokens;
@@ -316,14 +342,44 @@ struct EmulatorServer::Impl {
   std::atomic<std::uint64_t> foreign_requests{0};
   std::atomic<std::uint64_t> foreign_requests_with_token{0};
 
+  // Clients by tenant + '\n' + client id (the last of duplicates, as a scan would find),
+  // tenants known, and with tenant_count each generated tenant's partition (its k - 1).
+  std::unordered_map<std::string, std::size_t> client_index;
+  std::unordered_map<std::string, std::size_t> tenant_partition;
+  std::vector<std::string> partition_tenant;  // the reverse
+
+  // The request log (GET /_emulator/requests).
+  struct LoggedRequest {
+    Clock::time_point at;
+    Clock::time_point done;
+    std::string tenant;
+    std::string path;
+    int status = 0;
+  };
+  std::vector<LoggedRequest> request_log;
+  std::uint64_t request_log_dropped = 0;
+  // throttled_tenants: when each tenant's window opened (its first API request).
+  std::map<std::string, Clock::time_point, std::less<>> throttle_opened;
+
   std::mutex stop_mu;
   std::condition_variable stop_cv;
   bool stopped = false;
+  std::atomic<int> listen_socket{-1};  // the first socket cpp-httplib opened (start())
 
   explicit Impl(EmulatorConfig c)
       : config(std::move(c)), world(worldOptionsOf(config)), rng(config.fault_seed) {
+    for (std::size_t k = 1; k <= config.tenant_count; ++k) {
+      config.clients.push_back(
+          {generatedTenant(k), generatedClientId(k), generatedClientSecret(k), true});
+      partition_tenant.push_back(config.clients.back().tenant);
+      tenant_partition[config.clients.back().tenant] = k - 1;
+    }
     if (config.clients.empty()) {
       config.clients.push_back({kDefaultTenant, kDefaultClientId, kDefaultClientSecret, true});
+    }
+    for (std::size_t i = 0; i < config.clients.size(); ++i) {
+      client_index[config.clients[i].tenant + '\n' + config.clients[i].client_id] = i;
+      client_index.emplace(config.clients[i].tenant, i);  // the tenant is known
     }
     skiptoken_key =
         (config.world.seed * 0x9e3779b97f4a7c15ULL) ^ config.fault_seed ^ 0x6a09e667f3bcc908ULL;
@@ -342,6 +398,58 @@ struct EmulatorServer::Impl {
   }
 
   void count(const std::string& path, int status) { ++requests[path][status]; }
+
+  // The client of (tenant, client_id); nullptr when there is none.
+  const ClientConfig* findClient(const std::string& tenant, const std::string& client_id) const {
+    auto it = client_index.find(tenant + '\n' + client_id);
+    return it == client_index.end() ? nullptr : &config.clients[it->second];
+  }
+  bool tenantKnown(const std::string& tenant) const { return client_index.count(tenant) != 0; }
+
+  // The tenant of a request's bearer token ("" when it has none we issued). Call with `mu`.
+  std::string tokenTenant(const httplib::Request& req) const {
+    const std::string auth = req.get_header_value("Authorization");
+    if (auth.rfind("Bearer ", 0) != 0) return {};
+    auto it = tokens.find(auth.substr(7));
+    return it == tokens.end() ? std::string() : it->second.tenant;
+  }
+
+  // The partition (generated tenant) a request may see, from its token: none without
+  // tenant_count. Call with `mu`, after admit().
+  std::optional<std::size_t> partitionOf(const httplib::Request& req) const {
+    if (config.tenant_count == 0) return std::nullopt;
+    auto it = tenant_partition.find(tokenTenant(req));
+    // admit() let it through, so its tenant is a client's: a generated one.
+    return it == tenant_partition.end() ? std::optional<std::size_t>(partition_tenant.size())
+                                        : std::optional<std::size_t>(it->second);
+  }
+
+  // An API request's start: its receipt time, its tenant, and slow_tenants' delay (taken
+  // here, without `mu`). Returns the tenant.
+  std::string beginApiRequest(const httplib::Request& req) {
+    sleepLatency();
+    std::string tenant;
+    std::chrono::milliseconds delay{0};
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      tenant = tokenTenant(req);
+      if (auto it = config.faults.slow_tenants.find(tenant);
+          it != config.faults.slow_tenants.end()) {
+        delay = it->second;
+      }
+    }
+    if (delay.count() > 0) std::this_thread::sleep_for(delay);
+    return tenant;
+  }
+
+  // Adds a request to the log. Call with `mu`.
+  void logRequest(Clock::time_point at, std::string tenant, std::string path, int status) {
+    if (request_log.size() >= kRequestLogMax) {
+      ++request_log_dropped;
+      return;
+    }
+    request_log.push_back({at, Clock::now(), std::move(tenant), std::move(path), status});
+  }
 
   bool roll(double rate) {
     if (rate <= 0) return false;
@@ -434,12 +542,14 @@ struct EmulatorServer::Impl {
   }
 
   void handleToken(const httplib::Request& req, httplib::Response& res, bool v2) {
+    const Clock::time_point received = Clock::now();
     sleepLatency();
     std::lock_guard<std::mutex> lock(mu);
     const std::string path =
         v2 ? "POST /{tenant}/oauth2/v2.0/token" : "POST /{tenant}/oauth2/token";
     tokenRequest(req, res, v2);
     count(path, res.status);
+    logRequest(received, req.matches[1], path, res.status);
   }
 
   void tokenRequest(const httplib::Request& req, httplib::Response& res, bool v2) {
@@ -465,9 +575,7 @@ struct EmulatorServer::Impl {
                  "The app requested an unsupported grant type '" + *grant + "'.");
       return;
     }
-    bool tenant_known = false;
-    for (const auto& c : config.clients) tenant_known = tenant_known || c.tenant == tenant;
-    if (!tenant_known) {
+    if (!tenantKnown(tenant)) {
       tokenError(res, 400, "invalid_request", 90002,
                  "Tenant '" + tenant +
                      "' not found. Check to make sure you have the correct tenant ID and are "
@@ -482,10 +590,7 @@ struct EmulatorServer::Impl {
                  "The request body must contain the following parameter: 'client_id'.");
       return;
     }
-    const ClientConfig* client = nullptr;
-    for (const auto& c : config.clients) {
-      if (c.tenant == tenant && c.client_id == *client_id) client = &c;
-    }
+    const ClientConfig* client = findClient(tenant, *client_id);
     if (client == nullptr) {
       tokenError(res, 400, "unauthorized_client", 700016,
                  "Application with identifier '" + *client_id +
@@ -644,10 +749,7 @@ struct EmulatorServer::Impl {
            "InvalidAuthenticationToken", "Access token validation failure. Invalid audience.");
       return false;
     }
-    const ClientConfig* client = nullptr;
-    for (const auto& c : config.clients) {
-      if (c.tenant == it->second.tenant && c.client_id == it->second.client_id) client = &c;
-    }
+    const ClientConfig* client = findClient(it->second.tenant, it->second.client_id);
     const bool permitted =
         client != nullptr && (!graph      ? client->alert_read
                               : incidents ? client->incident_read && config.incident_permission
@@ -685,6 +787,19 @@ struct EmulatorServer::Impl {
       const auto wait = duration_cast<seconds>(*free_at - now) + seconds(1);
       throttle(api, req, res, state, wait.count());
       return false;
+    }
+    // throttled_tenants: a window from the tenant's first API request.
+    if (auto t = config.faults.throttled_tenants.find(client->tenant);
+        t != config.faults.throttled_tenants.end()) {
+      const Clock::time_point opened =
+          throttle_opened.try_emplace(client->tenant, now).first->second;
+      const auto left = opened + t->second - now;
+      if (left > Clock::duration::zero()) {
+        // Rounded up: a client that waits as told comes after the window.
+        const auto left_s = duration_cast<seconds>(left + seconds(1) - nanoseconds(1));
+        throttle(api, req, res, state, left_s.count());
+        return false;
+      }
     }
     if (roll(config.faults.throttle_rate)) {
       if (config.faults.throttle_retry_after.empty()) {
@@ -762,11 +877,13 @@ struct EmulatorServer::Impl {
   }
 
   void handleList(const httplib::Request& req, httplib::Response& res, const std::string& path) {
-    sleepLatency();
+    const Clock::time_point received = Clock::now();
+    std::string tenant = beginApiRequest(req);
     std::lock_guard<std::mutex> lock(mu);
     listRequest(req, res, path);
     count("GET " + path, res.status);
     res.set_header("Date", httpDate(emulatedNow()));
+    logRequest(received, std::move(tenant), "GET " + path, res.status);
   }
 
   void listRequest(const httplib::Request& req, httplib::Response& res, const std::string& path) {
@@ -802,7 +919,8 @@ struct EmulatorServer::Impl {
     const bool drop = roll(config.faults.drop_rate);
     const bool truncate = !drop && roll(config.faults.truncate_rate);
     world.advanceTo(emulatedNow());
-    const QueryPage page = world.query(*query, config.orderby, !drop && !truncate);
+    const QueryPage page =
+        world.query(*query, config.orderby, !drop && !truncate, partitionOf(req));
     std::string body = "{\"@odata.context\":";
     core::appendString(body, origin(req) + "/api/$metadata#Alerts");
     body += ",\"value\":";
@@ -836,12 +954,13 @@ struct EmulatorServer::Impl {
   }
 
   void handleOne(const httplib::Request& req, httplib::Response& res, const std::string& path) {
-    sleepLatency();
+    const Clock::time_point received = Clock::now();
+    std::string tenant = beginApiRequest(req);
     std::lock_guard<std::mutex> lock(mu);
     if (admit(req, res)) {
       world.advanceTo(emulatedNow());
       const bool expand = req.get_param_value("$expand") == "evidence";
-      auto json = world.alertJson(req.matches[1].str(), expand);
+      auto json = world.alertJson(req.matches[1].str(), expand, true, partitionOf(req));
       if (!json) {
         apiError(res, 404, "ResourceNotFound",
                  "Alert with id " + req.matches[1].str() + " was not found");
@@ -854,6 +973,7 @@ struct EmulatorServer::Impl {
     }
     count("GET " + path, res.status);
     res.set_header("Date", httpDate(emulatedNow()));
+    logRequest(received, std::move(tenant), "GET " + path + "/{id}", res.status);
   }
 
   // ---- Microsoft Graph alerts_v2 (the same world) ----
@@ -872,11 +992,13 @@ struct EmulatorServer::Impl {
   }
 
   void handleGraphList(const httplib::Request& req, httplib::Response& res) {
-    sleepLatency();
+    const Clock::time_point received = Clock::now();
+    std::string tenant = beginApiRequest(req);
     std::lock_guard<std::mutex> lock(mu);
     graphListRequest(req, res);
     count("GET " + std::string(kGraphAlertsPath), res.status);
     res.set_header("Date", httpDate(emulatedNow()));
+    logRequest(received, std::move(tenant), "GET " + std::string(kGraphAlertsPath), res.status);
   }
 
   // alerts_v2 and incidents share this: the same options, paging, quota and faults.
@@ -943,7 +1065,8 @@ struct EmulatorServer::Impl {
         incidents
             ? world.queryIncidents(*query, config.orderby, include_unknown, !drop && !truncate,
                                    config.faults.incidents_expand_fail_above)
-            : world.queryGraph(*query, config.orderby, include_unknown, !drop && !truncate);
+            : world.queryGraph(*query, config.orderby, include_unknown, !drop && !truncate,
+                               partitionOf(req));
     if (page.refused) {
       // incidents_expand_fail_above: the persistent 500 of elastic/integrations #18144.
       graphError(req, res, 500, "InternalServerError", "An internal server error occurred.");
@@ -974,12 +1097,14 @@ struct EmulatorServer::Impl {
   }
 
   void handleGraphOne(const httplib::Request& req, httplib::Response& res) {
-    sleepLatency();
+    const Clock::time_point received = Clock::now();
+    std::string tenant = beginApiRequest(req);
     std::lock_guard<std::mutex> lock(mu);
     if (admit(req, res, Api::kGraph)) {
       world.advanceTo(emulatedNow());
       const bool include_unknown = prefersUnknownEnumMembers(req);
-      auto json = world.alertGraphJson(req.matches[1].str(), include_unknown);
+      auto json =
+          world.alertGraphJson(req.matches[1].str(), include_unknown, true, partitionOf(req));
       if (!json) {
         graphError(req, res, 404, "NotFound",
                    "Alert with id " + req.matches[1].str() + " was not found.");
@@ -993,24 +1118,31 @@ struct EmulatorServer::Impl {
     }
     count("GET " + std::string(kGraphAlertsPath) + "/{id}", res.status);
     res.set_header("Date", httpDate(emulatedNow()));
+    logRequest(received, std::move(tenant), "GET " + std::string(kGraphAlertsPath) + "/{id}",
+               res.status);
   }
 
   // ---- Microsoft Graph incidents (the same world's alerts, grouped) ----
 
   void handleIncidentsList(const httplib::Request& req, httplib::Response& res) {
-    sleepLatency();
+    const Clock::time_point received = Clock::now();
+    std::string tenant = beginApiRequest(req);
     std::lock_guard<std::mutex> lock(mu);
     graphListRequest(req, res, GraphEntity::kIncidents);
     count("GET " + std::string(kGraphIncidentsPath), res.status);
     res.set_header("Date", httpDate(emulatedNow()));
+    logRequest(received, std::move(tenant), "GET " + std::string(kGraphIncidentsPath), res.status);
   }
 
   void handleIncidentOne(const httplib::Request& req, httplib::Response& res) {
-    sleepLatency();
+    const Clock::time_point received = Clock::now();
+    std::string tenant = beginApiRequest(req);
     std::lock_guard<std::mutex> lock(mu);
     incidentOneRequest(req, res);
     count("GET " + std::string(kGraphIncidentsPath) + "/{id}", res.status);
     res.set_header("Date", httpDate(emulatedNow()));
+    logRequest(received, std::move(tenant), "GET " + std::string(kGraphIncidentsPath) + "/{id}",
+               res.status);
   }
 
   void incidentOneRequest(const httplib::Request& req, httplib::Response& res) {
@@ -1081,12 +1213,20 @@ struct EmulatorServer::Impl {
     return body;
   }
 
-  std::string versionsJson() {
+  // `tenant` (with tenant_count): that tenant's versions only.
+  std::string versionsJson(const std::string& tenant) {
     std::lock_guard<std::mutex> lock(mu);
     world.advanceTo(emulatedNow());
+    const bool tenants = config.tenant_count > 0;
+    std::optional<std::size_t> only;
+    if (tenants && !tenant.empty()) {
+      auto it = tenant_partition.find(tenant);
+      only = it == tenant_partition.end() ? partition_tenant.size() : it->second;
+    }
     std::string body = "{\"now\":\"" + formatApiTime(world.now()) + "\",\"versions\":[";
     bool first = true;
     for (const VersionInfo& v : world.versions()) {
+      if (only && v.partition != *only) continue;
       if (!first) body.push_back(',');
       first = false;
       body += "{\"id\":";
@@ -1095,9 +1235,38 @@ struct EmulatorServer::Impl {
               "\",\"evidence\":" + std::to_string(v.evidence) + ",\"visibleSince\":\"" +
               formatApiTime(v.visible_since) + "\",\"latest\":" + (v.latest ? "true" : "false") +
               ",\"served\":" + (v.served ? "true" : "false") +
-              ",\"future\":" + (v.future ? "true" : "false") + "}";
+              ",\"future\":" + (v.future ? "true" : "false");
+      if (tenants) body += ",\"tenant\":\"" + partition_tenant[v.partition] + "\"";
+      body += "}";
     }
     body += "]}";
+    return body;
+  }
+
+  // The request log (server.h): `tenant` non-empty keeps that tenant's; from entry `since`.
+  std::string requestsJson(const std::string& tenant, std::size_t since) {
+    std::lock_guard<std::mutex> lock(mu);
+    std::string body = "{\"requests\":[";
+    bool first = true;
+    for (std::size_t i = since; i < request_log.size(); ++i) {
+      const LoggedRequest& r = request_log[i];
+      if (!tenant.empty() && r.tenant != tenant) continue;
+      if (!first) body.push_back(',');
+      first = false;
+      body += "{\"at\":";
+      core::appendDouble(body, secondsSince(real_start_log, r.at));
+      body += ",\"done\":";
+      core::appendDouble(body, secondsSince(real_start_log, r.done));
+      body += ",\"tenant\":";
+      core::appendString(body, r.tenant);
+      body += ",\"path\":";
+      core::appendString(body, r.path);
+      body += ",\"status\":" + std::to_string(r.status) + "}";
+    }
+    body += "],\"now\":";
+    core::appendDouble(body, secondsSince(real_start_log, Clock::now()));
+    body += ",\"logged\":" + std::to_string(request_log.size()) +
+            ",\"dropped\":" + std::to_string(request_log_dropped) + "}";
     return body;
   }
 
@@ -1174,6 +1343,19 @@ struct EmulatorServer::Impl {
     core::appendString(body, f.throttle_retry_after);
     body += ",\"incidents_expand_fail_above\":" + std::to_string(f.incidents_expand_fail_above);
     body += std::string(",\"incidents_item_fail\":") + (f.incidents_item_fail ? "true" : "false");
+    auto tenant_map = [&body](const char* key, const auto& map) {
+      body += std::string(",\"") + key + "\":{";
+      bool first = true;
+      for (const auto& [tenant, d] : map) {
+        if (!first) body.push_back(',');
+        first = false;
+        core::appendString(body, tenant);
+        body += ":\"" + std::to_string(duration_cast<milliseconds>(d).count()) + "ms\"";
+      }
+      body += "}";
+    };
+    tenant_map("slow_tenants", f.slow_tenants);
+    tenant_map("throttled_tenants", f.throttled_tenants);
     body += std::string(",\"orderby\":\"") +
             (config.orderby == OrderMode::kHonour   ? "honour"
              : config.orderby == OrderMode::kIgnore ? "ignore"
@@ -1213,13 +1395,25 @@ struct EmulatorServer::Impl {
       if (kind == "incidents") {
         setTestJson(r, 200, incidentVersionsJson());
       } else if (kind.empty() || kind == "alerts") {
-        setTestJson(r, 200, versionsJson());
+        setTestJson(r, 200, versionsJson(q.get_param_value("tenant")));
       } else {
         setTestJson(r, 400, "{\"error\":\"kind must be alerts or incidents\"}");
       }
     });
     s.Get("/_emulator/stats", [this](const httplib::Request&, httplib::Response& r) {
       setTestJson(r, 200, statsJson());
+    });
+    s.Get("/_emulator/requests", [this](const httplib::Request& q, httplib::Response& r) {
+      const std::string since_text = q.get_param_value("since");
+      std::size_t since = 0;
+      for (char c : since_text) {
+        if (c < '0' || c > '9' || since > kRequestLogMax) {
+          setTestJson(r, 400, "{\"error\":\"since must be a whole number\"}");
+          return;
+        }
+        since = since * 10 + static_cast<std::size_t>(c - '0');
+      }
+      setTestJson(r, 200, requestsJson(q.get_param_value("tenant"), since));
     });
     // Freezes or resumes emulated time (tests: a final poll over a world that stands still).
     s.Post("/_emulator/clock", [this](const httplib::Request& q, httplib::Response& r) {
@@ -1300,6 +1494,14 @@ mdec::Status EmulatorServer::start() {
   } else {
     m.server = std::make_unique<httplib::Server>();
   }
+  if (m.config.threads > 0) {
+    const auto threads = static_cast<std::size_t>(m.config.threads);
+    m.server->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  }
+  // Without it a response's last segment waits for the client's delayed ACK of the
+  // previous ones (Nagle): about 20 ms on every page of some tens of KiB, which made a page
+  // of 20 alerts cost 20 ms and the emulator, not the client, the bench's limit.
+  m.server->set_tcp_nodelay(true);
   m.server->set_keep_alive_max_count(1000);
   // A connection holds one of these threads for as long as it is open: a collector of many
   // tenants keeps dozens open (httplib's default is 8 threads).
@@ -1309,6 +1511,15 @@ mdec::Status EmulatorServer::start() {
   // SIGTERM take 5 s.
   m.server->set_keep_alive_timeout(1);
   m.server->set_payload_max_length(1 << 20);
+  // cpp-httplib (Debian's build) listens with a backlog of 5: at most 5 connections wait to
+  // be accepted, too few for thousands of clients connecting at once (bench/tenants). Its
+  // socket-options hook sees the listening socket (cpp-httplib's own options are kept),
+  // which is listened on again below with a longer backlog (Linux updates it).
+  m.server->set_socket_options([&m](socket_t sock) {
+    httplib::default_socket_options(sock);
+    int none = -1;
+    m.listen_socket.compare_exchange_strong(none, static_cast<int>(sock));
+  });
   m.routes();
   if (m.config.port == 0) {
     m.bound_port = m.server->bind_to_any_port(m.config.host);
@@ -1322,6 +1533,7 @@ mdec::Status EmulatorServer::start() {
     }
     m.bound_port = m.config.port;
   }
+  if (const int sock = m.listen_socket.load(); sock >= 0) ::listen(sock, kListenBacklog);
   if (m.config.faults.foreign_next_link > 0) {
     if (auto opened = m.openForeignListener(); !opened) return opened;
   }

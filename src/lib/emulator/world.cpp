@@ -97,17 +97,10 @@ World::World(WorldOptions options)
   now_ = options_.start;
   Opening opening = initialPopulation(options_);
   generator_ = std::move(opening.generator);
+  if (options_.partitions == 0) options_.partitions = 1;
+  by_partition_.resize(options_.partitions);
   slots_.reserve(options_.initial_alerts);
-  for (Alert& alert : opening.alerts) {
-    Slot slot;
-    slot.alert = std::move(alert);
-    slot.order_key = fnv1a(slot.alert.id);
-    by_id_.emplace(slot.alert.id, slots_.size());
-    slots_.push_back(std::move(slot));
-    addVersion(slots_.size() - 1);
-    addToIncident(slots_.size() - 1);
-    if (slots_.back().alert.status != Status::kResolved) open_.push_back(slots_.size() - 1);
-  }
+  for (Alert& alert : opening.alerts) addSlot(std::move(alert));
   // The history ends before `start` (see initialPopulation); should it not, the world opens
   // when its history ends.
   if (generator_.clock() > now_) now_ = generator_.clock();
@@ -175,6 +168,19 @@ void World::addVersion(std::size_t slot_index) {
   slot.versions.push_back(std::move(v));
 }
 
+void World::addSlot(Alert alert) {
+  Slot slot;
+  slot.alert = std::move(alert);
+  slot.order_key = fnv1a(slot.alert.id);
+  const std::size_t index = slots_.size();
+  by_id_.emplace(slot.alert.id, index);
+  slots_.push_back(std::move(slot));
+  by_partition_[partitionOf(index)].push_back(index);
+  addVersion(index);
+  addToIncident(index);
+  if (slots_.back().alert.status != Status::kResolved) open_.push_back(index);
+}
+
 void World::advanceTo(Timestamp now) {
   if (now <= now_) return;
   for (;;) {
@@ -182,14 +188,7 @@ void World::advanceTo(Timestamp now) {
     const Timestamp at = std::min(new_at, next_update_);
     if (at > now) break;
     if (at == new_at) {
-      Slot slot;
-      slot.alert = std::move(*next_new_);
-      slot.order_key = fnv1a(slot.alert.id);
-      by_id_.emplace(slot.alert.id, slots_.size());
-      slots_.push_back(std::move(slot));
-      addVersion(slots_.size() - 1);
-      addToIncident(slots_.size() - 1);
-      if (slots_.back().alert.status != Status::kResolved) open_.push_back(slots_.size() - 1);
+      addSlot(std::move(*next_new_));
       next_new_ = generator_.next();
     } else {
       if (!open_.empty()) {
@@ -244,7 +243,8 @@ const World::Version* World::visibleVersion(const Slot& slot) const {
 
 template <typename Keep>
 std::vector<std::pair<std::size_t, World::Version*>> World::matching(
-    Keep keep, std::optional<TimeField> order_by, bool descending, OrderMode mode) {
+    Keep keep, std::optional<TimeField> order_by, bool descending, OrderMode mode,
+    std::optional<std::size_t> partition) {
   struct Candidate {
     Timestamp key;
     std::uint64_t arbitrary;
@@ -252,12 +252,19 @@ std::vector<std::pair<std::size_t, World::Version*>> World::matching(
     Version* version;
   };
   std::vector<Candidate> candidates;
-  for (std::size_t i = 0; i < slots_.size(); ++i) {
+  auto consider = [&](std::size_t i) {
     Version* v = visibleVersion(slots_[i]);
-    if (v == nullptr || !keep(*v)) continue;
+    if (v == nullptr || !keep(*v)) return;
     const Timestamp key =
         order_by == TimeField::kAlertCreationTime ? v->created : v->last_update_time;
     candidates.push_back({key, slots_[i].order_key, i, v});
+  };
+  if (partition) {
+    if (*partition < by_partition_.size()) {
+      for (std::size_t i : by_partition_[*partition]) consider(i);
+    }
+  } else {
+    for (std::size_t i = 0; i < slots_.size(); ++i) consider(i);
   }
   const bool honour = mode == OrderMode::kHonour && order_by.has_value();
   if (honour) {
@@ -277,7 +284,8 @@ std::vector<std::pair<std::size_t, World::Version*>> World::matching(
   return out;
 }
 
-QueryPage World::query(const AlertQuery& q, OrderMode mode, bool mark_served) {
+QueryPage World::query(const AlertQuery& q, OrderMode mode, bool mark_served,
+                       std::optional<std::size_t> partition) {
   const auto candidates = matching(
       [&q](const Version& v) {
         if (!matchesTimes(q, toInstant(v.last_update_time), toInstant(v.created))) return false;
@@ -285,7 +293,7 @@ QueryPage World::query(const AlertQuery& q, OrderMode mode, bool mark_served) {
         if (q.severity && *q.severity != v.severity) return false;
         return true;
       },
-      q.order_by, q.descending, mode);
+      q.order_by, q.descending, mode, partition);
   QueryPage page;
   page.matched = candidates.size();
   page.value_json.push_back('[');
@@ -334,7 +342,7 @@ const std::string& World::graphJson(Slot& slot, Version& version,
 }
 
 QueryPage World::queryGraph(const GraphQuery& q, OrderMode mode, bool include_unknown_enum_members,
-                            bool mark_served) {
+                            bool mark_served, std::optional<std::size_t> partition) {
   const auto candidates = matching(
       [&q](const Version& v) {
         GraphFilterFields f;
@@ -348,7 +356,7 @@ QueryPage World::queryGraph(const GraphQuery& q, OrderMode mode, bool include_un
         if (v.assigned_to) f.assigned_to = *v.assigned_to;
         return matchesGraphFilter(q.filter, f);
       },
-      q.order_by, q.descending, mode);
+      q.order_by, q.descending, mode, partition);
   QueryPage page;
   page.matched = candidates.size();
   const std::size_t begin = std::min(q.skip, candidates.size());
@@ -373,9 +381,11 @@ QueryPage World::queryGraph(const GraphQuery& q, OrderMode mode, bool include_un
 
 std::optional<std::string> World::alertGraphJson(std::string_view id,
                                                  bool include_unknown_enum_members,
-                                                 bool mark_served) {
+                                                 bool mark_served,
+                                                 std::optional<std::size_t> partition) {
   auto it = by_id_.find(std::string(id));
   if (it == by_id_.end()) return std::nullopt;
+  if (partition && partitionOf(it->second) != *partition) return std::nullopt;
   Slot& slot = slots_[it->second];
   Version* v = visibleVersion(slot);
   if (v == nullptr) return std::nullopt;
@@ -384,9 +394,11 @@ std::optional<std::string> World::alertGraphJson(std::string_view id,
 }
 
 std::optional<std::string> World::alertJson(std::string_view id, bool expand_evidence,
-                                            bool mark_served) {
+                                            bool mark_served,
+                                            std::optional<std::size_t> partition) {
   auto it = by_id_.find(std::string(id));
   if (it == by_id_.end()) return std::nullopt;
+  if (partition && partitionOf(it->second) != *partition) return std::nullopt;
   Version* v = visibleVersion(slots_[it->second]);
   if (v == nullptr) return std::nullopt;
   if (mark_served) markServed(*v);
@@ -395,7 +407,8 @@ std::optional<std::string> World::alertJson(std::string_view id, bool expand_evi
 
 std::vector<VersionInfo> World::versions() const {
   std::vector<VersionInfo> out;
-  for (const Slot& slot : slots_) {
+  for (std::size_t index = 0; index < slots_.size(); ++index) {
+    const Slot& slot = slots_[index];
     const Version* visible = visibleVersion(slot);
     for (const Version& v : slot.versions) {
       if (v.visible_since > now_) break;
@@ -407,6 +420,7 @@ std::vector<VersionInfo> World::versions() const {
       info.latest = &v == visible;
       info.served = v.served;
       info.future = v.future;
+      info.partition = partitionOf(index);
       out.push_back(std::move(info));
     }
   }
