@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
                    "alerts are dealt out among them (alert i to tenant i % N + 1) and each sees "
                    "only its own (config: tenant_count)");
     app.add_option("--threads", threads,
-                   "HTTP worker threads (default: cpp-httplib's, at least 8); many clients "
+                   "HTTP worker threads (default 64: each open connection holds one); many clients "
                    "with keep-alive connections need more (config: threads)");
     app.add_option("--client-secret", client_secrets, "Client secret");
     app.add_option("--alerts", alerts, "Initial population (default 1000)");

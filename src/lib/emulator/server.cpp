@@ -24,7 +24,7 @@
 namespace mdec::emulator {
 namespace {
 
-// Threads serving connections (each open connection holds one).
+// Threads serving connections (each open connection holds one), unless `threads` says.
 constexpr std::size_t kServerThreads = 64;
 
 using Clock = std::chrono::steady_clock;
@@ -1494,18 +1494,16 @@ mdec::Status EmulatorServer::start() {
   } else {
     m.server = std::make_unique<httplib::Server>();
   }
-  if (m.config.threads > 0) {
-    const auto threads = static_cast<std::size_t>(m.config.threads);
-    m.server->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  }
+  // A connection holds one of these threads for as long as it is open: a collector of many
+  // tenants keeps dozens open (httplib's default is 8 threads).
+  const std::size_t threads =
+      m.config.threads > 0 ? static_cast<std::size_t>(m.config.threads) : kServerThreads;
+  m.server->new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   // Without it a response's last segment waits for the client's delayed ACK of the
   // previous ones (Nagle): about 20 ms on every page of some tens of KiB, which made a page
   // of 20 alerts cost 20 ms and the emulator, not the client, the bench's limit.
   m.server->set_tcp_nodelay(true);
   m.server->set_keep_alive_max_count(1000);
-  // A connection holds one of these threads for as long as it is open: a collector of many
-  // tenants keeps dozens open (httplib's default is 8 threads).
-  m.server->new_task_queue = [] { return new httplib::ThreadPool(kServerThreads); };
   // An idle keep-alive connection holds its worker until this timeout, and stop() waits for
   // every worker: with httplib's default (5 s) a client that keeps its connection open made
   // SIGTERM take 5 s.
