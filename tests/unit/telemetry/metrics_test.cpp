@@ -29,17 +29,26 @@ TEST(MetricsTest, PrometheusHasEveryFamilyWithHelpAndType) {
   m.source("tenant-a", "mde");
   m.output("file");
   const std::string text = m.prometheus(at(1'800'000'000'000));
-  for (const char* family :
-       {"mdecollect_source_requests_total", "mdecollect_source_alerts_fetched_total",
-        "mdecollect_source_documents_produced_total", "mdecollect_source_retries_total",
-        "mdecollect_source_throttled_total", "mdecollect_source_token_refreshes_total",
-        "mdecollect_source_watermark_lag_seconds",
-        "mdecollect_source_last_success_timestamp_seconds", "mdecollect_source_state",
-        "mdecollect_documents_delivered_total", "mdecollect_documents_duplicates_total",
-        "mdecollect_documents_dead_lettered_total", "mdecollect_documents_failed_total",
-        "mdecollect_output_state", "mdecollect_outbox_max_bytes",
-        "mdecollect_log_messages_total", "mdecollect_workers", "mdecollect_polls_in_flight",
-        "mdecollect_polls_started_total", "mdecollect_poll_start_delay_seconds"}) {
+  for (const char* family : {"mdecollect_source_requests_total",
+                             "mdecollect_source_alerts_fetched_total",
+                             "mdecollect_source_documents_produced_total",
+                             "mdecollect_source_retries_total",
+                             "mdecollect_source_throttled_total",
+                             "mdecollect_source_token_refreshes_total",
+                             "mdecollect_source_watermark_lag_seconds",
+                             "mdecollect_source_last_success_timestamp_seconds",
+                             "mdecollect_source_state",
+                             "mdecollect_documents_delivered_total",
+                             "mdecollect_documents_duplicates_total",
+                             "mdecollect_documents_dead_lettered_total",
+                             "mdecollect_documents_failed_total",
+                             "mdecollect_output_state",
+                             "mdecollect_outbox_max_bytes",
+                             "mdecollect_log_messages_total",
+                             "mdecollect_workers",
+                             "mdecollect_polls_in_flight",
+                             "mdecollect_polls_started_total",
+                             "mdecollect_poll_start_delay_seconds"}) {
     EXPECT_NE(text.find(std::string("# HELP ") + family + " "), std::string::npos) << family;
     EXPECT_NE(text.find(std::string("# TYPE ") + family + " "), std::string::npos) << family;
   }
