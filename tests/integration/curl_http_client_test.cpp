@@ -775,6 +775,45 @@ TEST(CurlLoopIo, FibersOfOneThreadWaitForTheirAnswersAtOnce) {
   EXPECT_EQ(server.requests().size(), static_cast<std::size_t>(kFibers));
 }
 
+// A cancel (a stop request) ends a transfer waiting for a slow answer at once, and any later
+// one before it starts: nobody waits for the answer.
+TEST(CurlLoopIo, ACancelEndsTransfersInFlightAndLaterOnes) {
+  std::atomic<bool> answered{false};
+  ScriptedServer server([&](const ServedRequest&, const std::atomic<bool>& stopping) {
+    for (int i = 0; i < 500 && !stopping; ++i) std::this_thread::sleep_for(20ms);  // <= 10 s
+    answered = true;
+    return reply(200, "OK", {}, "late");
+  });
+  ASSERT_TRUE(server.ok());
+  core::FiberLoop loop;
+  auto io = makeCurlLoopIo();
+  ASSERT_NE(io, nullptr);
+  loop.setIo(io.get());
+  std::string first;
+  std::string second;
+  loop.post([&] {
+    auto client = makeCurlClient();
+    HttpRequest request;
+    request.url = server.url("/slow");
+    request.timeout = 30s;
+    auto r = client->send(request);
+    first = r ? "answered " + std::to_string(r->status) : r.error().message();
+    r = client->send(request);
+    second = r ? "answered " + std::to_string(r->status) : r.error().message();
+  });
+  std::thread canceller([&] {
+    for (int i = 0; i < 500 && server.requests().empty(); ++i) std::this_thread::sleep_for(10ms);
+    io->cancel();
+  });
+  loop.finish();
+  loop.run();
+  canceller.join();
+  EXPECT_NE(first.find("cancelled: the collector is stopping"), std::string::npos) << first;
+  EXPECT_NE(second.find("cancelled"), std::string::npos) << second;
+  EXPECT_FALSE(answered.load());  // the server was still holding the answer
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
 // Off a fiber loop the client blocks its thread as before (curl_easy_perform).
 TEST(CurlLoopIo, OffALoopSendBlocksAsBefore) {
   ScriptedServer server(

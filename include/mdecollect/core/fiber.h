@@ -66,6 +66,9 @@ class FiberLoop {
     virtual ~Io() = default;
     virtual void poll(std::chrono::milliseconds timeout) = 0;
     virtual void wake() = 0;
+    // Thread-safe: ends every wait for I/O now and every later one at once, with an error
+    // (a stop request: nobody waits for a slow answer).
+    virtual void cancel() = 0;
   };
 
   // `stack_bytes`: each fiber's stack (virtual; only the pages it touches are resident).

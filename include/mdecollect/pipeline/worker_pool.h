@@ -31,6 +31,9 @@ class WorkerPool {
   std::size_t size() const { return workers_.size(); }
   // Waits for every posted function to end and joins the threads (idempotent).
   void finish();
+  // Thread-safe: every HTTP transfer of the workers' fibers, now and from now on, ends at
+  // once with an error (on a stop request: nobody waits for a slow answer).
+  void cancelTransfers();
 
   // The default number of workers: two per core, 2 to 16.
   static int defaultWorkers();

@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <chrono>
 #include <climits>
@@ -271,11 +272,15 @@ class CurlLoopIo final : public core::FiberLoop::Io {
 
   bool usable() const { return multi_ != nullptr; }
 
-  // In a fiber of `loop`: runs the transfer set up on `h` and returns its result.
+  // In a fiber of `loop`: runs the transfer set up on `h` and returns its result
+  // (CURLE_ABORTED_BY_CALLBACK: cancelled).
   CURLcode perform(core::FiberLoop& loop, CURL* h) {
+    if (cancelled_.load()) return CURLE_ABORTED_BY_CALLBACK;
     Waiting w;
+    w.easy = h;
     curl_easy_setopt(h, CURLOPT_PRIVATE, &w);
     if (curl_multi_add_handle(multi_, h) != CURLM_OK) return CURLE_OUT_OF_MEMORY;
+    active_.push_back(&w);
     // Bounded by the transfer's own timeout: poll() resumes it when curl says it is done.
     while (!w.done) {
       w.fiber = loop.prepareWait();
@@ -284,7 +289,23 @@ class CurlLoopIo final : public core::FiberLoop::Io {
     return w.rc;
   }
 
+  bool cancelled() const { return cancelled_.load(); }
+
+  void cancel() override {
+    cancelled_ = true;
+    wake();
+  }
+
   void poll(std::chrono::milliseconds timeout) override {
+    if (cancelled_.load()) {
+      for (Waiting* w : active_) {
+        curl_multi_remove_handle(multi_, w->easy);
+        w->rc = CURLE_ABORTED_BY_CALLBACK;
+        w->done = true;
+        core::FiberLoop::resume(w->fiber);
+      }
+      active_.clear();
+    }
     int running = 0;
     curl_multi_perform(multi_, &running);
     finished();
@@ -298,6 +319,7 @@ class CurlLoopIo final : public core::FiberLoop::Io {
 
  private:
   struct Waiting {
+    CURL* easy = nullptr;
     core::FiberHandle fiber;
     CURLcode rc = CURLE_OK;
     bool done = false;
@@ -315,6 +337,7 @@ class CurlLoopIo final : public core::FiberLoop::Io {
       curl_multi_remove_handle(multi_, easy);  // `m` is gone from here on
       auto* w = reinterpret_cast<Waiting*>(p);
       if (w == nullptr) continue;
+      active_.erase(std::find(active_.begin(), active_.end(), w));
       w->rc = rc;
       w->done = true;
       core::FiberLoop::resume(w->fiber);
@@ -322,6 +345,8 @@ class CurlLoopIo final : public core::FiberLoop::Io {
   }
 
   CURLM* multi_;
+  std::vector<Waiting*> active_;  // transfers in the multi handle (the loop's thread only)
+  std::atomic<bool> cancelled_{false};
 };
 
 // --- the client ---------------------------------------------------------------------------------
@@ -459,6 +484,10 @@ Result<HttpResponse> CurlHttpClient::send(const HttpRequest& request) {
   core::FiberLoop* loop = core::FiberLoop::current();
   auto* io = loop != nullptr ? dynamic_cast<CurlLoopIo*>(loop->io()) : nullptr;
   const CURLcode rc = io != nullptr ? io->perform(*loop, h) : curl_easy_perform(h);
+  if (rc == CURLE_ABORTED_BY_CALLBACK && io != nullptr && io->cancelled()) {
+    curl_easy_reset(h);
+    return failure(ErrorCode::kNetwork, request, "cancelled: the collector is stopping");
+  }
   long status = 0;
   if (rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
   // Drop the pointers into this frame (error buffer, callbacks' data, header list, body).

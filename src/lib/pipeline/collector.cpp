@@ -423,6 +423,7 @@ class Schedule {
     std::size_t active = slots_.size();
     shared_.sources_running = static_cast<int>(active);
     std::stop_callback wake(stop, [this] {
+      pool_.cancelTransfers();  // a turn waiting for a slow answer ends now
       std::lock_guard lock(mu_);
       cv_.notify_all();
     });

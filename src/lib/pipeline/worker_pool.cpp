@@ -57,6 +57,12 @@ void WorkerPool::finish() {
   }
 }
 
+void WorkerPool::cancelTransfers() {
+  for (const auto& w : workers_) {
+    if (w->io) w->io->cancel();
+  }
+}
+
 int WorkerPool::defaultWorkers() {
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   return static_cast<int>(std::clamp(cores * 2, 2u, 16u));
