@@ -548,7 +548,11 @@ bool runOutput(Shared& shared, output::Output& out, bool once, std::stop_token s
         metrics.setState(telemetry::State::kOk);
       }
       if ((once && sources_done) || stop.stop_requested()) {
-        if (delivered > 0) log->info("{} documents delivered", delivered);
+        // (An output that counts its own items reads on past the batch it is handed: its
+        // summary says what it delivered.)
+        if (delivered > 0 && !out.countsDelivered()) {
+          log->info("{} documents delivered", delivered);
+        }
         return true;
       }
       shared.clock.sleepFor(milliseconds(100), stop);
