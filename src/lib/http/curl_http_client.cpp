@@ -297,7 +297,7 @@ class CurlLoopIo final : public core::FiberLoop::Io {
   }
 
   void poll(std::chrono::milliseconds timeout) override {
-    if (cancelled_.load()) {
+    if (cancelled_.load() && !active_.empty()) {
       for (Waiting* w : active_) {
         curl_multi_remove_handle(multi_, w->easy);
         w->rc = CURLE_ABORTED_BY_CALLBACK;
@@ -305,11 +305,12 @@ class CurlLoopIo final : public core::FiberLoop::Io {
         core::FiberLoop::resume(w->fiber);
       }
       active_.clear();
+      return;  // their fibers are ready
     }
     int running = 0;
     curl_multi_perform(multi_, &running);
-    finished();
-    if (timeout.count() <= 0) return;
+    // A transfer that ended here made its fiber ready: run it now, do not wait.
+    if (finished() > 0 || timeout.count() <= 0) return;
     curl_multi_poll(multi_, nullptr, 0, static_cast<int>(timeout.count()), nullptr);
     curl_multi_perform(multi_, &running);
     finished();
@@ -325,7 +326,9 @@ class CurlLoopIo final : public core::FiberLoop::Io {
     bool done = false;
   };
 
-  void finished() {
+  // Resumes the fibers whose transfers ended; returns how many.
+  int finished() {
+    int resumed = 0;
     int left = 0;
     for (CURLMsg* m = curl_multi_info_read(multi_, &left); m != nullptr;
          m = curl_multi_info_read(multi_, &left)) {
@@ -341,7 +344,9 @@ class CurlLoopIo final : public core::FiberLoop::Io {
       w->rc = rc;
       w->done = true;
       core::FiberLoop::resume(w->fiber);
+      ++resumed;
     }
+    return resumed;
   }
 
   CURLM* multi_;
