@@ -29,6 +29,12 @@ class ForwardingStore : public state::StateStore {
   Status commitPages(const std::vector<state::PageCommit>& p) override {
     return inner_.commitPages(p);
   }
+  bool stages() const override { return inner_.stages(); }
+  Result<std::int64_t> beginStagedPage() override { return inner_.beginStagedPage(); }
+  Status stage(std::int64_t p, const std::vector<state::NewDocument>& d) override {
+    return inner_.stage(p, d);
+  }
+  Status dropStaged(std::int64_t p) override { return inner_.dropStaged(p); }
   Result<std::optional<state::FilePosition>> filePosition(const std::string& s,
                                                           const std::string& p) override {
     return inner_.filePosition(s, p);

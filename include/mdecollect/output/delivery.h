@@ -12,6 +12,16 @@
 // nothing. The first page to arrive leads: in a fiber it yields once first, so the pages
 // its loop's other fibers are committing join its group. A page that grew past kFlushBytes
 // was already written while it was mapped; it commits alone, as before.
+//
+// Staging: a page's outbox documents are held in memory until its commit while they are
+// few (the common case: many sources, small pages; a group commits them in one transaction
+// without another write). Once they pass kFlushBytes, and when the store stages, they go
+// to the store's staging area in pieces of about that size while the page is mapped (not
+// synced), and its commit moves them into the outbox, in order, in the commit's
+// transaction: memory holds about one piece of a page, not the whole page. A page
+// abandoned or failed drops what it staged (and the store drops what a stopped process
+// left staged when it opens): staged documents are never delivered unless their page
+// commits.
 #pragma once
 
 #include <cstddef>
@@ -63,10 +73,15 @@ class Delivery {
    private:
     Status flush();
     void end(bool committed);
+    Status stageOutbox();
+    void dropStaged();
 
     Delivery& delivery_;
-    std::string buffer_;  // lines not yet written to the direct outputs
-    std::vector<state::NewDocument> outbox_;
+    std::string buffer_;                      // lines not yet written to the direct outputs
+    std::vector<state::NewDocument> outbox_;  // outbox documents not yet staged
+    std::size_t outbox_bytes_ = 0;
+    std::int64_t staged_page_ = 0;  // the store's staging area for this page (0: none)
+    std::uint64_t staged_documents_ = 0;
     std::size_t documents_ = 0;
     bool begun_ = false;  // the direct outputs are held
     std::optional<Error> error_;
@@ -78,6 +93,9 @@ class Delivery {
 
   // A group holds at most this many pages.
   static constexpr std::size_t kMaxGroupPages = 512;
+  // Lines go to the direct outputs, and outbox documents to the store's staging area, in
+  // pieces of about this size.
+  static constexpr std::size_t kFlushBytes = 1u << 20;
 
  private:
   struct Pending;

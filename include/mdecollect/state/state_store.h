@@ -51,7 +51,11 @@ struct PageCommit {
   std::string source;
   std::optional<std::string> watermark;  // the new watermark (ISO 8601 UTC), if it moved
   std::vector<Version> seen;             // versions delivered by this page
-  std::vector<NewDocument> documents;    // appended to the outbox, in order
+  // Appended to the outbox, in order: first the documents staged under `staged_page` (when
+  // not 0; there must be exactly `staged_documents` of them), then `documents`.
+  std::int64_t staged_page = 0;
+  std::uint64_t staged_documents = 0;
+  std::vector<NewDocument> documents;
   // A file source's new read position in `file_path`.
   std::string file_path;
   std::optional<FilePosition> file_position;
@@ -124,6 +128,19 @@ class StateStore {
   // Commits several pages (of any sources) at once, all or nothing: the SQLite store in one
   // transaction, one fsync for all (group commit).
   virtual Status commitPages(const std::vector<PageCommit>& pages) = 0;
+
+  // ---- staged documents: a large page's outbox documents, written while it is mapped ----
+  // Whether this store stages (the default: no; the other calls then fail).
+  virtual bool stages() const { return false; }
+  // A new staging area for one page: its id (never 0).
+  virtual Result<std::int64_t> beginStagedPage();
+  // Appends documents to the page's staging area, without waiting for the disk: they count
+  // only once a commit (commitPage, commitPages) moves them into the outbox, and that
+  // commit makes them durable.
+  virtual Status stage(std::int64_t page, const std::vector<NewDocument>& documents);
+  // Forgets a page's staged documents (a page abandoned or failed). Staged documents of
+  // pages never committed are also forgotten when the store is opened.
+  virtual Status dropStaged(std::int64_t page);
 
   // ---- file sources ----
   virtual Result<std::optional<FilePosition>> filePosition(const std::string& source,

@@ -5,21 +5,25 @@
 #include "mdecollect/core/fiber.h"
 
 namespace mdec::output {
-namespace {
-
-// Lines are handed to the direct outputs in pieces of about this size, so a page's
-// documents are never all in memory at once.
-constexpr std::size_t kFlushBytes = 1u << 20;
-
-}  // namespace
 
 Delivery::Page::~Page() {
   if (begun_) end(false);
+  // A destructor never throws, whatever the store does.
+  try {
+    dropStaged();
+  } catch (...) {
+  }
 }
 
 void Delivery::Page::add(std::string_view id, std::string_view body) {
   ++documents_;
-  if (delivery_.use_outbox_) outbox_.push_back({std::string(id), std::string(body)});
+  if (delivery_.use_outbox_) {
+    outbox_.push_back({std::string(id), std::string(body)});
+    outbox_bytes_ += id.size() + body.size();
+    if (outbox_bytes_ >= kFlushBytes && !error_ && delivery_.store_.stages()) {
+      if (auto s = stageOutbox(); !s) error_ = s.error();
+    }
+  }
   if (delivery_.direct_.empty() || error_) return;
   buffer_ += body;
   buffer_ += '\n';
@@ -45,6 +49,27 @@ Status Delivery::Page::flush() {
   return okStatus();
 }
 
+Status Delivery::Page::stageOutbox() {
+  if (staged_page_ == 0) {
+    auto page = delivery_.store_.beginStagedPage();
+    if (!page) return std::move(page.error());
+    staged_page_ = *page;
+  }
+  if (auto s = delivery_.store_.stage(staged_page_, outbox_); !s) return s;
+  staged_documents_ += outbox_.size();
+  outbox_.clear();
+  outbox_bytes_ = 0;
+  return okStatus();
+}
+
+// Whatever was staged, gone (the page did not commit). A failure leaves the rows to the
+// store's next open; they are never delivered without their page's commit.
+void Delivery::Page::dropStaged() {
+  if (staged_page_ == 0) return;
+  static_cast<void>(delivery_.store_.dropStaged(std::exchange(staged_page_, 0)));
+  staged_documents_ = 0;
+}
+
 void Delivery::Page::end(bool committed) {
   for (Output* out : delivery_.direct_) out->direct()->endPage(committed);
   begun_ = false;
@@ -63,9 +88,21 @@ struct Delivery::Pending {
 Status Delivery::Page::commit(state::PageCommit commit) {
   if (error_) {
     if (begun_) end(false);
+    dropStaged();
     return *error_;
   }
   commit.documents = std::move(outbox_);
+  commit.staged_page = staged_page_;
+  commit.staged_documents = staged_documents_;
+  // Committed, the staged rows are in the outbox; failed, they are dropped.
+  const auto settle = [this](const Status& status) {
+    if (status) {
+      staged_page_ = 0;
+      staged_documents_ = 0;
+    } else {
+      dropStaged();
+    }
+  };
   if (!begun_) {
     // Nothing written yet: committed in a group.
     auto page = std::make_shared<Pending>();
@@ -74,6 +111,7 @@ Status Delivery::Page::commit(state::PageCommit commit) {
     page->documents = documents_;
     if (delivery_.direct_.empty()) page->lines.clear();
     auto status = delivery_.commitInGroup(page);
+    settle(status);
     if (status) delivery_.countDelivered(page->commit.source, documents_);
     return status;
   }
@@ -81,6 +119,7 @@ Status Delivery::Page::commit(state::PageCommit commit) {
     if (!buffer_.empty() || !begun_) {
       if (auto s = flush(); !s) {
         if (begun_) end(false);
+        dropStaged();
         return s;
       }
     }
@@ -88,6 +127,7 @@ Status Delivery::Page::commit(state::PageCommit commit) {
       auto checkpoint = out->direct()->syncPage();
       if (!checkpoint) {
         end(false);
+        dropStaged();
         return checkpoint.error();
       }
       commit.direct.push_back({out->name(), std::move(*checkpoint)});
@@ -95,6 +135,7 @@ Status Delivery::Page::commit(state::PageCommit commit) {
   }
   auto status = delivery_.store_.commitPage(commit);
   if (begun_) end(status.has_value());
+  settle(status);
   if (status) {
     delivery_.countDelivered(commit.source, documents_);
     std::lock_guard lock(delivery_.group_mu_);

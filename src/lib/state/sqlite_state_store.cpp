@@ -11,6 +11,8 @@
 //   outbox_stats(documents, bytes)                        one row: the outbox's running size
 //   outputs(name, acked_seq, file, file_offset)
 //   file_positions(source, path, inode, read_offset)
+//   staged(n, page, doc_id, bytes, body)                  a large page's documents, staged
+//                                                         before its commit (schema 4)
 // seq is AUTOINCREMENT so a seq is never reused, even after the outbox emptied: an output's
 // acked_seq stays a valid "everything up to here" mark forever.
 #include <fcntl.h>
@@ -43,7 +45,7 @@ using sqlite::ScopedReset;
 using sqlite::Statement;
 using sqlite::Transaction;
 
-constexpr std::int64_t kSchemaVersion = 3;
+constexpr std::int64_t kSchemaVersion = 4;
 
 // migrations[v] takes a database from schema v to v + 1.
 constexpr const char* kMigrations[] = {
@@ -112,6 +114,17 @@ ALTER TABLE source_state ADD COLUMN collected_since TEXT;
     R"sql(
 ALTER TABLE source_state ADD COLUMN seen_since TEXT;
 )sql",
+    // 3 → 4: documents of large pages, staged while the page is mapped (n keeps their order)
+    R"sql(
+CREATE TABLE IF NOT EXISTS staged(
+  n INTEGER PRIMARY KEY,
+  page INTEGER NOT NULL,
+  doc_id TEXT NOT NULL,
+  bytes INTEGER NOT NULL,
+  body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS staged_by_page ON staged(page);
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -150,6 +163,11 @@ struct Statements {
   Statement collected_since_set;
   Statement seen_since_get;
   Statement seen_since_set;
+  Statement staged_next_page;
+  Statement staged_insert;
+  Statement staged_size;
+  Statement staged_move;
+  Statement staged_delete;
 };
 
 struct StatementSpec {
@@ -215,6 +233,18 @@ const StatementSpec kStatementSpecs[] = {
      "INSERT INTO source_state(source, watermark, collected_since) VALUES(?1, NULL, ?2) "
      "ON CONFLICT(source) DO UPDATE SET collected_since = excluded.collected_since "
      "WHERE source_state.watermark IS NULL"},
+    {&Statements::staged_next_page,
+     "INSERT INTO meta(key, value) VALUES('last_staged_page', 1) "
+     "ON CONFLICT(key) DO UPDATE SET value = value + 1 RETURNING value"},
+    {&Statements::staged_insert,
+     "INSERT INTO staged(page, doc_id, bytes, body) VALUES(?1, ?2, ?3, ?4)"},
+    {&Statements::staged_size,
+     "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM staged WHERE page = ?1"},
+    // In staging order: the outbox's seqs keep rising in the order the page was mapped.
+    {&Statements::staged_move,
+     "INSERT INTO outbox(source, doc_id, bytes, body) "
+     "SELECT ?2, doc_id, bytes, body FROM staged WHERE page = ?1 ORDER BY n"},
+    {&Statements::staged_delete, "DELETE FROM staged WHERE page = ?1"},
     {&Statements::backfill_update,
      "UPDATE backfills SET position = ?2, state = ?3, slices = ?4, alerts = ?5, documents = "
      "?6, message = ?7, updated = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?1"},
@@ -233,6 +263,44 @@ Error withWhat(Error error, const std::string& what) {
 // integers; the conversions are modular both ways, so every value round-trips.
 std::int64_t toStored(std::uint64_t value) { return static_cast<std::int64_t>(value); }
 std::uint64_t fromStored(std::int64_t value) { return static_cast<std::uint64_t>(value); }
+
+// A write transaction that does not wait for the disk (synchronous = NORMAL: in WAL mode the
+// commit is not synced, checkpoints still are). Used only for staged documents: what it
+// writes counts only once a later synchronous = FULL commit (a page's) moves it into the
+// outbox, and that commit's sync of the write-ahead log covers the frames appended before
+// it too. The connection is back to FULL when it ends, whatever happened.
+class Relaxed {
+ public:
+  static Result<Relaxed> begin(Database& db) {
+    if (auto s = db.exec("PRAGMA synchronous = NORMAL"); !s) return std::move(s.error());
+    Relaxed relaxed(db);
+    auto txn = Transaction::begin(db, Transaction::Kind::kWrite);
+    if (!txn) return std::move(txn.error());
+    relaxed.txn_.emplace(std::move(*txn));
+    return relaxed;
+  }
+  Relaxed(Relaxed&& other) noexcept
+      : db_(std::exchange(other.db_, nullptr)), txn_(std::move(other.txn_)) {}
+  Relaxed(const Relaxed&) = delete;
+  Relaxed& operator=(const Relaxed&) = delete;
+  Relaxed& operator=(Relaxed&&) = delete;
+  ~Relaxed() {
+    txn_.reset();  // rolled back unless ended
+    if (db_ != nullptr) static_cast<void>(db_->exec("PRAGMA synchronous = FULL"));
+  }
+  Status end() {
+    auto status = txn_->commit();
+    txn_.reset();
+    if (auto s = db_->exec("PRAGMA synchronous = FULL"); !s && status) status = s;
+    db_ = nullptr;
+    return status;
+  }
+
+ private:
+  explicit Relaxed(Database& db) : db_(&db) {}
+  Database* db_;
+  std::optional<Transaction> txn_;
+};
 
 class SqliteStateStore final : public StateStore {
  public:
@@ -325,6 +393,77 @@ class SqliteStateStore final : public StateStore {
     }
     return okStatus();
   }
+
+  // ---- staged documents ----
+
+  bool stages() const override { return true; }
+
+  Result<std::int64_t> beginStagedPage() override {
+    std::lock_guard lock(mu_);
+    auto page = [&]() -> Result<std::int64_t> {
+      auto relaxed = Relaxed::begin(db_);
+      if (!relaxed) return std::move(relaxed.error());
+      Statement& stmt = st_.staged_next_page;
+      ScopedReset reset(stmt);
+      auto row = stmt.step();
+      if (!row) return std::move(row.error());
+      if (!*row) return Error(ErrorCode::kInternal, "no page id returned");
+      const std::int64_t id = stmt.columnInt64(0);
+      stmt.reset();
+      if (auto s = relaxed->end(); !s) return std::move(s.error());
+      return id;
+    }();
+    if (!page) return withWhat(std::move(page.error()), "begin a staged page");
+    return page;
+  }
+
+  Status stage(std::int64_t page, const std::vector<NewDocument>& documents) override {
+    std::lock_guard lock(mu_);
+    auto status = [&]() -> Status {
+      auto relaxed = Relaxed::begin(db_);
+      if (!relaxed) return std::move(relaxed.error());
+      Statement& insert = st_.staged_insert;
+      ScopedReset reset(insert);
+      insert.bind(1, page);
+      for (const NewDocument& doc : documents) {
+        insert.reset();
+        auto s = insert.bindRef(2, doc.id)
+                     .bind(3, static_cast<std::int64_t>(doc.body.size()))
+                     .bindRef(4, doc.body)
+                     .run();
+        if (!s) return s;
+      }
+      insert.reset();
+      return relaxed->end();
+    }();
+    if (!status) {
+      return withWhat(std::move(status.error()), "stage " + std::to_string(documents.size()) +
+                                                     " documents of page " + std::to_string(page));
+    }
+    return status;
+  }
+
+  Status dropStaged(std::int64_t page) override {
+    std::lock_guard lock(mu_);
+    auto status = [&]() -> Status {
+      auto relaxed = Relaxed::begin(db_);
+      if (!relaxed) return std::move(relaxed.error());
+      {
+        Statement& stmt = st_.staged_delete;
+        ScopedReset reset(stmt);
+        if (auto s = stmt.bind(1, page).run(); !s) return s;
+      }
+      return relaxed->end();
+    }();
+    if (!status) {
+      return withWhat(std::move(status.error()),
+                      "drop staged documents of page " + std::to_string(page));
+    }
+    return status;
+  }
+
+  // Staged documents of pages never committed (the process stopped first) are forgotten.
+  Status dropAllStaged() { return db_.exec("DELETE FROM staged"); }
 
   // ---- file sources ----
 
@@ -624,6 +763,41 @@ class SqliteStateStore final : public StateStore {
                               : "commit page for source " + quoted(page.source);
   }
 
+  // A page's staged documents into the outbox, after those already there and in the order
+  // they were staged; then out of the staging table. Inside the caller's transaction.
+  Status moveStaged(const PageCommit& page) {
+    std::int64_t documents = 0;
+    std::int64_t bytes = 0;
+    {
+      Statement& stmt = st_.staged_size;
+      ScopedReset reset(stmt);
+      auto row = stmt.bind(1, page.staged_page).step();
+      if (!row) return std::move(row.error());
+      if (*row) {
+        documents = stmt.columnInt64(0);
+        bytes = stmt.columnInt64(1);
+      }
+    }
+    // Fewer rows than the page staged: they were dropped (the store was opened again
+    // meanwhile, e.g. by another process): the page must not commit without them.
+    if (fromStored(documents) != page.staged_documents) {
+      return Error(ErrorCode::kIo, "page " + std::to_string(page.staged_page) + " staged " +
+                                       std::to_string(page.staged_documents) + " documents but " +
+                                       std::to_string(documents) + " are there");
+    }
+    {
+      Statement& stmt = st_.staged_move;
+      ScopedReset reset(stmt);
+      if (auto s = stmt.bind(1, page.staged_page).bindRef(2, page.source).run(); !s) return s;
+    }
+    {
+      Statement& stmt = st_.staged_delete;
+      ScopedReset reset(stmt);
+      if (auto s = stmt.bind(1, page.staged_page).run(); !s) return s;
+    }
+    return addToStats(documents, bytes);
+  }
+
   Status commitPageLocked(const PageCommit& page) {
     auto txn = Transaction::begin(db_, Transaction::Kind::kWrite);
     if (!txn) return std::move(txn.error());
@@ -633,6 +807,9 @@ class SqliteStateStore final : public StateStore {
 
   // A page's changes, inside the caller's transaction.
   Status applyPageLocked(const PageCommit& page) {
+    if (page.staged_page != 0) {
+      if (auto status = moveStaged(page); !status) return status;
+    }
     if (auto status = appendDocuments(page.source, page.documents); !status) return status;
     if (!page.seen.empty()) {
       Statement& insert = st_.seen_insert;
@@ -885,6 +1062,15 @@ Result<std::vector<std::string>> StateStore::registeredOutputs() {
 }
 
 Status StateStore::unregisterOutput(const std::string&) { return okStatus(); }
+Result<std::int64_t> StateStore::beginStagedPage() {
+  return Error(ErrorCode::kInternal, "this state store stages no documents");
+}
+Status StateStore::stage(std::int64_t, const std::vector<NewDocument>&) {
+  return Error(ErrorCode::kInternal, "this state store stages no documents");
+}
+Status StateStore::dropStaged(std::int64_t) {
+  return Error(ErrorCode::kInternal, "this state store stages no documents");
+}
 Result<std::optional<std::string>> StateStore::seenSince(const std::string&) {
   return std::optional<std::string>();
 }
@@ -917,6 +1103,9 @@ Result<std::unique_ptr<StateStore>> openSqliteStore(const std::string& state_dir
   auto store = std::make_unique<SqliteStateStore>(std::move(*db));
   if (auto status = store->prepareAll(); !status) {
     return withWhat(std::move(status.error()), what);
+  }
+  if (auto status = store->dropAllStaged(); !status) {
+    return withWhat(std::move(status.error()), what + ": drop documents staged before a stop");
   }
   return std::unique_ptr<StateStore>(std::move(store));
 }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -39,6 +40,27 @@ class FlakyStore final : public testing::ForwardingStore {
   Status commitPages(const std::vector<state::PageCommit>& p) override {
     if (fail) return Error(ErrorCode::kIo, "injected: disk I/O error");
     return ForwardingStore::commitPages(p);
+  }
+};
+
+// Counts the staging calls.
+class CountingStore final : public testing::ForwardingStore {
+ public:
+  using ForwardingStore::ForwardingStore;
+  int begun = 0;
+  int staged = 0;
+  int dropped = 0;
+  Result<std::int64_t> beginStagedPage() override {
+    ++begun;
+    return ForwardingStore::beginStagedPage();
+  }
+  Status stage(std::int64_t p, const std::vector<state::NewDocument>& d) override {
+    ++staged;
+    return ForwardingStore::stage(p, d);
+  }
+  Status dropStaged(std::int64_t p) override {
+    ++dropped;
+    return ForwardingStore::dropStaged(p);
   }
 };
 
@@ -82,6 +104,45 @@ class DeliveryTest : public ::testing::Test {
   static std::string lines(int first, int count) {
     std::string out;
     for (int i = first; i < first + count; ++i) out += body(i) + "\n";
+    return out;
+  }
+
+  // A page of `count` documents of about 1 KiB each (a few MiB: staged in pieces).
+  static Status bigPage(Delivery& delivery, int first, int count, bool commit = true,
+                        const std::string& source = "big") {
+    Delivery::Page p(delivery);
+    for (int i = first; i < first + count; ++i) p.add("id-" + std::to_string(i), bigBody(i));
+    if (!commit) return okStatus();
+    state::PageCommit c;
+    c.source = source;
+    c.watermark = "w" + std::to_string(first + count);
+    return p.commit(std::move(c));
+  }
+
+  static std::string bigBody(int i) {
+    return "{\"n\":" + std::to_string(i) + ",\"pad\":\"" + std::string(1000, 'p') + "\"}";
+  }
+
+  // The outbox's documents as source/id, checking that seqs rise.
+  std::vector<std::string> outbox() {
+    std::vector<std::string> ids;
+    std::int64_t after = 0;
+    for (int round = 0; round < 1000; ++round) {
+      auto docs = store_->readOutbox(after, 1000, 1 << 30);
+      EXPECT_TRUE(docs) << docs.error().message();
+      if (!docs || docs->empty()) break;
+      for (const auto& d : *docs) {
+        EXPECT_GT(d.seq, after);
+        after = d.seq;
+        ids.push_back(d.source + "/" + d.id);
+      }
+    }
+    return ids;
+  }
+
+  static std::vector<std::string> ids(const std::string& source, int first, int count) {
+    std::vector<std::string> out;
+    for (int i = first; i < first + count; ++i) out.push_back(source + "/id-" + std::to_string(i));
     return out;
   }
 
@@ -296,6 +357,112 @@ TEST_F(DeliveryTest, PagesOfPlainThreadsCommitEachOnce) {
   EXPECT_EQ(delivery.pagesCommitted(), 80u);
   EXPECT_LE(delivery.groupsCommitted(), 80u);
   EXPECT_EQ(sortedLines(readFile(outFile())), sortedLines(lines(0, 320)));
+}
+
+// A page whose outbox documents pass kFlushBytes is staged in pieces while it is mapped and
+// arrives whole and in order with its commit; small pages around it are not staged.
+TEST_F(DeliveryTest, ALargePageThroughTheOutboxIsStagedAndArrivesWholeInOrder) {
+  ASSERT_TRUE(store_->registerOutput("es"));
+  CountingStore counting(*store_);
+  Delivery delivery(counting);
+  ASSERT_TRUE(page(delivery, 0, 3, true, "small"));
+  EXPECT_EQ(counting.begun, 0);
+  ASSERT_TRUE(bigPage(delivery, 3, 4000));  // about 4 MiB
+  EXPECT_EQ(counting.begun, 1);
+  EXPECT_GE(counting.staged, 3);
+  ASSERT_TRUE(page(delivery, 4003, 2, true, "small"));
+  EXPECT_EQ(counting.begun, 1);
+  std::vector<std::string> expected = ids("small", 0, 3);
+  for (const auto& id : ids("big", 3, 4000)) expected.push_back(id);
+  for (const auto& id : ids("small", 4003, 2)) expected.push_back(id);
+  EXPECT_EQ(outbox(), expected);
+  EXPECT_EQ(store_->outboxSize().value().documents, 4005u);
+  auto first = store_->readOutbox(3, 1, 1 << 30);
+  ASSERT_TRUE(first && first->size() == 1);
+  EXPECT_EQ((*first)[0].body, bigBody(3));
+  EXPECT_EQ(store_->watermark("big").value(), std::optional<std::string>("w4003"));
+}
+
+// Abandoned or failed, a staged page leaves no outbox rows and drops what it staged; its
+// retry arrives once.
+TEST_F(DeliveryTest, AbandonedAndFailedStagedPagesLeaveNothingInTheOutbox) {
+  ASSERT_TRUE(store_->registerOutput("es"));
+  CountingStore counting(*flaky_);
+  Delivery delivery(counting);
+  ASSERT_TRUE(bigPage(delivery, 0, 3000, /*commit=*/false));
+  EXPECT_EQ(counting.begun, 1);
+  EXPECT_EQ(counting.dropped, 1);
+  EXPECT_EQ(store_->outboxSize().value().documents, 0u);
+  flaky_->fail = true;
+  auto failed = bigPage(delivery, 0, 3000);
+  ASSERT_FALSE(failed);
+  EXPECT_EQ(counting.begun, 2);
+  EXPECT_EQ(counting.dropped, 2);
+  EXPECT_EQ(store_->outboxSize().value().documents, 0u);
+  EXPECT_EQ(store_->watermark("big").value(), std::nullopt);
+  flaky_->fail = false;
+  ASSERT_TRUE(bigPage(delivery, 0, 3000));
+  EXPECT_EQ(counting.dropped, 2);  // committed: moved, nothing to drop
+  EXPECT_EQ(outbox(), ids("big", 0, 3000));
+}
+
+// A process that stops after staging and before the commit: reopened, the store holds
+// nothing of the page, and the page read again arrives once.
+TEST_F(DeliveryTest, ACrashAfterStagingLeavesNothingAfterReopen) {
+  ASSERT_TRUE(store_->registerOutput("es"));
+  {
+    // A page staged by a process that died: staged, never committed nor dropped.
+    auto page = store_->beginStagedPage();
+    ASSERT_TRUE(page);
+    std::vector<state::NewDocument> docs;
+    for (int i = 0; i < 100; ++i) docs.push_back({"id-" + std::to_string(i), bigBody(i)});
+    ASSERT_TRUE(store_->stage(*page, docs));
+  }
+  flaky_.reset();
+  store_.reset();
+  auto reopened = state::openSqliteStore(tmp_.sub("state"));
+  ASSERT_TRUE(reopened) << reopened.error().message();
+  store_ = std::move(*reopened);
+  EXPECT_EQ(store_->outboxSize().value().documents, 0u);
+  Delivery delivery(*store_);
+  ASSERT_TRUE(bigPage(delivery, 0, 2000));
+  EXPECT_EQ(outbox(), ids("big", 0, 2000));
+}
+
+// A staged page commits in a group with small ones: all or nothing, each page's documents
+// contiguous and in order.
+TEST_F(DeliveryTest, AStagedPageCommitsInAGroupWithSmallOnes) {
+  ASSERT_TRUE(store_->registerOutput("es"));
+  CountingStore counting(*store_);
+  Delivery delivery(counting);
+  constexpr int kSmall = 5;
+  std::vector<bool> ok(kSmall + 1, false);
+  core::FiberLoop loop;
+  for (int i = 0; i < kSmall; ++i) {
+    loop.post([&, i] {
+      ok[static_cast<std::size_t>(i)] =
+          page(delivery, i * 10, 10, true, "s" + std::to_string(i)).has_value();
+    });
+  }
+  loop.post([&] { ok[kSmall] = bigPage(delivery, 1000, 2500).has_value(); });
+  loop.finish();
+  loop.run();
+  for (std::size_t i = 0; i < ok.size(); ++i) EXPECT_TRUE(ok[i]) << i;
+  EXPECT_EQ(counting.begun, 1);
+  EXPECT_EQ(delivery.pagesCommitted(), static_cast<std::uint64_t>(kSmall + 1));
+  EXPECT_EQ(delivery.groupsCommitted(), 1u);
+  const auto got = outbox();
+  ASSERT_EQ(got.size(), static_cast<std::size_t>(kSmall * 10 + 2500));
+  std::map<std::string, std::vector<std::string>> by_source;
+  for (const auto& id : got) by_source[id.substr(0, id.find('/'))].push_back(id);
+  EXPECT_EQ(by_source["big"], ids("big", 1000, 2500));
+  for (int i = 0; i < kSmall; ++i) {
+    EXPECT_EQ(by_source["s" + std::to_string(i)], ids("s" + std::to_string(i), i * 10, 10));
+  }
+  // The big page's documents are contiguous.
+  const auto at = std::find(got.begin(), got.end(), "big/id-1000");
+  ASSERT_NE(at, got.end());
+  EXPECT_EQ(std::vector<std::string>(at, at + 2500), ids("big", 1000, 2500));
 }
 
 }  // namespace

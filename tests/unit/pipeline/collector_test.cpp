@@ -106,6 +106,23 @@ class CrashingStore final : private OwnedStore, public testing::ForwardingStore 
   Status commitPages(const std::vector<state::PageCommit>& p) override {
     return write([&] { return ForwardingStore::commitPages(p); });
   }
+  Result<std::int64_t> beginStagedPage() override {
+    std::int64_t page = 0;
+    auto status = write([&]() -> Status {
+      auto id = ForwardingStore::beginStagedPage();
+      if (!id) return std::move(id.error());
+      page = *id;
+      return okStatus();
+    });
+    if (!status) return std::move(status.error());
+    return page;
+  }
+  Status stage(std::int64_t p, const std::vector<state::NewDocument>& d) override {
+    return write([&] { return ForwardingStore::stage(p, d); });
+  }
+  Status dropStaged(std::int64_t p) override {
+    return write([&] { return ForwardingStore::dropStaged(p); });
+  }
   Status registerOutput(const std::string& o) override {
     return write([&] { return ForwardingStore::registerOutput(o); });
   }

@@ -125,7 +125,7 @@ TEST(SqliteStateStore, CreatesStateDirWithParentsAndAVersionedWalDatabase) {
   EXPECT_EQ(*mode, "wal");
   auto version = db.queryText("SELECT value FROM meta WHERE key = 'schema_version'");
   ASSERT_TRUE(version.has_value());
-  EXPECT_EQ(*version, "3");
+  EXPECT_EQ(*version, "4");
 }
 
 TEST(SqliteStateStore, OpeningTwiceKeepsTheSchemaAndTheData) {
@@ -186,7 +186,7 @@ TEST(SqliteStateStore, RefusesANewerSchema) {
   ASSERT_FALSE(store.has_value());
   EXPECT_NE(store.error().message().find(
                 "state.db was written by a newer mdecollect (schema 7); this version "
-                "understands up to 3"),
+                "understands up to 4"),
             std::string::npos)
       << store.error().message();
   EXPECT_FALSE(store.error().retryable());
@@ -891,6 +891,119 @@ TEST(SqliteStateStore, BackfillJobsAreRecordedListedAndUpdated) {
   EXPECT_EQ(read->front().alerts, 1200u);
   EXPECT_EQ(read->front().documents, 3400u);
   EXPECT_EQ(read->front().message, "HTTP 503 from the API");
+}
+
+// Rows left in the staging table (behind the interface).
+std::string stagedRows(const fs::path& dir) {
+  auto db = rawDb(dir);
+  auto n = db.queryText("SELECT COUNT(*) FROM staged");
+  EXPECT_TRUE(n.has_value());
+  return n ? *n : "";
+}
+
+std::vector<std::string> outboxIds(StateStore& store) {
+  auto docs = store.readOutbox(0, 1000, 1 << 30);
+  EXPECT_TRUE(docs.has_value());
+  std::vector<std::string> ids;
+  if (!docs) return ids;
+  std::int64_t last = 0;
+  for (const auto& d : *docs) {
+    EXPECT_GT(d.seq, last);
+    last = d.seq;
+    ids.push_back(d.source + "/" + d.id);
+  }
+  return ids;
+}
+
+PageCommit stagedCommit(const std::string& source, std::int64_t page, std::uint64_t staged,
+                        std::vector<NewDocument> documents) {
+  PageCommit commit;
+  commit.source = source;
+  commit.watermark = "w-" + source;
+  commit.staged_page = page;
+  commit.staged_documents = staged;
+  commit.documents = std::move(documents);
+  return commit;
+}
+
+// Staged documents reach the outbox only with their page's commit: in the order they were
+// staged, before the page's other documents, with new seqs after every earlier document,
+// whatever the order pages were staged in; the outbox's running size counts them.
+TEST(SqliteStateStore, StagedDocumentsEnterTheOutboxInOrderWithTheirPagesCommit) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.dir());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->stages());
+  ASSERT_TRUE(store->registerOutput("es"));
+  auto a = store->beginStagedPage();
+  auto b = store->beginStagedPage();
+  ASSERT_TRUE(a && b);
+  EXPECT_NE(*a, *b);
+  ASSERT_TRUE(store->stage(*a, {doc("a1", "x"), doc("a2", "xx")}));
+  ASSERT_TRUE(store->stage(*b, {doc("b1", "y")}));
+  ASSERT_TRUE(store->stage(*a, {doc("a3", "xxx")}));
+  ASSERT_TRUE(store->commitPage(stagedCommit("s0", 0, 0, {doc("z1", "z")})));
+  // Staged, not committed: not in the outbox.
+  EXPECT_EQ(outboxIds(*store), (std::vector<std::string>{"s0/z1"}));
+  EXPECT_EQ(store->outboxSize().value().documents, 1u);
+  ASSERT_TRUE(store->commitPages(
+      {stagedCommit("sb", *b, 1, {}), stagedCommit("sa", *a, 3, {doc("a4", "xxxx")})}));
+  EXPECT_EQ(outboxIds(*store),
+            (std::vector<std::string>{"s0/z1", "sb/b1", "sa/a1", "sa/a2", "sa/a3", "sa/a4"}));
+  const auto size = store->outboxSize().value();
+  EXPECT_EQ(size.documents, 6u);
+  EXPECT_EQ(size.bytes, 1u + 1 + 1 + 2 + 3 + 4);
+  EXPECT_EQ(store->watermark("sa").value(), std::optional<std::string>("w-sa"));
+  EXPECT_EQ(stagedRows(tmp.dir()), "0");
+}
+
+// A page whose staged rows are not all there (dropped meanwhile) does not commit, and its
+// group with it; a dropped page leaves nothing.
+TEST(SqliteStateStore, APageMissingStagedDocumentsDoesNotCommit) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.dir());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->registerOutput("es"));
+  auto a = store->beginStagedPage();
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(store->stage(*a, {doc("a1", "x"), doc("a2", "x")}));
+  auto failed = store->commitPages(
+      {stagedCommit("s0", 0, 0, {doc("z1", "z")}), stagedCommit("sa", *a, 3, {})});
+  ASSERT_FALSE(failed);
+  EXPECT_NE(failed.error().message().find("staged 3 documents but 2"), std::string::npos)
+      << failed.error().message();
+  EXPECT_TRUE(outboxIds(*store).empty());
+  EXPECT_EQ(store->watermark("s0").value(), std::nullopt);
+  ASSERT_TRUE(store->dropStaged(*a));
+  EXPECT_EQ(stagedRows(tmp.dir()), "0");
+  EXPECT_FALSE(store->commitPage(stagedCommit("sa", *a, 2, {})));
+  EXPECT_EQ(store->outboxSize().value().documents, 0u);
+}
+
+// The process stops after staging and before the commit: the store opened again holds
+// nothing of the page, and the page's commit (had it come) would be refused.
+TEST(SqliteStateStore, DocumentsStagedBeforeAStopAreGoneWhenTheStoreOpensAgain) {
+  TempDir tmp;
+  std::int64_t page = 0;
+  {
+    auto store = openOrDie(tmp.dir());
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->registerOutput("es"));
+    auto a = store->beginStagedPage();
+    ASSERT_TRUE(a);
+    page = *a;
+    ASSERT_TRUE(store->stage(page, {doc("a1", "x"), doc("a2", "x")}));
+    EXPECT_EQ(stagedRows(tmp.dir()), "2");
+  }
+  auto store = openOrDie(tmp.dir());
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(stagedRows(tmp.dir()), "0");
+  EXPECT_FALSE(store->commitPage(stagedCommit("sa", page, 2, {})));
+  EXPECT_TRUE(outboxIds(*store).empty());
+  // Page ids are not reused after the reopen.
+  auto next = store->beginStagedPage();
+  ASSERT_TRUE(next);
+  EXPECT_GT(*next, page);
 }
 
 TEST(RunLock, OneHolderPerStateDirectory) {
