@@ -55,6 +55,10 @@ class HttpClient {
   // max_response_bytes), with a message that never includes request headers or bodies (they may
   // hold secrets).
   virtual Result<HttpResponse> send(const HttpRequest& request) = 0;
+  // Gives back what it holds between requests that the next send() can make again (curl's
+  // easy handle and its buffers): a collector of ten thousand sources calls it after each
+  // poll.
+  virtual void trim() {}
 };
 
 struct CurlClientOptions {

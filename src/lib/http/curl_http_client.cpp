@@ -364,6 +364,9 @@ class CurlHttpClient final : public HttpClient {
   }
 
   Result<HttpResponse> send(const HttpRequest& request) override;
+  // The easy handle (with its buffers) goes; the next send() makes one. Connections stay:
+  // in a fiber loop they are the multi handle's.
+  void trim() override { easy_.reset(); }
 
  private:
   static Error failure(ErrorCode code, const HttpRequest& request, std::string_view what) {

@@ -684,6 +684,8 @@ class TracingHttpClient final : public HttpClient {
     return response;
   }
 
+  void trim() override { inner_->trim(); }
+
  private:
   std::unique_ptr<HttpClient> inner_;
   std::shared_ptr<TraceWriter> trace_;

@@ -371,6 +371,7 @@ std::optional<std::chrono::steady_clock::time_point> turn(Shared& shared, Slot& 
     // Backfill slices until the next poll is due (none waiting: returns at once).
     if (slot.backfill && !stop.stop_requested()) slot.backfill->run(slot.next_poll, stop);
     slot.parts.source->trim();
+    if (slot.parts.client) slot.parts.client->trim();
     return slot.next_poll;
   } catch (const std::exception& e) {
     reason = e.what();
