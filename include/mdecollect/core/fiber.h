@@ -56,6 +56,26 @@ struct FiberHandle {
   explicit operator bool() const { return loop != nullptr; }
 };
 
+// A few threads of their own that run what fibers hand off (Task): CPU work — mapping and
+// committing a page — runs there while the fiber's loop goes on with its I/O (the next
+// page's transfer), as a thread of its own did before fibers.
+class TaskThreads {
+ public:
+  explicit TaskThreads(int threads);
+  // Runs what is queued, then joins.
+  ~TaskThreads();
+  TaskThreads(const TaskThreads&) = delete;
+  TaskThreads& operator=(const TaskThreads&) = delete;
+  void run(std::function<void()> fn);
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> queue_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
 class FiberLoop {
  public:
   // What the loop waits on besides its timers and inbox: the HTTP layer's curl multi handle
@@ -80,6 +100,9 @@ class FiberLoop {
   // Before run() and any post().
   void setIo(Io* io) { io_ = io; }
   Io* io() const { return io_; }
+  // Where Task runs what its fibers hand off (null: in a sibling fiber). Before run().
+  void setTaskThreads(TaskThreads* t) { task_threads_ = t; }
+  TaskThreads* taskThreads() const { return task_threads_; }
 
   // Thread-safe: runs `fn` in a new fiber of this loop.
   void post(std::function<void()> fn);
@@ -119,6 +142,7 @@ class FiberLoop {
 
   std::size_t stack_bytes_;
   Io* io_ = nullptr;
+  TaskThreads* task_threads_ = nullptr;
   std::atomic<std::size_t> live_{0};
 
   // Shared with other threads.
@@ -154,9 +178,9 @@ class FiberEvent {
   std::vector<FiberHandle> fibers_;
 };
 
-// Runs `fn` beside the caller: in a new fiber of the caller's loop when it runs in one
-// (sharing its thread: it runs while the caller waits), else on a thread of its own.
-// get() waits for it (suspending a fiber) and returns what it returned.
+// Runs `fn` beside the caller: from a fiber, on its loop's TaskThreads (or, without them,
+// in a new fiber of the loop: it runs while the caller waits); elsewhere on a thread of its
+// own. get() waits for it (suspending a fiber) and returns what it returned.
 template <typename T>
 class Task {
  public:
@@ -172,7 +196,11 @@ class Task {
       state->done.set();
     };
     if (FiberLoop* loop = FiberLoop::current()) {
-      loop->post(std::move(body));
+      if (TaskThreads* threads = loop->taskThreads()) {
+        threads->run(std::move(body));
+      } else {
+        loop->post(std::move(body));
+      }
     } else {
       thread_ = std::jthread(std::move(body));
     }

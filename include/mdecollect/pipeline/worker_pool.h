@@ -44,6 +44,9 @@ class WorkerPool {
     std::unique_ptr<core::FiberLoop::Io> io;
     std::thread thread;
   };
+  // As many threads as workers: the pages' mapping and commits (core::Task), beside the
+  // workers' I/O. Declared first: joined after the workers, whose fibers wait for them.
+  core::TaskThreads tasks_;
   std::vector<std::unique_ptr<Worker>> workers_;
 };
 

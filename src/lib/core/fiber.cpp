@@ -56,6 +56,41 @@ struct FiberLoop::Fiber {
   std::size_t stackSize() const { return mapped - pageSize(); }
 };
 
+TaskThreads::TaskThreads(int threads) {
+  for (int i = 0; i < std::max(threads, 1); ++i) {
+    threads_.emplace_back([this] {
+      for (;;) {
+        std::function<void()> fn;
+        {
+          std::unique_lock lock(mu_);
+          cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+          if (queue_.empty()) return;  // stopping, and nothing left
+          fn = std::move(queue_.front());
+          queue_.pop_front();
+        }
+        fn();  // Task's body catches what it throws
+      }
+    });
+  }
+}
+
+TaskThreads::~TaskThreads() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+void TaskThreads::run(std::function<void()> fn) {
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(std::move(fn));
+  }
+  cv_.notify_one();
+}
+
 FiberLoop::FiberLoop(std::size_t stack_bytes)
     : stack_bytes_((std::max<std::size_t>(stack_bytes, 64u << 10) + pageSize() - 1) / pageSize() *
                    pageSize()) {}

@@ -9,12 +9,13 @@
 
 namespace mdec::pipeline {
 
-WorkerPool::WorkerPool(int workers) {
+WorkerPool::WorkerPool(int workers) : tasks_(std::max(workers, 1)) {
   const int n = std::max(workers, 1);
   for (int i = 0; i < n; ++i) {
     auto w = std::make_unique<Worker>();
     w->io = http::makeCurlLoopIo();  // null: curl cannot start; sends then block their worker
     w->loop.setIo(w->io.get());
+    w->loop.setTaskThreads(&tasks_);
     Worker* raw = w.get();
     w->thread = std::thread([raw, i] {
       // The loop catches what its fibers throw; anything else is a defect, said loudly, and

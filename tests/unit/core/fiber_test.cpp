@@ -161,6 +161,31 @@ TEST(Task, RunsBesideTheCallerInAFiberAndOnAThreadOffOne) {
   EXPECT_EQ(off.get(), "from a thread");
 }
 
+// With TaskThreads, a fiber's Task runs on one of them while the loop goes on: here the
+// task waits for an event a second fiber of the loop sets (it would never be set if the
+// task held the loop's thread).
+TEST(Task, OnTaskThreadsItRunsBesideTheLoop) {
+  TaskThreads threads(2);
+  FiberLoop loop;
+  loop.setTaskThreads(&threads);
+  FiberEvent other_ran;
+  std::thread::id task_thread;
+  int value = 0;
+  loop.post([&] {
+    Task<int> task([&] {
+      task_thread = std::this_thread::get_id();
+      other_ran.wait();  // a plain thread: blocks it, not the loop
+      return 7;
+    });
+    value = task.get();
+  });
+  loop.post([&] { other_ran.set(); });
+  loop.finish();
+  loop.run();
+  EXPECT_EQ(value, 7);
+  EXPECT_NE(task_thread, std::this_thread::get_id());
+}
+
 TEST(Task, AnExceptionReachesTheCallerOfGet) {
   FiberLoop loop;
   std::string caught;
