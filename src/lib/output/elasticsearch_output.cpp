@@ -710,11 +710,12 @@ class ElasticsearchOutput final : public Output {
   // The `first` items' dead letters, written and fsynced; each is written once (`dead` is
   // cleared). On failure they are unsettled again.
   Status writeDeadLetters(std::deque<Item>& all, std::size_t first) {
-    const auto items =
-        std::ranges::subrange(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(first));
+    // (Not std::ranges::subrange: clang 14 with libstdc++ 12, the fuzz build, rejects it.)
+    const auto items_end = all.begin() + static_cast<std::ptrdiff_t>(first);
     std::string lines;
     std::size_t count = 0;
-    for (Item& item : items) {
+    for (auto it = all.begin(); it != items_end; ++it) {
+      Item& item = *it;
       if (!item.dead) continue;
       ++count;
       lines += R"({"@timestamp":")" + nowRfc3339() + R"(","output":"elasticsearch","_index":)";
@@ -751,15 +752,16 @@ class ElasticsearchOutput final : public Output {
     file->fd.reset();
     if (err != 0) {
       // Not acknowledged: sent again, refused again, written again.
-      for (Item& item : items) {
-        if (item.dead) item.settled = item.dead = false;
+      for (auto it = all.begin(); it != items_end; ++it) {
+        if (it->dead) it->settled = it->dead = false;
       }
       return Error(ErrorCode::kIo,
                    "dead-letter file " + dead_letter_path_ + ": " + std::strerror(err));
     }
     counters_->dead_lettered += count;
     telemetry::DocumentTally tally;
-    for (Item& item : items) {
+    for (auto it = all.begin(); it != items_end; ++it) {
+      Item& item = *it;
       if (!item.dead) continue;
       tally.add(item.doc->source, telemetry::Outcome::kDeadLettered);
       item.dead = false;  // written: settled, and never written again

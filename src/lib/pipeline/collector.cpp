@@ -420,7 +420,10 @@ class Schedule {
 
   void run(std::stop_token stop) {
     const auto start = shared_.clock.steadyNow();
-    for (std::size_t i = 0; i < slots_.size(); ++i) due_.push({start, i});
+    seq_.assign(slots_.size(), 0);
+    busy_.assign(slots_.size(), false);
+    for (std::size_t i = 0; i < slots_.size(); ++i) schedule(i, start);
+    auto next_backfill_check = start;
     std::size_t active = slots_.size();
     shared_.sources_running = static_cast<int>(active);
     std::stop_callback wake(stop, [this] {
@@ -438,8 +441,9 @@ class Schedule {
       }
       for (const auto& [i, next] : ended) {
         --in_flight_;
+        busy_[i] = false;
         if (next && !stop.stop_requested()) {
-          due_.push({*next, i});
+          schedule(i, *next);
         } else {
           --active;
           --shared_.sources_running;
@@ -450,11 +454,21 @@ class Schedule {
       // that owns none — stays up until stopped: outputs, /health and /metrics go on.
       if (active == 0 && (once_ || backfill_only_)) break;
       const auto now = shared_.clock.steadyNow();
+      // A backfill job queued meanwhile (`mdecollect backfill` beside a running collector)
+      // is taken up within about 2 seconds: its source's turn starts now, and between its
+      // live polls it collects the job's slices.
+      if (!once_ && !backfill_only_ && now >= next_backfill_check) {
+        next_backfill_check = now + std::chrono::seconds(2);
+        wakeForBackfills(now);
+      }
       std::int64_t late_ms = -1;
       while (!stop.stop_requested() && !due_.empty() && due_.top().at <= now &&
              in_flight_ < capacity_) {
         const Due d = due_.top();
         due_.pop();
+        // Superseded by a later schedule(), or its turn is running: dropped.
+        if (d.seq != seq_[d.slot] || busy_[d.slot]) continue;
+        busy_[d.slot] = true;
         late_ms = std::max<std::int64_t>(
             late_ms, std::chrono::duration_cast<milliseconds>(now - d.at).count());
         ++in_flight_;
@@ -489,15 +503,36 @@ class Schedule {
   struct Due {
     TimePoint at;
     std::size_t slot;
+    std::uint64_t seq;  // the slot's schedule() it came from
     // The earliest first; ties in configuration order.
     bool operator<(const Due& o) const { return o.at < at || (o.at == at && o.slot < slot); }
   };
+
+  // Slot i's next turn starts at `at` (any earlier schedule of it is dropped).
+  void schedule(std::size_t i, TimePoint at) { due_.push({at, i, ++seq_[i]}); }
+
+  // Sources with a queued or running backfill job and no turn running: a turn now.
+  void wakeForBackfills(TimePoint now) {
+    auto jobs = shared_.store.backfills("");  // every source's (a few rows)
+    if (!jobs) return;                        // said when the turn reads them
+    for (const auto& job : *jobs) {
+      if (job.state != "queued" && job.state != "running") continue;
+      for (std::size_t i = 0; i < slots_.size(); ++i) {
+        // (Not busy: no turn touches the slot; the last one's writes came through mu_.)
+        if (!busy_[i] && slots_[i]->config.name == job.source && slots_[i]->backfill) {
+          schedule(i, now);
+        }
+      }
+    }
+  }
 
   Shared& shared_;
   WorkerPool& pool_;
   const bool once_;
   const bool backfill_only_;
   std::vector<std::unique_ptr<Slot>> slots_;
+  std::vector<std::uint64_t> seq_;  // by slot: its latest schedule()
+  std::vector<bool> busy_;          // by slot: its turn is running
   std::priority_queue<Due> due_;
   std::size_t capacity_ = 0;
   std::size_t in_flight_ = 0;
