@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -25,6 +26,7 @@
 
 #include "mdecollect/core/ascii.h"
 #include "mdecollect/core/unique_fd.h"
+#include "mdecollect/http/concurrent_http_client.h"
 #include "mdecollect/http/http_client.h"
 
 namespace mdec::http {
@@ -812,6 +814,80 @@ TEST(CurlLoopIo, ACancelEndsTransfersInFlightAndLaterOnes) {
   EXPECT_NE(second.find("cancelled"), std::string::npos) << second;
   EXPECT_FALSE(answered.load());  // the server was still holding the answer
   EXPECT_EQ(server.requests().size(), 1u);
+}
+
+// The concurrent client: requests started together are in flight together (the server
+// answers only once all of them arrived: one at a time, each would get 503 after its
+// bounded wait), each completion returned once, by its tag.
+TEST(ConcurrentClient, StartedRequestsAreInFlightTogether) {
+  constexpr int kRequests = 6;
+  std::atomic<int> arrived{0};
+  ScriptedServer server([&](const ServedRequest& r, const std::atomic<bool>& stopping) {
+    ++arrived;
+    for (int i = 0; i < 500 && arrived.load() < kRequests && !stopping; ++i) {
+      std::this_thread::sleep_for(20ms);
+    }
+    return arrived.load() >= kRequests ? reply(200, "OK", {}, r.target)
+                                       : reply(503, "Service Unavailable", {}, "alone");
+  });
+  ASSERT_TRUE(server.ok());
+  int made = 0;
+  auto client = makeConcurrentClient([&made] {
+    ++made;
+    return makeCurlClient();
+  });
+  std::vector<HttpRequest> requests(kRequests);
+  for (int i = 0; i < kRequests; ++i) {
+    requests[static_cast<std::size_t>(i)].url = server.url("/r" + std::to_string(i));
+    requests[static_cast<std::size_t>(i)].timeout = 30s;
+    client->start(static_cast<std::uint64_t>(100 + i), requests[static_cast<std::size_t>(i)]);
+  }
+  EXPECT_EQ(client->inFlight(), static_cast<std::size_t>(kRequests));
+  std::map<std::uint64_t, std::string> answers;
+  for (int guard = 0; guard < 100 && client->inFlight() > 0; ++guard) {
+    for (auto& c : client->wait()) {
+      ASSERT_TRUE(c.response) << c.response.error().message();
+      EXPECT_EQ(c.response->status, 200);
+      EXPECT_TRUE(answers.emplace(c.tag, c.response->body).second) << "tag " << c.tag;
+    }
+  }
+  ASSERT_EQ(answers.size(), static_cast<std::size_t>(kRequests));
+  for (int i = 0; i < kRequests; ++i) {
+    EXPECT_EQ(answers[static_cast<std::uint64_t>(100 + i)], "/r" + std::to_string(i));
+  }
+  EXPECT_EQ(made, kRequests);  // one client per request in flight
+  EXPECT_TRUE(client->wait().empty());
+}
+
+// A client that does not suspend (a fake) completes each request in start order, and the
+// clients are reused once free.
+TEST(ConcurrentClient, ABlockingClientCompletesInStartOrder) {
+  struct Echo final : HttpClient {
+    Result<HttpResponse> send(const HttpRequest& request) override {
+      HttpResponse r;
+      r.status = 200;
+      r.body = request.url;
+      return r;
+    }
+  };
+  int made = 0;
+  auto client = makeConcurrentClient([&made] {
+    ++made;
+    return std::make_unique<Echo>();
+  });
+  std::vector<HttpRequest> requests(3);
+  for (std::size_t round = 0; round < 2; ++round) {
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      requests[i].url = "http://127.0.0.1:1/" + std::to_string(i);
+      client->start(i, requests[i]);
+    }
+    std::vector<std::uint64_t> order;
+    for (int guard = 0; guard < 10 && client->inFlight() > 0; ++guard) {
+      for (auto& c : client->wait()) order.push_back(c.tag);
+    }
+    EXPECT_EQ(order, (std::vector<std::uint64_t>{0, 1, 2}));
+  }
+  EXPECT_EQ(made, 1);  // each send ended before the next began: one client, reused
 }
 
 // Off a fiber loop the client blocks its thread as before (curl_easy_perform).

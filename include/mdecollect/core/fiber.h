@@ -108,6 +108,9 @@ class FiberLoop {
   void post(std::function<void()> fn);
   // Runs fibers until finish() was called and none is left. On the loop's own thread.
   void run();
+  // Runs fibers until `done()` (checked each time the ready ones have run) or none is left.
+  // Called again, it goes on where it stopped; one thread at a time.
+  void runUntil(const std::function<bool()>& done);
   // Thread-safe: run() returns once no fiber is left.
   void finish();
   // Fibers started and not yet ended (thread-safe; for balancing work among loops).
@@ -135,6 +138,7 @@ class FiberLoop {
   void switchTo(Fiber* f);       // loop -> fiber
   void switchToLoop(bool done);  // fiber -> loop
   static void entry();
+  void runLoop(const std::function<bool()>* done);
   void drainInbox();
   void runReady();
   Fiber* newFiber(std::function<void()> fn);

@@ -1,10 +1,10 @@
 // Several HTTP requests in flight from one thread: start() requests, wait() for the ones
-// that completed, in whatever order they complete. One real implementation on a libcurl
-// multi handle (makeCurlMultiClient) and an adapter over a blocking HttpClient that sends
-// them one at a time (makeSequentialClient: fakes, the tracing client).
+// that completed, in whatever order they complete. One implementation (makeConcurrentClient):
+// each request is sent by a fiber through an HttpClient of its own, on curl's multi handle.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -31,13 +31,10 @@ class ConcurrentHttpClient {
   virtual std::size_t inFlight() const = 0;
 };
 
-// Up to `max_connections` transfers at once over one curl multi handle (one easy handle and
-// connection each, reused); options as makeCurlClient's. Not thread-safe.
-std::unique_ptr<ConcurrentHttpClient> makeCurlMultiClient(CurlClientOptions options,
-                                                          std::size_t max_connections);
-
-// One request at a time through `client`: wait() sends the oldest started request and
-// returns its completion.
-std::unique_ptr<ConcurrentHttpClient> makeSequentialClient(std::unique_ptr<HttpClient> client);
+// Every started request is sent by a fiber through a client made by `make_client` (one per
+// request in flight, reused; curl's — makeCurlClient, or the tracing client around one —
+// run together on one curl multi handle). Used from one thread at a time.
+std::unique_ptr<ConcurrentHttpClient> makeConcurrentClient(
+    std::function<std::unique_ptr<HttpClient>()> make_client);
 
 }  // namespace mdec::http

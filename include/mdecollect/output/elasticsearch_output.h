@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -42,11 +43,12 @@ struct ElasticsearchCounters {
 
 struct ElasticsearchOutputOptions {
   std::string dead_letter_path;  // NDJSON, appended and fsynced before acknowledging
-  // Set: bulks go through this blocking client one at a time (the tracing client).
-  std::unique_ptr<http::HttpClient> client;
-  // Else set: bulks go through this one (tests inject theirs); else a curl multi client
-  // with bulk_in_flight connections (makeElasticsearchConcurrentClient).
+  // Set: bulks go through this one (tests inject theirs); else through
+  // makeElasticsearchConcurrentClient(config, make_client).
   std::unique_ptr<http::ConcurrentHttpClient> concurrent_client;
+  // Set: the client each bulk in flight is sent through (the tracing client); else
+  // makeElasticsearchClient(config).
+  std::function<std::unique_ptr<http::HttpClient>()> make_client;
   // Where per-source outcomes are counted (null: not counted).
   telemetry::Metrics* metrics = nullptr;
 };
@@ -58,9 +60,11 @@ std::unique_ptr<Output> makeElasticsearchOutput(const config::ElasticsearchOutpu
 // The curl client an Elasticsearch output talks through (TLS, proxy, timeouts).
 std::unique_ptr<http::HttpClient> makeElasticsearchClient(
     const config::ElasticsearchOutputConfig& config);
-// The same, with up to bulk_in_flight requests at once over one curl multi handle.
+// Requests at once, each through a client `make_client` makes (empty:
+// makeElasticsearchClient(config)), all on one curl multi handle.
 std::unique_ptr<http::ConcurrentHttpClient> makeElasticsearchConcurrentClient(
-    const config::ElasticsearchOutputConfig& config);
+    const config::ElasticsearchOutputConfig& config,
+    std::function<std::unique_ptr<http::HttpClient>()> make_client = {});
 
 // ---- the pieces, for tests and benchmarks ----
 

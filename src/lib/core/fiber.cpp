@@ -238,7 +238,8 @@ void FiberLoop::switchToLoop(bool done) {
 #endif
   switchContext(&f->context, static_cast<ucontext_t*>(loop_context_));
 #ifdef MDEC_FIBER_ASAN
-  __sanitizer_finish_switch_fiber(f->fake_stack, nullptr, nullptr);
+  // The stack it came from: runUntil() may be called from another thread than before.
+  __sanitizer_finish_switch_fiber(f->fake_stack, &loop_stack_bottom_, &loop_stack_size_);
 #endif
 }
 
@@ -307,7 +308,11 @@ void FiberLoop::runReady() {
   }
 }
 
-void FiberLoop::run() {
+void FiberLoop::run() { runLoop(nullptr); }
+
+void FiberLoop::runUntil(const std::function<bool()>& done) { runLoop(&done); }
+
+void FiberLoop::runLoop(const std::function<bool()>* done) {
   FiberLoop* const outer = t_loop;
   t_loop = this;
   ucontext_t loop_context;
@@ -315,6 +320,8 @@ void FiberLoop::run() {
   for (;;) {
     drainInbox();
     runReady();
+    // runUntil(): done, or nothing left that could make it so.
+    if (done != nullptr && ((*done)() || live_.load() == 0)) break;
     const auto now = steady_clock::now();
     while (!timers_.empty() && timers_.begin()->first <= now) {
       const FiberHandle h = timers_.begin()->second;
@@ -329,7 +336,7 @@ void FiberLoop::run() {
     }
     {
       std::unique_lock lock(mu_);
-      if (finishing_ && live_.load() == 0 && posted_.empty()) break;
+      if (done == nullptr && finishing_ && live_.load() == 0 && posted_.empty()) break;
       if (!posted_.empty() || !woken_.empty()) timeout = milliseconds(0);
       if (io_ == nullptr) {
         cv_.wait_for(lock, timeout, [this] {

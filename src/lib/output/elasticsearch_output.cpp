@@ -277,13 +277,10 @@ std::unique_ptr<http::HttpClient> makeElasticsearchClient(
 }
 
 std::unique_ptr<http::ConcurrentHttpClient> makeElasticsearchConcurrentClient(
-    const config::ElasticsearchOutputConfig& config) {
-  http::CurlClientOptions options;
-  options.proxy_url = config.proxy_url;
-  options.tls.verify = config.ssl.verify;
-  options.tls.ca_file = config.ssl.ca_file;
-  options.user_agent = "mdecollect/" MDEC_VERSION_STRING;
-  return http::makeCurlMultiClient(options, config.bulk_in_flight);
+    const config::ElasticsearchOutputConfig& config,
+    std::function<std::unique_ptr<http::HttpClient>()> make_client) {
+  if (!make_client) make_client = [config] { return makeElasticsearchClient(config); };
+  return http::makeConcurrentClient(std::move(make_client));
 }
 
 // ---- setup ----
@@ -408,9 +405,9 @@ class ElasticsearchOutput final : public Output {
                       ElasticsearchOutputOptions options,
                       std::shared_ptr<ElasticsearchCounters> counters)
       : config_(config),
-        client_(options.client              ? http::makeSequentialClient(std::move(options.client))
-                : options.concurrent_client ? std::move(options.concurrent_client)
-                                            : makeElasticsearchConcurrentClient(config)),
+        client_(options.concurrent_client
+                    ? std::move(options.concurrent_client)
+                    : makeElasticsearchConcurrentClient(config, std::move(options.make_client))),
         authorization_(authorizationHeader(config)),
         in_flight_(std::clamp<std::size_t>(config.bulk_in_flight, 1, 32)),
         dead_letter_path_(std::move(options.dead_letter_path)),

@@ -51,8 +51,10 @@ std::vector<std::unique_ptr<Output>> makeOutputs(const config::Config& config,
     es.dead_letter_path = config.state_dir + "/dead-letter-elasticsearch.ndjson";
     es.metrics = context.metrics;
     if (context.trace) {
-      es.client = http::makeTracingClient(makeElasticsearchClient(config.elasticsearch),
-                                          context.trace, "output.elasticsearch");
+      es.make_client = [es_config = config.elasticsearch, trace = context.trace] {
+        return http::makeTracingClient(makeElasticsearchClient(es_config), trace,
+                                       "output.elasticsearch");
+      };
     }
     outputs.push_back(makeElasticsearchOutput(config.elasticsearch, std::move(es), nullptr));
   }
