@@ -178,6 +178,11 @@ Result<std::vector<BulkItemResult>> parseBulkResponse(std::string_view body) {
     if (result["status"].get_int64().get(status) != simdjson::SUCCESS) {
       return Error(ErrorCode::kParse, "a bulk response item has no status");
     }
+    // Bounded before use: 4294967497 must not become 201 ("created") in an int.
+    if (status < 100 || status > 599) {
+      return Error(ErrorCode::kParse, "a bulk response item has status " + std::to_string(status) +
+                                          ", not an HTTP status");
+    }
     r.status = static_cast<int>(status);
     std::string_view text;
     if (result["_id"].get_string().get(text) == simdjson::SUCCESS) r.id = std::string(text);

@@ -386,6 +386,11 @@ TEST(ElasticsearchPiecesTest, BulkResponsesAreReadItemByItem) {
   EXPECT_FALSE(parseBulkResponse("not json"));
   EXPECT_FALSE(parseBulkResponse(R"({"errors":false})"));
   EXPECT_FALSE(parseBulkResponse(R"({"items":[{"create":{"_id":"a"}}]})"));
+  // A status is bounded before use: 4294967497 is 201 cut to 32 bits, and must not read as
+  // "created".
+  EXPECT_FALSE(parseBulkResponse(R"({"items":[{"create":{"_id":"a","status":4294967497}}]})"));
+  EXPECT_FALSE(parseBulkResponse(R"({"items":[{"create":{"_id":"a","status":-201}}]})"));
+  EXPECT_FALSE(parseBulkResponse(R"({"items":[{"create":{"_id":"a","status":600}}]})"));
   EXPECT_EQ(elasticsearchError(R"({"error":{"type":"t","reason":"r"},"status":400})"), "t: r");
 }
 
