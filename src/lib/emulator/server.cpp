@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -1406,12 +1407,13 @@ struct EmulatorServer::Impl {
     s.Get("/_emulator/requests", [this](const httplib::Request& q, httplib::Response& r) {
       const std::string since_text = q.get_param_value("since");
       std::size_t since = 0;
-      for (char c : since_text) {
-        if (c < '0' || c > '9' || since > kRequestLogMax) {
+      const char* end = since_text.data() + since_text.size();
+      if (!since_text.empty()) {
+        const auto [stop, ec] = std::from_chars(since_text.data(), end, since);
+        if (ec != std::errc() || stop != end) {
           setTestJson(r, 400, "{\"error\":\"since must be a whole number\"}");
           return;
         }
-        since = since * 10 + static_cast<std::size_t>(c - '0');
       }
       setTestJson(r, 200, requestsJson(q.get_param_value("tenant"), since));
     });

@@ -140,19 +140,16 @@ Metrics::Metrics() : started_(std::chrono::system_clock::now()) {}
 
 SourceMetrics& Metrics::source(const std::string& name, const std::string& type) {
   std::lock_guard lock(mu_);
-  for (auto& s : sources_) {
-    if (s->name() == name) return *s;
-  }
+  if (auto it = source_index_.find(name); it != source_index_.end()) return *it->second;
   sources_.push_back(std::make_unique<SourceMetrics>(name, type));
+  source_index_.emplace(name, sources_.back().get());
   return *sources_.back();
 }
 
 SourceMetrics* Metrics::findSource(std::string_view name) {
   std::lock_guard lock(mu_);
-  for (auto& s : sources_) {
-    if (s->name() == name) return s.get();
-  }
-  return nullptr;
+  auto it = source_index_.find(name);
+  return it == source_index_.end() ? nullptr : it->second;
 }
 
 OutputMetrics& Metrics::output(const std::string& name) {
