@@ -113,22 +113,39 @@ std::string_view expectedId(std::optional<std::string_view> id) {
   return id && id->size() <= mdec::source::kMaxIdBytes ? *id : std::string_view();
 }
 
+// The body as simdjson's DOM reads it; nothing when it is not JSON (the scanner is then
+// only run, not judged). Valid until the next call.
+struct Reading {
+  bool is_object = false;
+  simdjson::dom::object object;
+  int value_keys = 0;  // top-level keys written "value"
+};
+std::optional<Reading> readWithSimdjson(const simdjson::padded_string& body) {
+  static simdjson::dom::parser parser;
+  simdjson::dom::element root;
+  if (parser.parse(body).get(root) != simdjson::SUCCESS) return std::nullopt;
+  Reading reading;
+  reading.is_object = root.get_object().get(reading.object) == simdjson::SUCCESS;
+  if (reading.is_object) {
+    for (auto field : reading.object) reading.value_keys += field.key == "value";
+  }
+  return reading;
+}
+
 // scanObject against simdjson's DOM reading of the same body.
 void crossCheckObject(std::string_view input, const char* time_key,
                       const mdec::Result<mdec::source::AlertRef>& r) {
-  static simdjson::dom::parser parser;
-  simdjson::padded_string copy(input);
-  simdjson::dom::element root;
-  if (parser.parse(copy).get(root) != simdjson::SUCCESS) return;
-  simdjson::dom::object object;
-  if (root.get_object().get(object) != simdjson::SUCCESS) {
+  const simdjson::padded_string copy(input);
+  const auto reading = readWithSimdjson(copy);
+  if (!reading) return;
+  if (!reading->is_object) {
     check(!r && r.error().code() == mdec::ErrorCode::kParse);
     return;
   }
+  const simdjson::dom::object object = reading->object;
   // A "value" key makes it a page (or a bad one) to the structural scan: not one item.
   // Written escaped ("\u0076alue"), the scan does not see it (not checked).
-  int value_keys = 0;
-  for (auto field : object) value_keys += field.key == "value";
+  const int value_keys = reading->value_keys;
   const int raw = rawValueKeys(copy);
   if (raw > 0) {
     check(!r && r.error().code() == mdec::ErrorCode::kParse);
@@ -147,17 +164,15 @@ void crossCheckObject(std::string_view input, const char* time_key,
 // Compares the scan with simdjson's DOM reading of the same body, when it is a valid page.
 void crossCheck(std::string_view input, const char* time_key, bool next_link,
                 const mdec::Result<ScannedPage>& r) {
-  static simdjson::dom::parser parser;
-  simdjson::padded_string copy(input);
-  simdjson::dom::element root;
-  if (parser.parse(copy).get(root) != simdjson::SUCCESS) return;
-  simdjson::dom::object object;
-  if (root.get_object().get(object) != simdjson::SUCCESS) {
+  const simdjson::padded_string copy(input);
+  const auto reading = readWithSimdjson(copy);
+  if (!reading) return;
+  if (!reading->is_object) {
     check(!r);
     return;
   }
-  int value_keys = 0;
-  for (auto field : object) value_keys += field.key == "value";
+  const simdjson::dom::object object = reading->object;
+  const int value_keys = reading->value_keys;
   if (value_keys == 0) {
     check(!r);
     return;
