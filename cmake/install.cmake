@@ -4,7 +4,7 @@
 #   P/bin/mdecollect
 #   P/etc/mdecollect/mdecollect.yaml                 the packaged configuration
 #   P/lib/systemd/system/mdecollect.service          ExecStart= and paths point into P
-#   P/share/doc/mdecollect/README.md, examples/mdecollect.example.yaml
+#   P/share/doc/mdecollect/README.md, examples/mdecollect.example.yaml, examples/certificate.conf
 # With the prefix /usr (or /), as cpack installs for the .deb, the configuration and the unit
 # go to /etc/mdecollect and /lib/systemd/system (Debian 12's unit directory).
 #
@@ -14,6 +14,7 @@ include(GNUInstallDirs)
 install(TARGETS mdecollect RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES ${PROJECT_SOURCE_DIR}/packaging/mdecollect.example.yaml
+              ${PROJECT_SOURCE_DIR}/packaging/certificate.conf
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 
 # /etc and /lib/systemd/system lie outside the prefix /usr, so install() cannot name them

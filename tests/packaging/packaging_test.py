@@ -169,7 +169,8 @@ class DebTest(unittest.TestCase):
         for path in (binary, config, unit,
                      os.path.join(root, "usr/share/doc/mdecollect/README.md"),
                      os.path.join(root,
-                                  "usr/share/doc/mdecollect/examples/mdecollect.example.yaml")):
+                                  "usr/share/doc/mdecollect/examples/mdecollect.example.yaml"),
+                     os.path.join(root, "usr/share/doc/mdecollect/examples/certificate.conf")):
             self.assertTrue(os.path.isfile(path), path)
         self.assertFalse(os.path.exists(os.path.join(root, "usr/bin/mde-emulator")))
         self.assertTrue(os.access(binary, os.X_OK))
@@ -262,6 +263,27 @@ class SystemdUnitTest(unittest.TestCase):
         p = run(["systemd-analyze", "verify", copy], timeout=60, check=False)
         # verify warns about unknown keys and bad values on stderr but still exits 0.
         self.assertEqual((p.returncode, p.stderr), (0, ""), p.stdout)
+
+        # The certificate drop-in (packaging/certificate.conf) beside it: verify reads drop-ins
+        # from the unit's directory, and the drop-in's resets leave the key alone as credential.
+        dropins = os.path.join(self.tmp, UNIT + ".d")
+        os.mkdir(dropins)
+        with open(os.path.join(SOURCE_DIR, "packaging", "certificate.conf")) as f:
+            dropin = f.read()
+        with open(os.path.join(dropins, "certificate.conf"), "w") as f:
+            f.write(dropin)
+        p = run(["systemd-analyze", "verify", copy], timeout=60, check=False)
+        self.assertEqual((p.returncode, p.stderr), (0, ""), p.stdout)
+        merged = {}
+        for text in (self.text, dropin):
+            for key, values in unit_directives(text).items():
+                for value in values:  # an empty assignment resets the list
+                    merged[key] = [] if value == "" else merged.get(key, []) + [value]
+        self.assertEqual(merged[("Service", "LoadCredential")],
+                         ["client-key:/etc/mdecollect/client-key.pem"])
+        self.assertEqual(merged[("Unit", "ConditionPathExists")],
+                         ["/etc/mdecollect/client-key.pem"])
+        shutil.rmtree(dropins)
         # The exposure score (0 safest, 10 unsafe) stays at or below 2.0.
         p = run(["systemd-analyze", "security", "--offline=yes", "--threshold=20",
                  "--no-pager", copy], timeout=60, check=False)
@@ -287,6 +309,7 @@ class InstallTest(unittest.TestCase):
             "etc/mdecollect/mdecollect.yaml",
             "lib/systemd/system/mdecollect.service",
             "share/doc/mdecollect/README.md",
+            "share/doc/mdecollect/examples/certificate.conf",
             "share/doc/mdecollect/examples/mdecollect.example.yaml",
         ])
         self.assertTrue(os.access(os.path.join(prefix, "bin/mdecollect"), os.X_OK))

@@ -8,6 +8,8 @@
 #include <iosfwd>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "mdecollect/core/result.h"
@@ -45,11 +47,22 @@ struct SourceConfig {
   SourceType type = SourceType::kMde;
   int line = 0;  // where it is defined, for messages
 
-  // type: mde and graph
+  // type: mde and graph. One of three credentials: a client secret, a certificate (its key
+  // signs a client assertion), or a federated assertion a platform writes to a file.
   std::string tenant_id;
   std::string client_id;
-  Secret client_secret;            // client_secret or client_secret_file
-  std::string client_secret_file;  // the path, when the secret was read from a file
+  Secret client_secret;                 // client_secret or client_secret_file
+  std::string client_secret_file;       // the path, when the secret was read from a file
+  std::string client_certificate_file;  // PEM certificate (and the key, when key_file is "")
+  std::string client_key_file;          // PEM private key
+  Secret client_key_password;           // client_key_password or client_key_password_file
+  std::string client_key_password_file;
+  std::string client_assertion_algorithm = "PS256";  // PS256 or RS256
+  std::string client_assertion_file;  // read before each token request (workload identity)
+  // global, usgov, usgov_high, dod or china: the defaults of login_url, api_url,
+  // azure_resource and scopes (cloudEndpoints); keys set in the file win.
+  std::string cloud = "global";
+  std::vector<std::pair<std::string, std::string>> token_params;  // more token request fields
   std::string login_url = "https://login.microsoftonline.com";
   std::string token_url;  // default oauth2/token, or oauth2/v2.0/token with scopes
                           // (loadConfig stores the effective value)
@@ -85,6 +98,23 @@ struct SourceConfig {
   bool preserve_original_event = false;
   std::string data_stream_namespace = "default";  // key: namespace
 };
+
+enum class Credential { kSecret, kCertificate, kFederated };
+
+// Which credential a (valid) API source signs in with.
+Credential credentialOf(const SourceConfig& source);
+
+// A national cloud's hosts, from Microsoft's published tables (the README cites them).
+struct CloudEndpoints {
+  const char* name;          // as `cloud:` spells it
+  const char* login_url;     // Microsoft Entra ID
+  const char* mde_api_url;   // Defender for Endpoint API; "" where Microsoft publishes none
+  const char* mde_resource;  // its v1 `resource` (and v2 scope prefix)
+  const char* graph_url;     // Microsoft Graph (also the Graph scope's prefix)
+};
+
+// The cloud named `name`, or nullptr.
+const CloudEndpoints* cloudEndpoints(std::string_view name);
 
 // Whether a source's documents are Graph incidents (m365_defender.incident): a graph_incidents
 // source, or a file source of format graph_incidents.

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <system_error>
 
+#include "mdecollect/auth/client_assertion.h"
+
 namespace mdec::auth {
 namespace {
 
@@ -63,10 +65,9 @@ class ClientCredentials : public TokenProvider {
     req.url = url_;
     req.headers = {{"Content-Type", "application/x-www-form-urlencoded"},
                    {"Accept", "application/json"}};
-    std::vector<std::pair<std::string, std::string>> form = {
-        {"grant_type", "client_credentials"},
-        {"client_id", source_.client_id},
-        {"client_secret", source_.client_secret.reveal()}};
+    std::vector<std::pair<std::string, std::string>> form = {{"grant_type", "client_credentials"},
+                                                             {"client_id", source_.client_id}};
+    if (auto credential = addCredential(form); !credential) return credential.error();
     if (source_.scopes.empty()) {
       form.emplace_back("resource", source_.azure_resource);
     } else {
@@ -74,6 +75,7 @@ class ClientCredentials : public TokenProvider {
       for (const auto& s : source_.scopes) scopes += (scopes.empty() ? "" : " ") + s;
       form.emplace_back("scope", scopes);
     }
+    for (const auto& param : source_.token_params) form.push_back(param);
     req.body = http::formEncode(form);
     req.timeout = source_.request_timeout;
     req.max_response_bytes = 1 << 20;
@@ -85,6 +87,51 @@ class ClientCredentials : public TokenProvider {
   std::uint64_t refreshes() const override { return refreshes_; }
 
  private:
+  static constexpr const char* kAssertionType =
+      "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+  // The credential's fields: the secret; a client assertion signed with the certificate's
+  // key (the certificate's validity checked first, here, before Entra ID says so); or the
+  // federated assertion the platform keeps in its file.
+  Status addCredential(std::vector<std::pair<std::string, std::string>>& form) {
+    switch (config::credentialOf(source_)) {
+      case config::Credential::kSecret:
+        form.emplace_back("client_secret", source_.client_secret.reveal());
+        return okStatus();
+      case config::Credential::kFederated: {
+        auto assertion = readAssertionFile(source_.client_assertion_file);
+        if (!assertion)
+          return Error(
+              assertion.error().code() == ErrorCode::kIo ? ErrorCode::kIo : ErrorCode::kAuth,
+              assertion.error().message());
+        form.emplace_back("client_assertion_type", kAssertionType);
+        form.emplace_back("client_assertion", std::move(*assertion));
+        return okStatus();
+      }
+      case config::Credential::kCertificate:
+        break;
+    }
+    if (!certificate_) {
+      auto loaded =
+          CertificateCredential::load(source_.client_certificate_file, source_.client_key_file,
+                                      source_.client_key_password.reveal());
+      if (!loaded) return Error(ErrorCode::kAuth, loaded.error().message());
+      certificate_ = std::move(*loaded);
+    }
+    const auto now = clock_.now();
+    if (auto problem = certificate_->validityProblem(now)) {
+      return Error(ErrorCode::kAuth, *problem);
+    }
+    const auto algorithm = source_.client_assertion_algorithm == "RS256"
+                               ? AssertionAlgorithm::kRs256
+                               : AssertionAlgorithm::kPs256;
+    auto assertion = certificate_->assertion(algorithm, source_.client_id, url_, now, randomUuid());
+    if (!assertion) return assertion.error();
+    form.emplace_back("client_assertion_type", kAssertionType);
+    form.emplace_back("client_assertion", std::move(*assertion));
+    return okStatus();
+  }
+
   Result<std::string> parse(const http::HttpResponse& res,
                             std::chrono::steady_clock::time_point sent) {
     simdjson::dom::parser parser;
@@ -128,6 +175,7 @@ class ClientCredentials : public TokenProvider {
   http::HttpClient& client_;
   core::Clock& clock_;
   std::string url_;
+  std::unique_ptr<CertificateCredential> certificate_;  // loaded at the first token request
   std::string token_;
   std::chrono::steady_clock::time_point renew_at_{};
   std::uint64_t refreshes_ = 0;

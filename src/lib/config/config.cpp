@@ -26,6 +26,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "mdecollect/auth/client_assertion.h"
 #include "mdecollect/core/host_port.h"
 #include "mdecollect/core/units.h"
 #include "mdecollect/ecs/mapper.h"
@@ -1015,6 +1016,47 @@ struct TagsSlot {
   static constexpr Codec<SourceConfig> codec() { return {&Base::decode, &emit, &shown, nullptr}; }
 };
 
+// The token request's own fields, which token_params cannot set.
+constexpr std::array<std::string_view, 7> kTokenRequestFields = {
+    "grant_type", "client_id", "client_secret", "client_assertion", "client_assertion_type",
+    "scope",      "resource"};
+
+// token_params: a mapping of names to scalar values, kept in the file's order.
+struct TokenParamsSlot {
+  static void decode(Decoder& d, const Field& f, SourceConfig& s, const Key<SourceConfig>&,
+                     const Scope&) {
+    auto m = d.mapping(f);
+    if (!m) return;
+    std::vector<std::pair<std::string, std::string>> params;
+    bool good = true;
+    for (const auto& e : m->entries) {
+      if (contains(kTokenRequestFields, e.key)) {
+        d.problem(e.field, "'" + e.key +
+                               "' is a field the collector sets itself (from client_id, the "
+                               "credential, azure_resource or scopes)");
+        good = false;
+        continue;
+      }
+      auto value = d.text(e.field);
+      if (!value) {
+        good = false;
+        continue;
+      }
+      params.emplace_back(e.key, std::move(*value));
+    }
+    if (good) s.token_params = std::move(params);
+  }
+  static void emit(YAML::Emitter& out, const SourceConfig& s, const Key<SourceConfig>& key) {
+    out << YAML::Key << std::string(key.name) << YAML::Value << YAML::Flow << YAML::BeginMap;
+    for (const auto& [name, value] : s.token_params) {
+      out << YAML::Key << name << YAML::Value << escapeEnv(value);
+    }
+    out << YAML::EndMap;
+  }
+  static std::string shown(const SourceConfig&, const Key<SourceConfig>&) { return {}; }
+  static constexpr Codec<SourceConfig> codec() { return {&decode, &emit, &shown, nullptr}; }
+};
+
 // Declared here, defined after the tables they read.
 void decodeSourceList(Decoder& d, const Field& f, Config& config, const Key<Config>&, const Scope&);
 void emitSourceList(YAML::Emitter& out, const Config& config, const Key<Config>& key);
@@ -1043,6 +1085,9 @@ constexpr std::array<std::string_view, 2> kVerificationModes = {"full", "none"};
 constexpr std::array<std::string_view, 4> kLogLevels = {"debug", "info", "warn", "error"};
 constexpr std::array<std::string_view, 2> kLogFormats = {"text", "json"};
 constexpr std::array<std::string_view, 3> kFileFormats = {"mde", "graph", "graph_incidents"};
+constexpr std::array<std::string_view, 5> kClouds = {"global", "usgov", "usgov_high", "dod",
+                                                     "china"};
+constexpr std::array<std::string_view, 2> kAssertionAlgorithms = {"PS256", "RS256"};
 
 constexpr Key<TlsConfig> kSslKeys[] = {
     path<&TlsConfig::ca_file>("certificate_authorities",
@@ -1197,11 +1242,54 @@ constexpr Key<SourceConfig> kSourceKeys[] = {
         .of(kApiTypes)
         .isRequired(),
     secret<&SourceConfig::client_secret, &SourceConfig::client_secret_file>(
-        "client_secret", "the secret's **Value**")
+        "client_secret",
+        "the secret's **Value** (or sign in with a certificate or a federated "
+        "assertion: [Signing in](#signing-in-secrets-certificates-workload-"
+        "identity-national-clouds))")
         .of(kApiTypes)
-        .isRequired(),
-    url<&SourceConfig::login_url>("login_url",
-                                  "`https://login.microsoftonline.us` for GCC High / DoD")
+        .defaultNote("one of `client_secret`, `client_certificate_file`, `client_assertion_file`"),
+    path<&SourceConfig::client_certificate_file>(
+        "client_certificate_file",
+        "a certificate credential: the certificate uploaded to the app (PEM, RSA); its key signs "
+        "each token request's client assertion")
+        .of(kApiTypes)
+        .printedWhen([](const SourceConfig& s) { return !s.client_certificate_file.empty(); })
+        .defaultNote("none"),
+    path<&SourceConfig::client_key_file>(
+        "client_key_file",
+        "the certificate's private key (PEM: PKCS#8 or PKCS#1, may be encrypted)")
+        .of(kApiTypes)
+        .printedWhen([](const SourceConfig& s) { return !s.client_key_file.empty(); })
+        .defaultNote("the certificate's file"),
+    secret<&SourceConfig::client_key_password, &SourceConfig::client_key_password_file>(
+        "client_key_password", "the password of an encrypted `client_key_file`")
+        .of(kApiTypes),
+    choice<&SourceConfig::client_assertion_algorithm>(
+        "client_assertion_algorithm", kAssertionAlgorithms,
+        "the assertion's signature: `PS256` (RSA-PSS, Microsoft's advice) or `RS256` (PKCS#1 "
+        "v1.5)")
+        .of(kApiTypes)
+        .printedWhen([](const SourceConfig& s) { return !s.client_certificate_file.empty(); }),
+    path<&SourceConfig::client_assertion_file>(
+        "client_assertion_file",
+        "workload identity federation: the file a platform keeps a signed token in (AKS: "
+        "`${AZURE_FEDERATED_TOKEN_FILE}`), read again before each token request")
+        .of(kApiTypes)
+        .printedWhen([](const SourceConfig& s) { return !s.client_assertion_file.empty(); })
+        .defaultNote("none"),
+    Key<SourceConfig>{"token_params", Kind::kCustom, TokenParamsSlot::codec(),
+                      "more fields for the token request (as Elastic's `token_params`)"}
+        .of(kApiTypes)
+        .typeLabel("mapping")
+        .printedWhen([](const SourceConfig& s) { return !s.token_params.empty(); })
+        .defaultNote("none"),
+    choice<&SourceConfig::cloud>(
+        "cloud", kClouds,
+        "sets the defaults of `login_url`, `api_url`, `azure_resource` and `scopes` for "
+        "Microsoft's national clouds ([Signing in](#signing-in-secrets-certificates-workload-"
+        "identity-national-clouds))")
+        .of(kApiTypes),
+    url<&SourceConfig::login_url>("login_url", "Microsoft Entra ID; overrides `cloud`'s")
         .of(kApiTypes),
     text<&SourceConfig::token_url>("token_url", "appended to `login_url/tenant_id/`")
         .nonEmpty()
@@ -1215,8 +1303,8 @@ constexpr Key<SourceConfig> kSourceKeys[] = {
         .emptyList("must list at least one scope (or leave 'scopes' out for the v1 flow)")
         .of(kApiTypes),
     url<&SourceConfig::api_url>("api_url",
-                                "also regional hosts (`https://api-eu.security.microsoft.com`) or "
-                                "`https://api-gov.securitycenter.microsoft.us`")
+                                "overrides `cloud`'s; also regional hosts "
+                                "(`https://api-eu.security.microsoft.com`)")
         .of(kApiTypes),
     list<&SourceConfig::service_sources>("service_sources",
                                          "graph only: the products; `[]`: alerts of every product")
@@ -1588,6 +1676,53 @@ void applyTypeDefaults(SourceConfig& s) {
   }
 }
 
+// cloud: its hosts become the defaults the keys set later override (CloudEndpoints).
+void applyCloudDefaults(SourceConfig& s, const CloudEndpoints& cloud) {
+  s.login_url = cloud.login_url;
+  if (s.type == SourceType::kMde) {
+    s.api_url = cloud.mde_api_url;
+    s.azure_resource = cloud.mde_resource;
+  } else if (s.type == SourceType::kGraph || s.type == SourceType::kGraphIncidents) {
+    s.api_url = cloud.graph_url;
+    s.scopes = {std::string(cloud.graph_url) + "/.default"};
+  }
+}
+
+// An API source signs in with exactly one credential; the certificate's files are read and
+// checked here, so a wrong path, key or password is reported with its line at start.
+void checkCredentials(Decoder& d, const Field& f, const Mapping& m, const SourceConfig& s) {
+  const bool secret = m.get("client_secret") != nullptr || m.get("client_secret_file") != nullptr;
+  const Field* certificate = m.get("client_certificate_file");
+  const Field* federated = m.get("client_assertion_file");
+  const int credentials = int{secret} + int{certificate != nullptr} + int{federated != nullptr};
+  if (credentials == 0) {
+    d.problem(f.line, childPath(f.path, "client_secret"),
+              "missing: set client_secret (or client_secret_file), client_certificate_file or "
+              "client_assertion_file");
+    return;
+  }
+  if (credentials > 1) {
+    d.problem(f,
+              "set one credential, not several: client_secret, client_certificate_file or "
+              "client_assertion_file");
+  }
+  if (certificate == nullptr) {
+    for (const char* key : {"client_key_file", "client_key_password", "client_key_password_file",
+                            "client_assertion_algorithm"}) {
+      if (const Field* k = m.get(key)) d.problem(*k, "only with client_certificate_file");
+    }
+    return;
+  }
+  if (s.client_certificate_file.empty() || credentials > 1) return;
+  auto loaded = auth::CertificateCredential::load(s.client_certificate_file, s.client_key_file,
+                                                  s.client_key_password.reveal());
+  if (!loaded) {
+    const Field* key = m.get("client_key_file");
+    const bool about_key = loaded.error().message().starts_with("client_key_file");
+    d.problem(about_key && key != nullptr ? *key : *certificate, loaded.error().message());
+  }
+}
+
 // Reads one source; with a missing or unknown type only the keys no type has are errors.
 void decodeSource(Decoder& d, const Field& f, SourceConfig& s) {
   s.line = f.line;
@@ -1609,10 +1744,24 @@ void decodeSource(Decoder& d, const Field& f, SourceConfig& s) {
   if (type) {
     s.type = *type;
     applyTypeDefaults(s);  // keys set below override them
+    if (const Field* c = m->get("cloud"); c != nullptr && *type != SourceType::kFile) {
+      const auto name = d.choice(*c, kClouds);
+      if (const CloudEndpoints* cloud = name ? cloudEndpoints(*name) : nullptr) {
+        applyCloudDefaults(s, *cloud);
+      }
+    }
   }
   const Scope scope{type};
   decodeKeys(d, f, *m, s, all(kSourceKeys), scope);
   checkKeys(d, f, *m, all(kSourceKeys), scope);
+  if (type && *type != SourceType::kFile) {
+    checkCredentials(d, f, *m, s);
+    if (s.api_url.empty() && m->get("api_url") == nullptr) {
+      d.problem(f.line, childPath(f.path, "api_url"),
+                "missing: Microsoft publishes no Defender for Endpoint API for cloud '" + s.cloud +
+                    "'; set api_url and azure_resource, or use type: graph");
+    }
+  }
   if (type && *type != SourceType::kFile && m->get("token_url") == nullptr) {
     s.token_url = std::string(s.scopes.empty() ? kV1TokenUrl : kV2TokenUrl);
   }
@@ -1842,6 +1991,38 @@ const char* sourceTypeName(SourceType type) {
       return "graph_incidents";
   }
   return "unknown";
+}
+
+Credential credentialOf(const SourceConfig& source) {
+  if (!source.client_certificate_file.empty()) return Credential::kCertificate;
+  if (!source.client_assertion_file.empty()) return Credential::kFederated;
+  return Credential::kSecret;
+}
+
+// Sources: Defender for Endpoint for US Government customers (API table: GCC uses
+// login.microsoftonline.com and api-gcc.securitycenter.microsoft.us; GCC High and DoD
+// login.microsoftonline.us and api-gov.securitycenter.microsoft.us), and Microsoft Graph
+// national cloud deployments (graph.microsoft.com for global and GCC, graph.microsoft.us for
+// GCC High, dod-graph.microsoft.us for DoD, microsoftgraph.chinacloudapi.cn with
+// login.chinacloudapi.cn for 21Vianet). Defender for Endpoint publishes no China API.
+constexpr CloudEndpoints kCloudTable[] = {
+    {"global", "https://login.microsoftonline.com", "https://api.security.microsoft.com",
+     "https://api.securitycenter.microsoft.com", "https://graph.microsoft.com"},
+    {"usgov", "https://login.microsoftonline.com", "https://api-gcc.securitycenter.microsoft.us",
+     "https://api-gcc.securitycenter.microsoft.us", "https://graph.microsoft.com"},
+    {"usgov_high", "https://login.microsoftonline.us",
+     "https://api-gov.securitycenter.microsoft.us", "https://api-gov.securitycenter.microsoft.us",
+     "https://graph.microsoft.us"},
+    {"dod", "https://login.microsoftonline.us", "https://api-gov.securitycenter.microsoft.us",
+     "https://api-gov.securitycenter.microsoft.us", "https://dod-graph.microsoft.us"},
+    {"china", "https://login.chinacloudapi.cn", "", "", "https://microsoftgraph.chinacloudapi.cn"},
+};
+
+const CloudEndpoints* cloudEndpoints(std::string_view name) {
+  for (const CloudEndpoints& c : kCloudTable) {
+    if (name == c.name) return &c;
+  }
+  return nullptr;
 }
 
 bool collectsIncidents(const SourceConfig& source) {

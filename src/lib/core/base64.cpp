@@ -13,4 +13,14 @@ std::string base64Encode(std::string_view data) {
   return out;
 }
 
+std::string base64UrlEncode(std::string_view data) {
+  std::string out = base64Encode(data);
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  for (char& c : out) {
+    if (c == '+') c = '-';
+    if (c == '/') c = '_';
+  }
+  return out;
+}
+
 }  // namespace mdec::core

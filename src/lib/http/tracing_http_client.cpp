@@ -725,6 +725,7 @@ std::vector<std::string> secretValues(const config::Config& config) {
   std::vector<std::string> out;
   for (const config::SourceConfig& source : config.sources) {
     addUnique(out, source.client_secret.reveal());
+    addUnique(out, source.client_key_password.reveal());
     addProxySecrets(out, source.proxy_url);
   }
   const config::ElasticsearchOutputConfig& es = config.elasticsearch;

@@ -154,8 +154,9 @@ std::string tokenHint(const Error& error) {
         return "no client secret was sent: set client_secret or client_secret_file";
       case 700016:
         return "no application with this client_id in this tenant: check client_id (the "
-               "app's Application (client) ID) and tenant_id, and that an administrator of "
-               "that tenant has consented to the app";
+               "app's Application (client) ID) and tenant_id (and cloud: an app registered in "
+               "a national cloud exists only there), and that an administrator of that tenant "
+               "has consented to the app";
       case 90002:
       case 900023:
         return "tenant not found: check tenant_id (the Directory (tenant) ID) and, for a "
@@ -169,9 +170,28 @@ std::string tokenHint(const Error& error) {
                "https://api.securitycenter.microsoft.com/.default or "
                "https://graph.microsoft.com/.default)";
       case 7000112:
+        return "the application is disabled in this tenant: ask the tenant's administrator to "
+               "enable the app";
+      case 700027:
+        return "the client assertion's signature was refused: the certificate in "
+               "client_certificate_file is not one uploaded to this app (Certificates & "
+               "secrets > Certificates: compare its thumbprint), or client_key_file is not its "
+               "key";
       case 700024:
-        return "the application is disabled or its credentials are not valid in this tenant: "
-               "ask the tenant's administrator to enable the app";
+        return "the client assertion is outside its time window (nbf to exp): check this "
+               "machine's clock (NTP), or, with client_assertion_file, that the platform still "
+               "renews the file";
+      case 50027:
+        return "the client assertion is not a well-formed JSON Web Token: with "
+               "client_assertion_file, check that the file holds the platform's token and "
+               "nothing else";
+      case 70021:
+      case 700212:
+      case 700213:
+        return "no federated credential of the app matches the assertion's issuer, subject "
+               "and audience: check the app's Federated credentials against the service "
+               "account (issuer URL, system:serviceaccount:NAMESPACE:NAME, "
+               "api://AzureADTokenExchange)";
       case 53003:
         return "blocked by a Conditional Access policy for workload identities: ask the "
                "tenant's administrator to allow this app from this network";
@@ -191,6 +211,18 @@ std::string tokenHint(const Error& error) {
   if (error.code() == ErrorCode::kParse) {
     return "login_url answered, but not like Microsoft Entra ID: check login_url and token_url";
   }
+  if (error.code() == ErrorCode::kAuth && !status) {
+    // Found here, before any request: the certificate's dates, the key, the assertion file.
+    if (containsNoCase(error.message(), "expired on")) {
+      return "the client certificate has expired: make a new one, upload it to the app "
+             "(Certificates & secrets) and point client_certificate_file (and client_key_file) "
+             "at it";
+    }
+    if (containsNoCase(error.message(), "not valid before")) {
+      return "the client certificate is not valid yet: check this machine's clock";
+    }
+    return "the credential cannot be used: fix the file the message names (nothing was sent)";
+  }
   if (!status) return {};
   if (*status == 404) {
     return "no token endpoint at this URL: check login_url, tenant_id and token_url";
@@ -201,7 +233,8 @@ std::string tokenHint(const Error& error) {
            ": a passing fault there, or at a proxy; check again later";
   }
   if (containsNoCase(error.message(), "invalid_client")) {
-    return "the client_id and secret were refused: check client_id and the secret's Value";
+    return "the client_id and its credential were refused: check client_id and the secret's "
+           "Value, or the certificate uploaded to the app";
   }
   return "Microsoft Entra ID refused the request: check tenant_id, client_id, login_url, "
          "token_url and azure_resource or scopes";

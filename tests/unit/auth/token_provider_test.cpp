@@ -6,8 +6,14 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <fstream>
+#include <map>
 #include <string>
 #include <vector>
+
+#include "mdecollect/core/percent_decoding.h"
+#include "support/collector_test_pki.h"
+#include "support/temp_dir.h"
 
 namespace mdec::auth {
 namespace {
@@ -159,6 +165,117 @@ TEST(TokenProviderTest, ARefreshAlwaysFetchesANewToken) {
   EXPECT_EQ(provider->refreshes(), 2u);
   EXPECT_EQ(endpoint.requests.size(), 2u);
   EXPECT_EQ(endpoint.requests[0].url, "https://login.example/t/oauth2/token");
+}
+
+// The form fields of a token request (application/x-www-form-urlencoded).
+std::map<std::string, std::string> formOf(const http::HttpRequest& request) {
+  std::map<std::string, std::string> out;
+  std::string body = request.body;
+  for (auto& c : body) {
+    if (c == '+') c = ' ';
+  }
+  std::size_t start = 0;
+  while (start <= body.size()) {
+    std::size_t end = body.find('&', start);
+    if (end == std::string::npos) end = body.size();
+    const std::string pair = body.substr(start, end - start);
+    const auto eq = pair.find('=');
+    if (eq != std::string::npos) {
+      out[core::percentDecode(pair.substr(0, eq))] = core::percentDecode(pair.substr(eq + 1));
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
+TEST(TokenProviderTest, ASecretIsSentWithTheTokenParams) {
+  auto config = source();
+  config.token_params = {{"client_info", "1"}, {"x-hint", "a b&c"}};
+  TokenEndpoint endpoint(R"("expires_in":3599,)");
+  ManualClock clock;
+  auto provider = makeClientCredentialsProvider(config, endpoint, clock);
+  ASSERT_TRUE(provider->token());
+  const auto form = formOf(endpoint.requests.at(0));
+  EXPECT_EQ(form.at("client_secret"), "s3cret-value");
+  EXPECT_EQ(form.at("client_info"), "1");
+  EXPECT_EQ(form.at("x-hint"), "a b&c");
+  EXPECT_EQ(form.count("client_assertion"), 0u);
+}
+
+TEST(TokenProviderTest, ACertificateSendsANewSignedAssertionEachTimeAndNoSecret) {
+  testing::TempDir dir("mdec-token-cert");
+  auto key = testing::makeRsaKey();
+  // Valid until long after the manual clock's 2027-01-15.
+  auto cert = testing::makeCertificate(key.get(), "collector", -86400, 5L * 365 * 86400);
+  testing::writeCertificate(dir.sub("cert.pem"), cert.get());
+  testing::writeKey(dir.sub("key.pem"), key.get());
+  auto config = source();
+  config.client_secret = config::Secret();
+  config.client_certificate_file = dir.sub("cert.pem");
+  config.client_key_file = dir.sub("key.pem");
+  config.scopes = {"https://graph.microsoft.com/.default"};
+  config.token_url = "oauth2/v2.0/token";
+  TokenEndpoint endpoint(R"("expires_in":3599,)");
+  ManualClock clock;
+  auto provider = makeClientCredentialsProvider(config, endpoint, clock);
+  ASSERT_TRUE(provider->token());
+  ASSERT_TRUE(provider->token(/*refresh=*/true));
+  ASSERT_EQ(endpoint.requests.size(), 2u);
+  const auto first = formOf(endpoint.requests[0]);
+  const auto second = formOf(endpoint.requests[1]);
+  EXPECT_EQ(first.count("client_secret"), 0u);
+  EXPECT_EQ(first.at("client_assertion_type"),
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+  EXPECT_EQ(first.at("scope"), "https://graph.microsoft.com/.default");
+  const std::string& jwt = first.at("client_assertion");
+  EXPECT_EQ(std::count(jwt.begin(), jwt.end(), '.'), 2);
+  EXPECT_NE(jwt, second.at("client_assertion"));  // a new jti each time
+  // Its audience is the URL it was sent to (the claims are checked in client_assertion_test).
+  EXPECT_EQ(endpoint.requests[0].url, "https://login.example/t/oauth2/v2.0/token");
+}
+
+TEST(TokenProviderTest, AnExpiredCertificateFailsBeforeAnyRequest) {
+  testing::TempDir dir("mdec-token-expired");
+  auto key = testing::makeRsaKey();
+  auto cert = testing::makeCertificate(key.get(), "old", -86400, 3600);  // gone by 2027-01-15
+  testing::writeCertificate(dir.sub("cert.pem"), cert.get());
+  testing::writeKey(dir.sub("key.pem"), key.get());
+  auto config = source();
+  config.client_certificate_file = dir.sub("cert.pem");
+  config.client_key_file = dir.sub("key.pem");
+  TokenEndpoint endpoint(R"("expires_in":3599,)");
+  ManualClock clock;
+  auto provider = makeClientCredentialsProvider(config, endpoint, clock);
+  auto token = provider->token();
+  ASSERT_FALSE(token);
+  EXPECT_EQ(token.error().code(), ErrorCode::kAuth);
+  EXPECT_NE(token.error().message().find("expired on"), std::string::npos);
+  EXPECT_TRUE(endpoint.requests.empty());
+}
+
+TEST(TokenProviderTest, TheFederatedFileIsReadAgainForEachToken) {
+  testing::TempDir dir("mdec-token-federated");
+  const std::string file = dir.sub("azure-identity-token");
+  std::ofstream(file) << "eyJhIjoxfQ.eyJiIjoxfQ.first\n";
+  auto config = source();
+  config.client_secret = config::Secret();
+  config.client_assertion_file = file;
+  TokenEndpoint endpoint(R"("expires_in":3599,)");
+  ManualClock clock;
+  auto provider = makeClientCredentialsProvider(config, endpoint, clock);
+  ASSERT_TRUE(provider->token());
+  std::ofstream(file) << "eyJhIjoxfQ.eyJiIjoxfQ.second";
+  ASSERT_TRUE(provider->token(/*refresh=*/true));
+  ASSERT_EQ(endpoint.requests.size(), 2u);
+  EXPECT_EQ(formOf(endpoint.requests[0]).at("client_assertion"), "eyJhIjoxfQ.eyJiIjoxfQ.first");
+  EXPECT_EQ(formOf(endpoint.requests[1]).at("client_assertion"), "eyJhIjoxfQ.eyJiIjoxfQ.second");
+  EXPECT_EQ(formOf(endpoint.requests[1]).count("client_secret"), 0u);
+  // Gone (the platform swapping it): a retryable I/O error, and nothing sent.
+  std::filesystem::remove(file);
+  auto gone = provider->token(/*refresh=*/true);
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.error().code(), ErrorCode::kIo);
+  EXPECT_EQ(endpoint.requests.size(), 2u);
 }
 
 }  // namespace
