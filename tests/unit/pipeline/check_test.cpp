@@ -259,7 +259,25 @@ INSTANTIATE_TEST_SUITE_P(
                       TokenCase{500011, "invalid_resource", 400, "azure_resource"},
                       TokenCase{70011, "invalid_scope", 400, "/.default"},
                       TokenCase{7000216, "invalid_client", 401, "client_secret_file"},
-                      TokenCase{53003, "access_denied", 400, "Conditional Access"}));
+                      TokenCase{53003, "access_denied", 400, "Conditional Access"},
+                      TokenCase{700027, "invalid_client", 401, "not one uploaded to this app"},
+                      TokenCase{700024, "invalid_client", 400, "machine's clock"},
+                      TokenCase{50027, "invalid_request", 400, "client_assertion_file"},
+                      TokenCase{70021, "invalid_request", 400, "Federated credentials"},
+                      TokenCase{7000112, "unauthorized_client", 400, "enable the app"}));
+
+TEST_F(CheckTest, CredentialProblemsFoundLocallyGetHints) {
+  config.sources = {apiSource("tenant-a", config::SourceType::kMde)};
+  const Error expired(ErrorCode::kAuth,
+                      "client certificate /etc/c.pem (/CN=x) expired on 2026-01-01T00:00:00Z");
+  EXPECT_NE(hintFor(HintTopic::kToken, expired).find("upload it to the app"), std::string::npos);
+  const Error early(ErrorCode::kAuth,
+                    "client certificate /etc/c.pem (/CN=x) is not valid before "
+                    "2030-01-01T00:00:00Z");
+  EXPECT_NE(hintFor(HintTopic::kToken, early).find("clock"), std::string::npos);
+  const Error key(ErrorCode::kAuth, "client_key_file /k.pem: the key is not the certificate's");
+  EXPECT_NE(hintFor(HintTopic::kToken, key).find("nothing was sent"), std::string::npos);
+}
 
 TEST_F(CheckTest, TokenEndpointWithoutAnAadstsCodeStillGetsAHint) {
   config.sources = {apiSource("tenant-a", config::SourceType::kMde)};
