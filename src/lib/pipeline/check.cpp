@@ -181,6 +181,18 @@ std::string tokenHint(const Error& error) {
         return "the client assertion is outside its time window (nbf to exp): check this "
                "machine's clock (NTP), or, with client_assertion_file, that the platform still "
                "renews the file";
+      case 700023:
+        return "the client assertion's audience (aud) is not this token URL: with "
+               "client_assertion_file, the file holds a token made for another tenant or "
+               "cloud; check tenant_id, login_url and cloud";
+      case 700021:
+        return "the client assertion was issued for another app (iss and sub must be "
+               "client_id): check client_id against the certificate's app, or what "
+               "client_assertion_file holds";
+      case 50013:
+        return "the client assertion was refused as invalid (a replayed jti, or a token the "
+               "platform no longer renews): with client_assertion_file, check that the "
+               "platform still rewrites the file";
       case 50027:
         return "the client assertion is not a well-formed JSON Web Token: with "
                "client_assertion_file, check that the file holds the platform's token and "

@@ -264,7 +264,10 @@ INSTANTIATE_TEST_SUITE_P(
                       TokenCase{700024, "invalid_client", 400, "machine's clock"},
                       TokenCase{50027, "invalid_request", 400, "client_assertion_file"},
                       TokenCase{70021, "invalid_request", 400, "Federated credentials"},
-                      TokenCase{7000112, "unauthorized_client", 400, "enable the app"}));
+                      TokenCase{7000112, "unauthorized_client", 400, "enable the app"},
+                      TokenCase{700023, "invalid_client", 401, "another tenant or cloud"},
+                      TokenCase{700021, "invalid_client", 401, "issued for another app"},
+                      TokenCase{50013, "invalid_client", 401, "replayed jti"}));
 
 TEST_F(CheckTest, CredentialProblemsFoundLocallyGetHints) {
   config.sources = {apiSource("tenant-a", config::SourceType::kMde)};
