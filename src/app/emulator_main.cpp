@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
     std::optional<int> graph_quota;
     std::optional<std::size_t> tenant_count;
     std::optional<int> threads;
+    std::optional<std::string> cloud;
     app.add_option("--config", config_file,
                    "YAML file with any of the settings below and more "
                    "(world rates, quota, faults)");
@@ -82,6 +83,9 @@ int main(int argc, char** argv) {
                    "HTTP worker threads (default 64: each open connection holds one); many clients "
                    "with keep-alive connections need more (config: threads)");
     app.add_option("--client-secret", client_secrets, "Client secret");
+    app.add_option("--cloud", cloud,
+                   "The national cloud whose resources tokens are issued for: global (default), "
+                   "usgov, usgov_high, dod or china (config: cloud)");
     app.add_option("--alerts", alerts, "Initial population (default 1000)");
     app.add_option("--seed", seed, "Seed of the population and its changes (default 1)");
     app.add_option("--speed", speed, "Emulated seconds per real second (default 1)");
@@ -157,6 +161,11 @@ int main(int argc, char** argv) {
       for (std::size_t i = 0; i < tenants.size(); ++i) {
         config.clients.push_back({tenants[i], client_ids[i], client_secrets[i], true});
       }
+    }
+    if (cloud) {
+      auto named = mdec::emulator::cloudNamed(*cloud);
+      if (!named) return fail("--cloud must be global, usgov, usgov_high, dod or china");
+      config.cloud = *named;
     }
     if (alerts) config.world.initial_alerts = *alerts;
     if (seed) config.world.seed = *seed;

@@ -16,6 +16,50 @@
 // them), the same Graph quota as alerts_v2 (one count per client for both) and their own
 // permission (SecurityIncident.Read.All; EmulatorConfig::incident_permission).
 //
+// Client credentials (the YAML `tenants:` list; client_assertion.h beside the sources has the
+// checks and their sources). Each client has at least one of:
+//   client_secret          the form's client_secret must equal it
+//   client_certificate     path of a PEM X.509 certificate with an RSA key, read at load: the
+//                          client authenticates with client_assertion_type=urn:ietf:params:
+//                          oauth:client-assertion-type:jwt-bearer and client_assertion=<JWT>
+//                          (v1 and v2 endpoints): alg PS256 (RSA-PSS, SHA-256, MGF1-SHA-256,
+//                          salt 32) or RS256, typ JWT if given, x5t#S256 = base64url SHA-256 of
+//                          the certificate's DER (or the legacy x5t, SHA-1); claims iss = sub =
+//                          the client id, aud = the exact URL the request came to
+//                          (scheme://Host/{tenant}/oauth2/token or .../oauth2/v2.0/token), exp,
+//                          nbf (optional), jti; exp and nbf against the emulated clock with 5
+//                          minutes of skew; a jti is accepted once while its assertion is valid
+//   federated              {issuer, subject, audience (default api://AzureADTokenExchange),
+//                          issuer_certificate: PEM path}: a workload identity federation
+//                          credential: the assertion is the external issuer's RS256 JWT with
+//                          iss = issuer, sub = subject, audience among aud, exp (and nbf) in time
+//                          (5 minutes of skew); it may be presented again until it expires
+// With an assertion, client_id may be left out (the assertion's iss is the client id). Refusals
+// (status, error, AADSTS code): malformed JWT 400 invalid_request 50027; a required claim
+// missing 400 invalid_request 90014; alg not accepted 401 invalid_client 5002738; no x5t#S256,
+// x5t or kid 401 invalid_client 5002723; thumbprint not registered or signature not verifying
+// 401 invalid_client 700027; iss or sub not the client 401 invalid_client 700021; aud not this
+// endpoint 401 invalid_client 700023; exp/nbf 401 invalid_client 700024; a replayed jti 401
+// invalid_client 50013; a federated issuer, subject or audience not matching 400
+// invalid_request 70021; unknown client 400 unauthorized_client 700016; client_assertion without
+// client_assertion_type (or the reverse) 400 invalid_request 900144; another assertion type, or
+// a secret and an assertion together, 400 invalid_request 90023.
+//
+// Clouds (`cloud:` or --cloud; default global): the resources (v1 `resource`) and scopes (v2,
+// `<resource>/.default`) tokens are issued for; others answer 500011 (v1) or 70011 (v2):
+//   global       Defender https://api.securitycenter.microsoft.com,
+//                https://api.securitycenter.windows.com,
+//                https://securitycenter.onmicrosoft.com/windowsatpservice,
+//                https://api.security.microsoft.com; Graph https://graph.microsoft.com
+//   usgov        (GCC) Defender https://api-gcc.securitycenter.microsoft.us; Graph
+//                https://graph.microsoft.com
+//   usgov_high   (GCC High) Defender https://api-gov.securitycenter.microsoft.us; Graph
+//                https://graph.microsoft.us
+//   dod          Defender https://api-gov.securitycenter.microsoft.us; Graph
+//                https://dod-graph.microsoft.us
+//   china        (21Vianet) no Defender; Graph https://microsoftgraph.chinacloudapi.cn
+// Graph's application id 00000003-0000-0000-c000-000000000000 is accepted in every cloud.
+//
 // Test-only endpoints (not part of Microsoft's API):
 //   GET  /_emulator/versions  every alert version visible so far, with latest/served/future
 //                             (a future-stamped version with the time it is served with);
@@ -118,6 +162,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -127,14 +172,46 @@
 
 namespace mdec::emulator {
 
+// A certificate registered with the emulated identity platform: a client's (client_certificate)
+// or a federated issuer's signing certificate (federated.issuer_certificate). Plain data, read
+// once by loadCertificate(); verifying an assertion needs nothing else.
+struct RegisteredCertificate {
+  std::string path;            // the PEM file it was read from
+  std::string sha256;          // SHA-256 of its DER encoding (32 bytes): x5t#S256
+  std::string sha1;            // SHA-1 of its DER encoding (20 bytes): the legacy x5t
+  std::string public_key_der;  // its RSA public key (SubjectPublicKeyInfo, DER)
+};
+
+// The first certificate of a PEM file, which must hold an RSA key. Errors: the file cannot be
+// read (kNotFound), is not a PEM X.509 certificate or its key is not RSA (kInvalidArgument).
+mdec::Result<RegisteredCertificate> loadCertificate(const std::string& path);
+
+// A federated identity credential (workload identity federation): tokens of an external issuer
+// whose iss, sub and aud match are accepted as the client's assertion.
+inline constexpr const char* kDefaultFederatedAudience = "api://AzureADTokenExchange";
+struct FederatedCredential {
+  std::string issuer;                                // iss, exactly
+  std::string subject;                               // sub, exactly
+  std::string audience = kDefaultFederatedAudience;  // one of aud
+  RegisteredCertificate issuer_certificate;          // verifies the issuer's RS256 signatures
+};
+
 struct ClientConfig {
   std::string tenant;
   std::string client_id;
-  std::string client_secret;
+  std::string client_secret;  // "": no secret (a certificate or federated client)
   bool alert_read = true;     // has the Alert.Read.All application role
   bool graph_read = true;     // has Graph's SecurityAlert.Read.All application permission
   bool incident_read = true;  // has Graph's SecurityIncident.Read.All application permission
+  std::optional<RegisteredCertificate> certificate = std::nullopt;  // client_certificate
+  std::optional<FederatedCredential> federated = std::nullopt;      // federated
 };
+
+// The national cloud whose resource identifiers the token endpoint accepts (`cloud:`).
+enum class Cloud { kGlobal, kUsGov, kUsGovHigh, kDod, kChina };
+// "global", "usgov", "usgov_high", "dod", "china"; nullopt for any other name.
+std::optional<Cloud> cloudNamed(std::string_view name);
+const char* cloudName(Cloud cloud);
 
 enum class NextLinkMode { kNone, kCorrect, kMalformed };
 
@@ -198,6 +275,7 @@ struct EmulatorConfig {
   std::uint64_t fault_seed = 7;  // the faults' random choices (and future stamps)
   std::string tls_cert;          // PEM files: both set -> HTTPS
   std::string tls_key;
+  Cloud cloud = Cloud::kGlobal;  // the resources (v1) and scopes (v2) tokens are issued for
 };
 
 inline constexpr const char* kDefaultTenant = "00000000-0000-4000-8000-000000000001";

@@ -199,7 +199,92 @@ void readModes(Reader& r, const YAML::Node& node, OrderMode& orderby, NextLinkMo
   }
 }
 
+// A certificate file named by `key` of `node` (a path), loaded; nullopt (and a problem naming
+// the key) when it cannot be.
+std::optional<RegisteredCertificate> readCertificate(Reader& r, const YAML::Node& node,
+                                                     const char* key, const std::string& path) {
+  const YAML::Node file = node[key];
+  if (!file.IsScalar() || file.Scalar().empty()) {
+    r.problem(file, "'" + path + "' must be the path of a PEM certificate");
+    return std::nullopt;
+  }
+  auto cert = loadCertificate(file.Scalar());
+  if (!cert) {
+    r.problem(file, "'" + path + "': " + cert.error().message());
+    return std::nullopt;
+  }
+  return std::move(*cert);
+}
+
+// tenants[].client_certificate: a PEM X.509 certificate (RSA) registered for the client; its
+// assertions are signed with the certificate's key (client_assertion.h).
+void readClientCertificate(Reader& r, const YAML::Node& t, const std::string& section,
+                           ClientConfig& c) {
+  if (!t.IsMap() || !t["client_certificate"].IsDefined()) return;
+  c.certificate = readCertificate(r, t, "client_certificate", section + ".client_certificate");
+}
+
+// tenants[].federated: {issuer, subject, audience (default api://AzureADTokenExchange),
+// issuer_certificate}: a federated identity credential.
+void readFederated(Reader& r, const YAML::Node& t, const std::string& section, ClientConfig& c) {
+  if (!t.IsMap() || !t["federated"].IsDefined()) return;
+  const YAML::Node f = t["federated"];
+  const std::string p = section + ".federated";
+  r.onlyKeys(f, p, {"issuer", "subject", "audience", "issuer_certificate"});
+  if (!f.IsMap()) return;
+  FederatedCredential fed;
+  bool ok = true;
+  for (const auto& [key, out] :
+       {std::pair{"issuer", &fed.issuer}, std::pair{"subject", &fed.subject},
+        std::pair{"audience", &fed.audience}}) {
+    const YAML::Node n = f[key];
+    if (!n.IsDefined() && std::string_view(key) == "audience") continue;
+    if (!n.IsDefined() || !n.IsScalar() || n.Scalar().empty()) {
+      r.problem(n.IsDefined() ? n : f, "'" + p + "." + key + "' must be given, as text");
+      ok = false;
+      continue;
+    }
+    *out = n.Scalar();
+  }
+  if (ok && fed.issuer.rfind("https://", 0) != 0 && fed.issuer.rfind("http://", 0) != 0) {
+    r.problem(f["issuer"],
+              "'" + p + ".issuer' must be a URL (https://...), not '" + fed.issuer + "'");
+    ok = false;
+  }
+  if (!f["issuer_certificate"].IsDefined()) {
+    r.problem(f, "'" + p + ".issuer_certificate' must be given (the issuer's PEM certificate)");
+    return;
+  }
+  auto cert = readCertificate(r, f, "issuer_certificate", p + ".issuer_certificate");
+  if (!cert || !ok) return;
+  fed.issuer_certificate = std::move(*cert);
+  c.federated = std::move(fed);
+}
+
 }  // namespace
+
+std::optional<Cloud> cloudNamed(std::string_view name) {
+  for (Cloud c : {Cloud::kGlobal, Cloud::kUsGov, Cloud::kUsGovHigh, Cloud::kDod, Cloud::kChina}) {
+    if (name == cloudName(c)) return c;
+  }
+  return std::nullopt;
+}
+
+const char* cloudName(Cloud cloud) {
+  switch (cloud) {
+    case Cloud::kGlobal:
+      return "global";
+    case Cloud::kUsGov:
+      return "usgov";
+    case Cloud::kUsGovHigh:
+      return "usgov_high";
+    case Cloud::kDod:
+      return "dod";
+    case Cloud::kChina:
+      return "china";
+  }
+  return "global";
+}
 
 mdec::Status loadEmulatorConfig(const std::string& path, EmulatorConfig& config) {
   std::ifstream in(path);
@@ -216,7 +301,7 @@ mdec::Status loadEmulatorConfig(const std::string& path, EmulatorConfig& config)
   r.onlyKeys(root, "",
              {"listen", "seed", "alerts", "speed", "start", "history", "token_lifetime", "tenants",
               "tenant_count", "threads", "world", "quota", "orderby", "next_link", "faults",
-              "fault_seed", "tls", "incident_permission"});
+              "fault_seed", "tls", "incident_permission", "cloud"});
   if (!root.IsMap()) return r.finish();
 
   if (root["listen"].IsDefined()) {
@@ -248,6 +333,15 @@ mdec::Status loadEmulatorConfig(const std::string& path, EmulatorConfig& config)
   // false: no client has SecurityIncident.Read.All (incidents answer 403;
   // --no-incident-permission).
   r.scalar(root, "incident_permission", "incident_permission", config.incident_permission);
+  // cloud: the national cloud whose resources the token endpoint issues tokens for (server.h).
+  if (const YAML::Node n = root["cloud"]; n.IsDefined()) {
+    if (auto cloud = cloudNamed(Reader::text(n))) {
+      config.cloud = *cloud;
+    } else {
+      r.problem(n, "'cloud' must be global, usgov, usgov_high, dod or china, not '" +
+                       Reader::text(n) + "'");
+    }
+  }
 
   if (const YAML::Node tenants = root["tenants"]; tenants.IsDefined()) {
     if (!tenants.IsSequence()) {
@@ -257,13 +351,24 @@ mdec::Status loadEmulatorConfig(const std::string& path, EmulatorConfig& config)
       for (std::size_t i = 0; i < tenants.size(); ++i) {
         const YAML::Node t = tenants[i];
         const std::string section = "tenants[" + std::to_string(i) + "]";
-        r.onlyKeys(t, section, {"tenant", "client_id", "client_secret", "roles"});
+        r.onlyKeys(
+            t, section,
+            {"tenant", "client_id", "client_secret", "client_certificate", "federated", "roles"});
         ClientConfig c;
         r.scalar(t, "tenant", section + ".tenant", c.tenant);
         r.scalar(t, "client_id", section + ".client_id", c.client_id);
         r.scalar(t, "client_secret", section + ".client_secret", c.client_secret);
-        if (c.tenant.empty() || c.client_id.empty() || c.client_secret.empty()) {
-          r.problem(t, "'" + section + "' needs tenant, client_id and client_secret");
+        readClientCertificate(r, t, section, c);
+        readFederated(r, t, section, c);
+        if (c.tenant.empty() || c.client_id.empty()) {
+          r.problem(t, "'" + section + "' needs tenant and client_id");
+        }
+        if (t.IsMap() && !t["client_secret"].IsDefined() && !t["client_certificate"].IsDefined() &&
+            !t["federated"].IsDefined()) {
+          r.problem(t, "'" + section +
+                           "' needs a credential: client_secret, client_certificate or federated");
+        } else if (t["client_secret"].IsDefined() && c.client_secret.empty()) {
+          r.problem(t["client_secret"], "'" + section + ".client_secret' must not be empty");
         }
         // roles: the application roles granted; without the key, every role. Alert.Read.All
         // (or Alert.ReadWrite.All) opens /api/alerts, Graph's SecurityAlert.Read.All (or

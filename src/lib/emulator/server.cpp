@@ -16,6 +16,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "client_assertion.h"
 #include "mdecollect/core/host_port.h"
 #include "mdecollect/core/iso8601.h"
 #include "mdecollect/core/json_writer.h"
@@ -42,30 +43,55 @@ constexpr std::string_view kGraphJson =
     "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;"
     "charset=utf-8";
 
-// Resources (v1) and scope prefixes (v2) the Defender API accepts tokens for.
-constexpr std::array<std::string_view, 4> kResources = {
-    "https://api.securitycenter.microsoft.com", "https://api.securitycenter.windows.com",
-    "https://securitycenter.onmicrosoft.com/windowsatpservice",
-    "https://api.security.microsoft.com"};
-// ... and Microsoft Graph (global, US Government L4 and L5, and Graph's application id).
-constexpr std::array<std::string_view, 4> kGraphResources = {
-    "https://graph.microsoft.com", "https://graph.microsoft.us", "https://dod-graph.microsoft.us",
-    "00000003-0000-0000-c000-000000000000"};
+// Resources (v1) and scope prefixes (v2) the Defender API accepts tokens for, and Microsoft
+// Graph's, in each cloud (`cloud:`). Defender for Endpoint: its API table for global, GCC
+// (usgov), GCC High (usgov_high) and DoD; no China API. Graph: its national cloud deployments,
+// and its application id (the same in every cloud).
+struct CloudResources {
+  Cloud cloud;
+  std::array<std::string_view, 4> defender;  // "" ends the list
+  std::array<std::string_view, 2> graph;
+};
+constexpr std::string_view kGraphAppId = "00000003-0000-0000-c000-000000000000";
+constexpr std::array<CloudResources, 5> kCloudResources = {{
+    {Cloud::kGlobal,
+     {"https://api.securitycenter.microsoft.com", "https://api.securitycenter.windows.com",
+      "https://securitycenter.onmicrosoft.com/windowsatpservice",
+      "https://api.security.microsoft.com"},
+     {"https://graph.microsoft.com", kGraphAppId}},
+    {Cloud::kUsGov,
+     {"https://api-gcc.securitycenter.microsoft.us"},
+     {"https://graph.microsoft.com", kGraphAppId}},
+    {Cloud::kUsGovHigh,
+     {"https://api-gov.securitycenter.microsoft.us"},
+     {"https://graph.microsoft.us", kGraphAppId}},
+    {Cloud::kDod,
+     {"https://api-gov.securitycenter.microsoft.us"},
+     {"https://dod-graph.microsoft.us", kGraphAppId}},
+    {Cloud::kChina, {}, {"https://microsoftgraph.chinacloudapi.cn", kGraphAppId}},
+}};
+
+const CloudResources& resourcesOf(Cloud cloud) {
+  for (const CloudResources& r : kCloudResources) {
+    if (r.cloud == cloud) return r;
+  }
+  return kCloudResources[0];
+}
 
 // Which API a request is for: they share the world, the tokens' issuer and the faults, and
 // differ in audience, permission, quota and error format.
 enum class Api { kDefender, kGraph };
 
-bool isGraphResource(std::string_view resource) {
-  for (auto r : kGraphResources) {
-    if (r == resource) return true;
+bool isGraphResource(Cloud cloud, std::string_view resource) {
+  for (auto r : resourcesOf(cloud).graph) {
+    if (!r.empty() && r == resource) return true;
   }
   return false;
 }
 
-bool isDefenderResource(std::string_view resource) {
-  for (auto r : kResources) {
-    if (r == resource) return true;
+bool isDefenderResource(Cloud cloud, std::string_view resource) {
+  for (auto r : resourcesOf(cloud).defender) {
+    if (!r.empty() && r == resource) return true;
   }
   return false;
 }
@@ -324,6 +350,7 @@ struct EmulatorServer::Impl {
   Rng rng;
   std::map<std::string, Token> tokens;
   std::map<std::string, ClientState> clients;  // tenant + '\n' + client_id
+  SeenAssertions seen_assertions;              // certificate assertions' jti (replays)
   std::map<std::string, std::map<int, std::uint64_t>> requests;
   std::uint64_t throttled = 0;
   std::uint64_t early_retries = 0;
@@ -553,6 +580,73 @@ struct EmulatorServer::Impl {
     logRequest(received, req.matches[1], path, res.status);
   }
 
+  // The client a token request authenticates: by client_secret, or by a client_assertion
+  // (client_assertion.h). nullptr after answering the refusal. Neither the secret nor the
+  // assertion is ever written anywhere.
+  template <typename Param>
+  const ClientConfig* authenticateClient(const httplib::Request& req, bool v2,
+                                         const std::string& tenant, const Param& param,
+                                         httplib::Response& res) {
+    auto refuse = [this, &res](const TokenRefusal& r) {
+      tokenError(res, r.status, r.error, r.code, r.description);
+      return nullptr;
+    };
+    const std::string* client_id = param("client_id");
+    const std::string* secret = param("client_secret");
+    const std::string* assertion = param("client_assertion");
+    const std::string* assertion_type = param("client_assertion_type");
+    if (assertion != nullptr || assertion_type != nullptr) {
+      // One client authentication method per request (RFC 6749 section 2.3). Entra's answer
+      // to both is not documented: AADSTS90023, InvalidRequest (its error code reference).
+      if (secret != nullptr) {
+        return refuse({400, "invalid_request", 90023,
+                       "The request presents both 'client_secret' and 'client_assertion': send "
+                       "one client credential."});
+      }
+      if (assertion == nullptr || assertion_type == nullptr) {
+        return refuse({400, "invalid_request", 900144,
+                       std::string("The request body must contain the following parameter: '") +
+                           (assertion == nullptr ? "client_assertion" : "client_assertion_type") +
+                           "'."});
+      }
+      if (*assertion_type != kJwtBearerAssertionType) {
+        return refuse({400, "invalid_request", 90023,
+                       "The 'client_assertion_type' is not supported: use '" +
+                           std::string(kJwtBearerAssertionType) + "'."});
+      }
+      AssertionRequest request;
+      request.tenant = tenant;
+      request.client_id = client_id;
+      request.assertion = *assertion;
+      request.endpoint = origin(req) + "/" + tenant + (v2 ? "/oauth2/v2.0/token" : "/oauth2/token");
+      request.now = emulatedNow();
+      const AssertionOutcome outcome = verifyAssertion(
+          request, [this, &tenant](const std::string& id) { return findClient(tenant, id); },
+          seen_assertions);
+      if (outcome.refusal) return refuse(*outcome.refusal);
+      return outcome.client;
+    }
+    if (client_id == nullptr) {
+      return refuse({400, "invalid_request", 900144,
+                     "The request body must contain the following parameter: 'client_id'."});
+    }
+    const ClientConfig* client = findClient(tenant, *client_id);
+    if (client == nullptr) return refuse(unknownClient(tenant, *client_id));
+    if (secret == nullptr) {
+      return refuse({401, "invalid_client", 7000216,
+                     "'client_assertion', 'client_secret' or 'request' is required for the "
+                     "'client_credentials' grant type."});
+    }
+    if (client->client_secret.empty() || *secret != client->client_secret) {
+      return refuse({401, "invalid_client", 7000215,
+                     "Invalid client secret provided. Ensure the secret being sent in the request "
+                     "is the client secret value, not the client secret ID, for a secret added to "
+                     "app '" +
+                         client->client_id + "'."});
+    }
+    return client;
+  }
+
   void tokenRequest(const httplib::Request& req, httplib::Response& res, bool v2) {
     if (config.faults.token_outage) {
       tokenError(res, 503, "temporarily_unavailable", 90033,
@@ -585,37 +679,8 @@ struct EmulatorServer::Impl {
                      "the tenant.");
       return;
     }
-    const std::string* client_id = param("client_id");
-    if (client_id == nullptr) {
-      tokenError(res, 400, "invalid_request", 900144,
-                 "The request body must contain the following parameter: 'client_id'.");
-      return;
-    }
-    const ClientConfig* client = findClient(tenant, *client_id);
-    if (client == nullptr) {
-      tokenError(res, 400, "unauthorized_client", 700016,
-                 "Application with identifier '" + *client_id +
-                     "' was not found in the directory '" + tenant +
-                     "'. This can happen if the application has not been installed by the "
-                     "administrator of the tenant or consented to by any user in the tenant. "
-                     "You may have sent your authentication request to the wrong tenant.");
-      return;
-    }
-    const std::string* secret = param("client_secret");
-    if (secret == nullptr) {
-      tokenError(res, 401, "invalid_client", 7000216,
-                 "'client_assertion', 'client_secret' or 'request' is required for the "
-                 "'client_credentials' grant type.");
-      return;
-    }
-    if (*secret != client->client_secret) {
-      tokenError(res, 401, "invalid_client", 7000215,
-                 "Invalid client secret provided. Ensure the secret being sent in the request "
-                 "is the client secret value, not the client secret ID, for a secret added to "
-                 "app '" +
-                     client->client_id + "'.");
-      return;
-    }
+    const ClientConfig* client = authenticateClient(req, v2, tenant, param, res);
+    if (client == nullptr) return;
     std::string resource;
     if (v2) {
       const std::string* scope = param("scope");
@@ -628,7 +693,7 @@ struct EmulatorServer::Impl {
       if (ok) {
         const std::string_view prefix = std::string_view(*scope).substr(
             0, scope->size() - std::string_view("/.default").size());
-        ok = isDefenderResource(prefix) || isGraphResource(prefix);
+        ok = isDefenderResource(config.cloud, prefix) || isGraphResource(config.cloud, prefix);
         resource = std::string(prefix);
       }
       if (!ok) {
@@ -645,7 +710,8 @@ struct EmulatorServer::Impl {
                    "The request body must contain the following parameter: 'resource'.");
         return;
       }
-      const bool ok = isDefenderResource(*res_param) || isGraphResource(*res_param);
+      const bool ok =
+          isDefenderResource(config.cloud, *res_param) || isGraphResource(config.cloud, *res_param);
       if (!ok) {
         tokenError(res, 400, "invalid_resource", 500011,
                    "The resource principal named " + *res_param +
@@ -661,7 +727,7 @@ struct EmulatorServer::Impl {
     const Timestamp now = emulatedNow();
     const std::string token = "emu." + hexId(rng, 4);
     tokens[token] = Token{tenant, client->client_id, now + config.token_lifetime, resource,
-                          isGraphResource(resource)};
+                          isGraphResource(config.cloud, resource)};
     ++tokens_issued;
     const auto lifetime = std::to_string(config.token_lifetime.count());
     const auto now_s = duration_cast<seconds>(now.time_since_epoch()).count();
