@@ -5,8 +5,9 @@
 //
 // Keys, certificates and assertions are made here with OpenSSL (support/emulator_test_pki.h),
 // apart from the emulator and from the collector's client (src/lib/auth). The emulator runs in
-// process over a world that stands still (its clock at 1 µs per second from kStart), so each
-// assertion's exp and nbf are set against kStart.
+// process over a world that stands still (its clock at 1 µs per second from 2026-03-02); Entra
+// judges exp and nbf by the wall clock, so each assertion's are set against kStartSeconds, the
+// wall clock when the tests start.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -18,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "mdecollect/core/iso8601.h"
 #include "mdecollect/emulator/server.h"
 #include "mdecollect/http/http_client.h"
 #include "support/emulator_test_pki.h"
@@ -40,8 +42,15 @@ using std::chrono::seconds;
 using Form = std::vector<std::pair<std::string, std::string>>;
 using Fields = std::vector<std::pair<std::string, std::string>>;  // name, JSON value as text
 
-// 2026-03-02T00:00:00Z, the emulated clock's start and (nearly) its time in every test.
-constexpr std::int64_t kStartSeconds = 1772409600;
+// The wall clock when the tests start, in whole seconds: "now" for the assertions' times.
+const std::int64_t kStartSeconds =
+    std::chrono::duration_cast<seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+
+// "2026-03-01T23:40:00.0000000Z": how Entra writes a time in AADSTS700024.
+std::string entraTime(std::int64_t unix_seconds) {
+  return mdec::core::formatRfc3339(mdec::core::Instant{unix_seconds, 0}, 7);
+}
 
 constexpr const char* kTenant = "tenant-a";
 constexpr const char* kCertClient = "cert-client";
@@ -366,11 +375,10 @@ TEST(EmulatorAssertion, OutsideItsValidTimeRangeIs700024WithFiveMinutesOfSkew) {
   };
   // Expired 10 minutes ago.
   expectRefusal(attempt(-1200, -600), 401, "invalid_client", 700024,
-                "Client assertion is not within its valid time range. Current time: "
-                "2026-03-02T00:00:00.");
+                "Client assertion is not within its valid time range. Current time: ");
   expectRefusal(attempt(-1200, -600), 401, "invalid_client", 700024,
-                "assertion valid from 2026-03-01T23:40:00.0000000Z, expiry time of assertion "
-                "2026-03-01T23:50:00.0000000Z.");
+                "assertion valid from " + entraTime(kStartSeconds - 1200) +
+                    ", expiry time of assertion " + entraTime(kStartSeconds - 600) + ".");
   // Valid only from 10 minutes on.
   expectRefusal(attempt(600, 1200), 401, "invalid_client", 700024);
   // Within the skew on either side.

@@ -27,7 +27,7 @@
 //                          the certificate's DER (or the legacy x5t, SHA-1); claims iss = sub =
 //                          the client id, aud = the exact URL the request came to
 //                          (scheme://Host/{tenant}/oauth2/token or .../oauth2/v2.0/token), exp,
-//                          nbf (optional), jti; exp and nbf against the emulated clock with 5
+//                          nbf (optional), jti; exp and nbf against the wall clock with 5
 //                          minutes of skew; a jti is accepted once while its assertion is valid
 //   federated              {issuer, subject, audience (default api://AzureADTokenExchange),
 //                          issuer_certificate: PEM path}: a workload identity federation
@@ -82,7 +82,9 @@
 //                             latency or slow-tenant delay), "done" when its answer was
 //                             ready, "tenant" the token's (API) or the path's (token
 //                             endpoint) tenant, "" when unknown, "path" as in stats
-//                             ("GET /api/alerts", "POST /{tenant}/oauth2/v2.0/token", ...).
+//                             ("GET /api/alerts", "POST /{tenant}/oauth2/v2.0/token", ...),
+//                             and for a token issued to a client assertion "assertion_jti" (its
+//                             jti: an identifier, not the credential).
 //                             ?tenant=T: that tenant's only; ?since=K: entries from the K-th
 //                             on (K counts every entry logged, "logged" is the next K). At most
 //                             kRequestLogMax entries are kept; later ones only count in

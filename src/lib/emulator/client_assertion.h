@@ -92,13 +92,14 @@ struct AssertionRequest {
   const std::string* client_id = nullptr;  // the form's client_id; nullptr when absent
   std::string_view assertion;              // client_assertion
   std::string endpoint;  // the token endpoint URL the request came to (scheme://host/path)
-  Timestamp now;         // emulated
+  Timestamp now;         // the wall clock: Entra's, not the emulated world's (see server.cpp)
 };
 
 // The client an assertion authenticates, or why it does not.
 struct AssertionOutcome {
   const ClientConfig* client = nullptr;
   std::optional<TokenRefusal> refusal;
+  std::string jti;  // the accepted assertion's jti ("" when it has none), for the request log
 };
 
 // The tenant's client of a client id; nullptr when there is none.

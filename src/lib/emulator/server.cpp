@@ -383,8 +383,10 @@ struct EmulatorServer::Impl {
     std::string tenant;
     std::string path;
     int status = 0;
+    std::string assertion_jti;  // a token request's accepted client assertion's jti
   };
   std::vector<LoggedRequest> request_log;
+  std::string accepted_jti;  // set by authenticateClient, taken by handleToken (under mu)
   std::uint64_t request_log_dropped = 0;
   // throttled_tenants: when each tenant's window opened (its first API request).
   std::map<std::string, Clock::time_point, std::less<>> throttle_opened;
@@ -471,12 +473,14 @@ struct EmulatorServer::Impl {
   }
 
   // Adds a request to the log. Call with `mu`.
-  void logRequest(Clock::time_point at, std::string tenant, std::string path, int status) {
+  void logRequest(Clock::time_point at, std::string tenant, std::string path, int status,
+                  std::string assertion_jti = {}) {
     if (request_log.size() >= kRequestLogMax) {
       ++request_log_dropped;
       return;
     }
-    request_log.push_back({at, Clock::now(), std::move(tenant), std::move(path), status});
+    request_log.push_back(
+        {at, Clock::now(), std::move(tenant), std::move(path), status, std::move(assertion_jti)});
   }
 
   bool roll(double rate) {
@@ -575,9 +579,11 @@ struct EmulatorServer::Impl {
     std::lock_guard<std::mutex> lock(mu);
     const std::string path =
         v2 ? "POST /{tenant}/oauth2/v2.0/token" : "POST /{tenant}/oauth2/token";
+    accepted_jti.clear();
     tokenRequest(req, res, v2);
     count(path, res.status);
-    logRequest(received, req.matches[1], path, res.status);
+    logRequest(received, req.matches[1], path, res.status,
+               res.status == 200 ? std::move(accepted_jti) : std::string());
   }
 
   // The client a token request authenticates: by client_secret, or by a client_assertion
@@ -619,11 +625,14 @@ struct EmulatorServer::Impl {
       request.client_id = client_id;
       request.assertion = *assertion;
       request.endpoint = origin(req) + "/" + tenant + (v2 ? "/oauth2/v2.0/token" : "/oauth2/token");
-      request.now = emulatedNow();
+      // Entra judges exp and nbf by the wall clock, which the client signs with too; the
+      // emulated clock may start in the past (start:) or run fast (speed:).
+      request.now = std::chrono::time_point_cast<nanoseconds>(std::chrono::system_clock::now());
       const AssertionOutcome outcome = verifyAssertion(
           request, [this, &tenant](const std::string& id) { return findClient(tenant, id); },
           seen_assertions);
       if (outcome.refusal) return refuse(*outcome.refusal);
+      accepted_jti = outcome.jti;
       return outcome.client;
     }
     if (client_id == nullptr) {
@@ -1328,7 +1337,12 @@ struct EmulatorServer::Impl {
       core::appendString(body, r.tenant);
       body += ",\"path\":";
       core::appendString(body, r.path);
-      body += ",\"status\":" + std::to_string(r.status) + "}";
+      body += ",\"status\":" + std::to_string(r.status);
+      if (!r.assertion_jti.empty()) {
+        body += ",\"assertion_jti\":";
+        core::appendString(body, r.assertion_jti);
+      }
+      body += "}";
     }
     body += "],\"now\":";
     core::appendDouble(body, secondsSince(real_start_log, Clock::now()));
