@@ -13,8 +13,10 @@ Checked:
 - a key the app does not have, an expired certificate (refused on this machine, no request
   sent), a replayed assertion and an assertion for another audience each fail `check` with
   their AADSTS code and hint;
-- a federated token file replaced while the collector runs is read at the next token: after
-  the first token expires, polls keep succeeding with the new one;
+- a federated token file replaced while the collector runs is read at the next token, and
+  the old token is never presented again;
+- `cloud: usgov_high` asks for GCC High's resources (an emulator playing GCC High issues
+  tokens for them only), through Graph and the Defender API;
 - no private key, password or assertion in the log, the trace, /metrics, /health, `check` or
   `check-config`.
 
@@ -342,6 +344,28 @@ class CredentialsTest(ct.CollectorTest):
             rc, _ = c.terminate()
         self.assertEqual(rc, 0, c.log_text()[-2000:])
         self.assertNotIn("AADSTS", c.log_text())
+
+    def test_a_national_cloud_asks_for_its_own_resources(self):
+        # The emulator plays GCC High: it issues tokens for graph.microsoft.us and
+        # api-gov.securitycenter.microsoft.us only. login_url and api_url point at it (keys set
+        # in the file win over the cloud's hosts); the resources come from `cloud`.
+        emu = self.emulator("--alerts", "200", "--cloud", "usgov_high")
+        emu.freeze()
+        for type_ in ("graph", "mde"):
+            run_dir = os.path.join(self.work, type_)
+            os.makedirs(run_dir)
+            c = Collector(run_dir, self.source("gov", emu.url, type_, client_secret=ct.SECRET,
+                                               cloud="usgov_high", initial_interval="48h"))
+            self.assertEqual(c.once(), 0, c.log_text()[-2000:])
+            self.assertExactlyOnce(emu, c)
+            # The same source in the global cloud asks for the global resource: refused.
+            wrong = self.write_config("global-" + type_, self.source(
+                "global", emu.url, type_, client_secret=ct.SECRET))
+            r, table = self.check(wrong)
+            self.assertEqual(r.returncode, 1, r.stdout)
+            code = "AADSTS70011" if type_ == "graph" else "AADSTS500011"
+            self.assertIn(code, table["source global / token"]["detail"], r.stdout)
+        print("usgov_high: graph and mde sources collected with the cloud's resources")
 
     def federated_jtis(self, emu):
         """The jti of each federated assertion the emulator accepted, in order."""

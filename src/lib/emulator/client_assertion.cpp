@@ -489,7 +489,7 @@ TokenRefusal unknownClient(const std::string& tenant, const std::string& client_
 
 AssertionOutcome verifyAssertion(const AssertionRequest& request, const ClientLookup& find_client,
                                  SeenAssertions& seen) {
-  auto refuse = [](TokenRefusal r) { return AssertionOutcome{nullptr, std::move(r)}; };
+  auto refuse = [](TokenRefusal r) { return AssertionOutcome{nullptr, std::move(r), {}}; };
   auto jwt = decodeJwt(request.assertion);
   if (!jwt) return refuse(malformed());
   std::string client_id;
