@@ -420,6 +420,39 @@ faults:
         self.assertExactlyOnce(emu, c, require_latest=False)
         self.assertGreater(sum(c.documents().values()), sum(first.values()))
 
+    def test_sigterm_lets_an_answer_on_its_way_arrive(self):
+        # The tenant's API answers 3 s after each request. SIGTERM lands while the first page
+        # is on its way: it is awaited (up to 5 s), committed and delivered, so the versions
+        # it shows are not lost should they be superseded before the next run. A slower
+        # answer would be cancelled after those 5 s (fairness_test.py stops a 20 s one).
+        emu = self.emulator("--alerts", "300", "--seed", "3", config=(
+            f'faults:\n  slow_tenants: {{"{TENANT}": 3s}}\n'))
+        emu.freeze()
+        c = Collector(self.work, source_yaml("slow", emu.url, interval="1h"))
+        c.start()
+        deadline = time.monotonic() + 30
+        # The token is not delayed: once it is issued, the page request follows at once.
+        while time.monotonic() < deadline:
+            log = http_json(emu.url + "/_emulator/requests")
+            if any("/oauth2/" in r["path"] for r in log["requests"]):
+                break
+            self.assertIsNone(c.proc.poll(), c.log_text()[-2000:])
+            time.sleep(0.05)
+        time.sleep(1)
+        rc, took = c.terminate()
+        self.assertEqual(rc, 0, c.log_text()[-2000:])
+        self.assertLess(took, 10.0, "SIGTERM must stop the collector within 10 seconds")
+        docs = c.documents()
+        self.assertGreater(len(docs), 0, "the page on its way at SIGTERM was not delivered:\n" +
+                           c.log_text()[-2000:])
+        pages = [r for r in http_json(emu.url + "/_emulator/requests")["requests"]
+                 if r["path"] == "GET /api/alerts"]
+        self.assertEqual([r["status"] for r in pages][:1], [200], pages)
+        served = {(v["id"], v["lastUpdateTime"]) for v in emu.versions() if v["served"]}
+        self.assertEqual(set(docs), served)
+        print(f"SIGTERM during a 3 s answer: {len(docs)} versions delivered, stopped in "
+              f"{took:.1f} s")
+
     def test_file_source_appends_restarts_and_rotation(self):
         golden = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "golden")
         with open(os.path.join(golden, "seed-sample.input.ndjson")) as f:

@@ -417,6 +417,8 @@ class Schedule {
 
   // Turns in flight at once per worker (each a fiber; most of them wait for an answer).
   static constexpr std::size_t kTurnsPerWorker = 64;
+  // How long, after a stop request, answers already requested may take to arrive.
+  static constexpr std::chrono::seconds kStopGrace{5};
 
   void run(std::stop_token stop) {
     const auto start = shared_.clock.steadyNow();
@@ -427,10 +429,14 @@ class Schedule {
     std::size_t active = slots_.size();
     shared_.sources_running = static_cast<int>(active);
     std::stop_callback wake(stop, [this] {
-      pool_.cancelTransfers();  // a turn waiting for a slow answer ends now
       std::lock_guard lock(mu_);
       cv_.notify_all();
     });
+    // On a stop request, answers already on their way are given kStopGrace to arrive: a page
+    // that arrives is committed, so the versions it shows are delivered (one superseded
+    // before the next run could not be read again). Transfers still waiting then are
+    // cancelled: a tenant answering slowly does not hold the stop up longer.
+    std::optional<std::chrono::steady_clock::time_point> cancel_at;
     auto& sm = shared_.metrics.scheduler();
     sm.workers = static_cast<std::int64_t>(pool_.size());
     for (std::uint64_t guard = 0; guard < (1ull << 62); ++guard) {
@@ -449,7 +455,16 @@ class Schedule {
           --shared_.sources_running;
         }
       }
-      if (stop.stop_requested() && in_flight_ == 0) break;
+      if (stop.stop_requested()) {
+        if (in_flight_ == 0) break;
+        const auto real_now = std::chrono::steady_clock::now();
+        if (!cancel_at) {
+          cancel_at = real_now + kStopGrace;
+        } else if (real_now >= *cancel_at) {
+          pool_.cancelTransfers();  // idempotent: later transfers end at once too
+          cancel_at = std::chrono::steady_clock::time_point::max();
+        }
+      }
       // Running (not --once), a collector with no source left — or none at all: a shard
       // that owns none — stays up until stopped: outputs, /health and /metrics go on.
       if (active == 0 && (once_ || backfill_only_)) break;
@@ -492,8 +507,9 @@ class Schedule {
         wait = std::clamp(std::chrono::ceil<milliseconds>(due_.top().at - now), milliseconds(0),
                           milliseconds(1000));
       }
+      if (stop.stop_requested()) wait = milliseconds(100);  // turns ending, or the grace
       std::unique_lock lock(mu_);
-      if (ended_.empty() && !stop.stop_requested() && wait.count() > 0) cv_.wait_for(lock, wait);
+      if (ended_.empty() && wait.count() > 0) cv_.wait_for(lock, wait);
     }
     sm.turns_in_flight = 0;
   }
