@@ -19,26 +19,15 @@
 #include "mdecollect/core/base64.h"
 #include "mdecollect/core/iso8601.h"
 #include "mdecollect/core/json_writer.h"
+#include "mdecollect/core/openssl_ptr.h"
 
 namespace mdec::auth {
 namespace {
 
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-using BioPtr = std::unique_ptr<BIO, BioFree>;
-using X509Ptr = std::unique_ptr<X509, X509Free>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
+using core::BioPtr;
+using core::MdCtxPtr;
+using core::PkeyPtr;
+using core::X509Ptr;
 
 // OpenSSL's queued errors, reasons only ("bad decrypt"), then cleared: they name no data.
 std::string opensslReasons() {

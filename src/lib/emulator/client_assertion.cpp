@@ -38,25 +38,12 @@
 #include <memory>
 #include <sstream>
 
+#include "mdecollect/core/base64.h"
 #include "mdecollect/core/iso8601.h"
+#include "mdecollect/core/openssl_ptr.h"
 
 namespace mdec::emulator {
 namespace {
-
-// ---- OpenSSL handles, freed by unique_ptr ----
-
-struct BioFree {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct X509Free {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
 
 std::string digestOf(const std::string& data, const EVP_MD* md) {
   unsigned char out[EVP_MAX_MD_SIZE];
@@ -66,35 +53,6 @@ std::string digestOf(const std::string& data, const EVP_MD* md) {
 }
 
 // ---- base64url and text ----
-
-int base64UrlValue(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
-
-// RFC 4648 section 5 without padding; nullopt on any other character or a dangling sextet.
-std::optional<std::string> base64UrlDecode(std::string_view text) {
-  if (text.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
-  std::uint32_t bits = 0;
-  int count = 0;
-  for (char c : text) {
-    const int v = base64UrlValue(c);
-    if (v < 0) return std::nullopt;
-    bits = (bits << 6) | static_cast<std::uint32_t>(v);
-    count += 6;
-    if (count >= 8) {
-      count -= 8;
-      out.push_back(static_cast<char>((bits >> count) & 0xFF));
-    }
-  }
-  return out;
-}
 
 std::string upperHex(std::string_view bytes) {
   static constexpr char kHex[] = "0123456789ABCDEF";
@@ -158,7 +116,7 @@ bool readBase64Url(simdjson::dom::object obj, const char* key, std::optional<std
   std::optional<std::string> text;
   if (!readString(obj, key, text)) return false;
   if (!text) return true;
-  out = base64UrlDecode(*text);
+  out = core::base64UrlDecode(*text);
   return out.has_value();
 }
 
@@ -345,9 +303,8 @@ mdec::Result<RegisteredCertificate> loadCertificate(const std::string& path) {
   if (in) text << in.rdbuf();
   if (!in) return Error(ErrorCode::kNotFound, "cannot read the certificate file '" + path + "'");
   const std::string pem = text.str();
-  std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  std::unique_ptr<X509, X509Free> cert(bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)
-                                           : nullptr);
+  core::BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  core::X509Ptr cert(bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr);
   ERR_clear_error();
   if (!cert) {
     return Error(ErrorCode::kInvalidArgument, "'" + path + "' is not a PEM X.509 certificate");
@@ -385,9 +342,9 @@ mdec::Result<DecodedJwt> decodeJwt(std::string_view compact) {
   if (dot2 == std::string_view::npos || compact.find('.', dot2 + 1) != std::string_view::npos) {
     return bad("is not three parts");
   }
-  const auto header = base64UrlDecode(compact.substr(0, dot1));
-  const auto payload = base64UrlDecode(compact.substr(dot1 + 1, dot2 - dot1 - 1));
-  const auto signature = base64UrlDecode(compact.substr(dot2 + 1));
+  const auto header = core::base64UrlDecode(compact.substr(0, dot1));
+  const auto payload = core::base64UrlDecode(compact.substr(dot1 + 1, dot2 - dot1 - 1));
+  const auto signature = core::base64UrlDecode(compact.substr(dot2 + 1));
   if (!header || !payload || !signature) return bad("is not base64url");
   if (header->empty() || payload->empty() || signature->empty()) return bad("has an empty part");
 
@@ -445,9 +402,8 @@ bool verifyJwtSignature(const DecodedJwt& jwt, const std::string& public_key_der
   const bool pss = jwt.alg == "PS256";
   if (!pss && jwt.alg != "RS256") return false;
   const auto* p = reinterpret_cast<const unsigned char*>(public_key_der.data());
-  std::unique_ptr<EVP_PKEY, PkeyFree> key(
-      d2i_PUBKEY(nullptr, &p, static_cast<long>(public_key_der.size())));
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  core::PkeyPtr key(d2i_PUBKEY(nullptr, &p, static_cast<long>(public_key_der.size())));
+  core::MdCtxPtr ctx(EVP_MD_CTX_new());
   EVP_PKEY_CTX* pctx = nullptr;
   bool ok =
       key && ctx && EVP_DigestVerifyInit(ctx.get(), &pctx, EVP_sha256(), nullptr, key.get()) == 1;

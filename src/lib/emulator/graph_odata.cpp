@@ -8,6 +8,7 @@
 #include <system_error>
 #include <utility>
 
+#include "mdecollect/core/base64.h"
 #include "mdecollect/core/json_writer.h"
 #include "mdecollect/emulator/graph_json.h"
 #include "odata_lexer.h"
@@ -486,61 +487,6 @@ std::optional<std::uint64_t> getVarint(std::string_view& in) {
   return std::nullopt;
 }
 
-constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-std::string base64Url(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const std::uint32_t v =
-        (static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i])) << 16) |
-        (static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8) |
-        static_cast<unsigned char>(bytes[i + 2]);
-    out.push_back(kBase64Url[(v >> 18) & 63]);
-    out.push_back(kBase64Url[(v >> 12) & 63]);
-    out.push_back(kBase64Url[(v >> 6) & 63]);
-    out.push_back(kBase64Url[v & 63]);
-  }
-  const std::size_t rest = bytes.size() - i;
-  if (rest > 0) {
-    std::uint32_t v = static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i])) << 16;
-    if (rest == 2) v |= static_cast<std::uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8;
-    out.push_back(kBase64Url[(v >> 18) & 63]);
-    out.push_back(kBase64Url[(v >> 12) & 63]);
-    if (rest == 2) out.push_back(kBase64Url[(v >> 6) & 63]);
-  }
-  return out;
-}
-
-std::optional<std::string> unBase64Url(std::string_view text) {
-  auto value = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-  };
-  if (text.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  std::uint32_t acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    const int v = value(c);
-    if (v < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<std::uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xff));
-    }
-  }
-  // Canonical text only: the bits left over must be zero (else two texts give one token).
-  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return std::nullopt;
-  return out;
-}
-
 Error badSkipToken() {
   return invalid(
       "The $skiptoken is not valid. Follow @odata.nextLink exactly as the service "
@@ -562,7 +508,7 @@ std::size_t maxTop(GraphEntity entity) {
 
 Result<DecodedToken> decodeSkipToken(std::string_view token, std::uint64_t key,
                                      GraphEntity entity) {
-  auto raw = unBase64Url(token);
+  auto raw = core::base64UrlDecode(token);
   if (!raw || raw->size() < 9) return badSkipToken();
   std::uint64_t tag = 0;
   for (int i = 0; i < 8; ++i) {
@@ -638,7 +584,7 @@ std::string makeGraphSkipToken(const GraphQuery& query, std::size_t offset,
   for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<char>((tag >> (8 * i)) & 0xff));
   bytes += payload;
   crypt(bytes, 8, token_key, tag);
-  return base64Url(bytes);
+  return core::base64UrlEncode(bytes);
 }
 
 Result<GraphQuery> parseGraphQuery(const GraphQueryParams& params, std::uint64_t token_key,
