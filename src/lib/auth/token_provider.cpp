@@ -100,10 +100,12 @@ class ClientCredentials : public TokenProvider {
         return okStatus();
       case config::Credential::kFederated: {
         auto assertion = readAssertionFile(source_.client_assertion_file);
-        if (!assertion)
-          return Error(
-              assertion.error().code() == ErrorCode::kIo ? ErrorCode::kIo : ErrorCode::kAuth,
-              assertion.error().message());
+        if (!assertion) {
+          // Unreadable (being replaced): retried. Empty or not a token: the file is wrong.
+          const ErrorCode code =
+              assertion.error().code() == ErrorCode::kIo ? ErrorCode::kIo : ErrorCode::kAuth;
+          return Error(code, assertion.error().message());
+        }
         form.emplace_back("client_assertion_type", kAssertionType);
         form.emplace_back("client_assertion", std::move(*assertion));
         return okStatus();
