@@ -13,13 +13,12 @@
 #include <atomic>
 #include <cstdio>
 #include <ctime>
-#include <fstream>
-#include <sstream>
 
 #include "mdecollect/core/base64.h"
 #include "mdecollect/core/iso8601.h"
 #include "mdecollect/core/json_writer.h"
 #include "mdecollect/core/openssl_ptr.h"
+#include "mdecollect/core/small_file.h"
 
 namespace mdec::auth {
 namespace {
@@ -41,15 +40,19 @@ std::string opensslReasons() {
   return out;
 }
 
-Result<std::string> readFile(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return Error(ErrorCode::kInvalidArgument,
-                 std::string(what) + " " + path + ": cannot be read (missing, or no permission)");
+// A PEM file: certificates and keys are a few KiB; a chain of them well under this.
+constexpr std::size_t kMaxPemFileBytes = 1u << 20;
+// A platform's token: a JWT of a few KiB.
+constexpr std::size_t kMaxAssertionFileBytes = 64u << 10;
+
+Result<std::string> readPemFile(const std::string& path, const char* what) {
+  auto text = core::readSmallFile(path, kMaxPemFileBytes);
+  if (!text) {
+    return Error(
+        ErrorCode::kInvalidArgument,
+        std::string(what) + " " + path + ": cannot be read (" + text.error().message() + ")");
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  return text;
 }
 
 BioPtr memoryBio(const std::string& data) {
@@ -106,7 +109,7 @@ const char* assertionAlgorithmName(AssertionAlgorithm algorithm) {
 Result<std::unique_ptr<CertificateCredential>> CertificateCredential::load(
     const std::string& certificate_file, const std::string& key_file, const std::string& password) {
   ERR_clear_error();
-  auto cert_text = readFile(certificate_file, "client_certificate_file");
+  auto cert_text = readPemFile(certificate_file, "client_certificate_file");
   if (!cert_text) return cert_text.error();
   std::unique_ptr<CertificateCredential> c(new CertificateCredential());
   c->certificate_file_ = certificate_file;
@@ -127,7 +130,7 @@ Result<std::unique_ptr<CertificateCredential>> CertificateCredential::load(
   const std::string key_name = key_file.empty() ? "client_certificate_file" : "client_key_file";
   const std::string key_path = key_file.empty() ? certificate_file : key_file;
   if (!key_file.empty()) {
-    auto text = readFile(key_file, "client_key_file");
+    auto text = readPemFile(key_file, "client_key_file");
     if (!text) return text.error();
     key_text_storage = std::move(*text);
     key_text = &key_text_storage;
@@ -283,15 +286,15 @@ std::string randomUuid() {
 }
 
 Result<std::string> readAssertionFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return Error(ErrorCode::kIo, "client_assertion_file " + path +
-                                     ": cannot be read (missing, or no permission; the platform "
-                                     "may be replacing it)");
+  auto text = core::readSmallFile(path, kMaxAssertionFileBytes);
+  if (!text) {
+    // Too large is the file's fault; missing or unreadable may be the platform replacing it.
+    const ErrorCode code =
+        text.error().code() == ErrorCode::kTooLarge ? ErrorCode::kInvalidArgument : ErrorCode::kIo;
+    return Error(code, "client_assertion_file " + path + ": cannot be read (" +
+                           text.error().message() + ")");
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  std::string s = text.str();
+  std::string s = std::move(*text);
   const auto first = s.find_first_not_of(" \t\r\n");
   const auto last = s.find_last_not_of(" \t\r\n");
   s = first == std::string::npos ? std::string() : s.substr(first, last - first + 1);

@@ -28,6 +28,7 @@
 
 #include "mdecollect/auth/client_assertion.h"
 #include "mdecollect/core/host_port.h"
+#include "mdecollect/core/small_file.h"
 #include "mdecollect/core/units.h"
 #include "mdecollect/ecs/mapper.h"
 
@@ -56,37 +57,7 @@ bool contains(std::span<const std::string_view> keys, std::string_view key) {
   return std::find(keys.begin(), keys.end(), key) != keys.end();
 }
 
-std::string errnoText(int err) { return std::generic_category().message(err); }
-
-struct FileCloser {
-  void operator()(std::FILE* f) const { std::fclose(f); }
-};
-
-// Reads a whole (small) file. The error is the system's reason, or "larger than N bytes".
-Result<std::string> readSmallFile(const std::string& path, std::size_t limit) {
-  errno = 0;
-  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
-  if (!file) {
-    const int err = errno;
-    return Error(err == ENOENT || err == ENOTDIR ? ErrorCode::kNotFound : ErrorCode::kIo,
-                 errnoText(err));
-  }
-  std::string content;
-  std::array<char, 8192> buffer{};
-  while (true) {
-    const std::size_t n = std::fread(buffer.data(), 1, buffer.size(), file.get());
-    content.append(buffer.data(), n);
-    if (content.size() > limit) {
-      return Error(ErrorCode::kTooLarge, "larger than " + std::to_string(limit) + " bytes");
-    }
-    if (n < buffer.size()) break;
-  }
-  if (std::ferror(file.get()) != 0) {
-    const int err = errno != 0 ? errno : EIO;
-    return Error(ErrorCode::kIo, errnoText(err));
-  }
-  return content;
-}
+using core::readSmallFile;
 
 bool isVariableName(std::string_view name) {
   if (name.empty() || (name[0] >= '0' && name[0] <= '9')) return false;

@@ -464,7 +464,7 @@ AssertionOutcome verifyAssertion(const AssertionRequest& request, const ClientLo
       federated ? checkFederatedAssertion(*jwt, *client, request)
                 : checkCertificateAssertion(*jwt, *client, request, seen);
   if (refusal) return refuse(std::move(*refusal));
-  return AssertionOutcome{client, std::nullopt, jwt->jti.value_or("")};
+  return AssertionOutcome{client, std::nullopt, clipped(jwt->jti.value_or(""))};
 }
 
 }  // namespace mdec::emulator

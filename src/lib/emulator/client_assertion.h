@@ -99,7 +99,7 @@ struct AssertionRequest {
 struct AssertionOutcome {
   const ClientConfig* client = nullptr;
   std::optional<TokenRefusal> refusal;
-  std::string jti;  // the accepted assertion's jti ("" when it has none), for the request log
+  std::string jti;  // the accepted assertion's jti, clipped ("" when it has none): the request log
 };
 
 // The tenant's client of a client id; nullptr when there is none.

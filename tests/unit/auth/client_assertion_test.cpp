@@ -280,6 +280,25 @@ TEST(ClientAssertion, TheFederatedFileIsReadTrimmedAndChecked) {
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message().find("not a JSON Web Token"), std::string::npos);
   EXPECT_EQ(bad.error().message().find("not a token"), std::string::npos);  // never its content
+  // A file no platform writes (a token is a few KiB) is refused, not read whole.
+  std::ofstream(path) << std::string(64 * 1024, 'a') + ".b.c";
+  auto huge = readAssertionFile(path);
+  ASSERT_FALSE(huge);
+  EXPECT_EQ(huge.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(huge.error().message().find("larger than 65536 bytes"), std::string::npos)
+      << huge.error().message();
+}
+
+TEST(ClientAssertion, APemFileOverAMebibyteIsRefused) {
+  Files f;
+  const std::string big = f.dir.sub("big.pem");
+  testing::writeCertificate(big, f.cert.get());
+  std::ofstream(big, std::ios::app) << std::string(1 << 20, '#');
+  auto c = CertificateCredential::load(big, f.key_file, "");
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message().find("client_certificate_file " + big), std::string::npos);
+  EXPECT_NE(c.error().message().find("larger than 1048576 bytes"), std::string::npos)
+      << c.error().message();
 }
 
 }  // namespace
