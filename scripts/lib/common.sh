@@ -9,7 +9,7 @@ MDEC_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 MDEC_DEMO_PACKAGES=(
   cmake ninja-build g++ pkg-config python3 python3-yaml curl zlib1g-dev
   libsimdjson-dev liburiparser-dev libssl-dev libfmt-dev libspdlog-dev libcli11-dev
-  libyaml-cpp-dev libsqlite3-dev libcurl4-openssl-dev libcpp-httplib-dev
+  libyaml-cpp-dev libsqlite3-dev libcurl4-openssl-dev libcpp-httplib-dev libdeflate-dev
 )
 # ... and what the tests, the fuzzers, the benchmarks and the package need on top.
 MDEC_PACKAGES=(

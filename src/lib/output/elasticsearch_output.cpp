@@ -3,11 +3,11 @@
 #include "mdecollect/output/elasticsearch_output.h"
 
 #include <fcntl.h>
+#include <libdeflate.h>
 #include <openssl/evp.h>
 #include <simdjson.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -15,6 +15,7 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <memory>
 #include <ranges>
 #include <set>
 #include <utility>
@@ -120,24 +121,18 @@ void appendCreate(std::string& body, std::string_view index, std::string_view id
 }
 
 Result<std::string> gzip(std::string_view data) {
-  z_stream z{};
-  // windowBits 15 + 16: a gzip wrapper. Level 1: most of the saving for little CPU (the
-  // Beats default too).
-  if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-    return Error(ErrorCode::kInternal, "gzip: deflateInit2 failed");
-  }
-  std::string out(deflateBound(&z, static_cast<uLong>(data.size())), '\0');
-  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-  z.avail_in = static_cast<uInt>(data.size());
-  z.next_out = reinterpret_cast<Bytef*>(out.data());
-  z.avail_out = static_cast<uInt>(out.size());
-  const int rc = deflate(&z, Z_FINISH);
-  const auto written = z.total_out;
-  deflateEnd(&z);
-  if (rc != Z_STREAM_END) return Error(ErrorCode::kInternal, "gzip: deflate did not finish");
+  // libdeflate, level 1: zlib's ratio at twice zlib's speed (the bulks are whole in memory,
+  // which is what libdeflate compresses). Level 1 is the Beats default too.
+  const std::unique_ptr<libdeflate_compressor, decltype(&libdeflate_free_compressor)> compressor(
+      libdeflate_alloc_compressor(1), &libdeflate_free_compressor);
+  if (!compressor) return Error(ErrorCode::kInternal, "gzip: out of memory");
+  std::string out(libdeflate_gzip_compress_bound(compressor.get(), data.size()), '\0');
+  const std::size_t written =
+      libdeflate_gzip_compress(compressor.get(), data.data(), data.size(), out.data(), out.size());
+  if (written == 0) return Error(ErrorCode::kInternal, "gzip: libdeflate did not finish");
   out.resize(written);
-  // The buffer was sized for incompressible data (deflateBound): give back the rest, about
-  // 6/7 of it for documents, while the body waits in flight.
+  // The buffer was sized for incompressible data: give back the rest, about 9/10 of it for
+  // documents, while the body waits in flight.
   out.shrink_to_fit();
   return out;
 }
