@@ -30,7 +30,9 @@ class ForwardingStore : public state::StateStore {
     return inner_.commitPages(p);
   }
   bool stages() const override { return inner_.stages(); }
-  Result<std::int64_t> beginStagedPage() override { return inner_.beginStagedPage(); }
+  Result<std::int64_t> beginStagedPage(const std::string& source) override {
+    return inner_.beginStagedPage(source);
+  }
   Status stage(std::int64_t p, const std::vector<state::NewDocument>& d) override {
     return inner_.stage(p, d);
   }

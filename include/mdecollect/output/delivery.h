@@ -31,6 +31,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "mdecollect/core/result.h"
@@ -59,7 +60,9 @@ class Delivery {
   // outputs (their bytes are cut off).
   class Page {
    public:
-    explicit Page(Delivery& delivery) : delivery_(delivery) {}
+    // A page of `source`'s documents.
+    Page(Delivery& delivery, std::string source)
+        : delivery_(delivery), source_(std::move(source)) {}
     ~Page();
     Page(const Page&) = delete;
     Page& operator=(const Page&) = delete;
@@ -77,6 +80,7 @@ class Delivery {
     void dropStaged();
 
     Delivery& delivery_;
+    std::string source_;
     std::string buffer_;                      // lines not yet written to the direct outputs
     std::vector<state::NewDocument> outbox_;  // outbox documents not yet staged
     std::size_t outbox_bytes_ = 0;

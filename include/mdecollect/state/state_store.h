@@ -51,8 +51,9 @@ struct PageCommit {
   std::string source;
   std::optional<std::string> watermark;  // the new watermark (ISO 8601 UTC), if it moved
   std::vector<Version> seen;             // versions delivered by this page
-  // Appended to the outbox, in order: first the documents staged under `staged_page` (when
-  // not 0; there must be exactly `staged_documents` of them), then `documents`.
+  // The outbox's: the documents staged under `staged_page` (when not 0; there must be
+  // exactly `staged_documents` of them, staged for this source), where they were staged,
+  // then `documents`, appended.
   std::int64_t staged_page = 0;
   std::uint64_t staged_documents = 0;
   std::vector<NewDocument> documents;
@@ -132,11 +133,11 @@ class StateStore {
   // ---- staged documents: a large page's outbox documents, written while it is mapped ----
   // Whether this store stages (the default: no; the other calls then fail).
   virtual bool stages() const { return false; }
-  // A new staging area for one page: its id (never 0).
-  virtual Result<std::int64_t> beginStagedPage();
+  // A new staging area for one page of `source`: its id (never 0).
+  virtual Result<std::int64_t> beginStagedPage(const std::string& source);
   // Appends documents to the page's staging area, without waiting for the disk: they count
-  // only once a commit (commitPage, commitPages) moves them into the outbox, and that
-  // commit makes them durable.
+  // (are read, acknowledged, sized) only once a commit (commitPage, commitPages) takes
+  // them into the outbox, and that commit makes them durable.
   virtual Status stage(std::int64_t page, const std::vector<NewDocument>& documents);
   // Forgets a page's staged documents (a page abandoned or failed). Staged documents of
   // pages never committed are also forgotten when the store is opened.

@@ -51,7 +51,7 @@ Status Delivery::Page::flush() {
 
 Status Delivery::Page::stageOutbox() {
   if (staged_page_ == 0) {
-    auto page = delivery_.store_.beginStagedPage();
+    auto page = delivery_.store_.beginStagedPage(source_);
     if (!page) return std::move(page.error());
     staged_page_ = *page;
   }

@@ -307,7 +307,7 @@ Status AlertSource::commit(Page& page, const std::optional<Instant>& watermark) 
   state::PageCommit c;
   c.source = config_.name;
   if (watermark) c.watermark = apiTime(*watermark);
-  output::Delivery::Page out(delivery_);
+  output::Delivery::Page out(delivery_, config_.name);
   PageSink sink(out);
   std::uint64_t future = 0;
   std::uint64_t dropped_dates = 0;

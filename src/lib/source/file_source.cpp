@@ -54,9 +54,9 @@ class BatchSink final : public ecs::DocumentSink {
     bytes += doc.json.size();
     if (doc.error) ++errors;
   }
-  void start(output::Delivery& delivery) {
+  void start(output::Delivery& delivery, const std::string& source) {
     page.reset();
-    page.emplace(delivery);
+    page.emplace(delivery, source);
     bytes = 0;
     errors = 0;
   }
@@ -181,7 +181,7 @@ class FileSourceImpl final : public FileSource {
     std::uint64_t committed = start;
     std::uint64_t consumed = start;
     std::size_t batch_lines = 0;
-    sink_.start(delivery_);
+    sink_.start(delivery_, name_);
 
     auto commit = [&]() -> Status {
       if (consumed == committed && !stale) return okStatus();
@@ -192,7 +192,7 @@ class FileSourceImpl final : public FileSource {
       const std::size_t documents = sink_.page->documents();
       const std::uint64_t errors = sink_.errors;
       auto s = sink_.page->commit(std::move(page));
-      sink_.start(delivery_);
+      sink_.start(delivery_, name_);
       if (!s) {
         store_failed = true;
         return Error(s.error()).withContext("commit " + c.path);

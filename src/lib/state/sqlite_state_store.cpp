@@ -11,8 +11,12 @@
 //   outbox_stats(documents, bytes)                        one row: the outbox's running size
 //   outputs(name, acked_seq, file, file_offset)
 //   file_positions(source, path, inode, read_offset)
-//   staged(n, page, doc_id, bytes, body)                  a large page's documents, staged
-//                                                         before its commit (schema 4)
+//   staged_pages(page, source, first_seq)                 large pages being staged (schema 5)
+// A large page's documents are written into the outbox while it is mapped (outbox.page
+// names it; NULL for every other row), before its commit: they are the rows from its
+// first_seq on with its page number. Until the page commits (its staged_pages row goes in
+// the commit's transaction) no reader goes past the first seq of a page still staged, and
+// a page abandoned, or left by a process that stopped, has its rows deleted.
 // seq is AUTOINCREMENT so a seq is never reused, even after the outbox emptied: an output's
 // acked_seq stays a valid "everything up to here" mark forever.
 #include <fcntl.h>
@@ -25,6 +29,7 @@
 #include <filesystem>
 #include <iterator>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -45,7 +50,7 @@ using sqlite::ScopedReset;
 using sqlite::Statement;
 using sqlite::Transaction;
 
-constexpr std::int64_t kSchemaVersion = 4;
+constexpr std::int64_t kSchemaVersion = 5;
 
 // migrations[v] takes a database from schema v to v + 1.
 constexpr const char* kMigrations[] = {
@@ -125,6 +130,16 @@ CREATE TABLE IF NOT EXISTS staged(
 );
 CREATE INDEX IF NOT EXISTS staged_by_page ON staged(page);
 )sql",
+    // 4 → 5: large pages are staged in the outbox itself (no second copy at commit)
+    R"sql(
+DROP TABLE IF EXISTS staged;
+ALTER TABLE outbox ADD COLUMN page INTEGER;
+CREATE TABLE IF NOT EXISTS staged_pages(
+  page INTEGER PRIMARY KEY,
+  source TEXT NOT NULL,
+  first_seq INTEGER
+);
+)sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
 
@@ -164,10 +179,11 @@ struct Statements {
   Statement seen_since_get;
   Statement seen_since_set;
   Statement staged_next_page;
+  Statement staged_open;
+  Statement staged_first;
   Statement staged_insert;
-  Statement staged_size;
-  Statement staged_move;
   Statement staged_delete;
+  Statement staged_close;
 };
 
 struct StatementSpec {
@@ -188,8 +204,10 @@ const StatementSpec kStatementSpecs[] = {
     {&Statements::seen_prune, "DELETE FROM seen WHERE source = ?1 AND last_update_time < ?2"},
     {&Statements::outbox_insert,
      "INSERT INTO outbox(source, doc_id, bytes, body) VALUES(?1, ?2, ?3, ?4)"},
+    // ?3: the first seq of the pages still staged (rows from there on are not readable yet).
     {&Statements::outbox_read,
-     "SELECT seq, bytes, source, doc_id, body FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2"},
+     "SELECT seq, bytes, source, doc_id, body FROM outbox WHERE seq > ?1 AND seq < ?3 "
+     "ORDER BY seq LIMIT ?2"},
     {&Statements::outbox_range,
      "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM outbox WHERE seq <= ?1"},
     {&Statements::outbox_delete, "DELETE FROM outbox WHERE seq <= ?1"},
@@ -203,10 +221,10 @@ const StatementSpec kStatementSpecs[] = {
      "ON CONFLICT(source, path) DO UPDATE SET inode = excluded.inode, "
      "read_offset = excluded.read_offset"},
     // A new output starts after the newest document ever stored: it receives the documents
-    // committed from then on (state_store.h says why).
+    // committed from then on (state_store.h says why); ?2, below the pages still staged.
     {&Statements::output_register,
-     "INSERT INTO outputs(name, acked_seq) VALUES(?1, COALESCE(" MDEC_MAX_SEQ_SQL
-     ", 0)) ON CONFLICT(name) DO NOTHING"},
+     "INSERT INTO outputs(name, acked_seq) VALUES(?1, MIN(COALESCE(" MDEC_MAX_SEQ_SQL
+     ", 0), ?2)) ON CONFLICT(name) DO NOTHING"},
     {&Statements::output_acked, "SELECT acked_seq FROM outputs WHERE name = ?1"},
     {&Statements::output_set_acked, "UPDATE outputs SET acked_seq = ?2 WHERE name = ?1"},
     {&Statements::output_set_checkpoint,
@@ -236,15 +254,12 @@ const StatementSpec kStatementSpecs[] = {
     {&Statements::staged_next_page,
      "INSERT INTO meta(key, value) VALUES('last_staged_page', 1) "
      "ON CONFLICT(key) DO UPDATE SET value = value + 1 RETURNING value"},
+    {&Statements::staged_open, "INSERT INTO staged_pages(page, source) VALUES(?1, ?2)"},
+    {&Statements::staged_first, "UPDATE staged_pages SET first_seq = ?2 WHERE page = ?1"},
     {&Statements::staged_insert,
-     "INSERT INTO staged(page, doc_id, bytes, body) VALUES(?1, ?2, ?3, ?4)"},
-    {&Statements::staged_size,
-     "SELECT COUNT(*), COALESCE(SUM(bytes), 0) FROM staged WHERE page = ?1"},
-    // In staging order: the outbox's seqs keep rising in the order the page was mapped.
-    {&Statements::staged_move,
-     "INSERT INTO outbox(source, doc_id, bytes, body) "
-     "SELECT ?2, doc_id, bytes, body FROM staged WHERE page = ?1 ORDER BY n"},
-    {&Statements::staged_delete, "DELETE FROM staged WHERE page = ?1"},
+     "INSERT INTO outbox(source, doc_id, bytes, body, page) VALUES(?1, ?2, ?3, ?4, ?5)"},
+    {&Statements::staged_delete, "DELETE FROM outbox WHERE seq >= ?2 AND page = ?1"},
+    {&Statements::staged_close, "DELETE FROM staged_pages WHERE page = ?1"},
     {&Statements::backfill_update,
      "UPDATE backfills SET position = ?2, state = ?3, slices = ?4, alerts = ?5, documents = "
      "?6, message = ?7, updated = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?1"},
@@ -370,6 +385,7 @@ class SqliteStateStore final : public StateStore {
 
   Status commitPage(const PageCommit& page) override {
     std::lock_guard lock(mu_);
+    retryAbandonedLocked();
     auto status = commitPageLocked(page);
     if (!status) return withWhat(std::move(status.error()), whatCommits(page));
     return status;
@@ -379,6 +395,7 @@ class SqliteStateStore final : public StateStore {
   Status commitPages(const std::vector<PageCommit>& pages) override {
     if (pages.size() == 1) return commitPage(pages.front());
     std::lock_guard lock(mu_);
+    retryAbandonedLocked();
     auto txn = Transaction::begin(db_, Transaction::Kind::kWrite);
     if (!txn) return withWhat(std::move(txn.error()), "commit a group of pages");
     for (const PageCommit& page : pages) {
@@ -391,6 +408,7 @@ class SqliteStateStore final : public StateStore {
       return withWhat(std::move(status.error()),
                       "commit a group of " + std::to_string(pages.size()) + " pages");
     }
+    closeStaged(pages);
     return okStatus();
   }
 
@@ -398,8 +416,9 @@ class SqliteStateStore final : public StateStore {
 
   bool stages() const override { return true; }
 
-  Result<std::int64_t> beginStagedPage() override {
+  Result<std::int64_t> beginStagedPage(const std::string& source) override {
     std::lock_guard lock(mu_);
+    retryAbandonedLocked();
     auto page = [&]() -> Result<std::int64_t> {
       auto relaxed = Relaxed::begin(db_);
       if (!relaxed) return std::move(relaxed.error());
@@ -410,21 +429,36 @@ class SqliteStateStore final : public StateStore {
       if (!*row) return Error(ErrorCode::kInternal, "no page id returned");
       const std::int64_t id = stmt.columnInt64(0);
       stmt.reset();
+      {
+        Statement& open = st_.staged_open;
+        ScopedReset reset_open(open);
+        if (auto s = open.bind(1, id).bindRef(2, source).run(); !s) return std::move(s.error());
+      }
       if (auto s = relaxed->end(); !s) return std::move(s.error());
       return id;
     }();
     if (!page) return withWhat(std::move(page.error()), "begin a staged page");
+    staged_.emplace(*page, StagedPage{source});
     return page;
   }
 
+  // Straight into the outbox, marked with the page: no copy at commit.
   Status stage(std::int64_t page, const std::vector<NewDocument>& documents) override {
     std::lock_guard lock(mu_);
+    auto open = staged_.find(page);
+    if (open == staged_.end() || open->second.abandoned) {
+      return Error(ErrorCode::kInternal, "stage documents of page " + std::to_string(page) +
+                                             ": the page is not being staged");
+    }
+    StagedPage& staged = open->second;
+    std::int64_t first_seq = staged.first_seq;
+    std::uint64_t bytes = 0;
     auto status = [&]() -> Status {
       auto relaxed = Relaxed::begin(db_);
       if (!relaxed) return std::move(relaxed.error());
       Statement& insert = st_.staged_insert;
       ScopedReset reset(insert);
-      insert.bind(1, page);
+      insert.bindRef(1, staged.source).bind(5, page);
       for (const NewDocument& doc : documents) {
         insert.reset();
         auto s = insert.bindRef(2, doc.id)
@@ -432,38 +466,50 @@ class SqliteStateStore final : public StateStore {
                      .bindRef(4, doc.body)
                      .run();
         if (!s) return s;
+        bytes += doc.body.size();
+        if (first_seq == 0) first_seq = sqlite3_last_insert_rowid(db_.get());
       }
       insert.reset();
+      if (staged.first_seq == 0 && first_seq != 0) {
+        Statement& stmt = st_.staged_first;
+        ScopedReset reset_first(stmt);
+        if (auto s = stmt.bind(1, page).bind(2, first_seq).run(); !s) return s;
+      }
       return relaxed->end();
     }();
     if (!status) {
       return withWhat(std::move(status.error()), "stage " + std::to_string(documents.size()) +
                                                      " documents of page " + std::to_string(page));
     }
+    staged.first_seq = first_seq;
+    staged.documents += documents.size();
+    staged.bytes += bytes;
     return status;
   }
 
   Status dropStaged(std::int64_t page) override {
     std::lock_guard lock(mu_);
-    auto status = [&]() -> Status {
-      auto relaxed = Relaxed::begin(db_);
-      if (!relaxed) return std::move(relaxed.error());
-      {
-        Statement& stmt = st_.staged_delete;
-        ScopedReset reset(stmt);
-        if (auto s = stmt.bind(1, page).run(); !s) return s;
-      }
-      return relaxed->end();
-    }();
+    auto open = staged_.find(page);
+    if (open == staged_.end()) return okStatus();
+    auto status = dropStagedLocked(page, open->second.first_seq);
     if (!status) {
+      // Its rows stay unreadable (the page still bounds the readers) and are dropped again
+      // at the next page staged or committed, or at the next open.
+      open->second.abandoned = true;
       return withWhat(std::move(status.error()),
                       "drop staged documents of page " + std::to_string(page));
     }
+    staged_.erase(open);
     return status;
   }
 
   // Staged documents of pages never committed (the process stopped first) are forgotten.
-  Status dropAllStaged() { return db_.exec("DELETE FROM staged"); }
+  Status dropAllStaged() {
+    return db_.exec(
+        "DELETE FROM outbox WHERE seq >= (SELECT MIN(first_seq) FROM staged_pages) "
+        "AND page IN (SELECT page FROM staged_pages); "
+        "DELETE FROM staged_pages;");
+  }
 
   // ---- file sources ----
 
@@ -490,7 +536,7 @@ class SqliteStateStore final : public StateStore {
     std::lock_guard lock(mu_);
     Statement& stmt = st_.output_register;
     ScopedReset reset(stmt);
-    auto status = stmt.bindRef(1, output).run();
+    auto status = stmt.bindRef(1, output).bind(2, readLimit() - 1).run();
     if (!status) return withWhat(std::move(status.error()), "register output " + quoted(output));
     return status;
   }
@@ -504,7 +550,7 @@ class SqliteStateStore final : public StateStore {
         std::min<std::size_t>(max_documents, std::numeric_limits<std::int64_t>::max()));
     Statement& stmt = st_.outbox_read;
     ScopedReset reset(stmt);
-    stmt.bind(1, after_seq).bind(2, limit);
+    stmt.bind(1, after_seq).bind(2, limit).bind(3, readLimit());
     std::size_t total = 0;
     for (;;) {
       auto row = stmt.step();
@@ -763,52 +809,92 @@ class SqliteStateStore final : public StateStore {
                               : "commit page for source " + quoted(page.source);
   }
 
-  // A page's staged documents into the outbox, after those already there and in the order
-  // they were staged; then out of the staging table. Inside the caller's transaction.
-  Status moveStaged(const PageCommit& page) {
-    std::int64_t documents = 0;
-    std::int64_t bytes = 0;
-    {
-      Statement& stmt = st_.staged_size;
-      ScopedReset reset(stmt);
-      auto row = stmt.bind(1, page.staged_page).step();
-      if (!row) return std::move(row.error());
-      if (*row) {
-        documents = stmt.columnInt64(0);
-        bytes = stmt.columnInt64(1);
-      }
+  // A page's staged documents become part of the outbox: counted, and its staged_pages row
+  // gone (its rows are readable once the transaction commits and closeStaged has run).
+  // Inside the caller's transaction.
+  Status commitStaged(const PageCommit& page) {
+    auto open = staged_.find(page.staged_page);
+    if (open == staged_.end() || open->second.abandoned) {
+      return Error(ErrorCode::kInternal,
+                   "page " + std::to_string(page.staged_page) + " is not being staged");
     }
-    // Fewer rows than the page staged: they were dropped (the store was opened again
-    // meanwhile, e.g. by another process): the page must not commit without them.
-    if (fromStored(documents) != page.staged_documents) {
-      return Error(ErrorCode::kIo, "page " + std::to_string(page.staged_page) + " staged " +
-                                       std::to_string(page.staged_documents) + " documents but " +
-                                       std::to_string(documents) + " are there");
+    const StagedPage& staged = open->second;
+    if (staged.documents != page.staged_documents || staged.source != page.source) {
+      return Error(ErrorCode::kInternal, "page " + std::to_string(page.staged_page) + " staged " +
+                                             std::to_string(staged.documents) +
+                                             " documents of source " + quoted(staged.source) +
+                                             ", not " + std::to_string(page.staged_documents) +
+                                             " of " + quoted(page.source));
     }
-    {
-      Statement& stmt = st_.staged_move;
-      ScopedReset reset(stmt);
-      if (auto s = stmt.bind(1, page.staged_page).bindRef(2, page.source).run(); !s) return s;
+    Statement& stmt = st_.staged_close;
+    ScopedReset reset(stmt);
+    if (auto s = stmt.bind(1, page.staged_page).run(); !s) return s;
+    // No row: another process opened the store meanwhile and dropped what this one staged
+    // (as it does for a process that stopped): the page must not commit without them.
+    if (sqlite3_changes(db_.get()) != 1) {
+      return Error(ErrorCode::kIo, "page " + std::to_string(page.staged_page) +
+                                       ": its staged documents were dropped (the state "
+                                       "directory was opened by another process)");
     }
-    {
+    return addToStats(static_cast<std::int64_t>(staged.documents), toStored(staged.bytes));
+  }
+
+  // After the transaction that committed `pages` succeeded.
+  void closeStaged(const std::vector<PageCommit>& pages) {
+    for (const PageCommit& page : pages) {
+      if (page.staged_page != 0) staged_.erase(page.staged_page);
+    }
+  }
+
+  Status dropStagedLocked(std::int64_t page, std::int64_t first_seq) {
+    auto relaxed = Relaxed::begin(db_);
+    if (!relaxed) return std::move(relaxed.error());
+    if (first_seq != 0) {
       Statement& stmt = st_.staged_delete;
       ScopedReset reset(stmt);
-      if (auto s = stmt.bind(1, page.staged_page).run(); !s) return s;
+      if (auto s = stmt.bind(1, page).bind(2, first_seq).run(); !s) return s;
     }
-    return addToStats(documents, bytes);
+    {
+      Statement& stmt = st_.staged_close;
+      ScopedReset reset(stmt);
+      if (auto s = stmt.bind(1, page).run(); !s) return s;
+    }
+    return relaxed->end();
+  }
+
+  // Pages whose drop failed: dropped again (a failure leaves them for the next try).
+  void retryAbandonedLocked() {
+    for (auto it = staged_.begin(); it != staged_.end();) {
+      if (it->second.abandoned && dropStagedLocked(it->first, it->second.first_seq)) {
+        it = staged_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+
+  // Readers stop below this seq: the first of the pages still staged.
+  std::int64_t readLimit() const {
+    std::int64_t limit = std::numeric_limits<std::int64_t>::max();
+    for (const auto& [page, staged] : staged_) {
+      if (staged.first_seq != 0) limit = std::min(limit, staged.first_seq);
+    }
+    return limit;
   }
 
   Status commitPageLocked(const PageCommit& page) {
     auto txn = Transaction::begin(db_, Transaction::Kind::kWrite);
     if (!txn) return std::move(txn.error());
     if (auto status = applyPageLocked(page); !status) return status;
-    return txn->commit();
+    if (auto status = txn->commit(); !status) return status;
+    closeStaged({page});
+    return okStatus();
   }
 
   // A page's changes, inside the caller's transaction.
   Status applyPageLocked(const PageCommit& page) {
     if (page.staged_page != 0) {
-      if (auto status = moveStaged(page); !status) return status;
+      if (auto status = commitStaged(page); !status) return status;
     }
     if (auto status = appendDocuments(page.source, page.documents); !status) return status;
     if (!page.seen.empty()) {
@@ -929,6 +1015,8 @@ class SqliteStateStore final : public StateStore {
       if (!min_acked) return std::move(min_acked.error());
     }
     if (!*min_acked) return okStatus();
+    // Never a page still staged: its rows are not the outbox's yet.
+    **min_acked = std::min(**min_acked, readLimit() - 1);
     std::int64_t gone_documents = 0;
     std::int64_t gone_bytes = 0;
     {
@@ -948,9 +1036,19 @@ class SqliteStateStore final : public StateStore {
     return addToStats(-gone_documents, -gone_bytes);
   }
 
+  // A page being staged (beginStagedPage until it commits or is dropped).
+  struct StagedPage {
+    std::string source;
+    std::int64_t first_seq = 0;  // its first row's seq (0: none yet)
+    std::uint64_t documents = 0;
+    std::uint64_t bytes = 0;
+    bool abandoned = false;  // dropped, but its rows could not be deleted yet
+  };
+
   std::mutex mu_;
   Database db_;
   Statements st_;
+  std::map<std::int64_t, StagedPage> staged_;
 
   // ---- moving a source between state directories: defined at the end of this file ----
  public:
@@ -1062,7 +1160,7 @@ Result<std::vector<std::string>> StateStore::registeredOutputs() {
 }
 
 Status StateStore::unregisterOutput(const std::string&) { return okStatus(); }
-Result<std::int64_t> StateStore::beginStagedPage() {
+Result<std::int64_t> StateStore::beginStagedPage(const std::string& /*source*/) {
   return Error(ErrorCode::kInternal, "this state store stages no documents");
 }
 Status StateStore::stage(std::int64_t, const std::vector<NewDocument>&) {

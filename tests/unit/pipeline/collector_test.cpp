@@ -106,10 +106,10 @@ class CrashingStore final : private OwnedStore, public testing::ForwardingStore 
   Status commitPages(const std::vector<state::PageCommit>& p) override {
     return write([&] { return ForwardingStore::commitPages(p); });
   }
-  Result<std::int64_t> beginStagedPage() override {
+  Result<std::int64_t> beginStagedPage(const std::string& source) override {
     std::int64_t page = 0;
     auto status = write([&]() -> Status {
-      auto id = ForwardingStore::beginStagedPage();
+      auto id = ForwardingStore::beginStagedPage(source);
       if (!id) return std::move(id.error());
       page = *id;
       return okStatus();

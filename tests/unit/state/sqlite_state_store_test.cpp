@@ -125,7 +125,7 @@ TEST(SqliteStateStore, CreatesStateDirWithParentsAndAVersionedWalDatabase) {
   EXPECT_EQ(*mode, "wal");
   auto version = db.queryText("SELECT value FROM meta WHERE key = 'schema_version'");
   ASSERT_TRUE(version.has_value());
-  EXPECT_EQ(*version, "4");
+  EXPECT_EQ(*version, "5");
 }
 
 TEST(SqliteStateStore, OpeningTwiceKeepsTheSchemaAndTheData) {
@@ -186,7 +186,7 @@ TEST(SqliteStateStore, RefusesANewerSchema) {
   ASSERT_FALSE(store.has_value());
   EXPECT_NE(store.error().message().find(
                 "state.db was written by a newer mdecollect (schema 7); this version "
-                "understands up to 4"),
+                "understands up to 5"),
             std::string::npos)
       << store.error().message();
   EXPECT_FALSE(store.error().retryable());
@@ -896,7 +896,9 @@ TEST(SqliteStateStore, BackfillJobsAreRecordedListedAndUpdated) {
 // Rows left in the staging table (behind the interface).
 std::string stagedRows(const fs::path& dir) {
   auto db = rawDb(dir);
-  auto n = db.queryText("SELECT COUNT(*) FROM staged");
+  // Rows of pages still staged (those of committed pages keep their page number).
+  auto n =
+      db.queryText("SELECT COUNT(*) FROM outbox WHERE page IN (SELECT page FROM staged_pages)");
   EXPECT_TRUE(n.has_value());
   return n ? *n : "";
 }
@@ -926,57 +928,117 @@ PageCommit stagedCommit(const std::string& source, std::int64_t page, std::uint6
   return commit;
 }
 
-// Staged documents reach the outbox only with their page's commit: in the order they were
-// staged, before the page's other documents, with new seqs after every earlier document,
-// whatever the order pages were staged in; the outbox's running size counts them.
-TEST(SqliteStateStore, StagedDocumentsEnterTheOutboxInOrderWithTheirPagesCommit) {
+// Staged documents are written into the outbox where they were staged, but count only with
+// their page's commit: until then no reader goes past the first of them (documents committed
+// after it wait too), and the outbox's running size leaves them out.
+TEST(SqliteStateStore, StagedDocumentsAreReadOnlyAfterTheirPagesCommit) {
   TempDir tmp;
   auto store = openOrDie(tmp.dir());
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(store->stages());
   ASSERT_TRUE(store->registerOutput("es"));
-  auto a = store->beginStagedPage();
-  auto b = store->beginStagedPage();
+  ASSERT_TRUE(store->commitPage(stagedCommit("s0", 0, 0, {doc("z0", "z")})));
+  auto a = store->beginStagedPage("sa");
+  auto b = store->beginStagedPage("sb");
   ASSERT_TRUE(a && b);
   EXPECT_NE(*a, *b);
   ASSERT_TRUE(store->stage(*a, {doc("a1", "x"), doc("a2", "xx")}));
   ASSERT_TRUE(store->stage(*b, {doc("b1", "y")}));
   ASSERT_TRUE(store->stage(*a, {doc("a3", "xxx")}));
-  ASSERT_TRUE(store->commitPage(stagedCommit("s0", 0, 0, {doc("z1", "z")})));
-  // Staged, not committed: not in the outbox.
-  EXPECT_EQ(outboxIds(*store), (std::vector<std::string>{"s0/z1"}));
-  EXPECT_EQ(store->outboxSize().value().documents, 1u);
-  ASSERT_TRUE(store->commitPages(
-      {stagedCommit("sb", *b, 1, {}), stagedCommit("sa", *a, 3, {doc("a4", "xxxx")})}));
-  EXPECT_EQ(outboxIds(*store),
-            (std::vector<std::string>{"s0/z1", "sb/b1", "sa/a1", "sa/a2", "sa/a3", "sa/a4"}));
+  ASSERT_TRUE(store->commitPage(stagedCommit("s1", 0, 0, {doc("z1", "z")})));
+  // Staged, not committed: not read, and z1 (committed after a1) waits behind them.
+  EXPECT_EQ(outboxIds(*store), (std::vector<std::string>{"s0/z0"}));
+  EXPECT_EQ(store->outboxSize().value().documents, 2u);
+  EXPECT_EQ(stagedRows(tmp.dir()), "4");
+  // b commits: a still bounds the readers.
+  ASSERT_TRUE(store->commitPages({stagedCommit("sb", *b, 1, {})}));
+  EXPECT_EQ(outboxIds(*store), (std::vector<std::string>{"s0/z0"}));
+  ASSERT_TRUE(store->commitPages({stagedCommit("sa", *a, 3, {doc("a4", "xxxx")})}));
+  EXPECT_EQ(outboxIds(*store), (std::vector<std::string>{"s0/z0", "sa/a1", "sa/a2", "sb/b1",
+                                                         "sa/a3", "s1/z1", "sa/a4"}));
   const auto size = store->outboxSize().value();
-  EXPECT_EQ(size.documents, 6u);
-  EXPECT_EQ(size.bytes, 1u + 1 + 1 + 2 + 3 + 4);
+  EXPECT_EQ(size.documents, 7u);
+  EXPECT_EQ(size.bytes, 1u + 1 + 2 + 1 + 3 + 1 + 4);
   EXPECT_EQ(store->watermark("sa").value(), std::optional<std::string>("w-sa"));
   EXPECT_EQ(stagedRows(tmp.dir()), "0");
 }
 
-// A page whose staged rows are not all there (dropped meanwhile) does not commit, and its
-// group with it; a dropped page leaves nothing.
+// While a page is staged its rows are nobody's: acknowledgements cannot pass them, no
+// output (with none registered, the outbox empties itself) deletes them, and an output
+// registered meanwhile starts below them, so it receives them once the page commits.
+TEST(SqliteStateStore, AStagedPageIsNeitherDeletedNorSkipped) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.dir());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->commitPage(stagedCommit("s0", 0, 0, {doc("z0", "z")})));
+  auto a = store->beginStagedPage("sa");
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(store->stage(*a, {doc("a1", "x"), doc("a2", "x")}));
+  // No output: committed documents leave at once, staged ones stay.
+  ASSERT_TRUE(store->commitPage(stagedCommit("s1", 0, 0, {doc("z1", "z")})));
+  EXPECT_EQ(stagedRows(tmp.dir()), "2");
+  ASSERT_TRUE(store->registerOutput("late"));
+  auto acked = store->ackedSeq("late");
+  ASSERT_TRUE(acked);
+  ASSERT_TRUE(store->commitPage(stagedCommit("sa", *a, 2, {})));
+  auto docs = store->readOutbox(*acked, 100, 1 << 20);
+  ASSERT_TRUE(docs);
+  std::vector<std::string> ids;
+  for (const auto& d : *docs) ids.push_back(d.source + "/" + d.id);
+  EXPECT_EQ(ids, (std::vector<std::string>{"sa/a1", "sa/a2", "s1/z1"}));
+  ASSERT_TRUE(store->acknowledge("late", docs->back().seq, std::nullopt));
+  EXPECT_EQ(store->outboxSize().value().documents, 0u);
+}
+
+// A page whose staged rows are not what its commit says does not commit, and its group with
+// it; a dropped page leaves nothing, and its commit is refused.
 TEST(SqliteStateStore, APageMissingStagedDocumentsDoesNotCommit) {
   TempDir tmp;
   auto store = openOrDie(tmp.dir());
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(store->registerOutput("es"));
-  auto a = store->beginStagedPage();
+  auto a = store->beginStagedPage("sa");
   ASSERT_TRUE(a);
   ASSERT_TRUE(store->stage(*a, {doc("a1", "x"), doc("a2", "x")}));
   auto failed = store->commitPages(
       {stagedCommit("s0", 0, 0, {doc("z1", "z")}), stagedCommit("sa", *a, 3, {})});
   ASSERT_FALSE(failed);
-  EXPECT_NE(failed.error().message().find("staged 3 documents but 2"), std::string::npos)
+  EXPECT_NE(failed.error().message().find("staged 2 documents of source 'sa', not 3"),
+            std::string::npos)
       << failed.error().message();
   EXPECT_TRUE(outboxIds(*store).empty());
   EXPECT_EQ(store->watermark("s0").value(), std::nullopt);
   ASSERT_TRUE(store->dropStaged(*a));
   EXPECT_EQ(stagedRows(tmp.dir()), "0");
   EXPECT_FALSE(store->commitPage(stagedCommit("sa", *a, 2, {})));
+  EXPECT_EQ(store->outboxSize().value().documents, 0u);
+  // Nothing of the dropped page bounds the readers any more.
+  ASSERT_TRUE(store->commitPage(stagedCommit("s0", 0, 0, {doc("z2", "z")})));
+  EXPECT_EQ(outboxIds(*store), (std::vector<std::string>{"s0/z2"}));
+}
+
+// Another process opening the state directory drops what was staged (as for a process that
+// stopped): the page being staged here then refuses to commit without its documents.
+TEST(SqliteStateStore, APageWhoseStagedRowsAnotherOpenDroppedDoesNotCommit) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.dir());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->registerOutput("es"));
+  auto a = store->beginStagedPage("sa");
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(store->stage(*a, {doc("a1", "x")}));
+  {
+    auto other = openOrDie(tmp.dir());
+    ASSERT_NE(other, nullptr);
+  }
+  EXPECT_EQ(stagedRows(tmp.dir()), "0");
+  auto failed = store->commitPage(stagedCommit("sa", *a, 1, {}));
+  ASSERT_FALSE(failed);
+  EXPECT_NE(failed.error().message().find("were dropped"), std::string::npos)
+      << failed.error().message();
+  EXPECT_EQ(store->watermark("sa").value(), std::nullopt);
+  ASSERT_TRUE(store->dropStaged(*a));
+  EXPECT_TRUE(outboxIds(*store).empty());
   EXPECT_EQ(store->outboxSize().value().documents, 0u);
 }
 
@@ -989,19 +1051,22 @@ TEST(SqliteStateStore, DocumentsStagedBeforeAStopAreGoneWhenTheStoreOpensAgain) 
     auto store = openOrDie(tmp.dir());
     ASSERT_NE(store, nullptr);
     ASSERT_TRUE(store->registerOutput("es"));
-    auto a = store->beginStagedPage();
+    ASSERT_TRUE(store->commitPage(stagedCommit("s0", 0, 0, {doc("z0", "z")})));
+    auto a = store->beginStagedPage("sa");
     ASSERT_TRUE(a);
     page = *a;
     ASSERT_TRUE(store->stage(page, {doc("a1", "x"), doc("a2", "x")}));
+    ASSERT_TRUE(store->commitPage(stagedCommit("s1", 0, 0, {doc("z1", "z")})));
     EXPECT_EQ(stagedRows(tmp.dir()), "2");
   }
   auto store = openOrDie(tmp.dir());
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(stagedRows(tmp.dir()), "0");
   EXPECT_FALSE(store->commitPage(stagedCommit("sa", page, 2, {})));
-  EXPECT_TRUE(outboxIds(*store).empty());
+  EXPECT_EQ(outboxIds(*store), (std::vector<std::string>{"s0/z0", "s1/z1"}));
+  EXPECT_EQ(store->outboxSize().value().documents, 2u);
   // Page ids are not reused after the reopen.
-  auto next = store->beginStagedPage();
+  auto next = store->beginStagedPage("sa");
   ASSERT_TRUE(next);
   EXPECT_GT(*next, page);
 }
