@@ -175,6 +175,44 @@ TEST(SqliteStateStore, AnOlderInstallsLooserDatabaseFilesAreTightened) {
   EXPECT_EQ(ids(readAll(*second)), (std::vector<std::string>{"d1", "d2"}));
 }
 
+// Schema 4 (staged documents in their own table) to 5: the outbox keeps its documents and
+// seqs, what a stopped process had staged is gone, and large pages stage again.
+TEST(SqliteStateStore, MigratesSchema4AndItsStagingTable) {
+  TempDir tmp;
+  {
+    auto store = openOrDie(tmp.dir());
+    ASSERT_TRUE(store->registerOutput("es"));
+    ASSERT_TRUE(store->commitPage(page("s", "w1", {kV1}, {doc("d1", "{}"), doc("d2", "{}")})));
+  }
+  {
+    // What schema 4 looked like, with a page a stopped process had staged.
+    auto db = rawDb(tmp.dir());
+    execOrDie(db,
+              "DROP TABLE staged_pages; ALTER TABLE outbox DROP COLUMN page; "
+              "CREATE TABLE staged(n INTEGER PRIMARY KEY, page INTEGER NOT NULL, doc_id TEXT "
+              "NOT NULL, bytes INTEGER NOT NULL, body TEXT NOT NULL); "
+              "CREATE INDEX staged_by_page ON staged(page); "
+              "INSERT INTO staged(page, doc_id, bytes, body) VALUES(1, 'x', 2, '{}'); "
+              "UPDATE meta SET value = 4 WHERE key = 'schema_version'");
+  }
+  auto store = openOrDie(tmp.dir());
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(ids(readAll(*store)), (std::vector<std::string>{"d1", "d2"}));
+  EXPECT_EQ(store->outboxSize().value().documents, 2u);
+  auto a = store->beginStagedPage("sa");
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(store->stage(*a, {doc("a1", "x")}));
+  PageCommit commit;
+  commit.source = "sa";
+  commit.staged_page = *a;
+  commit.staged_documents = 1;
+  ASSERT_TRUE(store->commitPage(commit));
+  EXPECT_EQ(ids(readAll(*store)), (std::vector<std::string>{"d1", "d2", "a1"}));
+  auto db = rawDb(tmp.dir());
+  EXPECT_EQ(db.queryText("SELECT value FROM meta WHERE key = 'schema_version'").value(), "5");
+  EXPECT_EQ(db.queryText("SELECT COUNT(*) FROM sqlite_master WHERE name = 'staged'").value(), "0");
+}
+
 TEST(SqliteStateStore, RefusesANewerSchema) {
   TempDir tmp;
   { openOrDie(tmp.dir()); }
