@@ -14,10 +14,12 @@
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <future>
 #include <map>
 #include <memory>
 #include <ranges>
 #include <set>
+#include <system_error>
 #include <utility>
 
 #include "mdecollect/core/base64.h"
@@ -454,6 +456,9 @@ class ElasticsearchOutput final : public Output {
 
     std::optional<Error> failure;
     std::map<std::uint64_t, Bulk> flying;
+    // Bulks whose bodies are being gzipped on their own threads (in the order made): gzip is
+    // most of this thread's work, and the bulks in flight leave it time to do several.
+    std::deque<Prepared> preparing;
     // Should anything throw, the transfers end before the requests they read are freed.
     struct Drain {
       http::ConcurrentHttpClient& client;
@@ -467,7 +472,7 @@ class ElasticsearchOutput final : public Output {
     // removes one; a 413 splits a bulk into two of half its size; the outbox is read ahead
     // at most kReadAheadBulks times.
     for (;;) {
-      while (!failure && flying.size() < in_flight_) {
+      while (!failure && flying.size() + preparing.size() < in_flight_) {
         if (s.queue.empty() && !outbox_empty && read_ahead < kReadAheadBulks &&
             s.items.size() < (in_flight_ + 1) * config_.bulk_max_docs) {
           // The outbox as a stream: the next bulk's worth after the last document read.
@@ -484,16 +489,32 @@ class ElasticsearchOutput final : public Output {
           }
         }
         if (s.queue.empty()) break;
-        auto bulk = makeBulk(s, std::move(s.queue.front()));
+        preparing.push_back(prepareBulk(s, std::move(s.queue.front())));
         s.queue.pop_front();
-        if (!bulk) {
-          failure = bulk.error();
-          break;
-        }
-        const std::uint64_t tag = next_tag_++;
-        startBulk(tag, flying.emplace(tag, std::move(*bulk)).first->second);
       }
-      if (flying.empty()) break;
+      // Bulks gzipped start, in the order made; with none in flight, the first is waited for.
+      while (!preparing.empty() &&
+             (flying.empty() || preparing.front().request.wait_for(std::chrono::seconds(0)) ==
+                                    std::future_status::ready)) {
+        Prepared next = std::move(preparing.front());
+        preparing.pop_front();
+        auto request = next.request.get();
+        if (!request) {
+          if (!failure) failure = request.error();
+          continue;
+        }
+        if (failure) continue;  // made before the failure: not sent
+        Bulk bulk;
+        bulk.items = std::move(next.items);
+        bulk.request = std::move(*request);
+        bulk.host = current_host_ % config_.hosts.size();
+        const std::uint64_t tag = next_tag_++;
+        startBulk(tag, flying.emplace(tag, std::move(bulk)).first->second);
+      }
+      if (flying.empty()) {
+        if (preparing.empty()) break;
+        continue;
+      }
       for (http::Completion& done : client_->wait()) {
         auto node = flying.extract(done.tag);
         if (node.empty()) std::abort();  // an answer to a request never started
@@ -622,7 +643,14 @@ class ElasticsearchOutput final : public Output {
     return okStatus();
   }
 
-  Result<Bulk> makeBulk(Stream& s, std::vector<std::size_t> chunk) {
+  // A bulk's body, made here from the stream; its request (gzipped) made on a thread of its
+  // own, so that several are compressed at once while others are in flight.
+  struct Prepared {
+    std::vector<std::size_t> items;
+    std::future<Result<http::HttpRequest>> request;
+  };
+
+  Prepared prepareBulk(Stream& s, std::vector<std::size_t> chunk) {
     std::string body;
     std::size_t size = 0;
     for (std::size_t p : chunk) size += s.at(p).doc->body.size() + 128;
@@ -632,13 +660,18 @@ class ElasticsearchOutput final : public Output {
       if (item.index.empty()) item.index = dataStreamOf(item.doc->body);
       appendCreate(body, item.index, item.doc->id, item.doc->body);
     }
-    auto request = EsTransport::request(config_, authorization_, "POST", std::move(body), true);
-    if (!request) return request.error();
-    Bulk bulk;
-    bulk.items = std::move(chunk);
-    bulk.request = std::move(*request);
-    bulk.host = current_host_ % config_.hosts.size();
-    return bulk;
+    Prepared prepared;
+    prepared.items = std::move(chunk);
+    auto shared = std::make_shared<std::string>(std::move(body));
+    auto make = [this, shared]() -> Result<http::HttpRequest> {
+      return EsTransport::request(config_, authorization_, "POST", std::move(*shared), true);
+    };
+    try {
+      prepared.request = std::async(std::launch::async, make);
+    } catch (const std::system_error&) {
+      prepared.request = std::async(std::launch::deferred, make);  // no thread: here, later
+    }
+    return prepared;
   }
 
   void startBulk(std::uint64_t tag, Bulk& bulk) {
