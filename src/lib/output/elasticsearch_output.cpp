@@ -457,7 +457,8 @@ class ElasticsearchOutput final : public Output {
     std::optional<Error> failure;
     std::map<std::uint64_t, Bulk> flying;
     // Bulks whose bodies are being gzipped on their own threads (in the order made): gzip is
-    // most of this thread's work, and the bulks in flight leave it time to do several.
+    // most of this thread's work, done beside the bulks in flight; made, never started after
+    // a failure (their documents are not acknowledged, and go in a later delivery).
     std::deque<Prepared> preparing;
     // Should anything throw, the transfers end before the requests they read are freed.
     struct Drain {
@@ -471,39 +472,40 @@ class ElasticsearchOutput final : public Output {
     // Bounded: every bulk started is answered (the transfers have timeouts), and each answer
     // removes one; a 413 splits a bulk into two of half its size; the outbox is read ahead
     // at most kReadAheadBulks times.
-    for (;;) {
-      while (!failure && flying.size() + preparing.size() < in_flight_) {
-        if (s.queue.empty() && !outbox_empty && read_ahead < kReadAheadBulks &&
-            s.items.size() < (in_flight_ + 1) * config_.bulk_max_docs) {
-          // The outbox as a stream: the next bulk's worth after the last document read.
-          auto more = store.readOutbox(s.last_seq, config_.bulk_max_docs,
-                                       static_cast<std::size_t>(config_.bulk_max_bytes));
-          if (!more || more->empty()) {
-            outbox_empty = true;  // or unreadable now: the next delivery reads it
-          } else {
-            ++read_ahead;
-            const std::size_t from = s.base + s.items.size();
-            s.owned.push_back(std::move(*more));
-            s.add(s.owned.back().data(), s.owned.back().size(), settled_);
-            enqueue(s, from);
-          }
+    // The next bulk, its body framed and its gzip started on its own thread: false when
+    // there is none (the outbox read to its end, or read ahead far enough for now).
+    const auto prepareNext = [&]() -> bool {
+      if (s.queue.empty() && !outbox_empty && read_ahead < kReadAheadBulks &&
+          s.items.size() < (in_flight_ + 1) * config_.bulk_max_docs) {
+        // The outbox as a stream: the next bulk's worth after the last document read.
+        auto more = store.readOutbox(s.last_seq, config_.bulk_max_docs,
+                                     static_cast<std::size_t>(config_.bulk_max_bytes));
+        if (!more || more->empty()) {
+          outbox_empty = true;  // or unreadable now: the next delivery reads it
+        } else {
+          ++read_ahead;
+          const std::size_t from = s.base + s.items.size();
+          s.owned.push_back(std::move(*more));
+          s.add(s.owned.back().data(), s.owned.back().size(), settled_);
+          enqueue(s, from);
         }
-        if (s.queue.empty()) break;
-        preparing.push_back(prepareBulk(s, std::move(s.queue.front())));
-        s.queue.pop_front();
       }
-      // Bulks gzipped start, in the order made; with none in flight, the first is waited for.
-      while (!preparing.empty() &&
-             (flying.empty() || preparing.front().request.wait_for(std::chrono::seconds(0)) ==
-                                    std::future_status::ready)) {
+      if (s.queue.empty()) return false;
+      preparing.push_back(prepareBulk(s, std::move(s.queue.front())));
+      s.queue.pop_front();
+      return true;
+    };
+    for (;;) {
+      // The window filled, in the order the bulks were made (each waited for if its gzip is
+      // still running: usually it ran while the earlier bulks were in flight).
+      while (!failure && flying.size() < in_flight_ && (!preparing.empty() || prepareNext())) {
         Prepared next = std::move(preparing.front());
         preparing.pop_front();
         auto request = next.request.get();
         if (!request) {
-          if (!failure) failure = request.error();
-          continue;
+          failure = request.error();
+          break;
         }
-        if (failure) continue;  // made before the failure: not sent
         Bulk bulk;
         bulk.items = std::move(next.items);
         bulk.request = std::move(*request);
@@ -511,10 +513,9 @@ class ElasticsearchOutput final : public Output {
         const std::uint64_t tag = next_tag_++;
         startBulk(tag, flying.emplace(tag, std::move(bulk)).first->second);
       }
-      if (flying.empty()) {
-        if (preparing.empty()) break;
-        continue;
-      }
+      // One bulk ahead: gzipped while the window's are in flight.
+      if (!failure && preparing.empty()) prepareNext();
+      if (flying.empty()) break;
       for (http::Completion& done : client_->wait()) {
         auto node = flying.extract(done.tag);
         if (node.empty()) std::abort();  // an answer to a request never started
