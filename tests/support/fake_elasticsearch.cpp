@@ -234,6 +234,10 @@ struct Op {
   std::optional<std::string> op_type;
   bool has_source = false;
   std::string_view source;
+  // The source as Elasticsearch's document parser finds it (checkSources, outside the lock):
+  // why it would fail to parse ("" when it parses), and whether it has an @timestamp.
+  std::string source_problem;
+  bool has_timestamp = false;
 };
 
 }  // namespace
@@ -526,6 +530,28 @@ struct FakeElasticsearch::Impl {
     return ops;
   }
 
+  // Parses every op's source, as each shard does before indexing: done outside the lock, so
+  // that concurrent bulks are parsed at once, as on a cluster; processItem uses the result.
+  static void checkSources(std::vector<Op>& ops) {
+    simdjson::dom::parser parser;
+    for (Op& op : ops) {
+      if (op.action == "delete") continue;  // no source line
+      simdjson::dom::element doc;
+      const std::string_view source = trim(op.source);
+      if (source.empty()) {
+        op.source_problem = "failed to parse, document is empty";
+      } else if (auto err = parser.parse(source.data(), source.size(), true).get(doc)) {
+        op.source_problem = "failed to parse: " + std::string(simdjson::error_message(err));
+      } else if (!doc.is_object()) {
+        op.source_problem = "failed to parse: the document is " +
+                            std::string(tokenName(doc.type())) + ", not an object";
+      } else {
+        op.has_timestamp =
+            doc.get_object().value_unsafe()["@timestamp"].error() == simdjson::SUCCESS;
+      }
+    }
+  }
+
   // Why Elasticsearch would refuse `name` as a new index name, or "".
   static std::string invalidIndexName(const std::string& name) {
     if (name != core::asciiLower(name)) return "must be lowercase";
@@ -543,7 +569,7 @@ struct FakeElasticsearch::Impl {
   }
 
   // Answers one item into `out`. Called with mu held.
-  void processItem(Op& op, simdjson::dom::parser& parser, std::string& out, bool& errors) {
+  void processItem(Op& op, std::string& out, bool& errors) {
     const std::string& index = *op.index;
     const std::string id = op.id ? *op.id : generateId();
     ++stats.items;
@@ -623,19 +649,9 @@ struct FakeElasticsearch::Impl {
       }
     }
     if (status == 0) {
-      simdjson::dom::element doc;
-      const std::string_view source = trim(op.source);
-      if (source.empty()) {
-        fail(400, "mapper_parsing_exception", "failed to parse, document is empty");
-      } else if (auto err = parser.parse(source.data(), source.size(), true).get(doc)) {
-        fail(400, "mapper_parsing_exception",
-             "failed to parse: " + std::string(simdjson::error_message(err)));
-      } else if (!doc.is_object()) {
-        fail(400, "mapper_parsing_exception",
-             "failed to parse: the document is " + std::string(tokenName(doc.type())) +
-                 ", not an object");
-      } else if (state->data_stream &&
-                 doc.get_object().value_unsafe()["@timestamp"].error() != simdjson::SUCCESS) {
+      if (!op.source_problem.empty()) {
+        fail(400, "mapper_parsing_exception", op.source_problem);
+      } else if (state->data_stream && !op.has_timestamp) {
         fail(400, "mapper_parsing_exception",
              "data stream timestamp field [@timestamp] is missing");
       }
@@ -763,18 +779,18 @@ struct FakeElasticsearch::Impl {
     }
     lock.unlock();
     auto ops = parseBulk(body, path_index, res);
+    if (ops) checkSources(*ops);
     lock.lock();
     if (!ops) {
       ++stats.bad_requests;
       return;
     }
 
-    simdjson::dom::parser parser;
     std::string items;
     bool errors = false;
     for (std::size_t i = 0; i < ops->size(); ++i) {
       if (i > 0) items.push_back(',');
-      processItem((*ops)[i], parser, items, errors);
+      processItem((*ops)[i], items, errors);
     }
     const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::steady_clock::now() - started)
