@@ -124,7 +124,8 @@ int runBackfill(const BackfillArgs& args) {
   logging.secrets = http::secretValues(*config);
   telemetry::setupLogging(config->logging, logging);
 
-  auto store = state::openSqliteStore(config->state_dir);
+  // Beside a running collector: the pages it is staging are its own.
+  auto store = state::openSqliteStore(config->state_dir, state::StagedOnOpen::kKeep);
   if (!store) {
     fmt::print(stderr, "mdecollect backfill: cannot open the state in '{}': {}\n",
                config->state_dir, store.error().message());

@@ -206,8 +206,15 @@ class StateStore {
   virtual Status forgetSource(const std::string& source);
 };
 
+// What opening the store does with the documents of pages staged and never committed:
+// kDrop for the collector, which holds the state directory's run lock (whoever staged them
+// has stopped); kKeep for a command beside a running collector (`mdecollect backfill`),
+// whose pages they may be.
+enum class StagedOnOpen { kDrop, kKeep };
+
 // Opens (creating when needed) <state_dir>/state.db; checks and migrates the schema
 // version; refuses a newer schema with a clear error.
-Result<std::unique_ptr<StateStore>> openSqliteStore(const std::string& state_dir);
+Result<std::unique_ptr<StateStore>> openSqliteStore(const std::string& state_dir,
+                                                    StagedOnOpen staged = StagedOnOpen::kDrop);
 
 }  // namespace mdec::state

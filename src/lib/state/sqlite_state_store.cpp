@@ -1177,7 +1177,8 @@ Result<std::optional<std::string>> StateStore::collectedSince(const std::string&
 }
 Status StateStore::setCollectedSince(const std::string&, const std::string&) { return okStatus(); }
 
-Result<std::unique_ptr<StateStore>> openSqliteStore(const std::string& state_dir) {
+Result<std::unique_ptr<StateStore>> openSqliteStore(const std::string& state_dir,
+                                                    StagedOnOpen staged) {
   if (state_dir.empty()) return Error(ErrorCode::kInvalidArgument, "state_dir is empty");
   const std::filesystem::path dir(state_dir);
   const std::string path = (dir / "state.db").string();
@@ -1202,6 +1203,7 @@ Result<std::unique_ptr<StateStore>> openSqliteStore(const std::string& state_dir
   if (auto status = store->prepareAll(); !status) {
     return withWhat(std::move(status.error()), what);
   }
+  if (staged == StagedOnOpen::kKeep) return std::unique_ptr<StateStore>(std::move(store));
   if (auto status = store->dropAllStaged(); !status) {
     return withWhat(std::move(status.error()), what + ": drop documents staged before a stop");
   }

@@ -1080,6 +1080,32 @@ TEST(SqliteStateStore, APageWhoseStagedRowsAnotherOpenDroppedDoesNotCommit) {
   EXPECT_EQ(store->outboxSize().value().documents, 0u);
 }
 
+// A command beside the running collector (`mdecollect backfill`) opens the store keeping
+// what is staged: the collector's page commits whole.
+TEST(SqliteStateStore, AnOpenThatKeepsStagedRowsLetsTheStagedPageCommit) {
+  TempDir tmp;
+  auto store = openOrDie(tmp.dir());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->registerOutput("es"));
+  auto a = store->beginStagedPage("sa");
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(store->stage(*a, {doc("a1", "x")}));
+  {
+    auto other = openSqliteStore(tmp.dir().string(), StagedOnOpen::kKeep);
+    ASSERT_TRUE(other) << other.error().message();
+    BackfillJob job;
+    job.source = "sa";
+    job.since = job.position = "2026-01-01T00:00:00Z";
+    job.until = "2026-01-02T00:00:00Z";
+    auto queued = (*other)->addBackfill(job);
+    ASSERT_TRUE(queued) << queued.error().message();
+  }
+  EXPECT_EQ(stagedRows(tmp.dir()), "1");
+  ASSERT_TRUE(store->stage(*a, {doc("a2", "x")}));
+  ASSERT_TRUE(store->commitPage(stagedCommit("sa", *a, 2, {})));
+  EXPECT_EQ(outboxIds(*store), (std::vector<std::string>{"sa/a1", "sa/a2"}));
+}
+
 // The process stops after staging and before the commit: the store opened again holds
 // nothing of the page, and the page's commit (had it come) would be refused.
 TEST(SqliteStateStore, DocumentsStagedBeforeAStopAreGoneWhenTheStoreOpensAgain) {
