@@ -1028,70 +1028,69 @@ TEST(SqliteStateStore, AStagedPageIsNeitherDeletedNorSkipped) {
   EXPECT_EQ(store->outboxSize().value().documents, 0u);
 }
 
+// A store with the output "es" registered and a page of source "sa" being staged.
+class StagedPageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = openOrDie(tmp_.dir());
+    ASSERT_NE(store_, nullptr);
+    ASSERT_TRUE(store_->registerOutput("es"));
+    auto page = store_->beginStagedPage("sa");
+    ASSERT_TRUE(page);
+    page_ = *page;
+  }
+
+  TempDir tmp_;
+  std::unique_ptr<StateStore> store_;
+  std::int64_t page_ = 0;
+};
+
 // A page whose staged rows are not what its commit says does not commit, and its group with
 // it; a dropped page leaves nothing, and its commit is refused.
-TEST(SqliteStateStore, APageMissingStagedDocumentsDoesNotCommit) {
-  TempDir tmp;
-  auto store = openOrDie(tmp.dir());
-  ASSERT_NE(store, nullptr);
-  ASSERT_TRUE(store->registerOutput("es"));
-  auto a = store->beginStagedPage("sa");
-  ASSERT_TRUE(a);
-  ASSERT_TRUE(store->stage(*a, {doc("a1", "x"), doc("a2", "x")}));
-  auto failed = store->commitPages(
-      {stagedCommit("s0", 0, 0, {doc("z1", "z")}), stagedCommit("sa", *a, 3, {})});
+TEST_F(StagedPageTest, APageMissingStagedDocumentsDoesNotCommit) {
+  ASSERT_TRUE(store_->stage(page_, {doc("a1", "x"), doc("a2", "x")}));
+  auto failed = store_->commitPages(
+      {stagedCommit("s0", 0, 0, {doc("z1", "z")}), stagedCommit("sa", page_, 3, {})});
   ASSERT_FALSE(failed);
   EXPECT_NE(failed.error().message().find("staged 2 documents of source 'sa', not 3"),
             std::string::npos)
       << failed.error().message();
-  EXPECT_TRUE(outboxIds(*store).empty());
-  EXPECT_EQ(store->watermark("s0").value(), std::nullopt);
-  ASSERT_TRUE(store->dropStaged(*a));
-  EXPECT_EQ(stagedRows(tmp.dir()), "0");
-  EXPECT_FALSE(store->commitPage(stagedCommit("sa", *a, 2, {})));
-  EXPECT_EQ(store->outboxSize().value().documents, 0u);
+  EXPECT_TRUE(outboxIds(*store_).empty());
+  EXPECT_EQ(store_->watermark("s0").value(), std::nullopt);
+  ASSERT_TRUE(store_->dropStaged(page_));
+  EXPECT_EQ(stagedRows(tmp_.dir()), "0");
+  EXPECT_FALSE(store_->commitPage(stagedCommit("sa", page_, 2, {})));
+  EXPECT_EQ(store_->outboxSize().value().documents, 0u);
   // Nothing of the dropped page bounds the readers any more.
-  ASSERT_TRUE(store->commitPage(stagedCommit("s0", 0, 0, {doc("z2", "z")})));
-  EXPECT_EQ(outboxIds(*store), (std::vector<std::string>{"s0/z2"}));
+  ASSERT_TRUE(store_->commitPage(stagedCommit("s0", 0, 0, {doc("z2", "z")})));
+  EXPECT_EQ(outboxIds(*store_), (std::vector<std::string>{"s0/z2"}));
 }
 
 // Another process opening the state directory drops what was staged (as for a process that
 // stopped): the page being staged here then refuses to commit without its documents.
-TEST(SqliteStateStore, APageWhoseStagedRowsAnotherOpenDroppedDoesNotCommit) {
-  TempDir tmp;
-  auto store = openOrDie(tmp.dir());
-  ASSERT_NE(store, nullptr);
-  ASSERT_TRUE(store->registerOutput("es"));
-  auto a = store->beginStagedPage("sa");
-  ASSERT_TRUE(a);
-  ASSERT_TRUE(store->stage(*a, {doc("a1", "x")}));
+TEST_F(StagedPageTest, APageWhoseStagedRowsAnotherOpenDroppedDoesNotCommit) {
+  ASSERT_TRUE(store_->stage(page_, {doc("a1", "x")}));
   {
-    auto other = openOrDie(tmp.dir());
+    auto other = openOrDie(tmp_.dir());
     ASSERT_NE(other, nullptr);
   }
-  EXPECT_EQ(stagedRows(tmp.dir()), "0");
-  auto failed = store->commitPage(stagedCommit("sa", *a, 1, {}));
+  EXPECT_EQ(stagedRows(tmp_.dir()), "0");
+  auto failed = store_->commitPage(stagedCommit("sa", page_, 1, {}));
   ASSERT_FALSE(failed);
   EXPECT_NE(failed.error().message().find("were dropped"), std::string::npos)
       << failed.error().message();
-  EXPECT_EQ(store->watermark("sa").value(), std::nullopt);
-  ASSERT_TRUE(store->dropStaged(*a));
-  EXPECT_TRUE(outboxIds(*store).empty());
-  EXPECT_EQ(store->outboxSize().value().documents, 0u);
+  EXPECT_EQ(store_->watermark("sa").value(), std::nullopt);
+  ASSERT_TRUE(store_->dropStaged(page_));
+  EXPECT_TRUE(outboxIds(*store_).empty());
+  EXPECT_EQ(store_->outboxSize().value().documents, 0u);
 }
 
 // A command beside the running collector (`mdecollect backfill`) opens the store keeping
 // what is staged: the collector's page commits whole.
-TEST(SqliteStateStore, AnOpenThatKeepsStagedRowsLetsTheStagedPageCommit) {
-  TempDir tmp;
-  auto store = openOrDie(tmp.dir());
-  ASSERT_NE(store, nullptr);
-  ASSERT_TRUE(store->registerOutput("es"));
-  auto a = store->beginStagedPage("sa");
-  ASSERT_TRUE(a);
-  ASSERT_TRUE(store->stage(*a, {doc("a1", "x")}));
+TEST_F(StagedPageTest, AnOpenThatKeepsStagedRowsLetsTheStagedPageCommit) {
+  ASSERT_TRUE(store_->stage(page_, {doc("a1", "x")}));
   {
-    auto other = openSqliteStore(tmp.dir().string(), StagedOnOpen::kKeep);
+    auto other = openSqliteStore(tmp_.dir().string(), StagedOnOpen::kKeep);
     ASSERT_TRUE(other) << other.error().message();
     BackfillJob job;
     job.source = "sa";
@@ -1100,10 +1099,10 @@ TEST(SqliteStateStore, AnOpenThatKeepsStagedRowsLetsTheStagedPageCommit) {
     auto queued = (*other)->addBackfill(job);
     ASSERT_TRUE(queued) << queued.error().message();
   }
-  EXPECT_EQ(stagedRows(tmp.dir()), "1");
-  ASSERT_TRUE(store->stage(*a, {doc("a2", "x")}));
-  ASSERT_TRUE(store->commitPage(stagedCommit("sa", *a, 2, {})));
-  EXPECT_EQ(outboxIds(*store), (std::vector<std::string>{"sa/a1", "sa/a2"}));
+  EXPECT_EQ(stagedRows(tmp_.dir()), "1");
+  ASSERT_TRUE(store_->stage(page_, {doc("a2", "x")}));
+  ASSERT_TRUE(store_->commitPage(stagedCommit("sa", page_, 2, {})));
+  EXPECT_EQ(outboxIds(*store_), (std::vector<std::string>{"sa/a1", "sa/a2"}));
 }
 
 // The process stops after staging and before the commit: the store opened again holds
