@@ -408,7 +408,7 @@ class SqliteStateStore final : public StateStore {
       return withWhat(std::move(status.error()),
                       "commit a group of " + std::to_string(pages.size()) + " pages");
     }
-    closeStaged(pages);
+    for (const PageCommit& page : pages) closeStaged(page);
     return okStatus();
   }
 
@@ -839,11 +839,9 @@ class SqliteStateStore final : public StateStore {
     return addToStats(static_cast<std::int64_t>(staged.documents), toStored(staged.bytes));
   }
 
-  // After the transaction that committed `pages` succeeded.
-  void closeStaged(const std::vector<PageCommit>& pages) {
-    for (const PageCommit& page : pages) {
-      if (page.staged_page != 0) staged_.erase(page.staged_page);
-    }
+  // After the transaction that committed `page` succeeded.
+  void closeStaged(const PageCommit& page) {
+    if (page.staged_page != 0) staged_.erase(page.staged_page);
   }
 
   Status dropStagedLocked(std::int64_t page, std::int64_t first_seq) {
@@ -887,7 +885,7 @@ class SqliteStateStore final : public StateStore {
     if (!txn) return std::move(txn.error());
     if (auto status = applyPageLocked(page); !status) return status;
     if (auto status = txn->commit(); !status) return status;
-    closeStaged({page});
+    closeStaged(page);
     return okStatus();
   }
 
