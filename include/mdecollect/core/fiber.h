@@ -143,6 +143,7 @@ class FiberLoop {
   void runReady();
   Fiber* newFiber(std::function<void()> fn);
   void release(Fiber* f);
+  static void unmapStack(Fiber* f);
 
   std::size_t stack_bytes_;
   Io* io_ = nullptr;
