@@ -1118,6 +1118,13 @@ Status configure(Database& db) {
   return db.exec(
       "PRAGMA synchronous = FULL;"
       "PRAGMA foreign_keys = ON;"
+      // Debian builds SQLite with SECURE_DELETE: every deleted outbox row zeroed and every
+      // freed page written, through the WAL and again at its checkpoint. FAST zeroes only
+      // what is written anyway: delivering 136,000 documents from the outbox wrote 945 MB
+      // (WAL and checkpoint), now 409 MB. What a deleted row leaves in a free page stays in this
+      // 0600 file until the page is reused; the state holds alert documents and positions, no
+      // secret.
+      "PRAGMA secure_delete = FAST;"
       "PRAGMA cache_size = -16384;"              // KiB: a 30 MB page commits without spilling
       "PRAGMA journal_size_limit = 67108864;");  // the WAL shrinks back to 64 MiB
 }
