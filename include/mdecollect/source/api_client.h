@@ -104,6 +104,10 @@ struct ApiClientOptions {
 };
 
 // Client-side pacing: at most `per_minute` requests in any 60 s and `per_hour` in any hour.
+// The API counts arrivals and this counts departures (taken before the token and the
+// connection): a request that arrives late would put the one a window later inside its
+// window. So a window here is longer by kPacingSlack.
+inline constexpr std::chrono::seconds kPacingSlack{1};
 // Safe to share between threads (sources that share one quota).
 class RequestPacer {
  public:

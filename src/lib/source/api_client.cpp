@@ -233,23 +233,26 @@ milliseconds RequestPacer::reserve(std::chrono::steady_clock::time_point now) {
 }
 
 milliseconds RequestPacer::waitLocked(std::chrono::steady_clock::time_point now) {
-  while (!sent_.empty() && now - sent_.front() >= std::chrono::hours(1)) {
+  while (!sent_.empty() && now - sent_.front() >= std::chrono::hours(1) + kPacingSlack) {
     sent_.erase(sent_.begin());
   }
   milliseconds wait{0};
-  if (defer_until_ > now) wait = duration_cast<milliseconds>(defer_until_ - now);
+  // A Retry-After is waited out with a little to spare.
+  if (defer_until_ > now)
+    wait = duration_cast<milliseconds>(defer_until_ - now) + milliseconds(100);
+  // The windows are longer by kPacingSlack, whether the request waited or came on its own
+  // just past the window (the server counts arrivals, we count departures).
   if (per_hour_ > 0 && sent_.size() >= static_cast<std::size_t>(per_hour_)) {
-    const auto free_at =
-        sent_[sent_.size() - static_cast<std::size_t>(per_hour_)] + std::chrono::hours(1);
+    const auto free_at = sent_[sent_.size() - static_cast<std::size_t>(per_hour_)] +
+                         std::chrono::hours(1) + kPacingSlack;
     wait = std::max(wait, duration_cast<milliseconds>(free_at - now));
   }
   if (per_minute_ > 0 && sent_.size() >= static_cast<std::size_t>(per_minute_)) {
-    const auto free_at =
-        sent_[sent_.size() - static_cast<std::size_t>(per_minute_)] + std::chrono::minutes(1);
+    const auto free_at = sent_[sent_.size() - static_cast<std::size_t>(per_minute_)] +
+                         std::chrono::minutes(1) + kPacingSlack;
     wait = std::max(wait, duration_cast<milliseconds>(free_at - now));
   }
-  // A little slack: the server counts arrivals, we count departures.
-  return wait.count() > 0 ? wait + milliseconds(100) : wait;
+  return wait;
 }
 
 void RequestPacer::record(std::chrono::steady_clock::time_point now) {

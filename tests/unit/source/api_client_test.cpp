@@ -420,13 +420,17 @@ TEST(RequestPacerTest, PerMinuteLimit) {
   pacer.record(t0 + seconds(1));
   EXPECT_EQ(pacer.waitBefore(t0 + seconds(2)), milliseconds(0));
   pacer.record(t0 + seconds(2));
-  // The 4th may go when the 1st is a minute old (plus 100 ms of slack).
-  EXPECT_EQ(pacer.waitBefore(t0 + seconds(2)), seconds(58) + milliseconds(100));
-  EXPECT_EQ(pacer.waitBefore(t0 + seconds(59)), seconds(1) + milliseconds(100));
-  EXPECT_EQ(pacer.waitBefore(t0 + seconds(60)), milliseconds(0));
-  pacer.record(t0 + seconds(60));
+  // The 4th may go when the 1st is a minute old, plus the slack (kPacingSlack, 1 s).
+  EXPECT_EQ(pacer.waitBefore(t0 + seconds(2)), seconds(59));
+  EXPECT_EQ(pacer.waitBefore(t0 + seconds(59)), seconds(2));
+  // Just past the minute on its own (no wait before): the slack still holds it back. The API
+  // counts arrivals: had the 1st arrived late, this one would be inside its minute.
+  EXPECT_EQ(pacer.waitBefore(t0 + seconds(60)), seconds(1));
+  EXPECT_EQ(pacer.waitBefore(t0 + seconds(60) + milliseconds(999)), milliseconds(1));
+  EXPECT_EQ(pacer.waitBefore(t0 + seconds(61)), milliseconds(0));
+  pacer.record(t0 + seconds(61));
   // Now the window holds the 2nd, 3rd and 4th: the 5th waits for the 2nd to age.
-  EXPECT_EQ(pacer.waitBefore(t0 + seconds(60)), seconds(1) + milliseconds(100));
+  EXPECT_EQ(pacer.waitBefore(t0 + seconds(61)), seconds(1));
 }
 
 TEST(RequestPacerTest, PerHourLimit) {
@@ -434,9 +438,10 @@ TEST(RequestPacerTest, PerHourLimit) {
   const SteadyTime t0(hours(5));
   pacer.record(t0);
   pacer.record(t0 + minutes(10));
-  EXPECT_EQ(pacer.waitBefore(t0 + minutes(10)), minutes(50) + milliseconds(100));
-  EXPECT_EQ(pacer.waitBefore(t0 + minutes(59)), minutes(1) + milliseconds(100));
-  EXPECT_EQ(pacer.waitBefore(t0 + minutes(60)), milliseconds(0));
+  EXPECT_EQ(pacer.waitBefore(t0 + minutes(10)), minutes(50) + seconds(1));
+  EXPECT_EQ(pacer.waitBefore(t0 + minutes(59)), minutes(1) + seconds(1));
+  EXPECT_EQ(pacer.waitBefore(t0 + minutes(60)), seconds(1));  // the slack, as per minute
+  EXPECT_EQ(pacer.waitBefore(t0 + minutes(60) + seconds(1)), milliseconds(0));
 }
 
 TEST(RequestPacerTest, TheLongerOfTheTwoLimitsWins) {
@@ -444,10 +449,10 @@ TEST(RequestPacerTest, TheLongerOfTheTwoLimitsWins) {
   const SteadyTime t0(hours(5));
   pacer.record(t0);
   pacer.record(t0 + seconds(1));
-  EXPECT_EQ(pacer.waitBefore(t0 + seconds(1)), seconds(59) + milliseconds(100));  // minute
+  EXPECT_EQ(pacer.waitBefore(t0 + seconds(1)), seconds(60));  // minute
   pacer.record(t0 + seconds(61));
   // The hour's window holds three: the 4th waits until the 1st is an hour old.
-  EXPECT_EQ(pacer.waitBefore(t0 + seconds(61)), seconds(3600 - 61) + milliseconds(100));
+  EXPECT_EQ(pacer.waitBefore(t0 + seconds(61)), seconds(3600 - 61 + 1));
 }
 
 TEST(RequestPacerTest, DeferUntilIsHonouredAndBounded) {
@@ -517,9 +522,9 @@ TEST(RequestPacerTest, SaveAndLoadKeepTheLastHour) {
   const SteadyTime steady2(hours(1));
   RequestPacer after(2, 1500);
   after.load(path, kWall + seconds(5), steady2);
-  // The deferral has 25 s to run; the minute window (20 s ago, 10 s ago) has 35 s.
-  EXPECT_EQ(after.waitBefore(steady2), seconds(35) + milliseconds(100));
-  EXPECT_EQ(after.waitBefore(steady2 + seconds(35)), milliseconds(0));
+  // The deferral has 25 s to run; the minute window (20 s ago, 10 s ago) 35 s and the slack.
+  EXPECT_EQ(after.waitBefore(steady2), seconds(36));
+  EXPECT_EQ(after.waitBefore(steady2 + seconds(36)), milliseconds(0));
 }
 
 TEST(RequestPacerTest, LoadedDeferralIsBounded) {
@@ -556,7 +561,7 @@ TEST(RequestPacerTest, LoadIgnoresJunkLines) {
   EXPECT_EQ(two.waitBefore(kSteady), milliseconds(0)) << "only one line is a request";
   RequestPacer one(1, 1500);
   one.load(path, kWall, kSteady);
-  EXPECT_EQ(one.waitBefore(kSteady), seconds(59) + milliseconds(100));
+  EXPECT_EQ(one.waitBefore(kSteady), seconds(60));  // 59 s of the minute and the slack
 }
 
 TEST(RequestPacerTest, LoadOfAMissingFileIsNothing) {
@@ -1039,7 +1044,7 @@ TEST_F(ApiClientTest, ThePacingFileIsWritten0600AndPacesARestart) {
   make(mdeProfile(), options);
   ASSERT_TRUE(get().has_value());
   ASSERT_EQ(clock.sleeps.size(), 1u);
-  EXPECT_EQ(clock.sleeps[0], seconds(50) + milliseconds(100));
+  EXPECT_EQ(clock.sleeps[0], seconds(50) + kPacingSlack);
 }
 
 TEST_F(ApiClientTest, ClientSidePacingWaitsBeforeTheQuotaIsExceeded) {
@@ -1048,7 +1053,7 @@ TEST_F(ApiClientTest, ClientSidePacingWaitsBeforeTheQuotaIsExceeded) {
   make();
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(get().has_value());
   ASSERT_EQ(clock.sleeps.size(), 1u);
-  EXPECT_EQ(clock.sleeps[0], seconds(60) + milliseconds(100));
+  EXPECT_EQ(clock.sleeps[0], seconds(60) + kPacingSlack);
 }
 
 }  // namespace mdec::source
