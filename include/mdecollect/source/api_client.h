@@ -103,12 +103,14 @@ struct ApiClientOptions {
   std::shared_ptr<class RequestPacer> shared_pacer;
 };
 
-// Client-side pacing: at most `per_minute` requests in any 60 s and `per_hour` in any hour.
-// The API counts arrivals and this counts departures (taken before the token and the
+// The API counts arrivals and the pacer counts departures (taken before the token and the
 // connection): a request that arrives late would put the one a window later inside its
-// window. So a window here is longer by kPacingSlack.
+// window. So the pacer's windows are longer by this.
 inline constexpr std::chrono::seconds kPacingSlack{1};
-// Safe to share between threads (sources that share one quota).
+
+// Client-side pacing: at most `per_minute` requests in any 60 s and `per_hour` in any hour
+// (each window longer by kPacingSlack). Safe to share between threads (sources that share
+// one quota).
 class RequestPacer {
  public:
   RequestPacer(int per_minute, int per_hour) : per_minute_(per_minute), per_hour_(per_hour) {}

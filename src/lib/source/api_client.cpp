@@ -238,8 +238,9 @@ milliseconds RequestPacer::waitLocked(std::chrono::steady_clock::time_point now)
   }
   milliseconds wait{0};
   // A Retry-After is waited out with a little to spare.
-  if (defer_until_ > now)
+  if (defer_until_ > now) {
     wait = duration_cast<milliseconds>(defer_until_ - now) + milliseconds(100);
+  }
   // The windows are longer by kPacingSlack, whether the request waited or came on its own
   // just past the window (the server counts arrivals, we count departures).
   if (per_hour_ > 0 && sent_.size() >= static_cast<std::size_t>(per_hour_)) {
